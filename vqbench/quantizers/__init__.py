@@ -1,0 +1,54 @@
+"""Quantizers: the protocol, the registry, vqbench's FSQ and the baseline adapters."""
+
+from ._protocol import Quantizer, QuantizerOutput, check_input, is_quantizer
+from ._registry import (
+    ENTRY_POINT_GROUP,
+    PluginLoadError,
+    QuantizerSpec,
+    UnknownQuantizerError,
+    create_quantizer,
+    get_quantizer_spec,
+    list_quantizers,
+    plugin_errors,
+    register_quantizer,
+)
+from .levels import RECOMMENDED_LEVELS, recommended_levels
+
+_UPSTREAM = "vector-quantize-pytorch"
+_B = "vqbench.quantizers.baselines"
+
+# name, lazy target, family, source, description
+_BUILTINS = [
+    ("fsq", "vqbench.quantizers.fsq:FSQ", "fsq", "vqbench", "Finite Scalar Quantization (vqbench)"),
+    ("fsq-upstream", f"{_B}:upstream_fsq", "fsq", _UPSTREAM, "FSQ as implemented upstream"),
+    ("vq", f"{_B}:vector_quantize", "vq", _UPSTREAM, "VQ-VAE codebook, euclidean, EMA updates"),
+    ("vq-cosine", f"{_B}:vector_quantize_cosine", "vq", _UPSTREAM, "VQ with cosine similarity (l2-normed codes)"),
+    ("lfq", f"{_B}:lookup_free", "lfq", _UPSTREAM, "Lookup-free quantization (MAGVIT-v2)"),
+    ("bsq", f"{_B}:binary_spherical", "lfq", _UPSTREAM, "Binary spherical quantization (LFQ on the sphere)"),
+    ("residual-vq", f"{_B}:residual_vq", "residual", _UPSTREAM, "Residual VQ (SoundStream)"),
+    ("residual-fsq", f"{_B}:residual_fsq", "residual", _UPSTREAM, "Residual FSQ"),
+    ("residual-lfq", f"{_B}:residual_lfq", "residual", _UPSTREAM, "Residual LFQ"),
+    ("simvq", f"{_B}:sim_vq", "vq", _UPSTREAM, "SimVQ: codebook through a learned linear map"),
+    ("latent-quantize", f"{_B}:latent_quantize", "fsq", _UPSTREAM, "Latent quantization (per-dim learned levels)"),
+]
+
+for _name, _target, _family, _source, _doc in _BUILTINS:
+    register_quantizer(_name, _target, family=_family, source=_source, description=_doc, default=True)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginLoadError",
+    "Quantizer",
+    "QuantizerOutput",
+    "QuantizerSpec",
+    "RECOMMENDED_LEVELS",
+    "UnknownQuantizerError",
+    "check_input",
+    "create_quantizer",
+    "get_quantizer_spec",
+    "is_quantizer",
+    "list_quantizers",
+    "plugin_errors",
+    "recommended_levels",
+    "register_quantizer",
+]
