@@ -1,0 +1,186 @@
+"""Import of result files into a store: vqbench JSON exports and pytest-benchmark JSON files.
+
+pytest-benchmark files (``--benchmark-json`` / ``--benchmark-autosave``) become one run of suite
+"pytest-benchmark" whose rows come from each benchmark's stats and ``extra_info``:
+
+- ``quantizer``, ``benchmark`` (default "throughput"), ``backend``, ``device``, ``dataset``,
+  ``operation`` and ``config`` are read from ``extra_info``, else from the test's ``params``;
+  the quantizer defaults to the test name;
+- every entry gives ``time_s`` (median seconds per call, IQR as spread, rounds as n; lower is better);
+- an entry whose ``extra_info`` holds ``vectors`` (items per call) also gives ``vectors_per_s``;
+- ``machine_info["vqbench_environment"]`` (set by vqbench's pytest plugin) is the run's environment,
+  else one is assembled from pytest-benchmark's machine and commit info.
+
+Importing a file twice is a no-op: the run id is derived from the file's content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vqbench.results._export import read_json_export
+from vqbench.results._schema import canonical_json
+
+if TYPE_CHECKING:
+    from vqbench.results._store import ResultStore
+
+PYTEST_SUITE = "pytest-benchmark"
+
+
+def _load_json(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file at {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a JSON file: {exc}") from exc
+
+
+def import_file(store: ResultStore, path: str | Path) -> str:
+    """Import ``path`` (vqbench JSON export or pytest-benchmark JSON) into ``store``; returns the run id."""
+    path = Path(path)
+    doc = _load_json(path)
+    if isinstance(doc, dict) and doc.get("format") == "vqbench-results":
+        return _import_vqbench(store, path)
+    if isinstance(doc, dict) and "benchmarks" in doc and "machine_info" in doc:
+        return import_pytest_benchmark(store, path, doc)
+    raise ValueError(
+        f"{path} is neither a vqbench results export (\"format\": \"vqbench-results\") nor a "
+        "pytest-benchmark JSON file (keys \"machine_info\" and \"benchmarks\")"
+    )
+
+
+def _run_exists(store: ResultStore, run_id: str) -> bool:
+    try:
+        store.run_info(run_id)
+    except KeyError:
+        return False
+    return True
+
+
+def _import_vqbench(store: ResultStore, path: Path) -> str:
+    doc = read_json_export(path)
+    run = doc["run"]
+    run_id = run.get("run_id")
+    if not run_id:
+        raise ValueError(f"{path}: the run has no run_id")
+    have = set()
+    if _run_exists(store, run_id):
+        have = {(r.cell_id, r.metric, str(r.time)) for r in store.rows(run_id).itertuples()}
+    else:
+        store.start_run(run["suite"], run.get("environment") or {}, run.get("config"), run_id=run_id)
+    rows = []
+    import pandas as pd
+
+    for row in doc["rows"]:
+        key = (row.get("cell_id") or "", row.get("metric"), str(pd.Timestamp(row.get("time"))))
+        if key not in have:
+            rows.append({**row, "run_id": run_id})
+    store.write_rows(rows)
+    store.finish_run(run_id, run.get("status") if run.get("status") in ("finished", "interrupted")
+                     else "finished")
+    return run_id
+
+
+def _pick(name: str, extra: dict, params: dict, default: Any = None) -> Any:
+    value = extra.get(name)
+    if value is None:
+        value = params.get(name)
+    return default if value is None else value
+
+
+def _environment(doc: dict) -> dict:
+    machine = doc.get("machine_info") or {}
+    if isinstance(machine.get("vqbench_environment"), dict):
+        return dict(machine["vqbench_environment"])
+    commit = doc.get("commit_info") or {}
+    cpu = machine.get("cpu") or {}
+    sha = commit.get("id")
+    if sha and commit.get("dirty"):
+        sha = f"{sha}-dirty"
+    return {
+        "python": machine.get("python_version"),
+        "implementation": machine.get("python_implementation"),
+        "system": machine.get("system"),
+        "machine": machine.get("machine"),
+        "cpu": cpu.get("brand_raw") or machine.get("processor"),
+        "cpu_count": cpu.get("count"),
+        "git_sha": sha,
+        "source": "pytest-benchmark",
+    }
+
+
+def _test_name(bench: dict) -> str:
+    name = str(bench.get("name") or bench.get("fullname") or "benchmark")
+    return name.split("[", 1)[0]
+
+
+def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | None = None) -> str:
+    """Import a pytest-benchmark JSON file as one run of suite "pytest-benchmark"; returns its run id."""
+    path = Path(path)
+    doc = _load_json(path) if doc is None else doc
+    benches = doc.get("benchmarks")
+    if not isinstance(benches, list):
+        raise ValueError(f"{path}: \"benchmarks\" must be a list, got {type(benches).__name__}")
+    digest = hashlib.sha256(canonical_json({k: doc.get(k) for k in ("datetime", "machine_info",
+                                            "commit_info", "benchmarks")}, "file").encode()).hexdigest()
+    stamp = str(doc.get("datetime") or "")[:19].replace("-", "").replace(":", "").replace("T", "-")
+    run_id = f"pytest-{stamp}-{digest[:8]}" if stamp else f"pytest-{digest[:12]}"
+    if _run_exists(store, run_id) and store.run_info(run_id)["status"] == "finished":
+        return run_id
+    time = doc.get("datetime")
+    rows: list[dict] = []
+    for i, bench in enumerate(benches):
+        if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
+            raise ValueError(f"{path}: benchmark #{i} has no \"stats\" object")
+        stats = bench["stats"]
+        extra_info = bench.get("extra_info") or {}
+        params = bench.get("params") or {}
+        if not isinstance(extra_info, dict) or not isinstance(params, dict):
+            raise ValueError(f"{path}: benchmark #{i} has non-object extra_info or params")
+        median = stats.get("median")
+        if not isinstance(median, (int, float)) or median <= 0:
+            raise ValueError(f"{path}: benchmark #{i} stats.median must be a positive number, got {median!r}")
+        fullname = str(bench.get("fullname") or bench.get("name") or i)
+        config = extra_info.get("config")
+        if not isinstance(config, dict):
+            config = {k: v for k, v in params.items()
+                      if k not in ("quantizer", "backend", "device", "dataset", "operation")}
+        operation = _pick("operation", extra_info, params)
+        common = {
+            "time": time,
+            "benchmark": str(_pick("benchmark", extra_info, params, "throughput")),
+            "quantizer": str(_pick("quantizer", extra_info, params, _test_name(bench))),
+            "config": config,
+            "backend": str(_pick("backend", extra_info, params, "eager")),
+            "device": str(_pick("device", extra_info, params, "cpu")),
+            "dataset": _pick("dataset", extra_info, params),
+            "cell_id": hashlib.sha256(fullname.encode()).hexdigest()[:16],
+            "extra": {
+                "operation": operation, "test": fullname, "group": bench.get("group"),
+                **{k: stats.get(k) for k in ("mean", "stddev", "min", "max", "ops", "iterations")},
+                **{k: v for k, v in extra_info.items() if k != "config"},
+            },
+        }
+        if common["dataset"] is not None:
+            common["dataset"] = str(common["dataset"])
+        q1, q3 = stats.get("q1"), stats.get("q3")
+        rows.append({**common, "metric": "time_s", "value": float(median), "unit": "s",
+                     "higher_is_better": False, "spread": stats.get("iqr"), "n": stats.get("rounds")})
+        vectors = extra_info.get("vectors")
+        if isinstance(vectors, (int, float)) and vectors > 0:
+            spread = (vectors / q1 - vectors / q3) if q1 and q3 and q1 > 0 else None
+            rows.append({**common, "metric": "vectors_per_s", "value": vectors / median,
+                         "unit": "vectors/s", "higher_is_better": True, "spread": spread,
+                         "n": stats.get("rounds")})
+    store.start_run(PYTEST_SUITE, _environment(doc),
+                    {"source": str(path.name), "pytest_benchmark": doc.get("version")}, run_id=run_id)
+    store.write_rows(rows)
+    store.finish_run(run_id)
+    return run_id
+
+
+__all__ = ["import_file", "import_pytest_benchmark"]
