@@ -1,0 +1,122 @@
+"""Helpers the engines share: figures, parameters, the cell's data and its quantizer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from vqbench.datasets import Dataset
+
+    from .cells import Cell
+
+BACKENDS_BUILTIN = ("eager", "compile")
+
+
+def figure(
+    metric: str,
+    value: float,
+    unit: str,
+    higher_is_better: bool | None,
+    *,
+    spread: float | None = None,
+    n: int | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """One figure as the engines return it (see contracts: metric, value, unit, ...)."""
+    return {
+        "metric": metric,
+        "value": float(value),
+        "unit": unit,
+        "higher_is_better": higher_is_better,
+        "spread": None if spread is None else float(spread),
+        "n": None if n is None else int(n),
+        "extra": extra,
+    }
+
+
+def resolve_params(cell: Cell, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine's defaults overridden by ``cell.params``; unknown names are an error."""
+    unknown = sorted(set(cell.params) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"{cell.benchmark} params: unknown name(s) {', '.join(map(repr, unknown))}; "
+            f"expected some of {', '.join(sorted(defaults))}"
+        )
+    return {**defaults, **cell.params}
+
+
+def positive_int(params: Mapping[str, Any], name: str, *, allow_zero: bool = False) -> int:
+    """``params[name]`` checked to be an int > 0 (or >= 0)."""
+    value = params[name]
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"param {name!r} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def positive_float(params: Mapping[str, Any], name: str, *, allow_zero: bool = False) -> float:
+    """``params[name]`` checked to be a finite number > 0 (or >= 0)."""
+    value = params[name]
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"param {name!r} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def load_cell_dataset(cell: Cell) -> Dataset:
+    """The cell's dataset through ``vqbench.datasets.load_dataset``."""
+    if not cell.dataset:
+        raise ValueError(f"the {cell.benchmark} benchmark needs a dataset; got dataset={cell.dataset!r}")
+    from vqbench.datasets import load_dataset
+
+    return load_dataset(cell.dataset, seed=cell.seed, **cell.dataset_options)
+
+
+def build_quantizer(cell: Cell, **overrides: Any) -> tuple[nn.Module, nn.Module]:
+    """Build the cell's quantizer on its device for its backend.
+
+    Returns ``(callable, module)``: the module to call (``torch.compile``-d for the "compile"
+    backend) and the plain module (for attributes, parameters and ``indices_to_codes``).
+    A backend other than "eager"/"compile" is passed as ``backend=`` to the constructor and must
+    be listed in the class's ``BACKENDS``.
+    """
+    import torch
+
+    from vqbench.quantizers import create_quantizer, is_quantizer
+
+    config = {**cell.config, **overrides}
+    backend = cell.backend
+    if backend not in BACKENDS_BUILTIN:
+        if "backend" in config:
+            raise ValueError(
+                f"backend given twice: cell backend {backend!r} and config backend {config['backend']!r}"
+            )
+        config["backend"] = backend
+    module = create_quantizer(cell.quantizer, **config)
+    if not is_quantizer(module):
+        raise TypeError(
+            f"quantizer {cell.quantizer!r} built a {type(module).__name__}, not a protocol quantizer"
+        )
+    if backend not in BACKENDS_BUILTIN:
+        offered = tuple(getattr(type(module), "BACKENDS", ()) or ())
+        if backend not in offered:
+            raise ValueError(
+                f"backend {backend!r} is not offered by {cell.quantizer!r} ({type(module).__name__}); "
+                f"expected one of {', '.join(BACKENDS_BUILTIN + offered)}"
+            )
+    module = module.to(torch.device(cell.device))
+    call = torch.compile(module) if backend == "compile" else module
+    return call, module
+
+
+def aux_loss(loss: torch.Tensor | None) -> torch.Tensor | None:
+    """A quantizer's auxiliary loss as a scalar (summed if it came with more elements)."""
+    if loss is None:
+        return None
+    return loss if loss.ndim == 0 else loss.sum()

@@ -1,0 +1,219 @@
+"""Throughput: vectors per second of a quantizer's four operations, per backend, device and size.
+
+Operations (``PARAMS["operations"]``):
+- ``forward``: inference, ``eval()`` mode under ``no_grad``;
+- ``train``: a training step's forward + backward in ``train()`` mode (no optimizer step);
+- ``encode``: input to indices only (the class's ``encode(x)`` when it has one, else
+  ``forward(x).indices`` under ``no_grad``);
+- ``decode``: ``indices_to_codes(indices)`` under ``no_grad``.
+
+Figures per operation and size, with metric names ``"{operation}.{figure}@{size}"``:
+``vectors_per_s``, ``time`` (s per call), ``effective_gbps`` (the bytes that the operation must move:
+input, outputs and parameters read or written once, divided by the median time),
+``copy_fraction`` (effective GB/s over a device copy bandwidth measured in this process),
+``peak_memory`` (MiB above what was allocated before the call) and, for the "compile" backend,
+``compile_time`` (first call, apart from the timed calls). Spreads are IQRs over the repeats.
+
+Defaults (``PARAMS``), each overridable from ``cell.params``:
+- ``sizes`` = [65536]: vectors per call; the input is ``(size / seq_len, seq_len, dim)`` Gaussian;
+- ``seq_len`` = 256; ``operations`` = all four; ``dtype`` = "float32";
+- CPU: ``threads`` = None (keep torch's count; it is recorded), ``min_run_time`` = 0.1 s per
+  operation, ``timer`` = "blocked" (``blocked_autorange``) or "adaptive";
+- CUDA: ``warmup`` = 5, ``repeats`` = 50, ``flush_l2`` = "auto" (flush when the operation's
+  bytes are under 4x the L2 size), or true / false;
+- ``memory`` = True: measure peak memory (one extra call per operation).
+The input dimension is the quantizer's own ``dim`` (``config["dim"]``, else what it was built with).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import timing
+from ._common import build_quantizer, figure, positive_float, positive_int, resolve_params
+
+if TYPE_CHECKING:
+    from .cells import Cell
+
+OPERATIONS = ("forward", "train", "encode", "decode")
+
+PARAMS: dict[str, Any] = {
+    "sizes": [65536],
+    "seq_len": 256,
+    "operations": list(OPERATIONS),
+    "dtype": "float32",
+    "threads": None,
+    "min_run_time": 0.1,
+    "timer": "blocked",
+    "warmup": 5,
+    "repeats": 50,
+    "flush_l2": "auto",
+    "memory": True,
+}
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _nbytes(*tensors: torch.Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class _Operations:
+    """The four operations over one input, each a no-argument callable, plus bytes they move."""
+
+    def __init__(self, call: torch.nn.Module, quantizer: torch.nn.Module, x: torch.Tensor, compiled: bool):
+        self.call, self.q, self.x = call, quantizer, x
+        with torch.no_grad():  # the plain module, so that compile time stays in each first call
+            self.q.eval()
+            out = quantizer(x)
+        self.codes, self.indices = out.codes.detach(), out.indices.detach()
+        self.grad = torch.randn_like(self.codes)
+        self.x_leaf = x.detach().clone().requires_grad_(True)
+        self.state = list(quantizer.parameters()) + list(quantizer.buffers())
+        self.trainable = [p for p in quantizer.parameters() if p.requires_grad]
+        encode = getattr(quantizer, "encode", None)
+        self.encode_path = "encode" if callable(encode) else "forward"
+        self._encode = encode if callable(encode) else (lambda t: quantizer(t).indices)
+        self._decode = quantizer.indices_to_codes
+        if compiled:
+            self._encode = torch.compile(self._encode)
+            self._decode = torch.compile(self._decode)
+
+    def fn(self, op: str) -> Callable[[], object]:
+        """The callable that runs ``op`` once (setting the module's mode first)."""
+        if op == "train":
+            self.q.train()
+            return self._train_step
+        self.q.eval()
+        return {"forward": self._forward, "encode": self._encode_once, "decode": self._decode_once}[op]
+
+    def _forward(self) -> object:
+        with torch.no_grad():
+            return self.call(self.x)
+
+    def _encode_once(self) -> object:
+        with torch.no_grad():
+            return self._encode(self.x)
+
+    def _decode_once(self) -> object:
+        with torch.no_grad():
+            return self._decode(self.indices)
+
+    def _train_step(self) -> None:
+        self.x_leaf.grad = None
+        for p in self.trainable:
+            p.grad = None
+        out = self.call(self.x_leaf)
+        loss = (out.codes * self.grad).sum()
+        if out.loss is not None:
+            loss = loss + out.loss.sum()
+        loss.backward()
+
+    def bytes_moved(self, op: str) -> dict[str, int]:
+        """The bytes ``op`` must read and write at least once."""
+        x, codes, idx = _nbytes(self.x), _nbytes(self.codes), _nbytes(self.indices)
+        state, train = _nbytes(*self.state), _nbytes(*self.trainable)
+        if op == "forward":
+            parts = {"input": x, "codes": codes, "indices": idx, "state": state}
+        elif op == "encode":
+            parts = {"input": x, "indices": idx, "state": state}
+        elif op == "decode":
+            parts = {"indices": idx, "codes": codes, "state": state}
+        else:  # train: forward, then read the codes' gradient, write the input's and the parameters'
+            parts = {"input": x, "codes": codes, "indices": idx, "state": state, "grad_codes": codes,
+                     "grad_input": x, "grad_params": train}
+        return parts
+
+
+def _flush_l2(value: Any, nbytes: int, device: str) -> bool:
+    if value == "auto":
+        return nbytes < 4 * timing.l2_cache_bytes(device)
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"param 'flush_l2' must be 'auto', true or false, got {value!r}")
+
+
+def _check(params: dict[str, Any]) -> None:
+    sizes = params["sizes"]
+    if isinstance(sizes, int):
+        params["sizes"] = sizes = [sizes]
+    if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
+        raise ValueError(f"param 'sizes' must be a list of positive integers, got {sizes!r}")
+    ops = params["operations"]
+    if isinstance(ops, str):
+        params["operations"] = ops = [ops]
+    bad = [op for op in ops if op not in OPERATIONS]
+    if bad or not ops:
+        raise ValueError(f"param 'operations' must be a non-empty list among {OPERATIONS}, got {ops!r}")
+    if params["dtype"] not in _DTYPES:
+        raise ValueError(f"param 'dtype' must be one of {sorted(_DTYPES)}, got {params['dtype']!r}")
+    if params["timer"] not in ("blocked", "adaptive"):
+        raise ValueError(f"param 'timer' must be 'blocked' or 'adaptive', got {params['timer']!r}")
+    for name in ("seq_len", "repeats"):
+        positive_int(params, name)
+    positive_int(params, "warmup", allow_zero=True)
+    positive_float(params, "min_run_time")
+    if params["threads"] is not None:
+        positive_int(params, "threads")
+
+
+def measure(cell: Cell) -> list[dict]:
+    """Throughput figures of the cell's quantizer (see the module docstring)."""
+    params = resolve_params(cell, PARAMS)
+    _check(params)
+    kind = timing.device_type(cell.device)
+    threads = timing.fix_threads(params["threads"])
+    torch.manual_seed(cell.seed)
+    call, quantizer = build_quantizer(cell)
+    dim = int(quantizer.dim)
+    dtype = _DTYPES[params["dtype"]]
+    bandwidth = timing.copy_bandwidth(cell.device)
+    context = {"threads": threads, "device": cell.device, "dtype": params["dtype"], "backend": cell.backend}
+    probe = {"probe_bytes": timing.COPY_PROBE_BYTES[kind], "what": "bytes read + written per second by copy_"}
+    rows = [figure("copy_bandwidth", bandwidth, "GB/s", None, extra={**context, **probe})]
+    gen = torch.Generator().manual_seed(cell.seed)
+    for size in params["sizes"]:
+        seq = min(params["seq_len"], size)
+        batch = -(-size // seq)
+        x = torch.randn(batch, seq, dim, generator=gen).to(device=cell.device, dtype=dtype)
+        n = batch * seq
+        ops = _Operations(call, quantizer, x, compiled=cell.backend == "compile")
+        for op in params["operations"]:
+            fn = ops.fn(op)
+            first_s = timing.time_first_call(fn, cell.device)  # warm-up; compiles for "compile"
+            parts = ops.bytes_moved(op)
+            moved = sum(parts.values())
+            t = timing.time_fn(
+                fn, cell.device, threads=threads, min_run_time=params["min_run_time"],
+                method=params["timer"], warmup=params["warmup"], repeats=params["repeats"],
+                flush_l2=kind == "cuda" and _flush_l2(params["flush_l2"], moved, cell.device),
+            )
+            extra = {**context, "operation": op, "size": n, "input_shape": list(x.shape), **t.as_dict()}
+            if op == "encode":
+                extra["encode_path"] = ops.encode_path
+            key = f"@{n}"
+            byte_extra = {**extra, "bytes": moved, "bytes_parts": parts}
+            rates = [n / s for s in t.times]
+            gbps = [moved / s / 1e9 for s in t.times]
+            rows += [
+                figure(f"{op}.vectors_per_s{key}", n / t.median, "vectors/s", True,
+                       spread=timing.iqr(rates), n=t.repeats, extra=extra),
+                figure(f"{op}.time{key}", t.median, "s", False, spread=t.iqr, n=t.repeats, extra=extra),
+                figure(f"{op}.effective_gbps{key}", moved / t.median / 1e9, "GB/s", True,
+                       spread=timing.iqr(gbps), n=t.repeats, extra=byte_extra),
+                figure(f"{op}.copy_fraction{key}", moved / t.median / 1e9 / bandwidth, "ratio", True,
+                       n=t.repeats, extra={**extra, "copy_gbps": bandwidth}),
+            ]
+            if cell.backend == "compile":
+                rows.append(figure(f"{op}.compile_time{key}", first_s, "s", False, n=1, extra=extra))
+            if params["memory"]:
+                peak = timing.peak_memory(fn, cell.device)
+                rows.append(figure(f"{op}.peak_memory{key}", peak / 2**20, "MiB", False, n=1,
+                                   extra={**extra, "bytes": peak}))
+    return rows
+
+
+__all__ = ["OPERATIONS", "PARAMS", "measure"]

@@ -1,0 +1,285 @@
+"""Timing helpers shared by the engines: CPU and CUDA timers, copy bandwidth, peak memory.
+
+CPU: ``torch.utils.benchmark.Timer`` with the thread count fixed and recorded
+(``blocked_autorange`` by default, ``adaptive_autorange`` on request).
+CUDA: warm-up, synchronize, then one pair of ``torch.cuda.Event`` per repeat, with the L2 cache
+flushed before each repeat when the inputs are small enough to stay cached.
+Times are seconds per call; the spread is the interquartile range (IQR) of the repeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+#: Bytes of the copy used to probe a device's bandwidth (well beyond CPU caches and a GPU's L2).
+COPY_PROBE_BYTES = {"cpu": 64 * 2**20, "cuda": 512 * 2**20}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The result of timing one callable: seconds per call, median and IQR over repeats."""
+
+    median: float
+    iqr: float
+    times: tuple[float, ...]  # seconds per call, one entry per repeat (block)
+    calls_per_repeat: int
+    device: str
+    threads: int
+    method: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def repeats(self) -> int:
+        """Number of repeats that the median and IQR are taken over."""
+        return len(self.times)
+
+    def as_dict(self) -> dict:
+        """Plain fields for a figure's ``extra``."""
+        return {
+            "median_s": self.median,
+            "iqr_s": self.iqr,
+            "repeats": self.repeats,
+            "calls_per_repeat": self.calls_per_repeat,
+            "threads": self.threads,
+            "timer": self.method,
+            **self.extra,
+        }
+
+
+def device_type(device: str | torch.device) -> str:
+    """``"cpu"`` or ``"cuda"`` for a device spec; anything else is an error."""
+    kind = torch.device(device).type
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"expected device 'cpu' or 'cuda', got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available in this torch build/host")
+    return kind
+
+
+def iqr(values: list[float] | tuple[float, ...]) -> float:
+    """Interquartile range (0 for fewer than two values)."""
+    if len(values) < 2:
+        return 0.0
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[2] - q[0]
+
+
+def fix_threads(threads: int | None = None) -> int:
+    """Fix torch's intra-op thread count (``None`` keeps the current one) and return it."""
+    if threads is not None:
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def time_cpu(
+    fn: Callable[[], object],
+    *,
+    threads: int | None = None,
+    min_run_time: float = 0.2,
+    method: str = "blocked",
+    max_run_time: float = 10.0,
+) -> Timing:
+    """Time ``fn()`` on the CPU with ``torch.utils.benchmark`` and a fixed thread count.
+
+    ``method="blocked"`` runs ``blocked_autorange(min_run_time)``; ``"adaptive"`` runs
+    ``adaptive_autorange`` until the IQR/median falls under 0.1 or ``max_run_time`` passes.
+    """
+    from torch.utils import benchmark
+
+    threads = fix_threads(threads)
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    if method == "blocked":
+        m = timer.blocked_autorange(min_run_time=min_run_time)
+    elif method == "adaptive":
+        m = timer.adaptive_autorange(threshold=0.1, min_run_time=min_run_time, max_run_time=max_run_time)
+    else:
+        raise ValueError(f"timing method must be 'blocked' or 'adaptive', got {method!r}")
+    times = tuple(float(t) for t in m.times)
+    return Timing(
+        median=float(m.median),
+        iqr=iqr(times),
+        times=times,
+        calls_per_repeat=int(m.number_per_run),
+        device="cpu",
+        threads=threads,
+        method=f"torch.utils.benchmark.{method}_autorange",
+    )
+
+
+def l2_cache_bytes(device: str | torch.device = "cuda") -> int:
+    """The GPU's L2 size in bytes (0 where unknown)."""
+    props = torch.cuda.get_device_properties(torch.device(device))
+    return int(getattr(props, "L2_cache_size", 0) or 0)
+
+
+def time_cuda(
+    fn: Callable[[], object],
+    *,
+    device: str | torch.device = "cuda",
+    warmup: int = 5,
+    repeats: int = 50,
+    flush_l2: bool = True,
+) -> Timing:
+    """Time ``fn()`` on a GPU with CUDA events after ``warmup`` calls.
+
+    Each repeat is one call between a pair of events on the current stream; with ``flush_l2``
+    a buffer twice the L2 size is overwritten before each repeat (outside the events), so that
+    small inputs are read from device memory as they would be in a model.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"expected warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
+    device = torch.device(device)
+    flush = None
+    if flush_l2:
+        size = max(2 * l2_cache_bytes(device), 8 * 2**20)
+        flush = torch.empty(size, dtype=torch.uint8, device=device)
+    with torch.cuda.device(device):
+        for _ in range(warmup):
+            fn()
+        torch.cuda.synchronize(device)
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        for start, end in zip(starts, ends, strict=True):
+            if flush is not None:
+                flush.zero_()
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize(device)
+    times = tuple(s.elapsed_time(e) / 1e3 for s, e in zip(starts, ends, strict=True))
+    return Timing(
+        median=statistics.median(times),
+        iqr=iqr(times),
+        times=times,
+        calls_per_repeat=1,
+        device=str(device),
+        threads=torch.get_num_threads(),
+        method="cuda.Event",
+        extra={"warmup": warmup, "l2_flushed": flush is not None},
+    )
+
+
+def time_fn(
+    fn: Callable[[], object],
+    device: str | torch.device = "cpu",
+    *,
+    threads: int | None = None,
+    min_run_time: float = 0.2,
+    method: str = "blocked",
+    warmup: int = 5,
+    repeats: int = 50,
+    flush_l2: bool = True,
+) -> Timing:
+    """Time ``fn()`` on ``device`` with the timer that suits it (CPU or CUDA)."""
+    if device_type(device) == "cuda":
+        return time_cuda(fn, device=device, warmup=warmup, repeats=repeats, flush_l2=flush_l2)
+    return time_cpu(fn, threads=threads, min_run_time=min_run_time, method=method)
+
+
+def time_first_call(fn: Callable[[], object], device: str | torch.device = "cpu") -> float:
+    """Wall seconds of one call, synchronized on a GPU (for compile time, measured apart)."""
+    cuda = device_type(device) == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+@functools.lru_cache(maxsize=8)
+def _copy_bandwidth(device: str, nbytes: int, threads: int) -> float:
+    src = torch.ones(nbytes, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    t = time_fn(lambda: dst.copy_(src), device, threads=threads, min_run_time=0.2, repeats=20, flush_l2=False)
+    return 2 * nbytes / t.median / 1e9  # read the source, write the destination
+
+
+def copy_bandwidth(device: str | torch.device = "cpu", nbytes: int | None = None) -> float:
+    """A device's copy bandwidth in GB/s (bytes read + written per second), measured here once.
+
+    The probe is a ``copy_`` of ``nbytes`` (default ``COPY_PROBE_BYTES``), timed like every other
+    operation in this process, at the current thread count; the median is returned and cached.
+    """
+    kind = device_type(device)
+    nbytes = int(nbytes or COPY_PROBE_BYTES[kind])
+    name = "cpu" if kind == "cpu" else str(torch.device(device))
+    return _copy_bandwidth(name, nbytes, torch.get_num_threads())
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C++ writes to fd 2 (the profiler logs its start and stop there)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def _cpu_peak_bytes(fn: Callable[[], object]) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    events.sort(key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        if e.device_type() == torch.autograd.DeviceType.CPU:
+            current += e.nbytes()
+            peak = max(peak, current)
+    return peak
+
+
+def peak_memory(fn: Callable[[], object], device: str | torch.device = "cpu") -> int:
+    """Peak bytes allocated by one call of ``fn()`` above what was allocated before it.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after a reset. CPU: the allocation timeline that
+    ``torch.profiler`` records with ``profile_memory=True`` (tensor memory only, not Python objects).
+    """
+    if device_type(device) == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return max(0, int(torch.cuda.max_memory_allocated(device)) - base)
+    return _cpu_peak_bytes(fn)
+
+
+__all__ = [
+    "COPY_PROBE_BYTES",
+    "Timing",
+    "copy_bandwidth",
+    "device_type",
+    "fix_threads",
+    "iqr",
+    "l2_cache_bytes",
+    "peak_memory",
+    "time_cpu",
+    "time_cuda",
+    "time_first_call",
+    "time_fn",
+]

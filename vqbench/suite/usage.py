@@ -1,0 +1,288 @@
+"""Codebook usage: how many codes a quantizer uses, and how evenly, over a whole eval split.
+
+Figures per codebook (several for multi-codebook and residual quantizers, never a flattened
+``unique()``): utilization (codes used at least once / codebook size), perplexity exp(H) and
+perplexity / codebook size, entropy H in bits, dead codes. Aggregates: the mean over codebooks,
+except dead codes, which are summed (code vectors never used, over all codebooks).
+
+The benchmark (``measure``) fits the quantizer alone to the train split (``codes ~ x``, plus its
+auxiliary loss) for a few steps, then counts its indices over every eval token. Defaults
+(``PARAMS``), each overridable from ``cell.params``:
+
+- ``train_steps`` = 200: Adam steps fitting the quantizer to the train split (0: usage as built);
+- ``batch`` = 256, ``lr`` = 1e-3, ``aux_loss_weight`` = 1.0 (the quantizer's own loss, as it intends);
+- ``eval_batch`` = 8192: tokens per eval forward (memory only; all eval tokens are counted);
+- ``patch`` = 4: images become tokens of ``patch x patch`` pixels (all channels);
+- ``standardize`` = True: features z-scored with the train split's mean and std;
+- ``min_tokens_per_code`` = 10: below this the figures carry a warning in ``extra``.
+Vectors and audio frames are one token per row. A ``dim`` in the quantizer config that differs
+from the token size gets a learned linear map in and out around the quantizer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ._common import (
+    aux_loss,
+    build_quantizer,
+    figure,
+    load_cell_dataset,
+    positive_float,
+    positive_int,
+    resolve_params,
+)
+
+if TYPE_CHECKING:
+    from vqbench.datasets import Dataset
+
+    from .cells import Cell
+
+PARAMS: dict[str, Any] = {
+    "train_steps": 200,
+    "batch": 256,
+    "lr": 1e-3,
+    "aux_loss_weight": 1.0,
+    "eval_batch": 8192,
+    "patch": 4,
+    "standardize": True,
+    "min_tokens_per_code": 10,
+}
+
+#: Codebooks larger than this (per codebook x number of codebooks) are counted sparsely.
+DENSE_LIMIT = 2**24
+
+FIGURES = ("utilization", "perplexity", "perplexity_ratio", "entropy_bits", "dead_codes")
+
+
+class UsageCounter:
+    """Accumulates per-codebook code counts over batches of indices."""
+
+    def __init__(self, codebook_size: int, num_codebooks: int = 1) -> None:
+        for name, value in (("codebook_size", codebook_size), ("num_codebooks", num_codebooks)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.codebook_size = codebook_size
+        self.num_codebooks = num_codebooks
+        self.tokens = 0
+        self.dense = codebook_size * num_codebooks <= DENSE_LIMIT
+        self._counts = torch.zeros(num_codebooks * codebook_size, dtype=torch.int64) if self.dense else None
+        self._sparse: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def update(self, indices: torch.Tensor) -> None:
+        """Count a batch: shape ``(..., num_codebooks)`` (the last axis may be absent for one)."""
+        if not isinstance(indices, torch.Tensor):
+            raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
+        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+            raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
+        k, m = self.codebook_size, self.num_codebooks
+        if m > 1:
+            if indices.ndim < 1 or indices.shape[-1] != m:
+                raise ValueError(
+                    f"expected indices of shape (..., {m}) for {m} codebooks, got {tuple(indices.shape)}"
+                )
+            flat = indices.reshape(-1, m)
+        else:
+            flat = indices.reshape(-1, 1)
+        flat = flat.detach().to("cpu", torch.int64)
+        if flat.numel():
+            lo, hi = int(flat.min()), int(flat.max())
+            if lo < 0 or hi >= k:
+                raise ValueError(
+                    f"indices must lie in [0, {k}) for codebook size {k}, got values in [{lo}, {hi}]"
+                )
+        ids = flat + torch.arange(m, dtype=torch.int64) * k  # codebook c's code i -> c * k + i
+        if self.dense:
+            self._counts += torch.bincount(ids.reshape(-1), minlength=m * k)
+        else:
+            values, counts = torch.unique(ids, return_counts=True)
+            self._sparse.append((values, counts))
+            if len(self._sparse) > 16:
+                self._sparse = [self._merged()]
+        self.tokens += flat.shape[0]
+
+    def _merged(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self._sparse:
+            return torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+        values = torch.cat([v for v, _ in self._sparse])
+        counts = torch.cat([c for _, c in self._sparse])
+        uniq, inverse = torch.unique(values, return_inverse=True)
+        return uniq, torch.zeros(len(uniq), dtype=torch.int64).index_add_(0, inverse, counts)
+
+    def per_codebook_counts(self) -> list[torch.Tensor]:
+        """The non-zero counts of each codebook (dense counts include zeros)."""
+        k, m = self.codebook_size, self.num_codebooks
+        if self.dense:
+            return list(self._counts.view(m, k))
+        values, counts = self._merged()
+        book = values // k
+        return [counts[book == c] for c in range(m)]
+
+    def figures(self) -> dict[str, Any]:
+        """Usage figures: aggregates plus ``per_codebook`` lists (see the module docstring)."""
+        if self.tokens == 0:
+            raise ValueError("no indices counted: usage needs at least one token")
+        k = self.codebook_size
+        per: dict[str, list[float]] = {name: [] for name in FIGURES}
+        for counts in self.per_codebook_counts():
+            p = counts[counts > 0].double() / self.tokens
+            entropy = float(-(p * p.log()).sum())  # nats
+            used = int((counts > 0).sum())
+            per["utilization"].append(used / k)
+            per["perplexity"].append(math.exp(entropy))
+            per["perplexity_ratio"].append(math.exp(entropy) / k)
+            per["entropy_bits"].append(entropy / math.log(2))
+            per["dead_codes"].append(float(k - used))
+        out: dict[str, Any] = {name: sum(v) / len(v) for name, v in per.items()}
+        out["dead_codes"] = sum(per["dead_codes"])
+        out.update(
+            tokens=self.tokens,
+            codebook_size=k,
+            num_codebooks=self.num_codebooks,
+            tokens_per_code=self.tokens / k,
+            per_codebook=per,
+        )
+        return out
+
+
+def codebook_usage(indices: torch.Tensor, codebook_size: int, num_codebooks: int = 1) -> dict[str, Any]:
+    """Usage figures of a set of indices, per codebook (see ``UsageCounter.figures``).
+
+    ``indices``: integer tensor of shape ``(..., num_codebooks)`` (for one codebook, any shape).
+    Returns ``utilization``, ``perplexity``, ``perplexity_ratio``, ``entropy_bits``, ``dead_codes``
+    (mean over codebooks; dead codes summed), ``tokens``, ``tokens_per_code`` and ``per_codebook``.
+    """
+    counter = UsageCounter(codebook_size, num_codebooks)
+    counter.update(indices)
+    return counter.figures()
+
+
+_UNITS = {
+    "utilization": ("ratio", True),
+    "perplexity": ("codes", True),
+    "perplexity_ratio": ("ratio", True),
+    "entropy_bits": ("bits", True),
+    "dead_codes": ("codes", False),
+}
+
+
+def usage_figures(stats: dict[str, Any], min_tokens_per_code: float = 10, prefix: str = "") -> list[dict]:
+    """Engine figures from ``UsageCounter.figures()``; token count stored beside each figure."""
+    extra: dict[str, Any] = {
+        "tokens": stats["tokens"],
+        "tokens_per_code": stats["tokens_per_code"],
+        "codebook_size": stats["codebook_size"],
+        "num_codebooks": stats["num_codebooks"],
+    }
+    if stats["tokens_per_code"] < min_tokens_per_code:
+        extra["warning"] = (
+            f"only {stats['tokens_per_code']:.2f} eval tokens per code (aim for >= {min_tokens_per_code}); "
+            "utilization is bounded by the token count"
+        )
+    rows = []
+    for name, (unit, better) in _UNITS.items():
+        e = dict(extra)
+        if stats["num_codebooks"] > 1:
+            e["per_codebook"] = stats["per_codebook"][name]
+        rows.append(figure(prefix + name, stats[name], unit, better, n=stats["tokens"], extra=e))
+    rows.append(figure(prefix + "tokens", stats["tokens"], "tokens", None, n=stats["tokens"], extra=extra))
+    n = stats["tokens"]
+    rows.append(figure(prefix + "tokens_per_code", stats["tokens_per_code"], "ratio", None, n=n, extra=extra))
+    return rows
+
+
+# ---- the benchmark -----------------------------------------------------------------------------
+
+
+def tokens_of(data: torch.Tensor, kind: str, patch: int) -> torch.Tensor:
+    """``(N, D)`` tokens: rows for vectors/audio, ``patch x patch`` pixel patches for images."""
+    if kind in ("vectors", "audio"):
+        return data.reshape(data.shape[0], -1)
+    if kind != "images":
+        raise ValueError(f"expected dataset kind 'vectors', 'images' or 'audio', got {kind!r}")
+    from einops import rearrange
+
+    _, _, h, w = data.shape
+    if h < patch or w < patch:
+        raise ValueError(f"param 'patch' = {patch} exceeds the image size {h}x{w}")
+    data = data[:, :, : h - h % patch, : w - w % patch]
+    return rearrange(data, "n c (h p1) (w p2) -> (n h w) (c p1 p2)", p1=patch, p2=patch)
+
+
+def fit_and_count(
+    cell: Cell,
+    train: torch.Tensor,
+    eval: torch.Tensor,
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit the cell's quantizer to ``train`` tokens ``(N, D)``, then count its indices on ``eval``.
+
+    Returns the usage statistics and a dict of side figures (eval MSE, fit time).
+    """
+    steps = positive_int(params, "train_steps", allow_zero=True)
+    batch = positive_int(params, "batch")
+    eval_batch = positive_int(params, "eval_batch")
+    lr = positive_float(params, "lr")
+    weight = positive_float(params, "aux_loss_weight", allow_zero=True)
+    device = torch.device(cell.device)
+    if params["standardize"]:
+        mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+        train, eval = (train - mean) / std, (eval - mean) / std
+    dim = train.shape[1]
+    torch.manual_seed(cell.seed)
+    want = cell.config.get("dim")
+    qdim = dim if want is None else int(want)
+    call, quantizer = build_quantizer(cell, dim=qdim)
+    proj_in = torch.nn.Identity() if qdim == dim else torch.nn.Linear(dim, qdim).to(device)
+    proj_out = torch.nn.Identity() if qdim == dim else torch.nn.Linear(qdim, dim).to(device)
+    trainable = [p for m in (quantizer, proj_in, proj_out) for p in m.parameters() if p.requires_grad]
+    gen = torch.Generator().manual_seed(cell.seed)
+    t0 = time.perf_counter()
+    if steps:
+        opt = torch.optim.Adam(trainable, lr=lr) if trainable else None
+        quantizer.train()
+        for _ in range(steps):
+            x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
+            out = call(proj_in(x).unsqueeze(0))
+            loss = torch.nn.functional.mse_loss(proj_out(out.codes.squeeze(0)), x)
+            extra = aux_loss(out.loss)
+            if extra is not None and weight:
+                loss = loss + weight * extra
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    fit_s = time.perf_counter() - t0
+    quantizer.eval()
+    counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
+    sq_err = 0.0
+    with torch.no_grad():
+        for start in range(0, eval.shape[0], eval_batch):
+            x = eval[start : start + eval_batch].to(device)
+            out = call(proj_in(x).unsqueeze(0))
+            sq_err += float((proj_out(out.codes.squeeze(0)) - x).square().sum())
+            counter.update(out.indices)
+    stats = counter.figures()
+    side = {"mse": sq_err / eval.numel(), "fit_s": fit_s, "dim": dim, "quantizer_dim": qdim}
+    return stats, side
+
+
+def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
+    """Usage figures of the cell's quantizer over the whole eval split (see module docstring)."""
+    params = resolve_params(cell, PARAMS)
+    patch = positive_int(params, "patch")
+    data = load_cell_dataset(cell) if data is None else data
+    train, eval = tokens_of(data.train, data.kind, patch), tokens_of(data.eval, data.kind, patch)
+    stats, side = fit_and_count(cell, train, eval, params)
+    rows = usage_figures(stats, positive_float(params, "min_tokens_per_code", allow_zero=True))
+    context = {"dataset_kind": data.kind, "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"]}
+    rows.append(figure("quantization_mse", side["mse"], "mse", False, n=stats["tokens"], extra=context))
+    rows.append(figure("fit_time", side["fit_s"], "s", False, extra={"train_steps": params["train_steps"]}))
+    return rows
+
+
+__all__ = ["PARAMS", "UsageCounter", "codebook_usage", "measure", "tokens_of", "usage_figures"]
