@@ -22,18 +22,38 @@ _BUILTINS = [
     ("fsq", "vqbench.quantizers.fsq:FSQ", "fsq", "vqbench", "Finite Scalar Quantization (vqbench)"),
     ("fsq-upstream", f"{_B}:upstream_fsq", "fsq", _UPSTREAM, "FSQ as implemented upstream"),
     ("vq", f"{_B}:vector_quantize", "vq", _UPSTREAM, "VQ-VAE codebook, euclidean, EMA updates"),
-    ("vq-cosine", f"{_B}:vector_quantize_cosine", "vq", _UPSTREAM, "VQ with cosine similarity (l2-normed codes)"),
+    ("vq-cosine", f"{_B}:vector_quantize_cosine", "vq", _UPSTREAM,
+     "VQ with cosine similarity (l2-normed codes)"),
     ("lfq", f"{_B}:lookup_free", "lfq", _UPSTREAM, "Lookup-free quantization (MAGVIT-v2)"),
     ("bsq", f"{_B}:binary_spherical", "lfq", _UPSTREAM, "Binary spherical quantization (LFQ on the sphere)"),
     ("residual-vq", f"{_B}:residual_vq", "residual", _UPSTREAM, "Residual VQ (SoundStream)"),
     ("residual-fsq", f"{_B}:residual_fsq", "residual", _UPSTREAM, "Residual FSQ"),
     ("residual-lfq", f"{_B}:residual_lfq", "residual", _UPSTREAM, "Residual LFQ"),
     ("simvq", f"{_B}:sim_vq", "vq", _UPSTREAM, "SimVQ: codebook through a learned linear map"),
-    ("latent-quantize", f"{_B}:latent_quantize", "fsq", _UPSTREAM, "Latent quantization (per-dim learned levels)"),
+    ("latent-quantize", f"{_B}:latent_quantize", "fsq", _UPSTREAM,
+     "Latent quantization (per-dim learned levels)"),
 ]
 
+# What each built-in is, for filtering and reports (the `vqbench list` table measures the rest).
+_IMPLICIT, _LEARNED, _AUX, _MULTI = "implicit-codebook", "learned-codebook", "aux-loss", "multi-codebook"
+_TAGS: dict[str, tuple[str, ...]] = {
+    "fsq": (_IMPLICIT,),
+    "fsq-upstream": (_IMPLICIT,),
+    "vq": (_LEARNED, _AUX, "ema"),
+    "vq-cosine": (_LEARNED, _AUX, "ema"),
+    "lfq": (_IMPLICIT, _AUX),
+    "bsq": (_IMPLICIT, _AUX),
+    "residual-vq": (_LEARNED, _AUX, "ema", _MULTI),
+    "residual-fsq": (_IMPLICIT, _MULTI),
+    "residual-lfq": (_IMPLICIT, _AUX, _MULTI),
+    "simvq": (_LEARNED, _AUX),
+    "latent-quantize": (_IMPLICIT, _LEARNED, _AUX),
+}
+
 for _name, _target, _family, _source, _doc in _BUILTINS:
-    register_quantizer(_name, _target, family=_family, source=_source, description=_doc, default=True)
+    register_quantizer(
+        _name, _target, family=_family, source=_source, description=_doc, default=True, tags=_TAGS[_name]
+    )
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -1,0 +1,249 @@
+"""Protocol adapters around vector-quantize-pytorch modules.
+
+Each adapter takes channel-last input ``(..., dim)`` with any number of leading axes, flattens it to
+the ``(1, tokens, dim)`` layout that the upstream classes handle without guessing (several of them
+treat ``ndim >= 4`` as a channel-first image), and translates the upstream return (tuples,
+namedtuples, per-level loss vectors) into one ``QuantizerOutput``.
+
+Quantization runs in the dtype of the adapter's parameters (float32 unless the module was
+converted); codes come back in the input's dtype. In eval mode the loss is detached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import pack, rearrange, unpack
+from torch import Tensor, nn
+
+from ._protocol import Quantizer, QuantizerOutput
+
+
+class UpstreamQuantizer(Quantizer):
+    """Base adapter: flattening, dtype handling and loss translation around an upstream module.
+
+    Subclasses implement ``_quantize(x: (N, dim)) -> (codes (N, dim), indices (N,) | (N, C), loss)``
+    and ``_decode(indices (N,) | (N, C)) -> codes (N, dim)``.
+    """
+
+    def __init__(
+        self,
+        inner: nn.Module,
+        *,
+        dim: int,
+        codebook_size: int,
+        num_codebooks: int = 1,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.inner = inner
+        self.dim = int(dim)
+        self.codebook_size = int(codebook_size)
+        self.num_codebooks = int(num_codebooks)
+        # the resolved upstream configuration, for reports and reproducibility
+        self.config: dict[str, Any] = dict(config or {})
+        # follows .to()/.double()/.half(): the dtype that quantization runs in
+        self.register_buffer("_dtype_probe", torch.empty(0), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, codebook_size={self.codebook_size}, num_codebooks={self.num_codebooks}"
+
+    # -- protocol -------------------------------------------------------------------------------
+
+    def forward(self, x: Tensor) -> QuantizerOutput:
+        self.check_input(x)
+        flat, shape = pack([x], "* d")
+        codes, indices, loss = self._quantize(flat.to(self._dtype_probe.dtype))
+        [codes] = unpack(codes.to(x.dtype), shape, "* d")
+        [indices] = unpack(indices, shape, "* c" if self.num_codebooks > 1 else "*")
+        return QuantizerOutput(codes, indices, self._scalar_loss(loss))
+
+    def indices_to_codes(self, indices: Tensor) -> Tensor:
+        """Codes ``(..., dim)`` for indices shaped like ``forward``'s (dtype: the module's)."""
+        self._check_indices(indices)
+        flat, shape = pack([indices], "* c" if self.num_codebooks > 1 else "*")
+        [codes] = unpack(self._decode(flat), shape, "* d")
+        return codes
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def _quantize(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _decode(self, indices: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _scalar_loss(self, loss: Any) -> Tensor | None:
+        if loss is None:
+            return None
+        if not isinstance(loss, Tensor):
+            loss = torch.as_tensor(loss, dtype=torch.float32, device=self._dtype_probe.device)
+        if loss.ndim:
+            loss = loss.sum()  # per-level losses of residual quantizers add up
+        return loss if self.training else loss.detach()
+
+    def _check_indices(self, indices: Tensor) -> None:
+        if not isinstance(indices, Tensor):
+            raise TypeError(f"expected indices as a torch.Tensor, got {type(indices).__name__}")
+        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+            raise TypeError(f"expected an integer tensor of indices, got dtype {indices.dtype}")
+        if self.num_codebooks > 1 and (indices.ndim < 1 or indices.shape[-1] != self.num_codebooks):
+            raise ValueError(
+                f"expected indices of shape (..., {self.num_codebooks}) (one per codebook), "
+                f"got {tuple(indices.shape)}"
+            )
+
+
+def _batched(x: Tensor) -> Tensor:
+    """(N, ...) -> (1, N, ...): the sequence layout every upstream class accepts."""
+    return x.unsqueeze(0)
+
+
+class FSQAdapter(UpstreamQuantizer):
+    """``vector_quantize_pytorch.FSQ``: returns ``(codes, indices)``, no loss."""
+
+    def _quantize(self, x):
+        codes, indices = self.inner(_batched(x))
+        return codes[0], indices[0], None
+
+    def _decode(self, indices):
+        return self.inner.indices_to_codes(_batched(indices))[0]
+
+
+class VectorQuantizeAdapter(UpstreamQuantizer):
+    """``vector_quantize_pytorch.VectorQuantize``: returns ``(codes, indices, loss)``.
+
+    Upstream applies the straight-through estimator only when the *raw* input requires grad, so
+    with projections and an input that does not, ``project_in`` would get no gradient from the
+    codes; the adapter makes such an input a grad-requiring leaf. Decoding reads the codebook
+    buffer directly (upstream's ``get_output_from_indices`` neither merges shared multi-head codes
+    nor applies the affine codebook parameters that its forward uses).
+    """
+
+    def _quantize(self, x):
+        if self.training and torch.is_grad_enabled() and not x.requires_grad and self.inner.has_projections:
+            x = x.detach().requires_grad_()
+        codes, indices, loss = self.inner(_batched(x))[:3]
+        return codes[0], indices[0], loss
+
+    def _decode(self, indices):
+        book = self.inner._codebook
+        embed = book.embed  # (books, size, codebook_dim)
+        if book.affine_param:
+            codebook_std = book.codebook_variance.clamp(min=1e-5).sqrt()
+            batch_std = book.batch_variance.clamp(min=1e-5).sqrt()
+            embed = (embed - book.codebook_mean) * (batch_std / codebook_std) + book.batch_mean
+        if indices.ndim == 1:
+            codes = embed[0, indices]
+        elif embed.shape[0] == 1:  # several heads, one shared codebook
+            codes = rearrange(embed[0, indices], "n h d -> n (h d)")
+        else:  # one codebook per head
+            heads = torch.arange(embed.shape[0], device=indices.device)
+            codes = rearrange(embed[heads, indices], "n h d -> n (h d)")
+        return self.inner.project_out(codes)
+
+
+class LFQAdapter(UpstreamQuantizer):
+    """``vector_quantize_pytorch.LFQ`` (and BSQ with ``spherical=True``): a ``Return`` namedtuple."""
+
+    def __init__(self, inner: nn.Module, *, inv_temperature: float = 100.0, **kwargs: Any) -> None:
+        super().__init__(inner, **kwargs)
+        self.inv_temperature = float(inv_temperature)
+
+    def _quantize(self, x):
+        out = self.inner(_batched(x), inv_temperature=self.inv_temperature)
+        return out.quantized[0], out.indices[0], out.entropy_aux_loss
+
+    def _decode(self, indices):
+        return self.inner.indices_to_codes(_batched(indices))[0]
+
+
+class ResidualAdapter(UpstreamQuantizer):
+    """``ResidualVQ`` / ``ResidualLFQ`` / ``ResidualFSQ``: indices ``(..., levels)``, per-level losses.
+
+    With a single level the trailing axis is dropped, as the protocol asks.
+    """
+
+    def _quantize(self, x):
+        out = self.inner(_batched(x))
+        codes, indices = out[0][0], out[1][0]
+        loss = out[2] if len(out) > 2 else None
+        if self.num_codebooks == 1:
+            indices = indices[..., 0]
+        return codes, indices, loss
+
+    def _decode(self, indices):
+        if indices.ndim == 1:
+            indices = indices[:, None]
+        return self.inner.get_output_from_indices(_batched(indices))[0]
+
+
+class SimVQAdapter(UpstreamQuantizer):
+    """``vector_quantize_pytorch.SimVQ`` plus input/output projections when ``dim`` differs from
+    the codebook dim (upstream has none)."""
+
+    def __init__(self, inner: nn.Module, *, codebook_dim: int, dim: int, **kwargs: Any) -> None:
+        super().__init__(inner, dim=dim, **kwargs)
+        project = dim != codebook_dim
+        self.project_in = nn.Linear(dim, codebook_dim) if project else nn.Identity()
+        self.project_out = nn.Linear(codebook_dim, dim) if project else nn.Identity()
+
+    def _quantize(self, x):
+        codes, indices, loss = self.inner(_batched(self.project_in(x)))
+        return self.project_out(codes[0]), indices[0], loss
+
+    def _decode(self, indices):
+        return self.project_out(self.inner.indices_to_codes(_batched(indices))[0])
+
+
+class LatentQuantizeAdapter(UpstreamQuantizer):
+    """``vector_quantize_pytorch.LatentQuantize`` with its quantization step done here.
+
+    The upstream module supplies the projections, the per-dimension value sets and the loss
+    weights; the adapter does the nearest-value step itself, because upstream (1.32)
+    - turns codes into indices through the *initial* value grid and truncates instead of rounding,
+      so once the values are learned the indices are wrong;
+    - decodes indices through the initial grid too, never through the learned values;
+    - detaches the gathered values inside its straight-through step, so the values never get a
+      gradient (``optimize_values=True`` has no effect).
+    Here indices are the mixed-radix number of the per-dimension value positions (upstream's
+    basis), decoding gathers the current values, and the loss is the paper's (arXiv 2305.18378):
+    ``quantization_loss_weight * |sg(z) - zq|^2 + commitment_loss_weight * |z - sg(zq)|^2``.
+    """
+
+    def __init__(self, inner: nn.Module, **kwargs: Any) -> None:
+        super().__init__(inner, **kwargs)
+        values = inner.values_per_latent
+        if not isinstance(values, nn.ParameterList):  # optimize_values=False: keep them as buffers
+            inner.values_per_latent = nn.ParameterList(nn.Parameter(v, requires_grad=False) for v in values)
+
+    def _quantize(self, x):
+        lq = self.inner
+        z = rearrange(lq.project_in(x), "n (c d) -> n c d", c=self.num_codebooks)
+        values = list(lq.values_per_latent)
+        positions = torch.stack(
+            [(z[..., i, None] - v).abs().argmin(dim=-1) for i, v in enumerate(values)], dim=-1
+        )
+        zq = torch.stack([v[positions[..., i]] for i, v in enumerate(values)], dim=-1)
+        quantization = F.mse_loss(zq, z.detach())  # pulls the values to the latents
+        commitment = F.mse_loss(z, zq.detach())  # pulls the latents to the values
+        loss = lq.quantization_loss_weight * quantization + lq.commitment_loss_weight * commitment
+        codes = z + (zq - z).detach() if z.requires_grad else zq
+        indices = (positions * lq._basis).sum(dim=-1)
+        codes = lq.project_out(rearrange(codes, "n c d -> n (c d)"))
+        if self.num_codebooks == 1:
+            indices = indices[..., 0]
+        return codes, indices, loss
+
+    def _decode(self, indices):
+        lq = self.inner
+        if indices.ndim == 1:
+            indices = indices[:, None]
+        positions = (indices[..., None] // lq._basis) % lq._levels
+        values = list(lq.values_per_latent)
+        codes = torch.stack([v[positions[..., i]] for i, v in enumerate(values)], dim=-1)
+        return lq.project_out(rearrange(codes, "n c d -> n (c d)"))

@@ -1,0 +1,404 @@
+"""Baselines from vector-quantize-pytorch (1.32), adapted to the vqbench protocol.
+
+Every factory takes ``dim=None`` (the input dim; projections where it differs from the codebook
+dim) and ``codebook_size=None`` (the operating point, default 2^10, per codebook or residual
+level), plus keyword arguments passed through to the upstream class, which override the defaults
+below. FSQ-like quantizers turn ``codebook_size`` into the FSQ paper's recommended levels (so the
+real size is the product of the levels, e.g. 1000 for 2^10); learned codebooks take it as is.
+
+Defaults and where they come from:
+- VQ (``vq``, ``vq-cosine``, ``residual-vq``): commitment weight 0.25 and EMA decay 0.99 (VQ-VAE,
+  arXiv 1711.00937, section 3.2 and appendix), plain straight-through gradients (VQ-VAE; upstream
+  defaults to the rotation trick, available as ``rotation_trick=True``), k-means init off
+  (upstream's default; ``kmeans_init=True`` re-initialises from the first batch), no dead-code
+  replacement (``threshold_ema_dead_code``), codebook dim 8 (the low-dimensional lookup of
+  ViT-VQGAN, arXiv 2110.04627, which improves usage; also what DESIGN's cost figures assume).
+  ``vq-cosine`` looks codes up by cosine similarity on l2-normalised vectors (ViT-VQGAN).
+- LFQ (``lfq``, ``residual-lfq``): MAGVIT-v2's entropy penalty (arXiv 2310.05737, eq. 5) with
+  weight 0.1 and diversity gamma 1.0 (upstream's defaults and README), and commitment weight 0.25
+  (the VQ-VAE beta that MAGVIT-v2 keeps); upstream's own commitment default is 0.
+- BSQ (``bsq``): LFQ on the unit sphere (arXiv 2406.07548): inputs are l2-normalised and codes are
+  ``+-1/sqrt(L)``; the same entropy penalty and commitment weight as LFQ.
+- Residual quantizers: 4 levels (SoundStream's residual VQ, arXiv 2107.03312, at a small depth),
+  ``codebook_size`` per level.
+- SimVQ (``simvq``): a frozen random codebook through one learned linear map (arXiv 2411.02038),
+  commitment ``|sg(z) - q|^2 + 0.25 |z - sg(q)|^2`` (upstream's defaults, the paper's beta), plain
+  straight-through gradients as in the paper (upstream defaults to the rotation trick), codebook
+  dim 8 as for VQ, with projections added by the adapter.
+- Latent quantization (``latent-quantize``, arXiv 2305.18378): per-dimension learned value sets
+  initialised on the FSQ levels' grid, quantization and commitment weights 0.1 (upstream's
+  defaults); see ``LatentQuantizeAdapter`` for what the adapter does differently from upstream.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+from torch import nn
+
+from ._adapters import (
+    FSQAdapter,
+    LatentQuantizeAdapter,
+    LFQAdapter,
+    ResidualAdapter,
+    SimVQAdapter,
+    UpstreamQuantizer,
+    VectorQuantizeAdapter,
+)
+from .levels import recommended_levels
+
+DEFAULT_CODEBOOK_SIZE = 2**10
+VQ_CODEBOOK_DIM = 8
+RESIDUAL_LEVELS = 4
+
+VQ_DEFAULTS: dict[str, Any] = {
+    "commitment_weight": 0.25,
+    "decay": 0.99,
+    "kmeans_init": False,
+    "threshold_ema_dead_code": 0,
+    "rotation_trick": False,
+}
+LFQ_DEFAULTS: dict[str, Any] = {
+    "entropy_loss_weight": 0.1,
+    "diversity_gamma": 1.0,
+    "commitment_loss_weight": 0.25,
+}
+SIMVQ_DEFAULTS: dict[str, Any] = {
+    "rotation_trick": False,
+    "input_to_quantize_commit_loss_weight": 0.25,
+    "commitment_weight": 1.0,
+}
+LATENT_QUANTIZE_DEFAULTS: dict[str, Any] = {
+    "commitment_loss_weight": 0.1,
+    "quantization_loss_weight": 0.1,
+    "optimize_values": True,
+}
+
+# Layout options that the adapters own: vqbench quantizers always take channel-last (..., dim).
+_LAYOUT_OPTIONS = (
+    "channel_first",
+    "is_channel_first",
+    "channel_last",
+    "accept_image_fmap",
+    "accept_3d_fmap",
+    "return_indices",
+)
+
+
+# -- argument checks --------------------------------------------------------------------------
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _size(codebook_size: Any, *, power_of_two: bool = False) -> int:
+    size = DEFAULT_CODEBOOK_SIZE if codebook_size is None else codebook_size
+    _positive_int("codebook_size", size, minimum=2)
+    if power_of_two and size & (size - 1):
+        lower, upper = 2 ** int(math.log2(size)), 2 ** math.ceil(math.log2(size))
+        raise ValueError(
+            f"codebook_size must be a power of two for lookup-free quantization "
+            f"(one bit per code dim), got {size}; try {lower} or {upper}"
+        )
+    return size
+
+
+def _levels(codebook_size: Any, levels: Any) -> list[int]:
+    if levels is not None:
+        if codebook_size is not None:
+            raise ValueError(
+                f"pass either codebook_size (an operating point) or levels, not both "
+                f"(got codebook_size={codebook_size!r}, levels={levels!r})"
+            )
+        if not isinstance(levels, (list, tuple)) or not levels:
+            raise ValueError(f"levels must be a non-empty list of integers, got {levels!r}")
+        return [_positive_int("each level", level, minimum=2) for level in levels]
+    return recommended_levels(DEFAULT_CODEBOOK_SIZE if codebook_size is None else codebook_size)
+
+
+def _no_layout_options(kwargs: dict[str, Any]) -> None:
+    for name in _LAYOUT_OPTIONS:
+        if name in kwargs:
+            raise ValueError(
+                f"{name}={kwargs[name]!r} is not configurable here: vqbench quantizers take channel-last "
+                "input (..., dim) and always return indices; move channels last before calling"
+            )
+
+
+def _keep_codebook_axis(kwargs: dict[str, Any], num_codebooks: int) -> bool:
+    keep = num_codebooks > 1
+    given = kwargs.pop("keep_num_codebooks_dim", None)
+    if given is not None and bool(given) != keep:
+        raise ValueError(
+            f"keep_num_codebooks_dim={given!r} conflicts with the protocol: indices have a trailing "
+            f"codebook axis exactly when num_codebooks > 1 (num_codebooks={num_codebooks})"
+        )
+    return keep
+
+
+def _build(cls: type[nn.Module], **config: Any) -> nn.Module:
+    """Instantiate an upstream class; its assertions become ValueErrors that name the config."""
+    try:
+        return cls(**config)
+    except TypeError as exc:
+        params = ", ".join(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+        raise TypeError(f"{cls.__name__} does not accept this config ({exc}); it takes: {params}") from exc
+    except AssertionError as exc:
+        shown = {k: v for k, v in config.items() if not isinstance(v, nn.Module)}
+        raise ValueError(f"{cls.__name__} rejected config {shown}: {exc or 'invalid combination'}") from exc
+
+
+# -- FSQ-like ---------------------------------------------------------------------------------
+
+
+def upstream_fsq(
+    dim: int | None = None,
+    codebook_size: int | None = None,
+    *,
+    levels: list[int] | None = None,
+    num_codebooks: int = 1,
+    **kwargs: Any,
+) -> UpstreamQuantizer:
+    """FSQ as implemented in vector-quantize-pytorch (arXiv 2309.15505), levels from the paper's table.
+
+    Upstream's own defaults otherwise (no loss; quantization in float32).
+    """
+    from vector_quantize_pytorch import FSQ
+
+    _no_layout_options(kwargs)
+    levels = _levels(codebook_size, levels)
+    _positive_int("num_codebooks", num_codebooks)
+    dim = len(levels) * num_codebooks if dim is None else _positive_int("dim", dim)
+    keep = _keep_codebook_axis(kwargs, num_codebooks)
+    config = dict(levels=levels, dim=dim, num_codebooks=num_codebooks, keep_num_codebooks_dim=keep, **kwargs)
+    inner = _build(FSQ, **config)
+    return FSQAdapter(
+        inner, dim=dim, codebook_size=inner.codebook_size, num_codebooks=num_codebooks, config=config
+    )
+
+
+def latent_quantize(
+    dim: int | None = None,
+    codebook_size: int | None = None,
+    *,
+    levels: list[int] | None = None,
+    num_codebooks: int = 1,
+    **kwargs: Any,
+) -> UpstreamQuantizer:
+    """Latent quantization (arXiv 2305.18378): FSQ-like levels, learned values per dimension.
+
+    Levels from the FSQ paper's table for ``codebook_size``; weights 0.1/0.1 (upstream's defaults).
+    """
+    from vector_quantize_pytorch import LatentQuantize
+
+    _no_layout_options(kwargs)
+    if kwargs.get("in_place_codebook_optimizer") is not None:
+        raise ValueError(
+            "in_place_codebook_optimizer is not supported (upstream 1.32 fails on it); train the values "
+            "with the model's optimizer"
+        )
+    levels = _levels(codebook_size, levels)
+    _positive_int("num_codebooks", num_codebooks)
+    dim = len(levels) * num_codebooks if dim is None else _positive_int("dim", dim)
+    keep = _keep_codebook_axis(kwargs, num_codebooks)
+    config = dict(
+        LATENT_QUANTIZE_DEFAULTS,
+        levels=levels,
+        dim=dim,
+        num_codebooks=num_codebooks,
+        keep_num_codebooks_dim=keep,
+        **kwargs,
+    )
+    inner = _build(LatentQuantize, **config)
+    return LatentQuantizeAdapter(
+        inner, dim=dim, codebook_size=inner.codebook_size, num_codebooks=num_codebooks, config=config
+    )
+
+
+# -- learned codebooks ------------------------------------------------------------------------
+
+
+def vector_quantize(
+    dim: int | None = None,
+    codebook_size: int | None = None,
+    *,
+    codebook_dim: int = VQ_CODEBOOK_DIM,
+    heads: int = 1,
+    **kwargs: Any,
+) -> UpstreamQuantizer:
+    """VQ-VAE codebook (arXiv 1711.00937), euclidean, EMA updates; see the module docstring."""
+    from vector_quantize_pytorch import VectorQuantize
+
+    _no_layout_options(kwargs)
+    size = _size(codebook_size)
+    _positive_int("codebook_dim", codebook_dim)
+    _positive_int("heads", heads)
+    dim = codebook_dim * heads if dim is None else _positive_int("dim", dim)
+    config = dict(VQ_DEFAULTS, dim=dim, codebook_size=size, codebook_dim=codebook_dim, heads=heads, **kwargs)
+    inner = _build(VectorQuantize, **config)
+    return VectorQuantizeAdapter(inner, dim=dim, codebook_size=size, num_codebooks=heads, config=config)
+
+
+def vector_quantize_cosine(
+    dim: int | None = None, codebook_size: int | None = None, **kwargs: Any
+) -> UpstreamQuantizer:
+    """VQ with cosine-similarity lookup on l2-normalised codes (ViT-VQGAN, arXiv 2110.04627), EMA."""
+    return vector_quantize(dim, codebook_size, **{"use_cosine_sim": True, **kwargs})
+
+
+def sim_vq(
+    dim: int | None = None,
+    codebook_size: int | None = None,
+    *,
+    codebook_dim: int = VQ_CODEBOOK_DIM,
+    **kwargs: Any,
+) -> UpstreamQuantizer:
+    """SimVQ (arXiv 2411.02038): a frozen random codebook through a learned linear map."""
+    from vector_quantize_pytorch import SimVQ
+
+    _no_layout_options(kwargs)
+    size = _size(codebook_size)
+    _positive_int("codebook_dim", codebook_dim)
+    dim = codebook_dim if dim is None else _positive_int("dim", dim)
+    config = dict(SIMVQ_DEFAULTS, dim=codebook_dim, codebook_size=size, **kwargs)
+    inner = _build(SimVQ, **config)
+    return SimVQAdapter(inner, dim=dim, codebook_dim=codebook_dim, codebook_size=size, config=config)
+
+
+# -- lookup-free ------------------------------------------------------------------------------
+
+
+def lookup_free(
+    dim: int | None = None,
+    codebook_size: int | None = None,
+    *,
+    num_codebooks: int = 1,
+    inv_temperature: float = 100.0,
+    **kwargs: Any,
+) -> UpstreamQuantizer:
+    """Lookup-free quantization (MAGVIT-v2, arXiv 2310.05737): one sign bit per code dim.
+
+    ``codebook_size`` must be a power of two; ``inv_temperature`` (upstream's forward default 100)
+    sharpens the soft assignments of the entropy penalty.
+    """
+    from vector_quantize_pytorch import LFQ
+
+    _no_layout_options(kwargs)
+    size = _size(codebook_size, power_of_two=True)
+    _positive_int("num_codebooks", num_codebooks)
+    dim = int(math.log2(size)) * num_codebooks if dim is None else _positive_int("dim", dim)
+    keep = _keep_codebook_axis(kwargs, num_codebooks)
+    config = dict(
+        LFQ_DEFAULTS,
+        dim=dim,
+        codebook_size=size,
+        num_codebooks=num_codebooks,
+        keep_num_codebooks_dim=keep,
+        channel_first=False,
+        **kwargs,
+    )
+    inner = _build(LFQ, **config)
+    return LFQAdapter(
+        inner,
+        inv_temperature=inv_temperature,
+        dim=dim,
+        codebook_size=size,
+        num_codebooks=num_codebooks,
+        config={**config, "inv_temperature": inv_temperature},
+    )
+
+
+def binary_spherical(
+    dim: int | None = None, codebook_size: int | None = None, **kwargs: Any
+) -> UpstreamQuantizer:
+    """Binary spherical quantization (arXiv 2406.07548): LFQ with l2-normalised inputs and codes."""
+    return lookup_free(dim, codebook_size, **{"spherical": True, **kwargs})
+
+
+# -- residual ---------------------------------------------------------------------------------
+
+
+def residual_vq(
+    dim: int | None = None,
+    codebook_size: int | None = None,
+    *,
+    num_quantizers: int = RESIDUAL_LEVELS,
+    codebook_dim: int = VQ_CODEBOOK_DIM,
+    **kwargs: Any,
+) -> UpstreamQuantizer:
+    """Residual VQ (SoundStream, arXiv 2107.03312): each level quantizes the previous residual.
+
+    Each level is a VQ with the ``vq`` defaults; the loss is the sum over levels.
+    """
+    from vector_quantize_pytorch import ResidualVQ
+
+    _no_layout_options(kwargs)
+    size = _size(codebook_size)
+    _positive_int("num_quantizers", num_quantizers)
+    _positive_int("codebook_dim", codebook_dim)
+    dim = codebook_dim if dim is None else _positive_int("dim", dim)
+    config = dict(VQ_DEFAULTS, dim=dim, codebook_size=size, codebook_dim=codebook_dim, **kwargs)
+    config["num_quantizers"] = num_quantizers
+    inner = _build(ResidualVQ, **config)
+    return ResidualAdapter(inner, dim=dim, codebook_size=size, num_codebooks=num_quantizers, config=config)
+
+
+def residual_fsq(
+    dim: int | None = None,
+    codebook_size: int | None = None,
+    *,
+    levels: list[int] | None = None,
+    num_quantizers: int = RESIDUAL_LEVELS,
+    **kwargs: Any,
+) -> UpstreamQuantizer:
+    """Residual FSQ: FSQ levels (the paper's table) at each residual level, scaled down per level."""
+    from vector_quantize_pytorch import ResidualFSQ
+
+    _no_layout_options(kwargs)
+    levels = _levels(codebook_size, levels)
+    _positive_int("num_quantizers", num_quantizers)
+    dim = len(levels) if dim is None else _positive_int("dim", dim)
+    config = dict(levels=levels, dim=dim, num_quantizers=num_quantizers, **kwargs)
+    inner = _build(ResidualFSQ, **config)
+    return ResidualAdapter(
+        inner, dim=dim, codebook_size=inner.codebook_size, num_codebooks=num_quantizers, config=config
+    )
+
+
+def residual_lfq(
+    dim: int | None = None,
+    codebook_size: int | None = None,
+    *,
+    num_quantizers: int = RESIDUAL_LEVELS,
+    **kwargs: Any,
+) -> UpstreamQuantizer:
+    """Residual LFQ: LFQ (with the ``lfq`` defaults) at each level, codes halved per level."""
+    from vector_quantize_pytorch import ResidualLFQ
+
+    _no_layout_options(kwargs)
+    size = _size(codebook_size, power_of_two=True)
+    _positive_int("num_quantizers", num_quantizers)
+    dim = int(math.log2(size)) if dim is None else _positive_int("dim", dim)
+    config = dict(LFQ_DEFAULTS, dim=dim, codebook_size=size, num_quantizers=num_quantizers, **kwargs)
+    inner = _build(ResidualLFQ, **config)
+    return ResidualAdapter(inner, dim=dim, codebook_size=size, num_codebooks=num_quantizers, config=config)
+
+
+__all__ = [
+    "DEFAULT_CODEBOOK_SIZE",
+    "binary_spherical",
+    "latent_quantize",
+    "lookup_free",
+    "residual_fsq",
+    "residual_lfq",
+    "residual_vq",
+    "sim_vq",
+    "upstream_fsq",
+    "vector_quantize",
+    "vector_quantize_cosine",
+]
