@@ -1,0 +1,99 @@
+"""List the registered quantizers and what their default operating points measure.
+
+Each quantizer is built with its defaults and run on a tiny batch: codebook size, dim, codebooks
+and bits per token are read from the built module; round trip (indices_to_codes(indices) against
+the codes), aux loss (a train-mode loss that carries gradient) and learned codebook (decoded codes
+move after one training step) are measured. A plugin that fails to import or run shows its error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "pattern", nargs="?", default=None, help="glob pattern(s), comma-separated, e.g. 'fsq*,vq'"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument(
+        "--no-measure", action="store_true", help="registry entries only: do not build or run the quantizers"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ._describe import describe_quantizers
+    from ._registry import list_quantizers
+
+    infos = describe_quantizers(args.pattern, measure=not args.no_measure)
+    if not infos:
+        raise ValueError(
+            f"no registered quantizer matches {args.pattern!r}; registered: {', '.join(list_quantizers())}"
+        )
+    if args.json:
+        print(json.dumps([info.as_dict() for info in infos], indent=2))
+        return 0
+    _print_table(infos, measured=not args.no_measure)
+    return 0
+
+
+def _print_table(infos, measured: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not wrap names at 80 columns
+        console = Console(width=max(console.width, 180))
+    table = Table(title="vqbench quantizers", title_justify="left")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("family")
+    table.add_column("source", no_wrap=True)
+    if measured:
+        for header in ("codebook", "dim", "books", "bits/token"):
+            table.add_column(header, justify="right")
+        table.add_column("round trip")
+        table.add_column("aux loss")
+        table.add_column("learned")
+    table.add_column("notes")
+
+    failed = 0
+    for info in infos:
+        cells = [info.name, info.family, info.source]
+        if measured:
+            cells += [
+                _num(info.codebook_size),
+                _num(info.dim),
+                _num(info.num_codebooks),
+                "" if info.bits_per_token is None else f"{info.bits_per_token:.2f}",
+                info.round_trip or "",
+                _yes_no(info.aux_loss),
+                _yes_no(info.learned_codebook),
+            ]
+        if info.error:
+            failed += 1
+            cells.append(f"[red]error: {_escape(info.error)}[/red]")
+        else:
+            cells.append(_escape(info.description))
+        table.add_row(*cells)
+    console.print(table)
+    footer = f"{len(infos)} quantizer{'s' if len(infos) != 1 else ''}"
+    if failed:
+        footer += f", {failed} with errors"
+    if measured:
+        footer += "; figures of the default operating point (others: create_quantizer(name, codebook_size=N))"
+    console.print(footer, highlight=False)
+
+
+def _num(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _yes_no(value) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
