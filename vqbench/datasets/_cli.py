@@ -1,0 +1,111 @@
+"""List the datasets: kind, shape, source, and whether each is available here (and how to get it if not).
+
+Each dataset is loaded with its default options (or those given with --option), so the shapes and
+checksums shown are those a run would use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="dataset names or glob patterns (default: all); a .npy / .pt path loads that file as latents",
+    )
+    parser.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a loader option for the datasets that accept it, e.g. -o dim=32 -o path=/data/fmnist",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``["dim=32", "path=/x"]`` -> ``{"dim": 32, "path": "/x"}`` (Python literals where they parse)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        options[key.strip()] = value
+    return options
+
+
+def select(names: list[str]) -> list[str]:
+    """Registered names matching the patterns, in order; unknown plain names raise with close matches."""
+    from . import get_dataset_spec, list_datasets
+    from ._registry import is_latents_path
+
+    if not names:
+        return list_datasets()
+    chosen: list[str] = []
+    for name in names:
+        if is_latents_path(name):
+            matched = [name]
+        elif any(c in name for c in "*?["):
+            matched = list_datasets(name)
+            if not matched:
+                raise ValueError(f"no dataset matches {name!r}; registered: {', '.join(list_datasets())}")
+        else:
+            get_dataset_spec(name)  # raises for an unknown name
+            matched = [name]
+        chosen += [m for m in matched if m not in chosen]
+    return chosen
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import DatasetUnavailableError, get_dataset_spec, load_dataset
+
+    names = select(args.names)
+    options = parse_options(args.option)
+    accepted = {name: get_dataset_spec(name).options() for name in names}
+    unused = [k for k in options if not any(k in opts for opts in accepted.values())]
+    if unused:
+        raise ValueError(f"no selected dataset takes option(s) {', '.join(unused)}; check the names")
+
+    table = Table(title="vqbench datasets", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("Name", "Kind", "Train/eval", "Sample", "Source", "Available"):
+        table.add_column(column, no_wrap=True)
+    notes: list[str] = []
+    for name in names:
+        spec = get_dataset_spec(name)
+        given = {k: v for k, v in options.items() if k in accepted[name]}
+        try:
+            ds = load_dataset(name, seed=args.seed, **given)
+        except Exception as exc:  # unavailable, a broken file or a bad option value: show it, go on
+            unavailable = isinstance(exc, DatasetUnavailableError)
+            notes.append(
+                f"[{len(notes) + 1}] " + (str(exc) if unavailable else f"{name}: {type(exc).__name__}: {exc}")
+            )
+            state = "[red]no[/red]" if unavailable else "[red]error[/red]"
+            table.add_row(name, spec.kind, "", "", spec.source, f"{state} [{len(notes)}]")
+            continue
+        counts = f"{len(ds.train)}/{len(ds.eval)}"
+        shape = "x".join(str(n) for n in ds.sample_shape)
+        available = "[green]yes[/green]"
+        if "path" in ds.meta:
+            notes.append(f"[{len(notes) + 1}] {name}: read from {ds.meta['path']}")
+            available += f" [{len(notes)}]"
+        table.add_row(name, ds.kind, counts, shape, spec.source, available)
+    console = Console()
+    console.print(table)
+    for note in notes:
+        console.print(note, markup=False, highlight=False)
+    return 0
