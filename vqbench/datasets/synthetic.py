@@ -40,10 +40,10 @@ def _check(dim: int, n_train: int, n_eval: int) -> None:
 
 
 def _build(name: str, sample, seed: int, dim: int, n_train: int, n_eval: int, meta: dict) -> Dataset:
-    """``sample(n, generator)`` gives an (n, dim) float64 tensor."""
+    """``sample(n, stream)`` gives an (n, dim) float64 tensor drawn from ``generator(seed, stream)``."""
     _check(dim, n_train, n_eval)
-    train = sample(n_train, generator(seed, f"{name}:train"))
-    eval = sample(n_eval, generator(seed, f"{name}:eval"))
+    train = sample(n_train, f"{name}:train")
+    eval = sample(n_eval, f"{name}:eval")
     meta = {"generator": "torch.Generator (float64 uniform stream)", "dim": dim, **meta}
     return make_dataset(name, "vectors", train.to(torch.float32), eval.to(torch.float32), meta)
 
@@ -54,7 +54,7 @@ def gaussian(
     """Standard normal vectors, N(0, I)."""
     return _build(
         "gaussian",
-        lambda n, g: _normal(n * dim, g).view(n, dim),
+        lambda n, s: _normal(n * dim, generator(seed, s)).view(n, dim),
         seed,
         dim,
         n_train,
@@ -70,7 +70,7 @@ def uniform(
     half = math.sqrt(3.0)
     return _build(
         "uniform",
-        lambda n, g: (_uniform(n * dim, g).view(n, dim) * 2.0 - 1.0) * half,
+        lambda n, s: (_uniform(n * dim, generator(seed, s)).view(n, dim) * 2.0 - 1.0) * half,
         seed,
         dim,
         n_train,
@@ -85,8 +85,8 @@ def laplace(
     """Laplace vectors with unit variance: heavier tails than a gaussian (kurtosis 6)."""
     scale = 1.0 / math.sqrt(2.0)
 
-    def sample(n: int, g: torch.Generator) -> torch.Tensor:
-        v = _uniform(n * dim, g).view(n, dim) - 0.5
+    def sample(n: int, stream: str) -> torch.Tensor:
+        v = _uniform(n * dim, generator(seed, stream)).view(n, dim) - 0.5
         return -scale * torch.sign(v) * torch.log(torch.clamp_min(1.0 - 2.0 * v.abs(), 2.0**-53))
 
     return _build("laplace", sample, seed, dim, n_train, n_eval, {"distribution": "Laplace(0, 1/sqrt(2))"})
@@ -114,9 +114,9 @@ def gaussian_mixture(
     centres = _normal(components * dim, generator(seed, "gaussian-mixture:centres")).view(components, dim)
     centres = centres * math.sqrt(1.0 - component_std**2)
 
-    def sample(n: int, g: torch.Generator) -> torch.Tensor:
-        which = torch.randint(components, (n,), generator=g)
-        return centres[which] + component_std * _normal(n * dim, g).view(n, dim)
+    def sample(n: int, stream: str) -> torch.Tensor:
+        which = torch.randint(components, (n,), generator=generator(seed, stream + ":components"))
+        return centres[which] + component_std * _normal(n * dim, generator(seed, stream)).view(n, dim)
 
     return _build(
         "gaussian-mixture",
@@ -142,8 +142,8 @@ def correlated_gaussian(
         raise ValueError(f"rho must be a number in (-1, 1), got {rho!r}")
     innovation = math.sqrt(1.0 - rho**2)
 
-    def sample(n: int, g: torch.Generator) -> torch.Tensor:
-        z = _normal(n * dim, g).view(n, dim)
+    def sample(n: int, stream: str) -> torch.Tensor:
+        z = _normal(n * dim, generator(seed, stream)).view(n, dim)
         x = torch.empty_like(z)
         x[:, 0] = z[:, 0]
         for i in range(1, dim):
