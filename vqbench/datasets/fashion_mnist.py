@@ -48,13 +48,19 @@ def fashion_mnist(
         raise DatasetUnavailableError(
             f"Fashion-MNIST not found: {', '.join(missing)}[.gz] missing in {where}. To get it: {HOW_TO_GET}"
         )
+    arrays = {}
+    for part, file in files.items():  # read and check both files before anything else
+        arrays[part] = read_idx(file, copy=False)  # the cached array: indexing below copies
+        if arrays[part].dtype != "uint8" or arrays[part].ndim != 3 or len(arrays[part]) < 1:
+            raise ValueError(
+                f"{file}: expected uint8 images (N, H, W), got {arrays[part].dtype} {arrays[part].shape}"
+            )
     parts = {}
-    for part, file in files.items():
-        array = read_idx(file, copy=False)  # indexing below copies
-        if array.dtype != "uint8" or array.ndim != 3 or array.shape[0] < 1:
-            raise ValueError(f"{file}: expected uint8 images (N, H, W), got {array.dtype} {array.shape}")
+    for part, array in arrays.items():
         count = n_train if part == "train" else n_eval
-        index = subset(len(array), count, seed, f"fashion-mnist:{part}", f"fashion-mnist {part} ({file})")
+        index = subset(
+            len(array), count, seed, f"fashion-mnist:{part}", f"fashion-mnist {part} ({files[part]})"
+        )
         parts[part] = torch.from_numpy(array)[index].unsqueeze(1).to(torch.float32).div_(255.0)
     meta = {
         "origin": "Fashion-MNIST IDX files",
