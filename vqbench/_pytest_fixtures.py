@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,15 +13,9 @@ import torch
 from torch import nn
 
 from vqbench import _pytest_ops as ops
-from vqbench._pytest_settings import Settings
+from vqbench._pytest_settings import SMOKE_TOKENS, BenchSpec, Settings
 
 WARMUP_CALLS = 3
-USAGE_ROUNDS = 3
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _timed(fn: Callable[[], Any], device: torch.device) -> Callable[[], Any]:
@@ -36,13 +31,27 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> Callable[[], Any]:
     return synced
 
 
+@functools.lru_cache(maxsize=8)
+def _load_dataset(name: str, seed: int, options: tuple[tuple[str, Any], ...]) -> Any:
+    """Datasets are fixed by name, seed and options: load each once per process."""
+    from vqbench.datasets import load_dataset
+
+    return load_dataset(name, seed=seed, **dict(options))
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (int, float, str, bool, type(None)))
+
+
 class QuantizerBench:
     """Benchmark a quantizer through pytest-benchmark's ``benchmark`` fixture, once per test.
 
-    ``quantizer_bench(name_or_module, "forward", size)`` times one operation; ``.usage(...)`` and
-    ``.reconstruction(...)`` measure codebook usage and reconstruction quality and time the work
-    they do. Figures go to ``benchmark.extra_info`` (and so to ``--benchmark-json`` and saved runs)
-    and are returned as a dict. Without ``--benchmark`` (smoke mode) each runs once, at tiny sizes.
+    ``quantizer_bench(name_or_module, "forward", size)`` times one operation (forward, train,
+    encode, decode); ``.usage(name)`` and ``.reconstruction(name)`` run the suite's usage and
+    reconstruction benchmarks and time them. Figures go to ``benchmark.extra_info`` (and so to
+    ``--benchmark-json`` and saved runs) and are returned as a dict. Without ``--benchmark``
+    (smoke mode) each runs once, at tiny sizes. A quantizer given by name gets the suite's config
+    for it (its ``[quantizers.*]`` table and codebook size); keyword config overrides it.
     """
 
     def __init__(self, benchmark: Any, settings: Settings) -> None:
@@ -50,15 +59,14 @@ class QuantizerBench:
         self.settings = settings
         self._used_by: str | None = None
         if not settings.enabled:
-            # Smoke mode: pytest-benchmark runs the function once and records nothing.
-            benchmark.disabled = True
+            benchmark.disabled = True  # smoke mode: run once, record nothing
 
     @property
     def smoke(self) -> bool:
         """True when the session runs without ``--benchmark``."""
         return not self.settings.enabled
 
-    # -- building ------------------------------------------------------------------------------------
+    # -- shared --------------------------------------------------------------------------------------
 
     def _claim(self, what: str) -> None:
         if self._used_by is not None:
@@ -84,46 +92,51 @@ class QuantizerBench:
 
     def _device(self, device: str | torch.device) -> torch.device:
         dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            pytest.skip("CUDA is not available")
         if dev.type not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            pytest.skip("CUDA is not available")
         return dev
+
+    def config(self, name: str, **config: Any) -> dict[str, Any]:
+        """The config a quantizer given by name is built with: the suite's, then ``config``."""
+        return {**self.settings.suite_info.config_for(name), **config}
 
     def build(
         self, quantizer: str | nn.Module, device: torch.device, backend: str = "eager", **config: Any
-    ) -> tuple[nn.Module, str, dict[str, Any]]:
-        """The module to measure, its display name, and the config it was built with."""
+    ) -> tuple[nn.Module, nn.Module, str, dict[str, Any]]:
+        """``(callable, module, display name, config)``: the callable is compiled for "compile"."""
         if isinstance(quantizer, nn.Module):
             if config:
                 raise TypeError(
-                    f"config {sorted(config)} only applies to a quantizer given by name, not an instance"
+                    f"config {sorted(config)} applies to a quantizer given by name, not an instance"
                 )
             if backend not in ("eager", "compile"):
-                raise ValueError(f"an instance can run as backend 'eager' or 'compile', got {backend!r}")
-            module, name = quantizer, type(quantizer).__name__
-        elif isinstance(quantizer, str):
-            from vqbench.quantizers import create_quantizer
-
-            suite = self.settings.suite_sizes
-            if suite.codebook_size is not None:
-                config.setdefault("codebook_size", suite.codebook_size)
-            if suite.dim is not None:
-                config.setdefault("dim", suite.dim)
-            if backend not in ("eager", "compile"):
-                config["backend"] = backend
-            module, name = create_quantizer(quantizer, **config), quantizer
-        else:
+                raise ValueError(f"an instance runs as backend 'eager' or 'compile', got {backend!r}")
+            module, name = quantizer.to(device), type(quantizer).__name__
+            call = torch.compile(module) if backend == "compile" else module
+            return call, module, name, {}
+        if not isinstance(quantizer, str):
             raise TypeError(
                 f"quantizer must be a registry name or an nn.Module, got {type(quantizer).__name__}"
             )
-        module = module.to(device)
-        if backend == "compile":
-            module = torch.compile(module)
-        return module, name, config
+        from vqbench.suite._common import build_quantizer
+        from vqbench.suite.cells import Cell
 
-    def _base_info(self, q: nn.Module, name: str, device: torch.device, backend: str, config: dict) -> dict:
-        info = {
+        config = self.config(quantizer, **config)
+        cell = Cell(
+            suite=self.settings.suite,
+            benchmark="throughput",
+            quantizer=quantizer,
+            config=config,
+            backend=backend,
+            device=str(device),
+        )
+        call, module = build_quantizer(cell)
+        return call, module, quantizer, config
+
+    def _info(self, q: nn.Module, name: str, device: torch.device, backend: str, config: dict) -> dict:
+        return {
             "quantizer": name,
             "backend": backend,
             "device": str(device),
@@ -131,11 +144,11 @@ class QuantizerBench:
             "codebook_size": int(q.codebook_size),
             "num_codebooks": int(getattr(q, "num_codebooks", 1)),
             "bits_per_token": float(q.bits_per_token),
-            "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool, type(None)))},
+            "config": {k: v for k, v in config.items() if _plain(v)},
             "threads": torch.get_num_threads(),
+            "suite": self.settings.suite,
             "mode": self.settings.mode,
         }
-        return info
 
     def _group(self, kind: str, device: torch.device, label: str, backend: str, config: dict) -> str:
         parts = [kind, device.type, label]
@@ -147,9 +160,7 @@ class QuantizerBench:
 
     def _median(self) -> float | None:
         stats = getattr(self.benchmark, "stats", None)
-        if not stats:
-            return None
-        return float(stats.stats.median)
+        return float(stats.stats.median) if stats else None
 
     # -- throughput ----------------------------------------------------------------------------------
 
@@ -165,20 +176,22 @@ class QuantizerBench:
         seed: int = 0,
         **config: Any,
     ) -> dict[str, Any]:
-        """Time ``operation`` (forward, train_step, encode, decode) on ``size`` vectors.
+        """Time ``operation`` (forward, train, encode, decode) on ``size`` vectors.
 
-        Returns (and puts in extra_info) vectors_per_s and effective_gb_per_s, beside what was
-        measured. ``size`` defaults to the suite's first size; smoke mode caps it to a tiny one.
+        Returns (and puts in extra_info) vectors_per_s and effective_gb_per_s beside what was
+        measured. ``size`` defaults to the suite's first size; smoke mode makes it tiny.
         """
         ops.check_operation(operation)
         n = self._size(size)
         self._claim(f"{operation} of {quantizer!r}")
         dev = self._device(device)
         with self._setup():
-            q, name, config = self.build(quantizer, dev, backend, **config)
+            call, q, name, config = self.build(quantizer, dev, backend, **config)
+            torch.manual_seed(seed)
             x = ops.gaussian_vectors(n, int(q.dim), seed=seed, device=dev)
-            fn = _timed(ops.make_operation(q, operation, x), dev)
-            info = self._base_info(q, name, dev, backend, config)
+            n = x.shape[0] * x.shape[1]
+            fn = _timed(ops.make_operation(call, q, operation, x), dev)
+            info = self._info(q, name, dev, backend, config)
             info.update(operation=operation, vectors=n, bytes_moved=ops.bytes_moved(q, operation, x))
             self.benchmark.group = group or self._group(operation, dev, f"n={n}", backend, config)
             self.benchmark.extra_info.update(info)
@@ -198,103 +211,147 @@ class QuantizerBench:
         return info
 
     def _size(self, size: int | None) -> int:
-        sizes = self.settings.suite_sizes.sizes
-        if size is None:
-            return sizes[0]
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
             raise ValueError(f"size must be a positive number of vectors, got {size!r}")
-        return min(size, sizes[0]) if self.smoke else size
+        if self.smoke:
+            return min(size or self.settings.sizes[0], self.settings.sizes[0])
+        return size or self.settings.sizes[0]
 
-    # -- usage ---------------------------------------------------------------------------------------
+    # -- usage and reconstruction through the suite's engines ----------------------------------------
+
+    def _engine_run(
+        self,
+        kind: str,
+        quantizer: str | nn.Module,
+        dataset: str | None,
+        device: str | torch.device,
+        group: str | None,
+        seed: int,
+        params: dict[str, Any] | None,
+        config: dict[str, Any],
+    ) -> dict[str, Any]:
+        self._claim(f"{kind} of {quantizer!r}")
+        dev = self._device(device)
+        if not isinstance(quantizer, str):
+            raise TypeError(
+                f"quantizer_bench.{kind}() runs the suite's {kind} engine, which builds the quantizer "
+                f"from a registry name or 'module:Name' reference; got {type(quantizer).__name__}"
+            )
+        with self._setup():
+            engine, cell, data = self._engine_cell(kind, quantizer, dataset, dev, seed, params or {}, config)
+            info = {
+                "quantizer": quantizer,
+                "device": str(dev),
+                "dataset": cell.dataset,
+                "config": {k: v for k, v in cell.config.items() if _plain(v)},
+                "params": {k: v for k, v in cell.params.items() if _plain(v)},
+                "threads": torch.get_num_threads(),
+                "suite": self.settings.suite,
+                "mode": self.settings.mode,
+            }
+            label = f"dataset={cell.dataset}"
+            self.benchmark.group = group or self._group(kind, dev, label, "eager", cell.config)
+            self.benchmark.extra_info.update(info)
+        rows: list[dict] = []
+
+        def run_engine() -> None:
+            rows[:] = engine.measure(cell, data)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+
+        self.benchmark.pedantic(run_engine, rounds=1)
+        figures = {r["metric"]: r["value"] for r in rows}
+        info.update(figures)
+        info["units"] = {r["metric"]: r["unit"] for r in rows}
+        self.benchmark.extra_info.update(info)
+        return info
+
+    def _engine_cell(
+        self,
+        kind: str,
+        name: str,
+        dataset: str | None,
+        dev: torch.device,
+        seed: int,
+        params: dict[str, Any],
+        config: dict[str, Any],
+    ) -> tuple[Any, Any, Any]:
+        import importlib
+
+        from vqbench.datasets import DatasetUnavailableError, make_dataset
+        from vqbench.suite.cells import BENCHMARK_MODULES, Cell
+
+        engine = importlib.import_module(BENCHMARK_MODULES[kind])
+        spec: BenchSpec = getattr(self.settings.suite_info, kind)
+        dataset = dataset or spec.dataset or "gaussian"
+        options = dict(spec.dataset_options) if dataset == spec.dataset else {}
+        merged = self.settings.engine_params(spec, getattr(engine, "PARAMS", {}))
+        merged.update(params)
+        cell = Cell(
+            suite=self.settings.suite,
+            benchmark=kind,
+            quantizer=name,
+            config=self.config(name, **config),
+            dataset=dataset,
+            dataset_options=options,
+            device=str(dev),
+            params=merged,
+            seed=seed,
+        )
+        try:  # loaded here, so that the timed call does not include reading the data
+            key = tuple(sorted(options.items()))
+            try:
+                hash(key)
+            except TypeError:  # list-valued options: not cached
+                data = _load_dataset.__wrapped__(dataset, seed, key)
+            else:
+                data = _load_dataset(dataset, seed, key)
+        except DatasetUnavailableError as exc:
+            pytest.skip(f"dataset {dataset!r} is not available here: {exc}")
+        if self.smoke:  # cut to a few hundred samples
+            data = make_dataset(
+                data.name,
+                data.kind,
+                data.train[:SMOKE_TOKENS],
+                data.eval[:SMOKE_TOKENS],
+                dict(data.meta, smoke=True),
+            )
+        return engine, cell, data
 
     def usage(
         self,
-        quantizer: str | nn.Module,
-        data: torch.Tensor | None = None,
+        quantizer: str,
+        dataset: str | None = None,
         *,
-        tokens: int | None = None,
         device: str | torch.device = "cpu",
         group: str | None = None,
         seed: int = 0,
+        params: dict[str, Any] | None = None,
         **config: Any,
     ) -> dict[str, Any]:
-        """Codebook usage over a whole evaluation set (``data``, or seeded gaussian vectors).
+        """Run the suite's usage benchmark (``vqbench.suite.usage``) for ``quantizer``; time it.
 
-        Times encoding the set; extra_info gets utilization, perplexity, perplexity_ratio,
-        entropy_bits, dead_codes and tokens.
+        extra_info gets every figure of the engine: utilization, perplexity, perplexity_ratio,
+        entropy_bits, dead_codes, tokens, ... ``params`` override the suite's engine parameters.
         """
-        self._claim(f"usage of {quantizer!r}")
-        dev = self._device(device)
-        with self._setup():
-            q, name, config = self.build(quantizer, dev, **config)
-        if data is None:
-            n = tokens or self.settings.suite_sizes.usage_tokens
-            if self.smoke:
-                n = min(n, self.settings.suite_sizes.usage_tokens)
-            data = ops.gaussian_vectors(n, int(q.dim), seed=seed, device=dev)
-        else:
-            data = data.to(dev)
-        info = self._base_info(q, name, dev, "eager", config)
-        self.benchmark.group = group or self._group("usage", dev, f"n={data.shape[0]}", "eager", config)
-        self.benchmark.extra_info.update(info)
-        result: dict[str, torch.Tensor] = {}
-
-        def encode_set() -> None:
-            result["indices"] = ops.encode_all(q, data)
-            _sync(dev)
-
-        self.benchmark.pedantic(encode_set, rounds=USAGE_ROUNDS, warmup_rounds=1)
-        info.update(ops.usage_figures(result["indices"], info["codebook_size"], info["num_codebooks"]))
-        self.benchmark.extra_info.update(info)
-        return info
-
-    # -- reconstruction ------------------------------------------------------------------------------
+        return self._engine_run("usage", quantizer, dataset, device, group, seed, params, config)
 
     def reconstruction(
         self,
-        quantizer: str | nn.Module,
-        train: torch.Tensor | None = None,
-        eval: torch.Tensor | None = None,
+        quantizer: str,
+        dataset: str | None = None,
         *,
-        steps: int | None = None,
-        batch: int | None = None,
         device: str | torch.device = "cpu",
         group: str | None = None,
         seed: int = 0,
+        params: dict[str, Any] | None = None,
         **config: Any,
     ) -> dict[str, Any]:
-        """Train a small MLP autoencoder with the quantizer as bottleneck; time the training.
+        """Run the suite's reconstruction benchmark (``vqbench.suite.reconstruction``); time it.
 
-        extra_info gets psnr (dB, per sample, averaged), mse, usage after training and bits_per_token.
+        extra_info gets every figure of the engine (PSNR, MSE, usage after training, bits per token).
         """
-        self._claim(f"reconstruction of {quantizer!r}")
-        dev = self._device(device)
-        suite = self.settings.suite_sizes
-        steps = suite.recon_steps if steps is None or self.smoke else steps
-        batch = suite.recon_batch if batch is None or self.smoke else batch
-        with self._setup():
-            q, name, config = self.build(quantizer, dev, **config)
-        if train is None or eval is None:
-            n = max(4 * batch, 256)
-            data = ops.gaussian_vectors(n + n // 4, suite.data_dim, seed=seed, device=dev)
-            train, eval = data[:n], data[n:]
-        train, eval = train.to(dev), eval.to(dev)
-        info = self._base_info(q, name, dev, "eager", config)
-        info.update(steps=steps, batch=batch, data_dim=int(train.shape[1]))
-        self.benchmark.group = group or self._group("reconstruction", dev, f"steps={steps}", "eager", config)
-        self.benchmark.extra_info.update(info)
-        result: dict[str, float] = {}
-
-        def train_once() -> None:
-            result.update(ops.train_reconstruction(q, train, eval, steps=steps, batch=batch, seed=seed))
-            _sync(dev)
-
-        self.benchmark.pedantic(train_once, rounds=1)
-        info.update(result)
-        info["utilization"] = result["usage_utilization"]
-        info["perplexity"] = result["usage_perplexity"]
-        self.benchmark.extra_info.update(info)
-        return info
+        return self._engine_run("reconstruction", quantizer, dataset, device, group, seed, params, config)
 
 
 __all__ = ["QuantizerBench"]

@@ -1,17 +1,19 @@
 """pytest plugin (entry point ``pytest11``): ``pytest --benchmark`` runs vqbench's benchmarks.
 
 Options (beside pytest-benchmark's own ``--benchmark-*``):
-  --benchmark                    measure at the suite's sizes through pytest-benchmark; without it,
-                                 vqbench's benchmark tests run once each at tiny sizes (smoke mode)
+  --benchmark                      measure at the suite's sizes through pytest-benchmark; without it,
+                                   vqbench's benchmark tests run once each at tiny sizes (smoke mode)
   --benchmark-quantizers PATTERNS  comma-separated names or globs, e.g. ``'fsq*,vq'``
-  --benchmark-suite NAME         quick (default), standard, full, or a profile ``.toml``
+  --benchmark-suite NAME           quick (default), standard, full, or a profile ``.toml``
 
 Fixtures: ``quantizer_bench`` (time a quantizer's operation, usage or reconstruction) and
 ``vqbench_settings``. The marker ``@pytest.mark.vqbench_quantizers(*patterns)`` parametrizes a
-test's ``quantizer_name`` argument over quantizers (the default set when no pattern is given,
-filtered by ``--benchmark-quantizers``) and its ``bench_size`` argument over the suite's sizes.
+test's ``quantizer_name`` argument over quantizers (the suite's default set when no pattern is
+given; filtered by ``--benchmark-quantizers``), and its ``bench_size``, ``bench_operation`` and
+``bench_device`` arguments over the suite's throughput sizes, operations and the devices that
+exist here.
 
-Importing this module is cheap: torch is imported only by the fixtures and by option checks.
+Importing this module is cheap: torch is imported by the fixtures and by option checks only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vqbench._pytest_settings import DEFAULT_SUITE, Settings, resolve_suite, select_quantizers, split_patterns
+from vqbench._pytest_settings import DEFAULT_SUITE, Settings, check_suite, select_quantizers, split_patterns
 
 if TYPE_CHECKING:
     from vqbench._pytest_fixtures import QuantizerBench
@@ -32,7 +34,7 @@ MARKER = "vqbench_quantizers"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(
-        "vqbench", "vqbench: quantizer benchmarks (pytest-benchmark options are under 'benchmark')"
+        "vqbench", "vqbench: quantizer benchmarks (pytest-benchmark's options: 'benchmark')"
     )
     group.addoption(
         "--benchmark",
@@ -47,39 +49,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATTERNS",
         default=None,
         dest="vqbench_quantizers",
-        help="Quantizers to benchmark: comma-separated registry names or globs (e.g. 'fsq*,vq'), or "
-        "'path/file.py:Name' references. Default: the default set (see `vqbench list`).",
+        help="Quantizers to benchmark: comma-separated registry names or globs (e.g. 'fsq*,vq'), "
+        "'default', or 'path/file.py:Name' references. Default: the suite's (the default set).",
     )
     group.addoption(
         "--benchmark-suite",
         metavar="NAME",
         default=None,
         dest="vqbench_suite",
-        help="Suite whose sizes the benchmarks use: quick, standard, full, or a .toml profile. "
-        f"Default: {DEFAULT_SUITE!r}.",
+        help="Suite whose sizes and configs the benchmarks use: quick, standard, full, or a .toml "
+        f"profile. Default: {DEFAULT_SUITE!r}.",
     )
 
 
 def _settings_from(config: pytest.Config) -> Settings:
     enabled = bool(config.getoption("vqbench_benchmark", False))
-    suite = config.getoption("vqbench_suite", None) or DEFAULT_SUITE
+    suite = check_suite(config.getoption("vqbench_suite", None) or DEFAULT_SUITE)
     patterns = split_patterns(config.getoption("vqbench_quantizers", None))
     if enabled and not config.pluginmanager.hasplugin("benchmark"):
         raise ValueError(
             "--benchmark needs the pytest-benchmark plugin, which is not installed "
             "or was disabled (-p no:benchmark)"
         )
-    sizes = resolve_suite(suite, enabled)
+    settings = Settings(enabled=enabled, patterns=patterns, suite=suite)
     if patterns is not None:
-        select_quantizers((), patterns)  # an unknown pattern fails the session now
-    return Settings(enabled=enabled, patterns=patterns, suite=suite, suite_sizes=sizes)
+        select_quantizers((), settings)  # an unknown pattern fails the session now
+    return settings
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(*patterns): parametrize quantizer_name over these quantizers (default set when empty; "
-        "filtered by --benchmark-quantizers) and bench_size over the suite's sizes.",
+        f"{MARKER}(*patterns): parametrize quantizer_name over these quantizers (the suite's when none; "
+        "filtered by --benchmark-quantizers); bench_size, bench_operation, bench_device over the suite's "
+        "sizes, operations and devices.",
     )
     try:
         config.stash[_SETTINGS] = _settings_from(config)
@@ -89,21 +92,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    try:
-        return config.stash[_SETTINGS]
-    except KeyError:  # configured without this plugin's pytest_configure (should not happen)
-        settings = config.stash[_SETTINGS] = _settings_from(config)
-        return settings
+    if _SETTINGS not in config.stash:  # configured without this plugin's pytest_configure
+        config.stash[_SETTINGS] = _settings_from(config)
+    return config.stash[_SETTINGS]
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     settings = _settings(config)
     if not settings.enabled and settings.patterns is None and config.getoption("vqbench_suite", None) is None:
         return None
-    which = ",".join(settings.patterns) if settings.patterns else "default set"
-    sizes = ", ".join(str(s) for s in settings.suite_sizes.sizes)
-    suite = settings.suite_sizes.name
-    return f"vqbench: {settings.mode} mode, suite {suite} (sizes {sizes}), quantizers: {which}"
+    which = ",".join(settings.patterns) if settings.patterns else "the suite's"
+    return f"vqbench: {settings.mode} mode, suite {settings.suite}, quantizers: {which}"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -113,11 +112,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = _settings(metafunc.config)
     if "quantizer_name" in metafunc.fixturenames:
         patterns = tuple(p for arg in marker.args for p in (split_patterns(arg) or ()))
-        names = select_quantizers(patterns, settings.patterns)
+        names = select_quantizers(patterns, settings)
         metafunc.parametrize("quantizer_name", names, ids=[n.rpartition(":")[2] or n for n in names])
     if "bench_size" in metafunc.fixturenames:
-        sizes = list(settings.suite_sizes.sizes)
+        sizes = list(settings.sizes)
         metafunc.parametrize("bench_size", sizes, ids=[f"n={s}" for s in sizes])
+    if "bench_operation" in metafunc.fixturenames:
+        metafunc.parametrize("bench_operation", list(settings.suite_info.operations))
+    if "bench_device" in metafunc.fixturenames:
+        metafunc.parametrize("bench_device", settings.devices())
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -131,17 +134,18 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 @pytest.fixture(scope="session")
 def vqbench_settings(pytestconfig: pytest.Config) -> Settings:
-    """The session's vqbench settings: mode, quantizer patterns, suite and its sizes."""
+    """The session's vqbench settings: mode, quantizer patterns, suite (sizes, configs)."""
     return _settings(pytestconfig)
 
 
 @pytest.fixture
 def quantizer_bench(benchmark: Any, request: pytest.FixtureRequest) -> QuantizerBench:
-    """Benchmark a quantizer (registry name or instance) through pytest-benchmark, once per test.
+    """Benchmark a quantizer through pytest-benchmark, once per test.
 
-    ``quantizer_bench("fsq", "forward", 65536)`` times an operation (forward, train_step, encode,
-    decode); ``quantizer_bench.usage("vq")`` and ``quantizer_bench.reconstruction("lfq")`` measure
-    usage and reconstruction. Figures land in ``benchmark.extra_info`` and are returned.
+    ``quantizer_bench("fsq", "forward", 65536)`` times an operation (forward, train, encode,
+    decode); ``quantizer_bench.usage("vq")`` and ``quantizer_bench.reconstruction("lfq")`` run the
+    suite's usage and reconstruction benchmarks. Figures land in ``benchmark.extra_info`` and are
+    returned as a dict.
     """
     from vqbench._pytest_fixtures import QuantizerBench
 
