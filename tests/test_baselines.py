@@ -170,6 +170,20 @@ def test_module_dtype_sets_the_quantization_dtype():
     assert quantizer.indices_to_codes(out.indices).dtype == torch.float64
 
 
+@pytest.mark.parametrize("name", BASELINES)
+def test_empty_input(name):
+    quantizer = create_quantizer(name).train()
+    state = {k: v.clone() for k, v in quantizer.state_dict().items()}
+    x = torch.randn(0, 3, quantizer.dim, requires_grad=True)
+    codes, indices, loss = quantizer(x)
+    assert codes.shape == x.shape and codes.requires_grad
+    books = (quantizer.num_codebooks,) if quantizer.num_codebooks > 1 else ()
+    assert indices.shape == (0, 3, *books) and not indices.is_floating_point()
+    assert loss is None or float(loss) == 0.0
+    assert quantizer.training
+    assert all(torch.equal(v, state[k]) for k, v in quantizer.state_dict().items())
+
+
 # -- losses -----------------------------------------------------------------------------------
 
 

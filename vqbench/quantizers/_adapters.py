@@ -55,6 +55,8 @@ class UpstreamQuantizer(Quantizer):
     def forward(self, x: Tensor) -> QuantizerOutput:
         self.check_input(x)
         flat, shape = pack([x], "* d")
+        if flat.shape[0] == 0:
+            return self._empty_output(x, shape)
         codes, indices, loss = self._quantize(flat.to(self._dtype_probe.dtype))
         [codes] = unpack(codes.to(x.dtype), shape, "* d")
         [indices] = unpack(indices, shape, "* c" if self.num_codebooks > 1 else "*")
@@ -66,6 +68,19 @@ class UpstreamQuantizer(Quantizer):
         flat, shape = pack([indices], "* c" if self.num_codebooks > 1 else "*")
         [codes] = unpack(self._decode(flat), shape, "* d")
         return codes
+
+    def _empty_output(self, x: Tensor, shape: list) -> QuantizerOutput:
+        """No tokens: empty codes and indices and a zero loss (upstream gives NaN means or fails)."""
+        training = self.training
+        try:
+            self.eval()  # a probe token must not update EMA codebooks
+            with torch.no_grad():
+                _, indices, loss = self._quantize(x.new_zeros(1, self.dim, dtype=self._dtype_probe.dtype))
+        finally:
+            self.train(training)
+        [indices] = unpack(indices[:0], shape, "* c" if self.num_codebooks > 1 else "*")
+        zero = None if loss is None else torch.zeros((), device=x.device)
+        return QuantizerOutput(x.clone(), indices, zero)
 
     # -- hooks ----------------------------------------------------------------------------------
 
