@@ -107,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     console.print(table)
     for note in notes:
-        console.print(note, markup=False, highlight=False)
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
     return 0
