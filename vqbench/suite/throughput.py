@@ -15,7 +15,8 @@ input, outputs and parameters read or written once, divided by the median time),
 ``compile_time`` (first call, apart from the timed calls). Spreads are IQRs over the repeats.
 
 Defaults (``PARAMS``), each overridable from ``cell.params``:
-- ``sizes`` = [65536]: vectors per call; the input is ``(size / seq_len, seq_len, dim)`` Gaussian;
+- ``sizes`` = [65536]: vectors per call; the input is ``(size / seq_len, seq_len, dim)`` Gaussian
+  (``(1, size, dim)`` when ``seq_len`` does not divide the size);
 - ``seq_len`` = 256; ``operations`` = all four; ``dtype`` = "float32";
 - CPU: ``threads`` = None (keep torch's count; it is recorded), ``min_run_time`` = 0.1 s per
   operation, ``timer`` = "blocked" (``blocked_autorange``) or "adaptive";
@@ -176,10 +177,9 @@ def measure(cell: Cell) -> list[dict]:
     rows = [figure("copy_bandwidth", bandwidth, "GB/s", None, extra={**context, **probe})]
     gen = torch.Generator().manual_seed(cell.seed)
     for size in params["sizes"]:
-        seq = min(params["seq_len"], size)
-        batch = -(-size // seq)
-        x = torch.randn(batch, seq, dim, generator=gen).to(device=cell.device, dtype=dtype)
-        n = batch * seq
+        seq = params["seq_len"] if size % params["seq_len"] == 0 else size
+        x = torch.randn(size // seq, seq, dim, generator=gen).to(device=cell.device, dtype=dtype)
+        n = size
         ops = _Operations(call, quantizer, x, compiled=cell.backend == "compile")
         for op in params["operations"]:
             fn = ops.fn(op)
