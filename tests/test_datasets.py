@@ -230,3 +230,18 @@ def test_dataset_repr_is_short():
     ds = load_dataset("gaussian", **SMALL)
     text = repr(ds)
     assert "train=(512, 8)" in text and ds.checksum[:12] in text and len(text) < 200
+
+
+def test_a_loader_with_open_options(scratch_registry, capsys):
+    from vqbench.cli import main
+
+    @register_dataset("toy-open", kind="vectors")
+    def open_loader(*, seed: int = 0, **options):
+        n = int(options.get("n", 4))
+        return torch.ones(n, 2), torch.ones(2, 2), {"got": sorted(options)}
+
+    assert get_dataset_spec("toy-open").accepts_any_option()
+    assert not get_dataset_spec("gaussian").accepts_any_option()
+    assert load_dataset("toy-open", n=5, colour="red").meta["got"] == ["colour", "n"]
+    assert main(["datasets", "toy-open", "-o", "n=7"]) == 0
+    assert "7/2" in capsys.readouterr().out

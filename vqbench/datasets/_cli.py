@@ -75,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
 
     names = select(args.names)
     options = parse_options(args.option)
-    accepted = {name: get_dataset_spec(name).options() for name in names}
+    specs = {name: get_dataset_spec(name) for name in names}
+    accepted = {name: set(spec.options()) for name, spec in specs.items()}
+    for name, spec in specs.items():
+        if spec.accepts_any_option():
+            accepted[name] |= set(options)
     unused = [k for k in options if not any(k in opts for opts in accepted.values())]
     if unused:
         raise ValueError(f"no selected dataset takes option(s) {', '.join(unused)}; check the names")
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(column, no_wrap=True)
     notes: list[str] = []
     for name in names:
-        spec = get_dataset_spec(name)
+        spec = specs[name]
         given = {k: v for k, v in options.items() if k in accepted[name]}
         try:
             ds = load_dataset(name, seed=args.seed, **given)

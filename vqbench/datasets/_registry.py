@@ -43,6 +43,10 @@ class DatasetSpec:
         self.target = loader
         return loader
 
+    def accepts_any_option(self) -> bool:
+        """Whether the loader takes ``**options`` (then any option name is passed through)."""
+        return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(self.load()).parameters.values())
+
     def options(self) -> dict[str, Any]:
         """The loader's options and their defaults (``seed`` excluded)."""
         params = inspect.signature(self.load()).parameters.values()
