@@ -14,15 +14,15 @@ Defaults and where they come from:
   replacement (``threshold_ema_dead_code``), codebook dim 8 (the low-dimensional lookup of
   ViT-VQGAN, arXiv 2110.04627, which improves usage; also what DESIGN's cost figures assume).
   ``vq-cosine`` looks codes up by cosine similarity on l2-normalised vectors (ViT-VQGAN).
-- LFQ (``lfq``, ``residual-lfq``): MAGVIT-v2's entropy penalty (arXiv 2310.05737, eq. 5) with
-  weight 0.1 and diversity gamma 1.0 (upstream's defaults and README), and commitment weight 0.25
-  (the VQ-VAE beta that MAGVIT-v2 keeps); upstream's own commitment default is 0.
+- LFQ (``lfq``, ``residual-lfq``): MAGVIT-v2's entropy penalty (arXiv 2310.05737) with weight 0.1
+  and diversity gamma 1.0 (upstream's defaults), and commitment weight 0.25 (the VQ-VAE beta, kept
+  in MAGVIT-v2's tokenizer training); upstream's own commitment default is 0.
 - BSQ (``bsq``): LFQ on the unit sphere (arXiv 2406.07548): inputs are l2-normalised and codes are
   ``+-1/sqrt(L)``; the same entropy penalty and commitment weight as LFQ.
 - Residual quantizers: 4 levels (SoundStream's residual VQ, arXiv 2107.03312, at a small depth),
   ``codebook_size`` per level.
 - SimVQ (``simvq``): a frozen random codebook through one learned linear map (arXiv 2411.02038),
-  commitment ``|sg(z) - q|^2 + 0.25 |z - sg(q)|^2`` (upstream's defaults, the paper's beta), plain
+  commitment ``|sg(z) - q|^2 + 0.25 |z - sg(q)|^2`` (upstream's defaults: VQ-VAE's form), plain
   straight-through gradients as in the paper (upstream defaults to the rotation trick), codebook
   dim 8 as for VQ, with projections added by the adapter.
 - Latent quantization (``latent-quantize``, arXiv 2305.18378): per-dimension learned value sets
@@ -284,7 +284,9 @@ def lookup_free(
     """Lookup-free quantization (MAGVIT-v2, arXiv 2310.05737): one sign bit per code dim.
 
     ``codebook_size`` must be a power of two; ``inv_temperature`` (upstream's forward default 100)
-    sharpens the soft assignments of the entropy penalty.
+    sharpens the soft assignments of the entropy penalty. In train mode that penalty compares every
+    token with every code (memory: tokens x codebook_size floats); ``frac_per_sample_entropy`` < 1
+    samples tokens for its per-sample term.
     """
     from vector_quantize_pytorch import LFQ
 
@@ -333,7 +335,8 @@ def residual_vq(
 ) -> UpstreamQuantizer:
     """Residual VQ (SoundStream, arXiv 2107.03312): each level quantizes the previous residual.
 
-    Each level is a VQ with the ``vq`` defaults; the loss is the sum over levels.
+    Each level is a VQ with the ``vq`` defaults; the loss is the sum over levels. With
+    ``quantize_dropout=True`` upstream marks the dropped levels with index -1 in train mode.
     """
     from vector_quantize_pytorch import ResidualVQ
 
