@@ -58,6 +58,14 @@ def test_errors_exit_2(capsys):
     assert "--option expects KEY=VALUE, got 'novalue'" in capsys.readouterr().err
 
 
+def test_checksums_column(capsys):
+    from vqbench.datasets import load_dataset
+
+    assert main(["datasets", "uniform", "latents", "--checksums", "-o", "dim=3"]) == 0
+    out = capsys.readouterr().out
+    assert load_dataset("uniform", dim=3).checksum[:16] in out
+
+
 def test_a_bad_option_value_is_shown_not_raised(capsys):
     assert main(["datasets", "digits", "-o", "eval_fraction=2"]) == 0
     out = capsys.readouterr().out

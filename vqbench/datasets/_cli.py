@@ -1,7 +1,7 @@
 """List the datasets: kind, shape, source, and whether each is available here (and how to get it if not).
 
-Each dataset is loaded with its default options (or those given with --option), so the shapes and
-checksums shown are those a run would use.
+Each dataset is loaded with its default options (or those given with --option), so the shapes (and,
+with --checksums, the checksums) shown are those a run would use.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a loader option for the datasets that accept it, e.g. -o dim=32 -o path=/data/fmnist",
     )
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    parser.add_argument(
+        "--checksums", action="store_true", help="add each dataset's checksum (first 16 hex digits)"
+    )
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
@@ -85,21 +88,27 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no selected dataset takes option(s) {', '.join(unused)}; check the names")
 
     table = Table(title="vqbench datasets", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in ("Name", "Kind", "Train/eval", "Sample", "Source", "Available"):
+    table.add_column("Name", no_wrap=True, min_width=max(map(len, names)))
+    for column in ("Kind", "Train/eval", "Sample", "Source"):
         table.add_column(column, no_wrap=True)
+    table.add_column("Available", no_wrap=True, min_width=9)
+    if args.checksums:
+        table.add_column("Checksum", no_wrap=True)  # the first 16 hex digits of the SHA-256
     notes: list[str] = []
     for name in names:
         spec = specs[name]
         given = {k: v for k, v in options.items() if k in accepted[name]}
         try:
             ds = load_dataset(name, seed=args.seed, **given)
+            extra = [ds.checksum[:16]] if args.checksums else []
         except Exception as exc:  # unavailable, a broken file or a bad option value: show it, go on
+            extra = [""] if args.checksums else []
             unavailable = isinstance(exc, DatasetUnavailableError)
             notes.append(
                 f"[{len(notes) + 1}] " + (str(exc) if unavailable else f"{name}: {type(exc).__name__}: {exc}")
             )
             state = "[red]no[/red]" if unavailable else "[red]error[/red]"
-            table.add_row(name, spec.kind, "", "", spec.source, f"{state} [{len(notes)}]")
+            table.add_row(name, spec.kind, "", "", spec.source, f"{state} [{len(notes)}]", *extra)
             continue
         counts = f"{len(ds.train)}/{len(ds.eval)}"
         shape = "x".join(str(n) for n in ds.sample_shape)
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         if "path" in ds.meta:
             notes.append(f"[{len(notes) + 1}] {name}: read from {ds.meta['path']}")
             available += f" [{len(notes)}]"
-        table.add_row(name, ds.kind, counts, shape, spec.source, available)
+        table.add_row(name, ds.kind, counts, shape, spec.source, available, *extra)
     console = Console()
     console.print(table)
     for note in notes:

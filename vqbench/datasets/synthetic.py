@@ -2,9 +2,10 @@
 
 Every coordinate has zero mean and unit variance (in expectation), so that the sources differ in shape
 only. Values are computed in float64 from the uniform stream of a seeded ``torch.Generator`` (exact
-integer arithmetic) and rounded to float32, so the data, and its checksum, are the same on every
-machine. Train and eval come from independent streams: changing ``n_train`` leaves eval unchanged, and
-a smaller ``n_train`` gives a prefix of a larger one.
+integer arithmetic) and rounded to float32 once, so the data and its checksum do not depend on the
+machine's float32 vector kernels (a test pins one checksum). Train and eval come from independent
+streams: changing ``n_train`` leaves eval unchanged, and a smaller ``n_train`` gives a prefix of a
+larger one.
 """
 
 from __future__ import annotations
