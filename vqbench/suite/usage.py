@@ -14,7 +14,8 @@ auxiliary loss) for a few steps, then counts its indices over every eval token. 
 - ``eval_batch`` = 8192: tokens per eval forward (memory only; all eval tokens are counted);
 - ``patch`` = 4: images become tokens of ``patch x patch`` pixels (all channels);
 - ``standardize`` = True: features z-scored with the train split's mean and std;
-- ``min_tokens_per_code`` = 10: below this the figures carry a warning in ``extra``.
+- ``min_tokens_per_code`` = 10: below this the figures carry a warning in ``extra``;
+- ``threads`` = None: CPU threads (None keeps torch's count).
 Vectors and audio frames are one token per row. A ``dim`` in the quantizer config that differs
 from the token size gets a learned linear map in and out around the quantizer.
 """
@@ -36,6 +37,7 @@ from ._common import (
     positive_int,
     resolve_params,
 )
+from .timing import fix_threads
 
 if TYPE_CHECKING:
     from vqbench.datasets import Dataset
@@ -51,6 +53,7 @@ PARAMS: dict[str, Any] = {
     "patch": 4,
     "standardize": True,
     "min_tokens_per_code": 10,
+    "threads": None,
 }
 
 #: Codebooks larger than this (per codebook x number of codebooks) are counted sparsely.
@@ -228,6 +231,7 @@ def fit_and_count(
     eval_batch = positive_int(params, "eval_batch")
     lr = positive_float(params, "lr")
     weight = positive_float(params, "aux_loss_weight", allow_zero=True)
+    fix_threads(params["threads"])
     device = torch.device(cell.device)
     if params["standardize"]:
         mean, std = train.mean(0), train.std(0).clamp_min(1e-6)

@@ -1,0 +1,276 @@
+"""Reconstruction: a fixed small autoencoder per data kind with the quantizer as its bottleneck.
+
+Images: a conv net (stride-2 convs down to a grid of tokens, transposed convs back up).
+Vectors and audio frames: an MLP whose encoder emits ``tokens_per_sample`` tokens per row.
+The quantizer is built as ``create_quantizer(name, dim=latent_dim, **config)`` (a ``dim`` in the
+config is the latent dim). Trained with a fixed seed, Adam, ``steps`` and ``batch`` on the train
+split, with loss MSE + ``aux_loss_weight`` x the quantizer's own auxiliary loss; then measured on
+the whole eval split: per-sample MSE and PSNR averaged, codebook usage, bits per token.
+
+Vectors and audio frames are z-scored with the train split's mean and std first, so their MSE is
+in units of the feature variance (1.0 = predicting the mean); PSNR uses the eval split's value range
+as the peak (1.0 for images, which stay in [0, 1]).
+
+Defaults (``PARAMS``), each overridable from ``cell.params``:
+- ``steps`` = 200, ``batch`` = 128, ``lr`` = 2e-3, ``aux_loss_weight`` = 1.0;
+- ``latent_dim`` = 8 (used when the config has no ``dim``), ``hidden`` = 128 (MLP width) /
+  ``channels`` = 32 (conv width);
+- ``tokens_per_sample`` = 4 (vectors, audio); ``downsample`` = None: images, the largest of 4, 2, 1
+  that leaves a grid of at least 4 x 4 tokens;
+- ``eval_batch`` = 1024; ``reconstructions`` = 4: images whose original and reconstruction are
+  stored as a PNG strip (base64) in the ``psnr`` figure's extra (0: none);
+- ``min_tokens_per_code`` = 10: usage figures below this carry a warning;
+- ``threads`` = None: CPU threads (None keeps torch's count); recorded with the training time.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+import time
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ._common import (
+    aux_loss,
+    build_quantizer,
+    figure,
+    load_cell_dataset,
+    positive_float,
+    positive_int,
+    resolve_params,
+)
+from .timing import fix_threads, iqr
+from .usage import UsageCounter, usage_figures
+
+if TYPE_CHECKING:
+    from vqbench.datasets import Dataset
+
+    from .cells import Cell
+
+PARAMS: dict[str, Any] = {
+    "steps": 200,
+    "batch": 128,
+    "lr": 2e-3,
+    "aux_loss_weight": 1.0,
+    "latent_dim": 8,
+    "hidden": 128,
+    "channels": 32,
+    "tokens_per_sample": 4,
+    "downsample": None,
+    "eval_batch": 1024,
+    "reconstructions": 4,
+    "min_tokens_per_code": 10,
+    "threads": None,
+}
+
+
+class Bottlenecked(nn.Module):
+    """Encoder -> quantizer (channel-last tokens) -> decoder; returns the output and the quantizer's."""
+
+    to_tokens: Any
+    from_tokens: Any
+
+    def __init__(self, encoder: nn.Module, quantizer: nn.Module, decoder: nn.Module, to_tokens, from_tokens):
+        super().__init__()
+        self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
+        self.to_tokens, self.from_tokens = to_tokens, from_tokens
+
+    def forward(self, x: torch.Tensor):
+        z = self.encoder(x)
+        tokens, shape = self.to_tokens(z)
+        out = self.quantizer(tokens)
+        return self.decoder(self.from_tokens(out.codes, shape)), out
+
+
+def mlp_autoencoder(
+    dim: int, latent_dim: int, tokens: int, hidden: int, quantizer: nn.Module
+) -> Bottlenecked:
+    """MLP for vectors/audio frames: ``(B, dim)`` -> ``(B, tokens, latent_dim)`` -> ``(B, dim)``."""
+    encoder = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                            nn.Linear(hidden, tokens * latent_dim))
+    decoder = nn.Sequential(nn.Linear(tokens * latent_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden),
+                            nn.GELU(), nn.Linear(hidden, dim))
+
+    def to_tokens(z):
+        return rearrange(z, "b (t d) -> b t d", t=tokens), None
+
+    def from_tokens(codes, _):
+        return rearrange(codes, "b t d -> b (t d)")
+
+    return Bottlenecked(encoder, quantizer, decoder, to_tokens, from_tokens)
+
+
+def conv_autoencoder(
+    channels_in: int, latent_dim: int, down: int, width: int, quantizer: nn.Module
+) -> Bottlenecked:
+    """Conv net for images: ``(B, C, H, W)`` -> ``(B, H/down, W/down, latent_dim)`` tokens -> back."""
+    steps = int(math.log2(down))
+    enc: list[nn.Module] = [nn.Conv2d(channels_in, width, 3, padding=1), nn.GELU()]
+    dec: list[nn.Module] = [nn.Conv2d(latent_dim, width, 3, padding=1), nn.GELU()]
+    for _ in range(steps):
+        enc += [nn.Conv2d(width, width, 4, stride=2, padding=1), nn.GELU()]
+        dec += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.GELU()]
+    enc += [nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, latent_dim, 1)]
+    dec += [nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, channels_in, 3, padding=1)]
+
+    def to_tokens(z):
+        return rearrange(z, "b c h w -> b (h w) c"), z.shape
+
+    def from_tokens(codes, shape):
+        return rearrange(codes, "b (h w) c -> b c h w", h=shape[2], w=shape[3])
+
+    return Bottlenecked(nn.Sequential(*enc), quantizer, nn.Sequential(*dec), to_tokens, from_tokens)
+
+
+def auto_downsample(height: int, width: int) -> int:
+    """The largest of 4, 2, 1 that leaves at least a 4 x 4 grid of tokens."""
+    for down in (4, 2):
+        if height // down >= 4 and width // down >= 4:
+            return down
+    return 1
+
+
+def png_strip(originals: torch.Tensor, recons: torch.Tensor) -> str:
+    """Base64 PNG: originals on the top row, reconstructions below; images ``(N, C, H, W)`` in [0, 1]."""
+    grid = torch.cat([originals, recons.clamp(0, 1)], 0)
+    grid = rearrange(grid, "(r n) c h w -> (r h) (n w) c", r=2)
+    channels = grid.shape[-1]
+    if channels not in (1, 3):
+        grid, channels = grid[..., :1], 1
+    pixels = (grid * 255).round().to(torch.uint8).numpy()
+    height, width = pixels.shape[:2]
+    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
+
+    color = 0 if channels == 1 else 2
+    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    png = b"\x89PNG\r\n\x1a\n" + body
+    return base64.b64encode(png).decode("ascii")
+
+
+def _build(cell: Cell, data: Dataset, params: dict[str, Any]) -> tuple[Bottlenecked, nn.Module, int, dict]:
+    latent = int(cell.config.get("dim") or positive_int(params, "latent_dim"))
+    call, quantizer = build_quantizer(cell, dim=latent)
+    if data.kind == "images":
+        _, c, h, w = data.train.shape
+        down = params["downsample"] or auto_downsample(h, w)
+        if down not in (1, 2, 4, 8, 16) or h % down or w % down:
+            raise ValueError(
+                f"param 'downsample' must be a power of two dividing the image size {h}x{w}, got {down!r}"
+            )
+        model = conv_autoencoder(c, latent, down, positive_int(params, "channels"), call)
+        tokens = (h // down) * (w // down)
+        shape = {"downsample": down, "token_grid": [h // down, w // down]}
+    elif data.kind in ("vectors", "audio"):
+        tokens = positive_int(params, "tokens_per_sample")
+        model = mlp_autoencoder(data.train.shape[1], latent, tokens, positive_int(params, "hidden"), call)
+        shape = {}
+    else:
+        raise ValueError(f"expected dataset kind 'vectors', 'images' or 'audio', got {data.kind!r}")
+    return model.to(torch.device(cell.device)), quantizer, tokens, {"latent_dim": latent, **shape}
+
+
+def _evaluate(model: Bottlenecked, quantizer: nn.Module, eval: torch.Tensor, peak: float, batch: int,
+              device: torch.device, counter: UsageCounter | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample MSE and PSNR over ``eval``; counts indices into ``counter``."""
+    model.eval()
+    mses: list[torch.Tensor] = []
+    with torch.no_grad():
+        for start in range(0, eval.shape[0], batch):
+            x = eval[start : start + batch].to(device)
+            y, out = model(x)
+            mses.append((y - x).square().flatten(1).mean(1).double().cpu())
+            if counter is not None:
+                counter.update(out.indices)
+    mse = torch.cat(mses)
+    psnr = 10 * torch.log10(peak**2 / mse.clamp_min(1e-12))
+    return mse, psnr
+
+
+def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> list[dict]:
+    """Build, train and measure the autoencoder of ``cell`` on ``data``; returns figures."""
+    steps = positive_int(params, "steps", allow_zero=True)
+    batch = positive_int(params, "batch")
+    eval_batch = positive_int(params, "eval_batch")
+    lr = positive_float(params, "lr")
+    weight = positive_float(params, "aux_loss_weight", allow_zero=True)
+    n_show = positive_int(params, "reconstructions", allow_zero=True)
+    threads = fix_threads(params["threads"])
+    device = torch.device(cell.device)
+    train, eval = data.train, data.eval
+    if data.kind == "images":
+        peak = 1.0
+    else:
+        mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+        train, eval = (train - mean) / std, (eval - mean) / std
+        peak = float(eval.max() - eval.min())
+    torch.manual_seed(cell.seed)
+    model, quantizer, tokens, shape = _build(cell, data, params)
+    mse0, psnr0 = _evaluate(model, quantizer, eval, peak, eval_batch, device, None)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    gen = torch.Generator().manual_seed(cell.seed)
+    losses: list[float] = []
+    model.train()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
+        y, out = model(x)
+        loss = (y - x).square().mean()
+        extra_loss = aux_loss(out.loss)
+        if extra_loss is not None and weight:
+            loss = loss + weight * extra_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    train_s = time.perf_counter() - t0
+    if losses and not math.isfinite(losses[-1]):
+        raise FloatingPointError(f"training diverged: the loss is {losses[-1]} after {steps} steps")
+    counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
+    mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter)
+    n_eval = eval.shape[0]
+    bits = float(quantizer.bits_per_token)
+    ctx = {"dataset_kind": data.kind, "eval_samples": n_eval, "tokens_per_sample": tokens, "steps": steps,
+           "batch": batch, "lr": lr, "aux_loss_weight": weight, **shape}
+    psnr_extra = {**ctx, "peak": peak}
+    if data.kind == "images" and n_show:
+        shown = data.eval[:n_show]
+        with torch.no_grad():
+            model.eval()
+            recon = model(shown.to(device))[0].cpu()
+        psnr_extra["reconstructions_png"] = png_strip(shown, recon)
+        psnr_extra["reconstructions_layout"] = "top row: eval originals 0..n-1; bottom row: reconstructions"
+    rows = [
+        figure("mse", mse.mean(), "mse", False, spread=iqr(mse.tolist()), n=n_eval, extra=ctx),
+        figure("psnr", psnr.mean(), "dB", True, spread=iqr(psnr.tolist()), n=n_eval, extra=psnr_extra),
+        figure("mse_untrained", mse0.mean(), "mse", None, n=n_eval,
+               extra={**ctx, "psnr_untrained": float(psnr0.mean())}),
+        figure("bits_per_token", bits, "bits", None, extra=ctx),
+        figure("bits_per_sample", bits * tokens, "bits", None, extra=ctx),
+        figure("train_time", train_s, "s", False, n=steps, extra={
+            **ctx, "threads": threads, "final_loss": losses[-1] if losses else None}),
+    ]
+    rows += usage_figures(counter.figures(), positive_float(params, "min_tokens_per_code", allow_zero=True))
+    return rows
+
+
+def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
+    """Reconstruction figures of the cell's quantizer as an autoencoder bottleneck (module docstring)."""
+    params = resolve_params(cell, PARAMS)
+    data = load_cell_dataset(cell) if data is None else data
+    return train_and_evaluate(cell, data, params)
+
+
+__all__ = ["PARAMS", "auto_downsample", "conv_autoencoder", "measure", "mlp_autoencoder", "png_strip"]
