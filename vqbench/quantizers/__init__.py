@@ -11,6 +11,7 @@ from ._registry import (
     list_quantizers,
     plugin_errors,
     register_quantizer,
+    reload_entry_points,
 )
 from .levels import RECOMMENDED_LEVELS, recommended_levels
 
@@ -71,4 +72,5 @@ __all__ = [
     "plugin_errors",
     "recommended_levels",
     "register_quantizer",
+    "reload_entry_points",
 ]

@@ -69,7 +69,8 @@ def load_reference(ref: str, what: str = "reference") -> Callable[..., Any]:
         else:
             module = importlib.import_module(module_name)
     except Exception as exc:  # a plugin may fail in any way; report it by name
-        raise PluginLoadError(f"{what}: could not import {module_name!r}: {type(exc).__name__}: {exc}") from exc
+        detail = f"{type(exc).__name__}: {exc}"
+        raise PluginLoadError(f"{what}: could not import {module_name!r}: {detail}") from exc
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -106,6 +107,7 @@ class _Registry:
         self._specs: dict[str, QuantizerSpec] = {}
         self._plugin_errors: dict[str, str] = {}
         self._entry_points_loaded = False
+        self._entry_point_names: set[str] = set()
 
     def add(self, spec: QuantizerSpec) -> None:
         old = self._specs.get(spec.name)
@@ -127,8 +129,16 @@ class _Registry:
             source = dist.name if dist is not None else "entry point"
             try:
                 self.add(QuantizerSpec(ep.name, ep.value, family="plugin", source=source, default=False))
+                self._entry_point_names.add(ep.name)
             except ValueError as exc:
                 self._plugin_errors[ep.name] = str(exc)
+
+    def reload_entry_points(self) -> None:
+        for name in self._entry_point_names:
+            self._specs.pop(name, None)
+        self._entry_point_names.clear()
+        self._plugin_errors.clear()
+        self._entry_points_loaded = False
 
     def specs(self) -> dict[str, QuantizerSpec]:
         self._load_entry_points()
@@ -174,7 +184,9 @@ def register_quantizer(
     The factory takes keyword config and should accept ``dim`` and ``codebook_size``.
     """
     if not isinstance(name, str) or not name or any(c in name for c in " :*?[]"):
-        raise ValueError(f"quantizer name must be a non-empty string without spaces, ':' or globs, got {name!r}")
+        raise ValueError(
+            f"quantizer name must be a non-empty string without spaces, ':' or globs, got {name!r}"
+        )
 
     def add(obj: str | Callable[..., Any]):
         if not (isinstance(obj, str) or callable(obj)):
@@ -210,6 +222,11 @@ def get_quantizer_spec(name: str) -> QuantizerSpec:
 def plugin_errors() -> dict[str, str]:
     """Entry points that could not be registered, by name, with their error."""
     return REGISTRY.plugin_errors()
+
+
+def reload_entry_points() -> None:
+    """Read the ``vqbench.quantizers`` entry points again (after installing a plugin)."""
+    REGISTRY.reload_entry_points()
 
 
 def create_quantizer(name: str, **config: Any):
