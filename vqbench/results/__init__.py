@@ -10,6 +10,7 @@ from __future__ import annotations
 from vqbench.results._environment import environment_fingerprint, environment_hash
 from vqbench.results._export import read_export
 from vqbench.results._importers import import_file, import_pytest_benchmark
+from vqbench.results._samples import decode_samples, encode_samples
 from vqbench.results._schema import ROW_COLUMNS, ROW_STATUSES, RUN_COLUMNS, RUN_STATUSES
 from vqbench.results._store import (
     DEFAULT_STORE,
@@ -22,7 +23,22 @@ from vqbench.results._store import (
 )
 
 __all__ = [
-    "DEFAULT_STORE", "ROW_COLUMNS", "ROW_STATUSES", "RUN_COLUMNS", "RUN_STATUSES", "STORE_ENV",
-    "ResultStore", "StoreError", "default_store_path", "environment_fingerprint", "environment_hash",
-    "import_file", "import_pytest_benchmark", "load_results", "open_store", "read_export",
+    "DEFAULT_STORE",
+    "ROW_COLUMNS",
+    "ROW_STATUSES",
+    "RUN_COLUMNS",
+    "RUN_STATUSES",
+    "STORE_ENV",
+    "ResultStore",
+    "StoreError",
+    "decode_samples",
+    "default_store_path",
+    "encode_samples",
+    "environment_fingerprint",
+    "environment_hash",
+    "import_file",
+    "import_pytest_benchmark",
+    "load_results",
+    "open_store",
+    "read_export",
 ]

@@ -1,0 +1,102 @@
+"""Compare two runs, or run a candidate quantizer beside baselines and compare them.
+
+Each figure's change is judged in its metric's own direction, with a noise-aware verdict:
+better, worse, or within noise (the change stays inside the figures' stored spreads).
+
+Examples:
+  vqbench compare RUN_A RUN_B                       # B against A (B is the new one)
+  vqbench compare --candidate my_fsq.py:MyFSQ --baselines fsq,vq,lfq --suite quick
+  vqbench compare --candidate fsq-upstream --baselines fsq --run RUN   # no new run: use a stored one
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vqbench.reports._cli_common import add_output, add_store, formats, out_dir, split_names
+from vqbench.reports._cli_suite_options import add_suite_options, suite_kwargs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``vqbench compare``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "runs", nargs="*", metavar="RUN", help="two run ids (or prefixes, or 'latest'): A then B"
+    )
+    parser.add_argument(
+        "--candidate",
+        default=None,
+        metavar="NAME",
+        help="a quantizer (registry name or file.py:Name) to run beside the baselines",
+    )
+    parser.add_argument(
+        "--baselines",
+        default="fsq,vq,lfq",
+        metavar="NAMES",
+        help="comma-separated baselines for --candidate (default: fsq,vq,lfq)",
+    )
+    parser.add_argument(
+        "--run",
+        dest="existing_run",
+        default=None,
+        metavar="RUN",
+        help="with --candidate: compare within this stored run instead of running the suite",
+    )
+    parser.add_argument(
+        "--noise-k",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="noise band: K x the mean of the two spreads (IQR) (default: 1)",
+    )
+    parser.add_argument("--fail-on-worse", action="store_true", help="exit 1 when any figure got worse")
+    add_suite_options(parser, "quick")
+    add_store(parser)
+    add_output(parser, "comparison report")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare, print the table, write the report."""
+    from rich.console import Console
+
+    from vqbench.reports.compare import verdict_counts
+    from vqbench.reports.compare_report import candidate_document, compare_runs_document
+    from vqbench.reports.document import Document
+    from vqbench.reports.render_terminal import print_document
+    from vqbench.reports.report import write_report
+    from vqbench.results import open_store
+
+    fmts = formats(args.format)
+    if args.noise_k < 0:
+        raise ValueError(f"--noise-k must be >= 0, got {args.noise_k}")
+    console = Console()
+    if args.candidate:
+        if args.runs:
+            raise ValueError("give either two runs or --candidate, not both")
+        baselines = split_names(args.baselines)
+        if not baselines:
+            raise ValueError("--baselines must name at least one quantizer, e.g. fsq,vq,lfq")
+        with open_store(args.store) as store:
+            if args.existing_run:
+                run_id = store.resolve_run(args.existing_run)
+            else:
+                from vqbench.reports.suite_runs import run_suite_for
+
+                run_id = run_suite_for(store, args.suite, [args.candidate, *baselines], **suite_kwargs(args))
+            doc, result = candidate_document(store, run_id, args.candidate, baselines, noise_k=args.noise_k)
+        name = f"compare-{run_id}"
+    else:
+        if len(args.runs) != 2:
+            raise ValueError(f"compare needs two runs (A B) or --candidate NAME; got {len(args.runs)} run(s)")
+        with open_store(args.store, readonly=True) as store:
+            a, b = (store.resolve_run(r) for r in args.runs)
+            doc, result = compare_runs_document(store, a, b, noise_k=args.noise_k)
+        name = f"compare-{a}-{b}"
+    # the candidate's full run report goes to the files; the terminal gets the comparison
+    shown = Document(doc.title, doc.subtitle, doc.sections[:1]) if args.candidate else doc
+    print_document(shown, console)
+    paths = write_report(doc, out_dir(args.out, name), stem="compare", formats=fmts)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}", highlight=False)
+    counts = verdict_counts(result)
+    return 1 if args.fail_on_worse and (counts.get("worse") or counts.get("error")) else 0

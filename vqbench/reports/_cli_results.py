@@ -1,0 +1,124 @@
+"""List stored runs, print a run's figures, export a run, or import result files.
+
+Examples:
+  vqbench results                          # the runs in the store
+  vqbench results latest                   # the figures of the latest run, per benchmark
+  vqbench results RUN --quantizer 'fsq*' --benchmark usage
+  vqbench results RUN --export run.parquet # also .json, .csv
+  vqbench results --import .benchmarks/Linux-CPython-3.11-64bit/0001_bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vqbench.reports._cli_common import add_store
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``vqbench results``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "run_id",
+        nargs="?",
+        default=None,
+        metavar="RUN",
+        help="run id, unique prefix or 'latest': print its figures (default: list the runs)",
+    )
+    parser.add_argument("--benchmark", default=None, metavar="NAME", help="only this benchmark")
+    parser.add_argument(
+        "--quantizer", default=None, metavar="GLOB", help="only quantizers matching this glob"
+    )
+    parser.add_argument(
+        "--export",
+        default=None,
+        metavar="PATH",
+        help="write the run (default: latest) to PATH: .json, .csv or .parquet",
+    )
+    parser.add_argument(
+        "--import",
+        dest="import_files",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="import vqbench JSON exports or pytest-benchmark JSON files into the store",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=30, metavar="N", help="runs to list (default: 30, newest)"
+    )
+    add_store(parser)
+
+
+def _list_runs(store, console, limit: int) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    runs = store.runs()
+    if runs.empty:
+        console.print(f"no runs in {store.path}; `vqbench run` makes one")
+        return
+    table = Table(title=f"runs in {store.path}")
+    for col in ("run", "suite", "status", "started", "duration", "rows", "errors", "environment"):
+        table.add_column(col, justify="right" if col in ("rows", "errors", "duration") else "left")
+    for rec in runs.tail(limit).to_dict("records"):
+        duration = ""
+        if rec["finished"] is not None and rec["finished"] == rec["finished"]:
+            duration = f"{(rec['finished'] - rec['started']).total_seconds():.0f} s"
+        style = {"finished": "green", "interrupted": "yellow", "running": "cyan"}.get(rec["status"], "")
+        table.add_row(
+            Text(rec["run_id"]),
+            Text(rec["suite"]),
+            Text(rec["status"], style=style),
+            Text(rec["started"].strftime("%Y-%m-%d %H:%M:%S")),
+            duration,
+            str(rec["n_rows"]),
+            Text(str(rec["n_errors"]), style="red" if rec["n_errors"] else ""),
+            Text(rec["env_hash"]),
+        )
+    console.print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    """List, show, export or import."""
+    import fnmatch
+
+    from rich.console import Console
+
+    from vqbench.reports.document import Document, Section
+    from vqbench.reports.render_terminal import figures_table, print_document
+    from vqbench.results import open_store
+
+    console = Console()
+    with open_store(args.store, readonly=not args.import_files) as store:
+        if args.import_files:
+            for path in args.import_files:
+                run_id = store.import_file(path)
+                console.print(f"{path}: run {run_id}", highlight=False)
+            return 0
+        if args.export:
+            run_id = store.resolve_run(args.run_id or "latest")
+            path = store.export(run_id, args.export)
+            console.print(f"run {run_id} written to {path}", highlight=False)
+            return 0
+        if args.run_id is None:
+            _list_runs(store, console, args.limit)
+            return 0
+        from vqbench.reports.report import load_run, summary_blocks
+
+        data = load_run(store, args.run_id)
+        rows = data.rows
+        if args.benchmark:
+            rows = rows[rows["benchmark"] == args.benchmark]
+        if args.quantizer:
+            rows = rows[[fnmatch.fnmatchcase(q, args.quantizer) for q in rows["quantizer"]]]
+        if rows.empty:
+            raise ValueError(
+                f"run {data.run_id} has no rows for benchmark={args.benchmark!r} quantizer={args.quantizer!r}"
+            )
+        doc = Document(
+            f"vqbench results · {data.run_id}", data.stamp, [Section("Summary", summary_blocks(data))]
+        )
+        print_document(doc, console)
+        for bench in dict.fromkeys(rows["benchmark"]):
+            console.print(figures_table(rows[rows["benchmark"] == bench], f"{bench} · {data.stamp}"))
+    return 0

@@ -1,0 +1,151 @@
+"""Documents for ``vqbench compare``: run A against run B, or a candidate against baselines."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from vqbench.reports._data import metric_label
+from vqbench.reports._format import fmt_delta, fmt_value
+from vqbench.reports.compare import compare_candidate, compare_rows, verdict_counts
+from vqbench.reports.document import Callout, Document, Paragraph, Section, Table, TableCell
+
+_ORDER = {"worse": 0, "error": 1, "better": 2, "missing": 3, "within noise": 4, "no direction": 5}
+
+
+def _value_cell(value: float, spread: float, status: str, message: str, unit: str) -> TableCell:
+    if status == "missing":
+        return TableCell("—", kind="missing")
+    if status != "ok":
+        return TableCell(status, kind="error" if status == "error" else "skipped", title=message)
+    note = "" if spread is None or math.isnan(spread) else f"IQR {fmt_value(spread, unit)}"
+    return TableCell(fmt_value(value, unit), note=note)
+
+
+def comparison_table(
+    result: Any, title: str, caption: str, a_name: str, b_name: str, with_baseline: bool = False
+) -> Table:
+    """A table of compared figures, the ones that got worse first."""
+    frame = result.copy()
+    frame["_order"] = [_ORDER.get(v, 9) for v in frame["verdict"]]
+    frame = frame.sort_values(["_order", "benchmark", "quantizer", "metric"], kind="stable")
+    rows = []
+    for rec in frame.to_dict("records"):
+        unit = rec["unit"] if isinstance(rec["unit"], str) else ""
+        setting = " · ".join(str(rec[k]) for k in ("backend", "device") if rec.get(k))
+        label = [
+            TableCell(str(rec["benchmark"]), kind="label"),
+            TableCell(str(rec["quantizer"]), kind="label"),
+        ]
+        if with_baseline:
+            label.append(TableCell(str(rec["baseline"]), kind="label"))
+        label += [
+            TableCell(str(rec["config_label"] or ""), kind="label"),
+            TableCell(setting, kind="label"),
+            TableCell(str(rec["dataset"] or ""), kind="label"),
+            TableCell(str(rec["variant"] or ""), kind="label"),
+            TableCell(metric_label(rec["metric"], unit), kind="label"),
+        ]
+        direction = rec["direction"]
+        arrow = "" if direction is None else (" ↑" if direction else " ↓")
+        label[-1].text += arrow
+        verdict = rec["verdict"]
+        rows.append(
+            label
+            + [
+                _value_cell(rec["value_a"], rec["spread_a"], rec["status_a"], rec["message_a"], unit),
+                _value_cell(rec["value_b"], rec["spread_b"], rec["status_b"], rec["message_b"], unit),
+                TableCell(fmt_delta(rec["rel_delta"], rec["delta"], unit)),
+                TableCell(
+                    verdict,
+                    kind="error" if verdict == "error" else "verdict",
+                    verdict=verdict if verdict in ("better", "worse", "within noise") else "",
+                ),
+            ]
+        )
+    columns = ["benchmark", "quantizer"] + (["baseline"] if with_baseline else [])
+    columns += [
+        "config",
+        "backend · device",
+        "dataset",
+        "variant",
+        "metric",
+        a_name,
+        b_name,
+        "change",
+        "verdict",
+    ]
+    notes = [
+        "↑ higher is better, ↓ lower is better; the verdict reads each change in its metric's own direction.",
+        "within noise: the change is inside the stored spreads (IQR) of the two figures.",
+    ]
+    return Table(title, columns, rows, caption=caption, notes=notes)
+
+
+def _summary(result: Any, what: str) -> Callout:
+    counts = verdict_counts(result)
+    text = (
+        f"{what}: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+        if counts
+        else f"{what}: nothing to compare"
+    )
+    level = (
+        "error" if counts.get("worse") or counts.get("error") else ("ok" if counts.get("better") else "info")
+    )
+    return Callout(text, level)
+
+
+def compare_runs_document(store: Any, run_a: str, run_b: str, noise_k: float = 1.0) -> tuple[Document, Any]:
+    """Run A against run B (B is the new one): the document and the comparison frame."""
+    from vqbench.reports.report import environment_block, load_run
+
+    a, b = load_run(store, run_a), load_run(store, run_b)
+    result = compare_rows(a.rows, b.rows, noise_k=noise_k)
+    stamp = f"A: {a.stamp} | B: {b.stamp}"
+    doc = Document(title=f"vqbench compare · {a.run_id} → {b.run_id}", subtitle=stamp)
+    blocks: list[Any] = [_summary(result, "B against A")]
+    if a.env_hash != b.env_hash:
+        blocks.append(
+            Callout(
+                f"The runs come from different environments ({a.env_hash} vs {b.env_hash}); "
+                "timing differences may come from the machine, not the code.",
+                "warning",
+            )
+        )
+    if a.suite != b.suite:
+        blocks.append(
+            Callout(f"Different suites: {a.suite!r} vs {b.suite!r}; only shared figures compare.", "info")
+        )
+    doc.sections.append(Section("Summary", blocks))
+    doc.sections.append(
+        Section("Figures compared", [comparison_table(result, "", stamp, f"A {a.run_id}", f"B {b.run_id}")])
+    )
+    doc.sections.append(Section("Environment of A", [environment_block(a, "")]))
+    doc.sections.append(Section("Environment of B", [environment_block(b, "")]))
+    return doc, result
+
+
+def candidate_document(
+    store: Any, run_id: str, candidate: str, baselines: list[str], noise_k: float = 1.0
+) -> tuple[Document, Any]:
+    """A candidate against baselines in one run: the comparison first, then the full run report."""
+    from vqbench.reports.report import build_report, load_run
+
+    run = load_run(store, run_id)
+    result = compare_candidate(run.rows, candidate, baselines, noise_k=noise_k)
+    doc = build_report(store, run.run_id, baseline=baselines[0] if baselines else None)
+    doc.title = f"vqbench compare · {candidate} against {', '.join(baselines)}"
+    blocks: list[Any] = []
+    for base in baselines:
+        part = result[result["baseline"] == base]
+        if part.empty:
+            blocks.append(Callout(f"{candidate} against {base}: no figures at the same settings.", "warning"))
+        else:
+            blocks.append(_summary(part, f"{candidate} against {base}"))
+    blocks.append(Paragraph("'better' means the candidate is better than the baseline at the same setting."))
+    blocks.append(comparison_table(result, "", run.stamp, "baseline", candidate, with_baseline=True))
+    doc.sections.insert(0, Section(f"{candidate} against the baselines", blocks))
+    return doc, result
+
+
+__all__ = ["candidate_document", "compare_runs_document", "comparison_table"]

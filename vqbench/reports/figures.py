@@ -1,0 +1,363 @@
+"""Seaborn figures of one run: throughput, utilization versus codebook size, rate-distortion, and
+reconstructions of a few eval images.
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects (the Agg canvas; pyplot is never
+touched), each stamped with its run, suite and environment fingerprint. Error and skipped rows
+are left out of the plots and listed in the caption instead, never drawn as zeros.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+from vqbench.reports.document import Figure
+
+_SIZE_KEYS = ("size", "num_vectors", "batch_size")
+MAX_RECON_ROWS = 10
+
+
+def _new_figure(width: float, height: float) -> Any:
+    import seaborn as sns
+    from matplotlib.figure import Figure as MplFigure
+
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
+    return MplFigure(figsize=(width, height), dpi=110, layout="constrained")
+
+
+def _png(fig: Any, stamp: str) -> bytes:
+    fig.supxlabel(stamp, x=0.995, ha="right", fontsize=7, color="#6b7280")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", facecolor="white")
+    return buf.getvalue()
+
+
+def _excluded(frame: Any, mask: Any) -> str:
+    bad = frame[mask & frame["status"].ne("ok")]
+    if bad.empty:
+        return ""
+    names = sorted({f"{q} ({s})" for q, s in zip(bad["quantizer"], bad["status"], strict=True)})
+    return " Not drawn: " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else "") + "."
+
+
+def _label(frame: Any) -> Any:
+    """quantizer, plus its config where one quantizer appears with several configs."""
+    multi = frame.groupby("quantizer")["config_label"].transform("nunique") > 1
+    return [
+        f"{q}\n{c}" if m and c else q
+        for q, c, m in zip(frame["quantizer"], frame["config_label"], multi, strict=True)
+    ]
+
+
+def _size(ext: dict) -> float:
+    for key in _SIZE_KEYS:
+        value = ext.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return 0.0
+
+
+def throughput_figure(frame: Any, stamp: str) -> Figure | None:
+    """Bars of the throughput rate per quantizer, one panel per operation (and device), hue = backend."""
+    import seaborn as sns
+    from matplotlib.ticker import EngFormatter
+
+    is_bench = frame["benchmark"] == "throughput"
+    rates = frame[is_bench & frame["status"].eq("ok") & frame["unit"].str.endswith("/s")]
+    if rates.empty:
+        return None
+    metric = rates["base_metric"].value_counts().index[0]
+    preferred = [m for m in ("vectors_per_s",) if m in set(rates["base_metric"])]
+    metric = preferred[0] if preferred else metric
+    data = rates[rates["base_metric"] == metric].copy()
+    unit = data["unit"].iloc[0]
+    data["operation"] = data["operation"].replace("", "all")
+    data["size"] = [_size(e) for e in data["ext"]]
+    # the largest size measured for each bar
+    data["order"] = range(len(data))
+    data = (
+        data.sort_values("size")
+        .groupby(["quantizer", "config_label", "backend", "device", "operation"], as_index=False)
+        .last()
+        .sort_values("order")
+    )
+    data["label"] = _label(data)
+    ops = list(
+        dict.fromkeys(
+            o
+            for o in ("forward", "train", "train_step", "encode", "decode", "all")
+            if o in set(data["operation"])
+        )
+    )
+    ops += [o for o in dict.fromkeys(data["operation"]) if o not in ops]
+    devices = list(dict.fromkeys(data["device"]))
+    n_labels = data["label"].nunique()
+    fig = _new_figure(max(6.0, min(4.0 * len(ops), 16.0)), (2.2 + 0.28 * n_labels) * len(devices) + 0.6)
+    axes = fig.subplots(len(devices), len(ops), squeeze=False, sharex="row")
+    order = list(dict.fromkeys(data["label"]))
+    hue_order = sorted(dict.fromkeys(data["backend"]), key=lambda b: (b != "eager", b != "compile", b))
+    log = data["value"].max() / max(data["value"].min(), 1e-30) > 50
+    for r, device in enumerate(devices):
+        for c, op in enumerate(ops):
+            ax = axes[r][c]
+            sub = data[(data["device"] == device) & (data["operation"] == op)]
+            if sub.empty:
+                ax.set_axis_off()
+                continue
+            sns.barplot(
+                data=sub,
+                y="label",
+                x="value",
+                hue="backend",
+                order=order,
+                hue_order=hue_order,
+                orient="h",
+                ax=ax,
+                legend=(r == 0 and c == len(ops) - 1),
+            )
+            if log:
+                ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+            ax.set_title(f"{op} · {device}")
+            ax.set_xlabel(f"{metric} [{unit}]")
+            ax.set_ylabel("" if c else "quantizer")
+    fig.suptitle(f"Throughput: {metric} by operation, backend and device")
+    caption = (
+        f"{metric} [{unit}] per quantizer; panels by operation and device, colours by backend; "
+        "each bar is the median at the largest size measured." + _excluded(frame, is_bench)
+    )
+    return Figure(
+        "throughput",
+        "Throughput by operation, backend and device",
+        _png(fig, stamp),
+        caption=f"{caption} {stamp}",
+        alt=f"bar chart of {metric}",
+    )
+
+
+def utilization_figure(frame: Any, stamp: str) -> Figure | None:
+    """Codebook utilization against codebook size (log2 axis), a line per quantizer."""
+    import seaborn as sns
+
+    is_util = frame["base_metric"] == "utilization"
+    data = frame[is_util & frame["status"].eq("ok") & frame["codebook_size"].notna()].copy()
+    if data.empty or data["codebook_size"].nunique() < 1:
+        return None
+    data["codebook_size"] = data["codebook_size"].astype(float)
+    data["measured"] = [
+        f"{b}" + (f" · {d}" if d else "") for b, d in zip(data["benchmark"], data["dataset"], strict=True)
+    ]
+    data = data.groupby(["quantizer", "measured", "codebook_size"], as_index=False)["value"].mean()
+    fig = _new_figure(7.5, 4.6)
+    ax = fig.subplots()
+    styles = data["measured"].nunique() > 1
+    sns.lineplot(
+        data=data,
+        x="codebook_size",
+        y="value",
+        hue="quantizer",
+        style="measured" if styles else None,
+        markers=True,
+        dashes=styles,
+        ax=ax,
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("codebook size (codes per codebook)")
+    ax.set_ylabel("utilization (codes used / codebook size)")
+    ax.set_title("Codebook utilization versus codebook size")
+    ax.legend(fontsize=8, loc="best")
+    caption = (
+        "Fraction of codes used at least once over the whole eval split, per quantizer; "
+        "line styles tell the benchmark (and dataset) it was measured in." + _excluded(frame, is_util)
+    )
+    return Figure(
+        "utilization",
+        "Utilization versus codebook size",
+        _png(fig, stamp),
+        caption=f"{caption} {stamp}",
+        alt="line chart of utilization against codebook size",
+    )
+
+
+def _bits_per_token(frame: Any) -> dict[tuple, float]:
+    bits: dict[tuple, float] = {}
+    rows = frame[(frame["metric"] == "bits_per_token") & frame["status"].eq("ok")]
+    for cell, dataset, value in zip(rows["cell_id"], rows["dataset"], rows["value"], strict=True):
+        bits[(cell, dataset)] = float(value)
+    return bits
+
+
+def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
+    """PSNR against bits per token, a line per quantizer (a panel per dataset)."""
+    import seaborn as sns
+
+    is_psnr = frame["metric"].str.lower().eq("psnr")
+    psnr = frame[is_psnr & frame["status"].eq("ok")].copy()
+    if psnr.empty:
+        return None
+    known = _bits_per_token(frame)
+    bits = []
+    for cell, dataset, ext, cfg, size in zip(
+        psnr["cell_id"], psnr["dataset"], psnr["ext"], psnr["cfg"], psnr["codebook_size"], strict=True
+    ):
+        value = known.get((cell, dataset), ext.get("bits_per_token"))
+        if value is None and size is not None and size == size:
+            books = cfg.get("num_codebooks") or cfg.get("num_quantizers") or 1
+            value = math.log2(size) * books if isinstance(books, int) else None
+        bits.append(value)
+    psnr["bits"] = bits
+    psnr = psnr[psnr["bits"].notna()]
+    if psnr.empty:
+        return None
+    psnr["bits"] = psnr["bits"].astype(float)
+    data = psnr.groupby(["quantizer", "dataset", "bits"], as_index=False)["value"].mean()
+    datasets = list(dict.fromkeys(data["dataset"]))[:4]
+    fig = _new_figure(max(6.5, 4.6 * len(datasets)), 4.5)
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets, strict=True):
+        sub = data[data["dataset"] == dataset].sort_values("bits")
+        sns.lineplot(data=sub, x="bits", y="value", hue="quantizer", marker="o", ax=ax, sort=True)
+        ax.set_xlabel("bits per token")
+        ax.set_ylabel("PSNR [dB]")
+        ax.set_title(f"rate-distortion · {dataset or 'data'}")
+        ax.legend(fontsize=8)
+    fig.suptitle("Rate-distortion: bits per token versus reconstruction PSNR")
+    caption = (
+        "Eval PSNR of the fixed autoencoder with each quantizer as its bottleneck, against the "
+        "bits each token carries; up and to the left is better." + _excluded(frame, is_psnr)
+    )
+    return Figure(
+        "rate_distortion",
+        "Rate-distortion (bits per token versus PSNR)",
+        _png(fig, stamp),
+        caption=f"{caption} {stamp}",
+        alt="line chart of PSNR against bits per token",
+    )
+
+
+def _strips(ext: dict) -> tuple[Any, Any] | None:
+    """(originals, reconstructions) as float images (H, W, C) in [0, 1] from a row's extra:
+    ``reconstructions_png`` (a base64 PNG, originals on the top half) or ``samples`` (encode_samples)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(ext.get("reconstructions_png"), str):
+        from matplotlib.image import imread
+
+        try:
+            img = imread(
+                io.BytesIO(base64.b64decode(ext["reconstructions_png"], validate=True)), format="png"
+            )
+        except (ValueError, OSError, SyntaxError):
+            return None
+        img = np.asarray(img, dtype=np.float32)
+        if img.ndim == 2:
+            img = img[..., None]
+        img = img[..., :3] if img.shape[-1] in (3, 4) else img[..., :1]
+        half = img.shape[0] // 2
+        if half == 0:
+            return None
+        return img[:half], img[half : 2 * half]
+    if isinstance(ext.get("samples"), dict):
+        from vqbench.results import decode_samples
+
+        try:
+            orig, recon = decode_samples(ext["samples"])
+        except (TypeError, ValueError):
+            return None
+
+        def strip(images: Any) -> Any:
+            return np.concatenate(list(images.transpose(0, 2, 3, 1)), axis=1).astype(np.float32) / 255.0
+
+        return strip(orig), strip(recon)
+    return None
+
+
+def reconstruction_figures(frame: Any, stamp: str) -> list[Figure]:
+    """Strips of eval images: the originals on top, then the reconstructions of each quantizer
+    setting (one figure per dataset). Originals that differ between settings get their own strips."""
+    import numpy as np
+
+    has = frame["ext"].map(
+        lambda e: isinstance(e.get("reconstructions_png"), str) or isinstance(e.get("samples"), dict)
+    )
+    rows = frame[frame["status"].eq("ok") & has]
+    figures = []
+    for dataset, group in rows.groupby("dataset", sort=False):
+        decoded: dict[str, tuple] = {}
+        for quantizer, label, ext in zip(
+            group["quantizer"], group["config_label"], group["ext"], strict=True
+        ):
+            name = f"{quantizer[:24]}\n{label[:28]}".strip()
+            if name in decoded or len(decoded) >= MAX_RECON_ROWS:
+                continue
+            got = _strips(ext)
+            if got is not None:
+                decoded[name] = got
+        if not decoded:
+            continue
+        first = next(iter(decoded.values()))[0]
+        shared = all(
+            o.shape == first.shape and np.allclose(o, first, atol=1 / 255) for o, _ in decoded.values()
+        )
+        grid = [("original", first)] if shared else []
+        for name, (orig, recon) in decoded.items():
+            if not shared:
+                grid.append((f"{name}\n(original)", orig))
+            grid.append((name, recon))
+        height, width = first.shape[:2]
+        panel_w = min(9.0, max(4.0, width / 40))
+        panel_h = max(0.6, panel_w * height / max(width, 1))
+        fig = _new_figure(panel_w + 2.2, panel_h * len(grid) + 0.8)
+        axes = fig.subplots(len(grid), 1, squeeze=False)[:, 0]
+        for ax, (name, img) in zip(axes, grid, strict=True):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if img.shape[-1] == 1:
+                ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
+            ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        label = dataset or "images"
+        fig.suptitle(f"Reconstructions of eval samples · {label}")
+        caption = (
+            "Top strip: eval images; below, their reconstructions through the fixed autoencoder with each "
+            "quantizer setting as its bottleneck."
+        )
+        figures.append(
+            Figure(
+                f"reconstructions-{label}",
+                f"Reconstructions · {label}",
+                _png(fig, stamp),
+                caption=f"{caption} {stamp}",
+                alt=f"reconstructed {label} images per quantizer",
+            )
+        )
+    return figures
+
+
+def run_figures(frame: Any, stamp: str) -> list[Figure]:
+    """Every figure that the run's rows support, in reading order."""
+    out = [
+        f
+        for f in (
+            throughput_figure(frame, stamp),
+            utilization_figure(frame, stamp),
+            rate_distortion_figure(frame, stamp),
+        )
+        if f is not None
+    ]
+    return out + reconstruction_figures(frame, stamp)
+
+
+__all__ = [
+    "rate_distortion_figure",
+    "reconstruction_figures",
+    "run_figures",
+    "throughput_figure",
+    "utilization_figure",
+]

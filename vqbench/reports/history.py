@@ -1,0 +1,276 @@
+"""History and the regression gate: the current run against a window of comparable past runs.
+
+Comparable runs: finished runs of the same suite with the same environment fingerprint
+(``env_hash``), the most recent ``window`` of them. Per figure (see ``_data.KEY_COLUMNS``):
+
+- timing figures regress when the change in the bad direction is beyond ``threshold`` (relative
+  to the history's median) AND beyond the history's noise band: ``noise_k`` robust sigmas, the
+  sigma being the larger of 1.4826 x MAD of the past values and the stored IQRs / 1.349;
+- quality figures regress when they drop by more than ``abs_tolerance`` (else ``rel_tolerance``
+  of the baseline), in the metric's own direction;
+- a figure that measured in the history but errors now is a regression ("new error").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from vqbench.reports._data import KEY_COLUMNS
+from vqbench.reports.compare import CELL_COLUMNS, collapse, failed_cells
+from vqbench.reports.thresholds import GateConfig
+
+STATUSES = (
+    "regression",
+    "new error",
+    "improvement",
+    "ok",
+    "error",
+    "skipped",
+    "missing",
+    "new",
+    "no direction",
+    "ignored",
+)
+MAD_TO_SIGMA = 1.4826
+IQR_TO_SIGMA = 1 / 1.349
+
+
+@dataclass
+class GateResult:
+    """The gate's outcome: one line per figure in ``checks`` and the runs it compared with."""
+
+    run_id: str
+    history_runs: list[str]
+    checks: Any  # DataFrame
+    config: GateConfig
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> Any:
+        return self.checks[self.checks["status"].isin(["regression", "new error"])]
+
+    @property
+    def improvements(self) -> Any:
+        return self.checks[self.checks["status"] == "improvement"]
+
+    @property
+    def regressed(self) -> bool:
+        """True when the gate fails (something regressed)."""
+        return not self.regressions.empty
+
+
+def history_run_ids(runs: Any, run_id: str, suite: str, env_hash: str, window: int) -> list[str]:
+    """The ``window`` most recent finished runs before ``run_id`` with the same suite and env hash."""
+    runs = runs.sort_values("started")
+    current = runs[runs["run_id"] == run_id]
+    if not current.empty:
+        runs = runs[runs["started"] <= current["started"].iloc[0]]
+    same = runs[
+        (runs["suite"] == suite)
+        & (runs["env_hash"] == env_hash)
+        & (runs["status"] == "finished")
+        & (runs["run_id"] != run_id)
+    ]
+    return same["run_id"].tolist()[-window:]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def noise_sigma(values: list[float], spreads: list[float]) -> float:
+    """The history's noise, as a robust standard deviation (0 when nothing tells)."""
+    sigma = 0.0
+    if len(values) >= 3:
+        med = _median(values)
+        sigma = MAD_TO_SIGMA * _median([abs(v - med) for v in values])
+    good = [s for s in spreads if s is not None and not math.isnan(s)]
+    if good:
+        sigma = max(sigma, _median(good) * IQR_TO_SIGMA)
+    return sigma
+
+
+def _check(
+    cur: Any, past: list[tuple[float, float]], past_errors: int, settings: Any, cfg: GateConfig
+) -> dict:
+    out: dict[str, Any] = {
+        "baseline": math.nan,
+        "band": math.nan,
+        "change": math.nan,
+        "rel_change": math.nan,
+        "limit": math.nan,
+        "history_n": len(past),
+        "reason": "",
+    }
+    if settings.ignore:
+        return {**out, "status": "ignored", "reason": "ignored by a gate rule"}
+    if cur is None:
+        return {**out, "status": "missing", "reason": "measured in the history, absent from this run"}
+    if cur["status"] != "ok":
+        if cur["status"] == "error" and past:
+            return {**out, "status": "new error", "reason": f"measured before, fails now: {cur['message']}"}
+        return {**out, "status": cur["status"], "reason": cur["message"]}
+    if len(past) < cfg.min_history:
+        return {
+            **out,
+            "status": "new",
+            "reason": f"{len(past)} comparable past value(s); "
+            f"the gate needs {cfg.min_history}" + (f" ({past_errors} past error(s))" if past_errors else ""),
+        }
+    if cur["direction"] is None:
+        return {**out, "status": "no direction", "reason": "the metric's direction is unknown"}
+    values = [v for v, _ in past]
+    base = _median(values)
+    value = float(cur["value"])
+    change = value - base
+    rel = change / abs(base) if base != 0 else math.nan
+    worse_by = -change if cur["direction"] else change  # > 0: moved the bad way
+    out.update(baseline=base, change=change, rel_change=rel)
+    if cur["timing"]:
+        sigma = noise_sigma(values, [s for _, s in past] + [float(cur["spread"])])
+        band = settings.noise_k * sigma
+        rel_worse = worse_by / abs(base) if base != 0 else math.inf * (1 if worse_by > 0 else -1)
+        out.update(band=band, limit=settings.threshold)
+        beyond_band = abs(change) > band
+        if rel_worse > settings.threshold and beyond_band:
+            return {
+                **out,
+                "status": "regression",
+                "reason": f"{abs(rel) * 100:.1f}% worse than the history median, beyond the "
+                f"{settings.threshold * 100:.0f}% threshold and the noise band",
+            }
+        if -rel_worse > settings.threshold and beyond_band:
+            return {
+                **out,
+                "status": "improvement",
+                "reason": f"{abs(rel) * 100:.1f}% better than the history",
+            }
+        why = "within the threshold" if abs(rel_worse) <= settings.threshold else "within the noise band"
+        return {**out, "status": "ok", "reason": why}
+    size = cur.get("codebook_size")
+    if settings.abs_tolerance is not None:
+        tol = settings.abs_tolerance
+    elif settings.codebook_fraction is not None and size is not None and size == size:
+        tol = settings.codebook_fraction * float(size)
+    else:
+        tol = settings.rel_tolerance * abs(base)
+    out.update(limit=tol)
+    if worse_by > tol:
+        return {**out, "status": "regression", "reason": f"worse by {abs(change):.4g} (tolerance {tol:.4g})"}
+    if -worse_by > tol:
+        return {
+            **out,
+            "status": "improvement",
+            "reason": f"better by {abs(change):.4g} (tolerance {tol:.4g})",
+        }
+    return {**out, "status": "ok", "reason": "within tolerance"}
+
+
+def evaluate_gate(
+    current: Any, history: Any, run_id: str, history_runs: list[str], config: GateConfig | None = None
+) -> GateResult:
+    """Check every figure of ``current`` (prepared rows of one run) against ``history`` (prepared rows
+    of ``history_runs``); returns a ``GateResult`` whose ``checks`` has one line per figure."""
+    import pandas as pd
+
+    cfg = config or GateConfig()
+    current_flat = collapse(current)
+    cur = {tuple(r[k] for k in KEY_COLUMNS): r for r in current_flat.to_dict("records")}
+    failed = failed_cells(current_flat)
+    past_values: dict[tuple, list[tuple[float, float]]] = {}
+    past_errors: dict[tuple, int] = {}
+    template: dict[tuple, dict] = {}
+    if history is not None and not history.empty:
+        for rid in history_runs:
+            runs_rows = history[history["run_id"] == rid]
+            if runs_rows.empty:
+                continue
+            for rec in collapse(runs_rows).to_dict("records"):
+                key = tuple(rec[k] for k in KEY_COLUMNS)
+                template.setdefault(key, rec)
+                if rec["status"] == "ok":
+                    past_values.setdefault(key, []).append((float(rec["value"]), float(rec["spread"])))
+                else:
+                    past_errors[key] = past_errors.get(key, 0) + 1
+    lines = []
+    for key in list(cur) + [k for k in template if k not in cur]:
+        ref = cur.get(key) or template[key]
+        settings = cfg.settings_for(ref)
+        line = dict(zip(KEY_COLUMNS, key, strict=True))
+        line.update(
+            unit=ref["unit"],
+            config_label=ref["config_label"],
+            timing=bool(ref["timing"]),
+            direction=ref["direction"],
+            value=(cur[key]["value"] if key in cur else math.nan),
+            spread=(cur[key]["spread"] if key in cur else math.nan),
+        )
+        now = cur.get(key)
+        if now is None:  # the figure is absent: did its whole cell fail tonight?
+            hit = failed.get(tuple(ref[k] for k in CELL_COLUMNS))
+            if hit is not None:
+                now = {**ref, "status": hit[0], "message": hit[1]}
+        line.update(_check(now, past_values.get(key, []), past_errors.get(key, 0), settings, cfg))
+        lines.append(line)
+    checks = pd.DataFrame.from_records(lines)
+    notes = []
+    if not history_runs:
+        notes.append(
+            "No comparable past runs (same suite and environment fingerprint): nothing is gated yet; "
+            "this run starts the history."
+        )
+    return GateResult(run_id=run_id, history_runs=list(history_runs), checks=checks, config=cfg, notes=notes)
+
+
+def step_changes(
+    values: list[float], threshold: float = 0.10, noise_k: float = 3.0, min_size: int = 2, max_depth: int = 3
+) -> list[int]:
+    """Indices where a series steps to a new level (binary segmentation on medians).
+
+    A split counts when the medians on either side differ by more than ``threshold`` (relative)
+    and ``noise_k`` robust sigmas of the residuals. The last point may form a segment alone, so
+    that tonight's step shows.
+    """
+    vals = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if len(vals) != len(values) or len(vals) < 3:
+        return []
+
+    def best_split(lo: int, hi: int) -> tuple[int, float] | None:
+        seg = vals[lo:hi]
+        best = None
+        for i in range(1, len(seg)):
+            left, right = seg[:i], seg[i:]
+            if len(left) < min_size or (len(right) < min_size and hi != len(vals)):
+                continue
+            ml, mr = _median(left), _median(right)
+            resid = [v - ml for v in left] + [v - mr for v in right]
+            sigma = MAD_TO_SIGMA * _median([abs(r) for r in resid])
+            diff = abs(mr - ml)
+            if diff > threshold * max(abs(ml), 1e-30) and diff > noise_k * sigma:
+                score = diff / (sigma + 1e-12 * max(abs(ml), 1.0))
+                if best is None or score > best[1]:
+                    best = (lo + i, score)
+        return best
+
+    found: list[int] = []
+
+    def recurse(lo: int, hi: int, depth: int) -> None:
+        if depth > max_depth or hi - lo < 2:
+            return
+        split = best_split(lo, hi)
+        if split is None:
+            return
+        found.append(split[0])
+        recurse(lo, split[0], depth + 1)
+        recurse(split[0], hi, depth + 1)
+
+    recurse(0, len(vals), 1)
+    return sorted(found)
+
+
+__all__ = ["GateResult", "STATUSES", "evaluate_gate", "history_run_ids", "noise_sigma", "step_changes"]

@@ -1,0 +1,360 @@
+"""The nightly gate over a stored run: history, checks, history plots, and the written outputs.
+
+``gate_run`` compares a run with its history; ``nightly_document`` and ``nightly_summary`` turn the
+outcome into a report (HTML/Markdown) and a JSON summary; ``write_nightly`` writes all three.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vqbench.reports._data import KEY_COLUMNS, metric_label
+from vqbench.reports._format import fmt_delta, fmt_value
+from vqbench.reports.compare import collapse
+from vqbench.reports.document import Callout, Document, Figure, Paragraph, Section, Table, TableCell
+from vqbench.reports.history import GateResult, evaluate_gate, history_run_ids, step_changes
+from vqbench.reports.report import RunData, build_report, load_run
+from vqbench.reports.thresholds import GateConfig
+
+MAX_HISTORY_PANELS = 12
+
+
+@dataclass
+class NightlyOutcome:
+    """A gated run: the run, its gate result, and each figure's series over history + this run."""
+
+    run: RunData
+    gate: GateResult
+    series: Any  # DataFrame: KEY_COLUMNS + run_id, started, value, spread, status
+
+
+def gate_run(store: Any, run_id: str | None = "latest", config: GateConfig | None = None) -> NightlyOutcome:
+    """Compare a stored run with the recent comparable runs of ``store`` (see ``history``)."""
+    import pandas as pd
+
+    from vqbench.reports._data import prepare
+
+    cfg = config or GateConfig()
+    run = load_run(store, run_id)
+    runs = store.runs()
+    hist_ids = history_run_ids(runs, run.run_id, run.suite, run.env_hash, cfg.window)
+    started = dict(zip(runs["run_id"], runs["started"], strict=True))
+    frames, series = [], []
+    for rid in hist_ids:
+        rows = prepare(store.rows(rid))
+        frames.append(rows)
+        series.append(collapse(rows).assign(run_id=rid, started=started[rid]))
+    series.append(collapse(run.rows).assign(run_id=run.run_id, started=started[run.run_id]))
+    history = pd.concat(frames, ignore_index=True) if frames else None
+    gate = evaluate_gate(run.rows, history, run.run_id, hist_ids, cfg)
+    return NightlyOutcome(run=run, gate=gate, series=pd.concat(series, ignore_index=True))
+
+
+def _record(line: dict) -> dict:
+    def num(v: Any) -> float | None:
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+    out = {k: (None if line.get(k) in ("", None) else str(line[k])) for k in KEY_COLUMNS}
+    out.update(
+        config=line.get("config_label") or None,
+        unit=line.get("unit") or "",
+        kind="timing" if line.get("timing") else "quality",
+        higher_is_better=line.get("direction"),
+        status=line["status"],
+        value=num(line.get("value")),
+        baseline=num(line.get("baseline")),
+        change=num(line.get("change")),
+        rel_change=num(line.get("rel_change")),
+        noise_band=num(line.get("band")),
+        limit=num(line.get("limit")),
+        history_n=int(line.get("history_n") or 0),
+        reason=line.get("reason") or "",
+    )
+    return out
+
+
+def nightly_summary(outcome: NightlyOutcome) -> dict:
+    """The JSON summary: verdict, history, regressions, improvements, errors and missing figures."""
+    gate, run = outcome.gate, outcome.run
+    checks = gate.checks
+    pick = lambda *states: [_record(r) for r in checks[checks["status"].isin(states)].to_dict("records")]  # noqa: E731
+    if not gate.history_runs:
+        status = "no-history"
+    else:
+        status = "regression" if gate.regressed else "ok"
+    return {
+        "status": status,
+        "exit_code": 1 if gate.regressed else 0,
+        "run_id": run.run_id,
+        "suite": run.suite,
+        "env_hash": run.env_hash,
+        "environment": run.environment,
+        "history_runs": gate.history_runs,
+        "settings": {
+            "window": gate.config.window,
+            "min_history": gate.config.min_history,
+            "threshold": gate.config.threshold,
+            "noise_k": gate.config.noise_k,
+            "rel_tolerance": gate.config.rel_tolerance,
+            "source": gate.config.source,
+        },
+        "counts": {k: int(v) for k, v in checks["status"].value_counts().items()} if not checks.empty else {},
+        "regressions": pick("regression", "new error"),
+        "improvements": pick("improvement"),
+        "errors": pick("error"),
+        "missing": pick("missing"),
+        "notes": gate.notes,
+    }
+
+
+def _checks_table(lines: Any, title: str, caption: str) -> Table:
+    rows = []
+    for rec in lines.to_dict("records"):
+        unit = rec["unit"] or ""
+        setting = " · ".join(x for x in (rec["backend"], rec["device"]) if x)
+        bad = rec["status"] in ("regression", "new error")
+        rows.append(
+            [
+                TableCell(str(rec["benchmark"]), kind="label"),
+                TableCell(str(rec["quantizer"]), kind="label"),
+                TableCell(str(rec["config_label"] or ""), kind="label"),
+                TableCell(setting, kind="label"),
+                TableCell(" ".join(x for x in (rec["dataset"], rec["variant"]) if x), kind="label"),
+                TableCell(metric_label(rec["metric"], unit), kind="label"),
+                TableCell(fmt_value(rec["baseline"], unit)),
+                TableCell(
+                    fmt_value(rec["value"], unit) if rec["status"] != "new error" else "error",
+                    kind="error" if rec["status"] == "new error" else "value",
+                ),
+                TableCell(fmt_delta(rec["rel_change"], rec["change"], unit)),
+                TableCell(rec["status"], kind="verdict", verdict="worse" if bad else "better"),
+                TableCell(str(rec["reason"]), kind="label"),
+            ]
+        )
+    columns = [
+        "benchmark",
+        "quantizer",
+        "config",
+        "backend · device",
+        "dataset / variant",
+        "metric",
+        "history median",
+        "tonight",
+        "change",
+        "status",
+        "why",
+    ]
+    return Table(title, columns, rows, caption=caption)
+
+
+def _series_of(outcome: NightlyOutcome, line: dict) -> Any:
+    s = outcome.series
+    mask = (s[list(KEY_COLUMNS)] == [line[k] for k in KEY_COLUMNS]).all(axis=1)
+    return s[mask].sort_values("started")
+
+
+def history_figure(outcome: NightlyOutcome, lines: Any, stamp: str) -> Figure | None:
+    """One panel per flagged figure: its value over the history, the band, steps and tonight's point."""
+    from vqbench.reports.figures import _new_figure, _png
+
+    lines = lines.head(MAX_HISTORY_PANELS)
+    if lines.empty:
+        return None
+    ncols = min(3, len(lines))
+    nrows = math.ceil(len(lines) / ncols)
+    fig = _new_figure(4.2 * ncols, 3.0 * nrows + 0.5)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    cfg = outcome.gate.config
+    for ax in axes.flat[len(lines) :]:
+        ax.set_axis_off()
+    for ax, rec in zip(axes.flat, lines.to_dict("records"), strict=False):
+        ser = _series_of(outcome, rec)
+        ok = ser[ser["status"] == "ok"]
+        x = list(range(len(ser)))
+        xs = [x[i] for i, st in enumerate(ser["status"]) if st == "ok"]
+        ax.plot(xs, ok["value"], marker="o", color="#4a7cc2", lw=1.5)
+        spreads = ok["spread"].fillna(0.0)
+        ax.errorbar(xs, ok["value"], yerr=spreads / 2, fmt="none", ecolor="#9db4d8", capsize=2)
+        base = rec["baseline"]
+        if base == base and base is not None:
+            width = rec["band"] if rec["timing"] else rec["limit"]
+            if rec["timing"]:
+                width = max(width if width == width else 0.0, cfg.threshold * abs(base))
+            if width == width:
+                ax.axhspan(base - width, base + width, color="#2f9e44", alpha=0.12, lw=0)
+            ax.axhline(base, color="#2f9e44", lw=1, ls=":")
+        for step in step_changes(ser["value"].tolist(), cfg.threshold, cfg.noise_k):
+            ax.axvline(step - 0.5, color="#e8590c", ls="--", lw=1.2)
+        if ser["status"].iloc[-1] == "ok":
+            bad = rec["status"] in ("regression", "new error")
+            ax.plot([x[-1]], [ser["value"].iloc[-1]], marker="o", ms=9, color="#c92a2a" if bad else "#2f9e44")
+        for i, st in enumerate(ser["status"]):
+            if st != "ok":
+                ax.axvline(i, color="#c92a2a", lw=6, alpha=0.25)
+        ax.set_xticks(x, ["" if i < len(x) - 1 else "tonight" for i in x], fontsize=7)
+        title = f"{rec['quantizer']} · {rec['metric']}"
+        sub = " ".join(str(v) for v in (rec["backend"], rec["variant"] or rec["dataset"]) if v)
+        ax.set_title(f"{title}\n{sub}"[:90], fontsize=8.5)
+        ax.set_ylabel(rec["unit"] or rec["metric"], fontsize=8)
+    fig.suptitle("History of flagged figures (dashed: step changes; band: threshold / noise / tolerance)")
+    caption = (
+        "Each panel: the figure over the comparable past runs (oldest left) and tonight's run (big dot, red "
+        "when it regressed). The shaded band is the history median ± max(threshold, noise band) for timing "
+        "figures and ± the tolerance for quality figures; dashed lines mark detected step changes; red "
+        "stripes are runs where the figure failed."
+    )
+    return Figure(
+        "history",
+        "History of flagged figures",
+        _png(fig, stamp),
+        caption=f"{caption} {stamp}",
+        alt="line charts of flagged figures across runs",
+    )
+
+
+def overview_figure(outcome: NightlyOutcome, stamp: str) -> Figure | None:
+    """Every gated figure relative to its history median across runs, flagged ones in colour."""
+    from vqbench.reports.figures import _new_figure, _png
+
+    s = outcome.series
+    runs = list(dict.fromkeys(s.sort_values("started")["run_id"]))
+    if len(runs) < 2:
+        return None
+    checks = outcome.gate.checks
+    fig = _new_figure(8.0, 4.2)
+    ax = fig.subplots()
+    flagged = checks[checks["status"].isin(["regression", "improvement", "new error"])]
+    flagged_keys = {tuple(r[k] for k in KEY_COLUMNS): r["status"] for r in flagged.to_dict("records")}
+    drawn = 0
+    for key, group in s[s["status"] == "ok"].groupby(list(KEY_COLUMNS), sort=False, dropna=False):
+        group = group.sort_values("started")
+        base = group["value"].iloc[:-1].median() if len(group) > 1 else math.nan
+        if not base or base != base:
+            continue
+        xs = [runs.index(r) for r in group["run_id"]]
+        status = flagged_keys.get(tuple(key))
+        color = {"regression": "#c92a2a", "improvement": "#2f9e44"}.get(status, "#adb5bd")
+        ax.plot(
+            xs,
+            group["value"] / base,
+            color=color,
+            lw=2 if status else 0.8,
+            alpha=1 if status else 0.5,
+            zorder=3 if status else 1,
+        )
+        drawn += 1
+    if not drawn:
+        return None
+    cfg = outcome.gate.config
+    ax.axhspan(1 - cfg.threshold, 1 + cfg.threshold, color="#2f9e44", alpha=0.08, lw=0)
+    ax.set_xticks(range(len(runs)), ["" if i < len(runs) - 1 else "tonight" for i in range(len(runs))])
+    ax.set_ylabel("value / history median")
+    ax.set_title(f"All {drawn} figures relative to their history median (red: regressed, green: improved)")
+    caption = (
+        "Each line is one figure across the comparable runs, divided by its median over the past runs; "
+        f"the band is ±{cfg.threshold * 100:.0f}%."
+    )
+    return Figure(
+        "history_overview",
+        "History overview",
+        _png(fig, stamp),
+        caption=f"{caption} {stamp}",
+        alt="overview of all figures relative to their history",
+    )
+
+
+def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None = None) -> Document:
+    """The nightly report: the verdict, what regressed or improved, history plots, then the run report."""
+    gate, run = outcome.gate, outcome.run
+    checks = gate.checks
+    stamp = run.stamp
+    regress = checks[checks["status"].isin(["regression", "new error"])]
+    improve = checks[checks["status"] == "improvement"]
+    blocks: list[Any] = []
+    if not gate.history_runs:
+        blocks.append(Callout("No comparable history yet: this run starts it. Gate: pass.", "info"))
+    elif gate.regressed:
+        blocks.append(
+            Callout(
+                f"REGRESSION: {len(regress)} figure(s) regressed against the last "
+                f"{len(gate.history_runs)} comparable run(s). Gate: fail (exit 1).",
+                "error",
+            )
+        )
+    else:
+        blocks.append(
+            Callout(
+                f"No regression against the last {len(gate.history_runs)} comparable run(s). "
+                "Gate: pass (exit 0).",
+                "ok",
+            )
+        )
+    cfg = gate.config
+    blocks.append(
+        Paragraph(
+            f"History: finished runs of suite {run.suite!r} with environment {run.env_hash}, "
+            f"the last {cfg.window}. Timing figures regress beyond {cfg.threshold * 100:.0f}% AND "
+            f"beyond {cfg.noise_k:g} robust sigmas "
+            "of the history's noise; quality figures beyond their absolute tolerance. Settings: "
+            + cfg.source
+            + "."
+        )
+    )
+    for note in gate.notes:
+        blocks.append(Paragraph(note))
+    counts = checks["status"].value_counts().to_dict() if not checks.empty else {}
+    blocks.append(Paragraph("Checks: " + ", ".join(f"{n} {s}" for s, n in counts.items())))
+    doc = Document(title=f"vqbench nightly · {run.suite}", subtitle=stamp)
+    doc.sections.append(Section("Verdict", blocks))
+    if not regress.empty:
+        doc.sections.append(Section("Regressions", [_checks_table(regress, "", stamp)]))
+    if not improve.empty:
+        doc.sections.append(Section("Improvements", [_checks_table(improve, "", stamp)]))
+    figs = [
+        f
+        for f in (
+            history_figure(outcome, regress, stamp),
+            history_figure(outcome, improve, stamp),
+            overview_figure(outcome, stamp),
+        )
+        if f is not None
+    ]
+    if len(figs) > 1 and figs[0].name == figs[1].name:
+        figs[1].name = "history-improvements"
+        figs[1].title = "History of improved figures"
+    if figs:
+        doc.sections.append(Section("History", list(figs)))
+    report = build_report(store, run.run_id, baseline=baseline)
+    for section in report.sections:
+        section.title = f"Tonight · {section.title}"
+        doc.sections.append(section)
+    return doc
+
+
+def write_nightly(doc: Document, summary: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``nightly.html``, ``nightly.md`` (+ figures) and ``summary.json`` into ``out_dir``."""
+    from vqbench.reports.report import write_report
+
+    out = Path(out_dir)
+    paths = write_report(doc, out, stem="nightly")
+    buf = io.StringIO()
+    json.dump(summary, buf, indent=1, allow_nan=False, default=str)
+    paths["json"] = out / "summary.json"
+    paths["json"].write_text(buf.getvalue() + "\n", encoding="utf-8")
+    return paths
+
+
+__all__ = [
+    "NightlyOutcome",
+    "gate_run",
+    "history_figure",
+    "nightly_document",
+    "nightly_summary",
+    "overview_figure",
+    "write_nightly",
+]

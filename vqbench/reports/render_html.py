@@ -1,0 +1,142 @@
+"""One self-contained HTML file: inline CSS, images as data URIs, every text HTML-escaped.
+
+Names, parameters and messages come from plugins and users, so all text passes ``html.escape``;
+a Content-Security-Policy forbids scripts and any network load, so the file opens from disk as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from vqbench.reports.document import Callout, Document, Figure, KeyValues, Paragraph, Table
+
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;
+  margin:0;background:#f6f7f9}
+main{max-width:1180px;margin:0 auto;padding:24px 28px 60px;background:#fff;min-height:100vh}
+h1{font-size:26px;margin:0 0 4px}
+h2{font-size:20px;margin:34px 0 10px;border-bottom:2px solid #e3e6eb;padding-bottom:4px}
+h3{font-size:16px;margin:22px 0 6px}
+.subtitle{color:#5b6575;margin:0 0 18px}
+.caption{color:#5b6575;font-size:12.5px;margin:4px 0 12px}
+table{border-collapse:collapse;margin:6px 0 4px;font-size:13.5px;display:block;overflow-x:auto;max-width:100%}
+th,td{padding:5px 10px;border-bottom:1px solid #e6e8ec;text-align:right;white-space:nowrap;vertical-align:top}
+th{background:#f0f2f5;position:sticky;top:0;font-weight:600}
+td.label,th.label{text-align:left}
+td.best{font-weight:700;background:#e7f6ea}
+td.error{color:#a4161a;background:#fde8e8;font-weight:600;text-align:left;white-space:normal;min-width:120px}
+td.skipped,td.missing{color:#7a8190;font-style:italic}
+td.better{background:#e7f6ea;color:#17602a} td.worse{background:#fde8e8;color:#a4161a}
+td.noise{color:#5b6575}
+.note{display:block;color:#6b7280;font-size:11.5px;font-weight:400}
+.callout{padding:10px 14px;border-radius:6px;margin:10px 0;border-left:5px solid}
+.callout.ok{background:#e7f6ea;border-color:#2f9e44} .callout.info{background:#eef4fb;border-color:#4a7cc2}
+.callout.warning{background:#fff6e0;border-color:#e0a400}
+.callout.error{background:#fde8e8;border-color:#c92a2a}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px;margin:6px 0}
+dt{color:#5b6575} dd{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
+figure{margin:14px 0 22px} figure img{max-width:100%;height:auto;border:1px solid #e6e8ec}
+figcaption{color:#5b6575;font-size:12.5px}
+ul.notes{color:#5b6575;font-size:12.5px;margin:2px 0 10px}
+nav ul{columns:2;font-size:13.5px}
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _anchor(index: int) -> str:
+    return f"s{index}"
+
+
+def _table(table: Table) -> str:
+    out = [f"<h3>{_e(table.title)}</h3>"] if table.title else []
+    out.append("<table><thead><tr>")
+    label_cols = {i for i, _ in enumerate(table.columns) if table.rows and table.rows[0][i].kind == "label"}
+    for i, col in enumerate(table.columns):
+        out.append(f'<th class="{"label" if i in label_cols else ""}">{_e(col)}</th>')
+    out.append("</tr></thead><tbody>")
+    for row in table.rows:
+        out.append("<tr>")
+        for cell in row:
+            classes = [cell.kind]
+            if cell.best:
+                classes.append("best")
+            if cell.verdict:
+                classes.append({"better": "better", "worse": "worse"}.get(cell.verdict, "noise"))
+            title = f' title="{_e(cell.title)}"' if cell.title else ""
+            text = _e(cell.text) + (" ★" if cell.best else "")
+            note = f'<span class="note">{_e(cell.note)}</span>' if cell.note else ""
+            out.append(f'<td class="{" ".join(classes)}"{title}>{text}{note}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    if table.caption:
+        out.append(f'<p class="caption">{_e(table.caption)}</p>')
+    if table.notes:
+        out.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in table.notes) + "</ul>")
+    return "\n".join(out)
+
+
+def _figure(fig: Figure) -> str:
+    data = base64.b64encode(fig.png).decode("ascii")
+    alt = fig.alt or fig.title
+    return (
+        f'<figure><h3>{_e(fig.title)}</h3><img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+        f"<figcaption>{_e(fig.caption)}</figcaption></figure>"
+    )
+
+
+def _block(block: object) -> str:
+    if isinstance(block, Paragraph):
+        return f"<p>{_e(block.text)}</p>"
+    if isinstance(block, Callout):
+        return f'<div class="callout {_e(block.level)}">{_e(block.text)}</div>'
+    if isinstance(block, KeyValues):
+        items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in block.items)
+        head = f"<h3>{_e(block.title)}</h3>" if block.title else ""
+        return f"{head}<dl>{items}</dl>"
+    if isinstance(block, Table):
+        return _table(block)
+    if isinstance(block, Figure):
+        return _figure(block)
+    raise TypeError(f"unknown report block {type(block).__name__}")
+
+
+def render_html(doc: Document) -> str:
+    """The document as one HTML page with no external references."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
+        f"<title>{_e(doc.title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{_e(doc.title)}</h1>",
+    ]
+    if doc.subtitle:
+        parts.append(f'<p class="subtitle">{_e(doc.subtitle)}</p>')
+    if len(doc.sections) > 2:
+        links = "".join(
+            f'<li><a href="#{_anchor(i)}">{_e(s.title)}</a></li>' for i, s in enumerate(doc.sections)
+        )
+        parts.append(f"<nav><ul>{links}</ul></nav>")
+    for i, section in enumerate(doc.sections):
+        parts.append(f'<section id="{_anchor(i)}"><h2>{_e(section.title)}</h2>')
+        parts.extend(_block(b) for b in section.blocks)
+        parts.append("</section>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_html(doc: Document, path: str | Path) -> Path:
+    """Write ``render_html(doc)`` to ``path`` (UTF-8); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(doc), encoding="utf-8")
+    return path
+
+
+__all__ = ["render_html", "write_html"]

@@ -1,0 +1,229 @@
+"""Per-benchmark comparison tables: a row per quantizer setting, a column per figure with its unit.
+
+Operations (forward, train_step, ...) become columns, so a throughput table reads as one row per
+quantizer and backend. The best value of each column is marked (within rows of the same dataset,
+variant and device, in the metric's own direction), each value can carry its ratio to a baseline
+quantizer, and error or skipped cells say so instead of showing a number.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from vqbench.reports._data import metric_label
+from vqbench.reports._format import fmt_ratio, fmt_value
+from vqbench.reports.document import Table, TableCell
+
+BENCHMARK_ORDER = ("throughput", "usage", "reconstruction")
+ENTITY = ("quantizer", "config_label", "backend", "device", "dataset", "row_variant", "seed_label")
+_HEADERS = {
+    "quantizer": "quantizer",
+    "config_label": "config",
+    "backend": "backend",
+    "device": "device",
+    "dataset": "dataset",
+    "row_variant": "variant",
+    "seed_label": "seed",
+}
+_MATCH = ("backend", "device", "dataset", "row_variant", "seed_label")
+
+
+def ordered_benchmarks(frame: Any) -> list[str]:
+    """The benchmarks present, known ones first in their usual order."""
+    present = list(dict.fromkeys(frame["benchmark"].tolist()))
+    return [b for b in BENCHMARK_ORDER if b in present] + [b for b in present if b not in BENCHMARK_ORDER]
+
+
+def _with_seed_label(frame: Any) -> Any:
+    frame = frame.copy()
+    seeds = frame["seed"].dropna().unique()
+    frame["seed_label"] = [
+        ("" if len(seeds) <= 1 or s is None or s != s else str(int(s)))
+        for s in frame["seed"].astype("object")
+    ]
+    return frame
+
+
+def _baseline_value(
+    ok: Any, entity: dict, column: tuple, baseline: str, codebook: float | None
+) -> float | None:
+    metric, operation = column
+    base = ok[(ok["quantizer"] == baseline) & (ok["base_metric"] == metric) & (ok["operation"] == operation)]
+    cand = base
+    for key in _MATCH:
+        cand = cand[cand[key] == entity[key]]
+    if cand.empty:  # a baseline measured on its default backend only still anchors the ratio
+        cand = base
+        for key in _MATCH:
+            cand = cand[cand[key] == ("eager" if key == "backend" else entity[key])]
+    if cand.empty:
+        return None
+    if codebook is not None:
+        same = cand[cand["codebook_size"] == codebook]
+        if not same.empty:
+            cand = same
+    if cand["config_label"].nunique() > 1:
+        return None  # ambiguous: several baseline configs and none at this codebook size
+    value = float(cand["value"].median())
+    return value if value != 0 and not math.isnan(value) else None
+
+
+def _column_title(column: tuple, unit: str, with_operation: bool) -> str:
+    metric, operation = column
+    label = metric_label(metric, unit)
+    return f"{operation or 'all'} · {label}" if with_operation else label
+
+
+def benchmark_table(
+    frame: Any, benchmark: str, caption: str, baseline: str | None = None, metrics: list[str] | None = None
+) -> Table:
+    """The table of one benchmark from prepared rows (see ``_data.prepare``).
+
+    ``metrics`` limits the columns to those base metrics (``_data.base_metric_of``)."""
+    rows = _with_seed_label(frame[frame["benchmark"] == benchmark])
+    ok = rows[rows["status"] == "ok"]
+    if metrics is not None:
+        ok = ok[ok["base_metric"].isin(metrics)]
+    columns = list(dict.fromkeys(zip(ok["base_metric"], ok["operation"], strict=True)))
+    with_operation = any(op for _, op in columns)
+    metric_order = list(dict.fromkeys(ok["base_metric"]))
+    op_order = {"forward": 0, "train": 1, "train_step": 1, "encode": 2, "decode": 3}
+    columns.sort(key=lambda c: (metric_order.index(c[0]), op_order.get(c[1], 9), c[1]))
+    units = {
+        c: ok.loc[(ok["base_metric"] == c[0]) & (ok["operation"] == c[1]), "unit"].iloc[0] for c in columns
+    }
+    entities = list(dict.fromkeys(tuple(r) for r in rows[list(ENTITY)].itertuples(index=False)))
+    label_cols = [
+        c
+        for c in ENTITY
+        if c == "quantizer" or rows[c].nunique() > 1 or (c == "config_label" and rows[c].ne("").any())
+    ]
+    constant = [
+        f"{_HEADERS[c]}: {rows[c].iloc[0]}"
+        for c in ENTITY
+        if c not in label_cols and not rows.empty and rows[c].iloc[0] != ""
+    ]
+
+    best: set[tuple] = set()
+    for column in columns:
+        sub = ok[(ok["base_metric"] == column[0]) & (ok["operation"] == column[1])]
+        direction = sub["direction"].iloc[0]
+        if direction is None:
+            continue
+        for _, group in sub.groupby(["dataset", "row_variant", "device", "codebook_size"], dropna=False):
+            values = group.groupby(list(ENTITY), dropna=False)["value"].median().dropna()
+            if len(values) < 2 or values.nunique() < 2:
+                continue
+            target = values.max() if direction else values.min()
+            best.update((idx, column) for idx, v in values.items() if v == target)
+
+    table_rows = []
+    for ent in entities:
+        ent_d = dict(zip(ENTITY, ent, strict=True))
+        mine = rows[(rows[list(ENTITY)] == list(ent)).all(axis=1)]
+        errors = mine[mine["status"] == "error"]
+        skipped = mine[mine["status"] == "skipped"]
+        full_config = str(mine["config"].iloc[0])
+        cells = [
+            TableCell(str(ent_d[c]), kind="label", title=full_config if c == "config_label" else "")
+            for c in label_cols
+        ]
+        codebook = next((c for c in mine["codebook_size"] if c is not None and c == c), None)
+        for column in columns:
+            got = mine[
+                (mine["base_metric"] == column[0])
+                & (mine["operation"] == column[1])
+                & (mine["status"] == "ok")
+            ]
+            unit = units[column]
+            if not got.empty:
+                value = float(got["value"].median())
+                spread, n = got["spread"].dropna(), got["n"].dropna()
+                title = "; ".join(
+                    filter(
+                        None,
+                        [
+                            f"IQR {fmt_value(float(spread.iloc[0]), unit)}" if len(spread) else "",
+                            f"n={int(n.iloc[0])}" if len(n) else "",
+                        ],
+                    )
+                )
+                note = ""
+                if baseline and ent_d["quantizer"] != baseline:
+                    base = _baseline_value(ok, ent_d, column, baseline, codebook)
+                    if base is not None:
+                        note = f"{fmt_ratio(value / base)} {baseline}"
+                cells.append(
+                    TableCell(fmt_value(value, unit), best=(ent, column) in best, note=note, title=title)
+                )
+            elif not errors.empty:
+                cells.append(TableCell("error", kind="error", title=str(errors["message"].iloc[0])))
+            elif not skipped.empty:
+                cells.append(TableCell("skipped", kind="skipped", title=str(skipped["message"].iloc[0])))
+            else:
+                cells.append(TableCell("—", kind="missing"))
+        if not errors.empty:
+            message = str(errors["message"].iloc[0]) or "error"
+            cells.append(TableCell(f"error: {message.splitlines()[0][:160]}", kind="error", title=message))
+        elif not skipped.empty:
+            cells.append(TableCell(f"skipped: {skipped['message'].iloc[0]}", kind="skipped"))
+        else:
+            cells.append(TableCell("ok", kind="label"))
+        if errors.empty and skipped.empty and all(c.kind == "missing" for c in cells[len(label_cols) : -1]):
+            continue  # nothing of this table's figures for this setting
+        table_rows.append(cells)
+    headers = (
+        [_HEADERS[c] for c in label_cols]
+        + [_column_title(c, units[c], with_operation) for c in columns]
+        + ["status"]
+    )
+    notes = []
+    if constant:
+        notes.append("All rows: " + "; ".join(constant) + ".")
+    if best:
+        notes.append(
+            "★ best in its column among rows of the same dataset, variant, device and codebook size."
+        )
+    if baseline:
+        if (ok["quantizer"] == baseline).any():
+            notes.append(f"Small figures beside values: ratio to baseline {baseline!r} at the same setting.")
+        else:
+            notes.append(f"Baseline {baseline!r} has no ok figures in this benchmark; no ratios shown.")
+    title = benchmark
+    if metrics is not None and len(metrics) == 1 and columns:
+        title = f"{benchmark} · {metric_label(metrics[0], units[columns[0]])}"
+    return Table(title=title, columns=headers, rows=table_rows, caption=caption, notes=notes)
+
+
+_PER_OPERATION_ORDER = (
+    "vectors_per_s",
+    "effective_gbps",
+    "copy_fraction",
+    "time",
+    "compile_time",
+    "peak_memory",
+)
+
+
+def benchmark_tables(frame: Any, caption: str, baseline: str | None = None) -> list[Table]:
+    """Tables of every benchmark in the prepared rows: one per benchmark, or, where figures come per
+    operation (throughput), one per metric with the operations as columns."""
+    tables = []
+    for bench in ordered_benchmarks(frame):
+        ok = frame[(frame["benchmark"] == bench) & (frame["status"] == "ok")]
+        per_op = ok[ok["operation"] != ""]
+        if per_op.empty:
+            tables.append(benchmark_table(frame, bench, caption, baseline))
+            continue
+        found = list(dict.fromkeys(per_op["base_metric"]))
+        found.sort(key=lambda m: _PER_OPERATION_ORDER.index(m) if m in _PER_OPERATION_ORDER else 99)
+        for metric in found:
+            tables.append(benchmark_table(frame, bench, caption, baseline, metrics=[metric]))
+        rest = list(dict.fromkeys(ok.loc[ok["operation"] == "", "base_metric"]))
+        if rest:
+            tables.append(benchmark_table(frame, bench, caption, baseline, metrics=rest))
+    return tables
+
+
+__all__ = ["benchmark_table", "benchmark_tables", "ordered_benchmarks"]
