@@ -158,3 +158,14 @@ def test_digits_if_available():
     rows = _by_metric(reconstruction.measure(cell, data=data))
     assert rows["mse"]["value"] < rows["mse_untrained"]["value"]
     assert rows["tokens_per_code"]["value"] >= 10
+
+
+def test_registered_quantizer_on_registered_digits():
+    pytest.importorskip("sklearn")
+    cell = Cell("test", "reconstruction", "fsq", {"codebook_size": 256}, "digits", {},
+                params={"steps": 30, "batch": 32, "channels": 8, "reconstructions": 2})
+    rows = _by_metric(reconstruction.measure(cell))
+    assert rows["mse"]["value"] < rows["mse_untrained"]["value"]
+    size = rows["perplexity"]["extra"]["codebook_size"]  # the levels [8, 6, 5] give 240 codes
+    assert rows["bits_per_token"]["value"] == pytest.approx(math.log2(size))
+    assert rows["tokens"]["value"] == rows["psnr"]["n"] * 16

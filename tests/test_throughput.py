@@ -169,3 +169,10 @@ def test_cuda_cell_without_cuda_is_clear():
     cell = Cell("test", "throughput", f"{TOYS}:ToyFSQ", {}, None, {}, "eager", "cuda", {}, 0)
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         throughput.measure(cell)
+
+
+@pytest.mark.parametrize("name", ["fsq", "vq"])
+def test_registered_quantizers(name):
+    rows = _by_metric(throughput.measure(_cell(name, {"dim": 8, "codebook_size": 256}, {"sizes": [1024]})))
+    for op in throughput.OPERATIONS:
+        assert rows[f"{op}.vectors_per_s@1024"]["value"] > 0

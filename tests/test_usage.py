@@ -172,3 +172,22 @@ def test_bad_params_and_missing_dataset():
     no_data = Cell("test", "usage", f"{TOYS}:ToyFSQ", {}, None, {})
     with pytest.raises(ValueError, match="needs a dataset"):
         usage.measure(no_data)
+
+
+def test_registered_quantizers_on_a_registered_dataset():
+    """The cell's own dataset through load_dataset, and built-in quantizers: FSQ and VQ."""
+    options = {"dim": 8, "n_train": 2048, "n_eval": 4096}
+    for name, config in (("fsq", {"codebook_size": 256}), ("vq", {"codebook_size": 64})):
+        cell = Cell("test", "usage", name, config, "gaussian", options, params={"train_steps": 10})
+        rows = _by_metric(usage.measure(cell))
+        assert rows["tokens"]["value"] == 4096, name
+        assert 0 < rows["utilization"]["value"] <= 1, name
+
+
+def test_residual_quantizer_reports_each_level():
+    cell = Cell("test", "usage", "residual-fsq", {"codebook_size": 256, "num_quantizers": 3}, "gaussian",
+                {"dim": 8, "n_train": 1024, "n_eval": 3000}, params={"train_steps": 5})
+    rows = _by_metric(usage.measure(cell))
+    per = rows["utilization"]["extra"]["per_codebook"]
+    assert len(per) == 3 and rows["utilization"]["extra"]["num_codebooks"] == 3
+    assert rows["utilization"]["value"] == pytest.approx(sum(per) / 3)

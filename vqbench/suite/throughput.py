@@ -209,8 +209,8 @@ def measure(cell: Cell) -> list[dict]:
             ]
             if cell.backend == "compile":
                 rows.append(figure(f"{op}.compile_time{key}", first_s, "s", False, n=1, extra=extra))
-            if params["memory"]:
-                peak = timing.peak_memory(fn, cell.device)
+            peak = timing.peak_memory(fn, cell.device) if params["memory"] else None
+            if peak is not None:
                 rows.append(figure(f"{op}.peak_memory{key}", peak / 2**20, "MiB", False, n=1,
                                    extra={**extra, "bytes": peak}))
     return rows

@@ -241,26 +241,31 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _cpu_peak_bytes(fn: Callable[[], object]) -> int:
+def _cpu_peak_bytes(fn: Callable[[], object]) -> int | None:
     from torch.profiler import ProfilerActivity, profile
 
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    events.sort(key=lambda e: e.start_ns())
-    current = peak = 0
-    for e in events:
-        if e.device_type() == torch.autograd.DeviceType.CPU:
-            current += e.nbytes()
-            peak = max(peak, current)
+    try:  # the allocation records of the profiler's kineto results (not a stable API)
+        events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+        events.sort(key=lambda e: e.start_ns())
+        cpu = torch.autograd.DeviceType.CPU
+        current = peak = 0
+        for e in events:
+            if e.device_type() == cpu:
+                current += e.nbytes()
+                peak = max(peak, current)
+    except (AttributeError, TypeError):
+        return None
     return peak
 
 
-def peak_memory(fn: Callable[[], object], device: str | torch.device = "cpu") -> int:
+def peak_memory(fn: Callable[[], object], device: str | torch.device = "cpu") -> int | None:
     """Peak bytes allocated by one call of ``fn()`` above what was allocated before it.
 
     CUDA: ``torch.cuda.max_memory_allocated`` after a reset. CPU: the allocation timeline that
-    ``torch.profiler`` records with ``profile_memory=True`` (tensor memory only, not Python objects).
+    ``torch.profiler`` records with ``profile_memory=True`` (tensor memory only, not Python objects);
+    None where this torch's profiler does not expose it.
     """
     if device_type(device) == "cuda":
         torch.cuda.synchronize(device)
