@@ -11,7 +11,8 @@ never becomes an out-of-range index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -34,6 +35,18 @@ class FSQParams:
     sym_scale: Tensor  # float32: 2 / (L - 1), the symmetric variant's step
     symmetric: bool
     hard_clamp: bool
+    codebook_size: int
+    patterns: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def pattern(self, name: str, repeats: int) -> Tensor:
+        """Constant ``name`` tiled ``repeats`` times (cached): one value per element of a row block."""
+        value = getattr(self, name)
+        if repeats == 1:
+            return value
+        key = (name, repeats)
+        if key not in self.patterns:
+            self.patterns[key] = value.repeat(repeats)
+        return self.patterns[key]
 
 
 def make_params(levels: Tensor, *, symmetric: bool, hard_clamp: bool) -> FSQParams:
@@ -56,6 +69,7 @@ def make_params(levels: Tensor, *, symmetric: bool, hard_clamp: bool) -> FSQPara
         sym_scale=2.0 / levels_minus_1,
         symmetric=symmetric,
         hard_clamp=hard_clamp,
+        codebook_size=math.prod(levels.flatten().tolist()),
     )
 
 
@@ -85,15 +99,20 @@ def codes_to_level_indices(codes: Tensor, p: FSQParams) -> Tensor:
 
 
 def combine_level_indices(level_indices: Tensor, p: FSQParams) -> Tensor:
-    """Mixed-radix int32 index of per-channel level indices (float or int, ``(..., d)``).
+    """Mixed-radix int32 index of per-channel level indices ``(..., d)`` (integer-valued floats or ints).
 
-    NaN level indices (from NaN input with the finite check off) count as level 0, so the index
-    stays inside the codebook.
+    Floats are summed as floats where that is exact (below 2^24 codes in float32, as upstream
+    sums), else in int64. A NaN level index (NaN input with the finite check off) gives index 0.
     """
     if level_indices.is_floating_point():
-        level_indices = torch.nan_to_num(level_indices, nan=0.0).clamp(min=0).to(torch.int64)
-    level_indices = torch.minimum(level_indices.to(torch.int64), (p.levels - 1).to(torch.int64))
-    return (level_indices * p.basis).sum(dim=-1).to(torch.int32)
+        if level_indices.dtype not in (torch.float32, torch.float64):
+            level_indices = level_indices.float()
+        exact = 2**24 if level_indices.dtype == torch.float32 else 2**53
+        if p.codebook_size <= exact:
+            total = (level_indices * p.basis.to(level_indices.dtype)).sum(dim=-1)
+            return total.nan_to_num_(nan=0.0).to(torch.int32)
+        level_indices = torch.nan_to_num(level_indices, nan=0.0)
+    return (level_indices.to(torch.int64) * p.basis).sum(dim=-1).to(torch.int32)
 
 
 def split_indices(indices: Tensor, p: FSQParams) -> Tensor:

@@ -25,8 +25,7 @@ _EXACT_FLOAT_INDEX = 2**24  # integer-valued float32 sums are exact below this
 
 def _index_from_levels(level_values: Tensor, p: ref.FSQParams, offset: Tensor | None) -> Tensor:
     """int32 index of per-channel integer-valued floats ``(R, d)`` (``level - offset``)."""
-    size = int(torch.prod(p.levels.to(torch.int64)))
-    if size <= _EXACT_FLOAT_INDEX:
+    if p.codebook_size <= _EXACT_FLOAT_INDEX:
         weights = p.basis.to(level_values.dtype)
         flat = torch.mv(level_values, weights)
         if offset is not None:
@@ -38,31 +37,66 @@ def _index_from_levels(level_values: Tensor, p: ref.FSQParams, offset: Tensor | 
     return ref.combine_level_indices(levels, p)
 
 
+_BLOCK_ROWS = 256  # rows per block: per-channel constants broadcast over a long inner axis
+
+
+def _blocked(*tensors: Tensor) -> list[tuple[int, tuple[Tensor, ...]]]:
+    """Views of contiguous ``(R, d)`` tensors as ``(R // B, B * d)`` blocks plus a ``(R % B, d)`` tail.
+
+    Each entry is ``(repeats, views)``: per-channel constants tiled ``repeats`` times line up with
+    the views' last axis. Broadcasting a ``(d,)`` constant over ``(R, d)`` leaves torch an inner
+    loop of ``d`` elements; over blocks it gets ``B * d``. Same elements, same operations.
+    """
+    rows, d = tensors[0].shape
+    main = (rows // _BLOCK_ROWS) * _BLOCK_ROWS
+    parts = []
+    if main:
+        parts.append((_BLOCK_ROWS, tuple(t[:main].view(-1, _BLOCK_ROWS * d) for t in tensors)))
+    if rows > main:
+        parts.append((1, tuple(t[main:] for t in tensors)))
+    return parts
+
+
 def forward(z: Tensor, p: ref.FSQParams, *, with_indices: bool = True, keep_squashed: bool = False):
     """Codes and indices of ``z`` (R, d), float32 or float64; optionally the tanh output for backward.
 
     Returns ``(codes, indices, squashed)``; ``squashed`` is None unless ``keep_squashed``.
     """
-    squashed = None
-    if p.symmetric:
-        t = torch.clamp(z, min=-1.0, max=1.0) if p.hard_clamp else torch.tanh(z)
-        if keep_squashed:
-            squashed, t = t, t.add(1)
+    z = z.contiguous()
+    t = torch.empty(z.shape, dtype=torch.result_type(z, p.shift), device=z.device)
+    squashed = torch.empty_like(t) if keep_squashed else None
+    for r, (zp, tp, *kept) in _blocked(z, t, *([squashed] if keep_squashed else [])):
+        sq = kept[0] if kept else tp
+        if p.symmetric:
+            if p.hard_clamp:
+                torch.clamp(zp, min=-1.0, max=1.0, out=sq)
+            else:
+                torch.tanh(zp, out=sq)
+            if kept:
+                torch.add(sq, 1, out=tp)
+            else:
+                tp.add_(1)
+            tp.mul_(p.pattern("levels_minus_1", r)).div_(2.0).add_(0.5).floor_()  # level index, as float
         else:
-            t.add_(1)
-        t.mul_(p.levels_minus_1).div_(2.0).add_(0.5).floor_()  # level index k, as float
-        indices = _index_from_levels(t, p, None) if with_indices else None
-        t.mul_(p.sym_scale).sub_(1.0)
+            torch.add(zp, p.pattern("shift", r), out=sq)
+            if p.hard_clamp:
+                sq.clamp_(min=-1.0, max=1.0)
+            else:
+                sq.tanh_()
+            if kept:
+                torch.mul(sq, p.pattern("half_l", r), out=tp)
+            else:
+                tp.mul_(p.pattern("half_l", r))
+            tp.sub_(p.pattern("offset", r)).round_()  # level index minus half width, as float
+    if with_indices:
+        indices = _index_from_levels(t, p, None if p.symmetric else p.half_width)
     else:
-        t = torch.add(z, p.shift)
-        t = t.clamp_(min=-1.0, max=1.0) if p.hard_clamp else t.tanh_()
-        if keep_squashed:
-            squashed, t = t, t.mul(p.half_l)
+        indices = None
+    for r, (tp,) in _blocked(t):
+        if p.symmetric:
+            tp.mul_(p.pattern("sym_scale", r)).sub_(1.0)
         else:
-            t.mul_(p.half_l)
-        t.sub_(p.offset).round_()  # level index minus half width, as float
-        indices = _index_from_levels(t, p, p.half_width) if with_indices else None
-        t.div_(p.half_width)
+            tp.div_(p.pattern("half_width", r))
     return t, indices, squashed
 
 
@@ -76,13 +110,21 @@ def reference_backward(z: Tensor, grad: Tensor, p: ref.FSQParams, squashed: Tens
             leaf = z.detach().requires_grad_(True)
             (out,) = torch.autograd.grad(ref.quantize(leaf, p), leaf, grad)
         return out
+    z, grad = z.contiguous(), grad.contiguous()
     if squashed is None:
-        squashed = torch.tanh(z) if p.symmetric else torch.add(z, p.shift).tanh_()
-    if p.symmetric:  # codes = s * floor_ste((L - 1) * (y + 1) / 2 + 0.5) - 1
-        g = (grad * p.sym_scale).div_(2.0).mul_(p.levels_minus_1)
-    else:  # codes = round_ste(y * half_l - offset) / h
-        g = (grad / p.half_width).mul_(p.half_l)
-    return torch.ops.aten.tanh_backward(g, squashed)
+        squashed = torch.empty(z.shape, dtype=torch.result_type(z, p.shift), device=z.device)
+        for r, (zp, sp) in _blocked(z, squashed):
+            if p.symmetric:
+                torch.tanh(zp, out=sp)
+            else:
+                torch.add(zp, p.pattern("shift", r), out=sp).tanh_()
+    g = torch.empty_like(grad)
+    for r, (gp, out) in _blocked(grad, g):
+        if p.symmetric:  # codes = s * floor_ste((L - 1) * (y + 1) / 2 + 0.5) - 1
+            torch.mul(gp, p.pattern("sym_scale", r), out=out).div_(2.0).mul_(p.pattern("levels_minus_1", r))
+        else:  # codes = round_ste(y * half_l - offset) / h
+            torch.div(gp, p.pattern("half_width", r), out=out).mul_(p.pattern("half_l", r))
+    return torch.ops.aten.tanh_backward.grad_input(g, squashed, grad_input=g)
 
 
 Forward = Callable[[Tensor], "tuple[Tensor, Tensor | None]"]

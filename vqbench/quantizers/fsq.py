@@ -493,7 +493,7 @@ class FSQ(Quantizer):
 
 def _column_params(p: ref.FSQParams) -> ref.FSQParams:
     """Params broadcasting over a trailing levels axis: ``(d, 1)`` instead of ``(d,)``."""
-    fields = {name: getattr(p, name) for name in p.__dataclass_fields__}
+    fields = {name: getattr(p, name) for name in p.__dataclass_fields__ if name != "patterns"}
     return ref.FSQParams(**{k: (v[:, None] if isinstance(v, Tensor) else v) for k, v in fields.items()})
 
 
