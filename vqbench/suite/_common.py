@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 
 BACKENDS_BUILTIN = ("eager", "compile")
 
+#: Elements of a tokens x codes matrix that one eval batch may create (128 MiB of float32):
+#: learned codebooks compare every token with every code, so large codebooks get smaller batches.
+EVAL_BUDGET = 2**25
+
+
+def eval_batch_size(requested: int, tokens_per_item: int, codes: int) -> int:
+    """Items per eval batch: ``requested``, fewer where tokens x codes would pass ``EVAL_BUDGET``."""
+    return max(1, min(requested, EVAL_BUDGET // max(1, tokens_per_item * codes)))
+
 
 def figure(
     metric: str,

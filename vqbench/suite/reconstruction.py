@@ -17,8 +17,9 @@ Defaults (``PARAMS``), each overridable from ``cell.params``:
   ``channels`` = 32 (conv width);
 - ``tokens_per_sample`` = 4 (vectors, audio); ``downsample`` = None: images, the largest of 4, 2, 1
   that leaves a grid of at least 4 x 4 tokens;
-- ``eval_batch`` = 1024; ``reconstructions`` = 4: images whose original and reconstruction are
-  stored as a PNG strip (base64) in the ``psnr`` figure's extra (0: none);
+- ``eval_batch`` = 1024 samples (capped so that tokens x codes stays under 2^25);
+- ``reconstructions`` = 4: images whose original and reconstruction are stored as a PNG strip
+  (base64) in the ``psnr`` figure's extra (0: none);
 - ``min_tokens_per_code`` = 10: usage figures below this carry a warning;
 - ``threads`` = None: CPU threads (None keeps torch's count); recorded with the training time.
 """
@@ -39,6 +40,7 @@ from torch import nn
 from ._common import (
     aux_loss,
     build_quantizer,
+    eval_batch_size,
     figure,
     load_cell_dataset,
     positive_float,
@@ -216,6 +218,8 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         peak = float(eval.max() - eval.min())
     torch.manual_seed(cell.seed)
     model, quantizer, tokens, shape = _build(cell, data, params)
+    codes = int(quantizer.codebook_size) * int(quantizer.num_codebooks)
+    eval_batch = eval_batch_size(eval_batch, tokens, codes)
     mse0, psnr0 = _evaluate(model, quantizer, eval, peak, eval_batch, device, None)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(cell.seed)
@@ -243,7 +247,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     n_eval = eval.shape[0]
     bits = float(quantizer.bits_per_token)
     ctx = {"dataset_kind": data.kind, "eval_samples": n_eval, "tokens_per_sample": tokens, "steps": steps,
-           "batch": batch, "lr": lr, "aux_loss_weight": weight, **shape}
+           "batch": batch, "eval_batch": eval_batch, "lr": lr, "aux_loss_weight": weight, **shape}
     psnr_extra = {**ctx, "peak": peak}
     if data.kind == "images" and n_show:
         shown = data.eval[:n_show]

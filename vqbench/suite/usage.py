@@ -10,8 +10,10 @@ auxiliary loss) for a few steps, then counts its indices over every eval token. 
 (``PARAMS``), each overridable from ``cell.params``:
 
 - ``train_steps`` = 200: Adam steps fitting the quantizer to the train split (0: usage as built);
-- ``batch`` = 256, ``lr`` = 1e-3, ``aux_loss_weight`` = 1.0 (the quantizer's own loss, as it intends);
-- ``eval_batch`` = 8192: tokens per eval forward (memory only; all eval tokens are counted);
+- ``batch`` = 256, ``lr`` = 1e-2 (the fitted model is the quantizer and linear maps: it converges in
+  100-300 steps at this rate, not at 1e-3), ``aux_loss_weight`` = 1.0 (the quantizer's own loss);
+- ``eval_batch`` = 8192: tokens per eval forward (memory only; all eval tokens are counted), capped
+  so that tokens x codes stays under 2^25 for large codebooks;
 - ``patch`` = 4: images become tokens of ``patch x patch`` pixels (all channels);
 - ``standardize`` = True: features z-scored with the train split's mean and std;
 - ``min_tokens_per_code`` = 10: below this the figures carry a warning in ``extra``;
@@ -31,6 +33,7 @@ import torch
 from ._common import (
     aux_loss,
     build_quantizer,
+    eval_batch_size,
     figure,
     load_cell_dataset,
     positive_float,
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 PARAMS: dict[str, Any] = {
     "train_steps": 200,
     "batch": 256,
-    "lr": 1e-3,
+    "lr": 1e-2,
     "aux_loss_weight": 1.0,
     "eval_batch": 8192,
     "patch": 4,
@@ -263,6 +266,7 @@ def fit_and_count(
     fit_s = time.perf_counter() - t0
     quantizer.eval()
     counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
+    eval_batch = eval_batch_size(eval_batch, 1, counter.codebook_size * counter.num_codebooks)
     sq_err = 0.0
     with torch.no_grad():
         for start in range(0, eval.shape[0], eval_batch):
@@ -271,7 +275,8 @@ def fit_and_count(
             sq_err += float((proj_out(out.codes.squeeze(0)) - x).square().sum())
             counter.update(out.indices)
     stats = counter.figures()
-    side = {"mse": sq_err / eval.numel(), "fit_s": fit_s, "dim": dim, "quantizer_dim": qdim}
+    side = {"mse": sq_err / eval.numel(), "fit_s": fit_s, "dim": dim, "quantizer_dim": qdim,
+            "eval_batch": eval_batch}
     return stats, side
 
 
@@ -283,7 +288,8 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     train, eval = tokens_of(data.train, data.kind, patch), tokens_of(data.eval, data.kind, patch)
     stats, side = fit_and_count(cell, train, eval, params)
     rows = usage_figures(stats, positive_float(params, "min_tokens_per_code", allow_zero=True))
-    context = {"dataset_kind": data.kind, "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"]}
+    context = {"dataset_kind": data.kind, "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"],
+               "eval_batch": side["eval_batch"]}
     rows.append(figure("quantization_mse", side["mse"], "mse", False, n=stats["tokens"], extra=context))
     rows.append(figure("fit_time", side["fit_s"], "s", False, extra={"train_steps": params["train_steps"]}))
     return rows
