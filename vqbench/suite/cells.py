@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-BENCHMARKS = ("throughput", "usage", "reconstruction")
+#: Benchmark kinds and the engine module whose ``measure(cell) -> list[dict]`` runs them.
+BENCHMARK_MODULES: dict[str, str] = {
+    "throughput": "vqbench.suite.throughput",
+    "usage": "vqbench.suite.usage",
+    "reconstruction": "vqbench.suite.reconstruction",
+    "fsq_speed": "vqbench.suite.fsq_speed_cell",  # vqbench's FSQ paths against upstream FSQ
+}
+BENCHMARKS = tuple(BENCHMARK_MODULES)
 
 
 @dataclass(frozen=True)
@@ -15,18 +22,18 @@ class Cell:
     """A plain, picklable spec that an engine's ``measure(cell)`` turns into figure dicts."""
 
     suite: str
-    benchmark: str  # "throughput" | "usage" | "reconstruction"
+    benchmark: str  # a key of BENCHMARK_MODULES: "throughput" | "usage" | "reconstruction" | "fsq_speed"
     quantizer: str  # registry name or reference
     config: dict = field(default_factory=dict)  # quantizer config, e.g. {"codebook_size": 1024}
     dataset: str | None = None
     dataset_options: dict = field(default_factory=dict)
     backend: str = "eager"  # "eager" | "compile" | a quantizer BACKENDS name
-    device: str = "cpu"  # "cpu" | "cuda"
+    device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
     params: dict = field(default_factory=dict)  # benchmark parameters from the profile
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.benchmark not in BENCHMARKS:
+        if self.benchmark not in BENCHMARK_MODULES:
             raise ValueError(f"cell benchmark must be one of {BENCHMARKS}, got {self.benchmark!r}")
         for name in ("config", "dataset_options", "params"):
             value = getattr(self, name)
@@ -39,14 +46,45 @@ class Cell:
         """The fields as a plain dict (JSON-friendly when the configs are)."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        """Rebuild a cell from :meth:`to_dict` output (e.g. a stored run's cell list)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"cell dict has unknown keys {unknown}; expected keys among {sorted(names)}")
+        return cls(**data)
+
     @property
     def cell_id(self) -> str:
         """Stable hash of every field: the same spec gives the same id in any process."""
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    @property
+    def label(self) -> str:
+        """A short human label: ``usage fsq K=1024 gaussian cpu/eager``."""
+        parts = [self.benchmark, self.quantizer]
+        if "codebook_size" in self.config:
+            parts.append(f"K={self.config['codebook_size']}")
+        if self.dataset:
+            parts.append(self.dataset)
+        parts.append(f"{self.device}/{self.backend}")
+        return " ".join(parts)
+
     def __hash__(self) -> int:  # dict fields are unhashable; hash the stable id instead
         return hash(self.cell_id)
 
 
-__all__ = ["BENCHMARKS", "Cell"]
+def dedupe(cells: list[Cell]) -> list[Cell]:
+    """``cells`` without repeats (same cell_id), first occurrence kept, order kept."""
+    seen: set[str] = set()
+    out = []
+    for cell in cells:
+        if cell.cell_id not in seen:
+            seen.add(cell.cell_id)
+            out.append(cell)
+    return out
+
+
+__all__ = ["BENCHMARKS", "BENCHMARK_MODULES", "Cell", "dedupe"]

@@ -1,0 +1,67 @@
+"""Quantizer plugins that misbehave, for the runner's isolation tests.
+
+Loaded as ``tests/plugins/runner_plugins.py:Name``.
+
+``Exploding`` raises in forward; ``Hanging`` never returns; ``Crashing`` kills its own process;
+``Slow`` sleeps ``$VQBENCH_TEST_SLOW_S`` seconds per forward (default 60) and writes its process id to
+``$VQBENCH_TEST_PID_FILE`` when set. All of them are otherwise tiny scalar quantizers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import torch
+
+from vqbench.quantizers import Quantizer, QuantizerOutput
+
+
+class _Rounding(Quantizer):
+    """Rounds ``dim`` channels of tanh(x) to 4 levels each."""
+
+    def __init__(self, dim: int | None = None, codebook_size: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim or 4
+        self.codebook_size = 4**self.dim
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        self.check_input(x)
+        z = (torch.tanh(x * self.scale) + 1) * 1.5
+        q = z + (z.round() - z).detach()
+        digits = q.detach().round().long()
+        radix = 4 ** torch.arange(self.dim, device=x.device)
+        return QuantizerOutput(q / 1.5 - 1, (digits * radix).sum(-1), None)
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        radix = 4 ** torch.arange(self.dim, device=indices.device)
+        return ((indices.unsqueeze(-1) // radix) % 4).float() / 1.5 - 1
+
+
+class Exploding(_Rounding):
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        raise RuntimeError("boom: this quantizer always fails")
+
+
+class Hanging(_Rounding):
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        time.sleep(3600)
+        return super().forward(x)
+
+
+class Crashing(_Rounding):
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return super().forward(x)
+
+
+class Slow(_Rounding):
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        path = os.environ.get("VQBENCH_TEST_PID_FILE")
+        if path:
+            with open(path, "w") as fh:
+                fh.write(str(os.getpid()))
+        time.sleep(float(os.environ.get("VQBENCH_TEST_SLOW_S", "60")))
+        return super().forward(x)

@@ -1,0 +1,177 @@
+"""Checks before anything runs: devices exist, quantizer configs build, sizes fit the device.
+
+Each raises a clear error; a run that fails a check stores nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .cells import BENCHMARK_MODULES, Cell
+
+#: Families whose forward computes a (tokens x codebook_size) matrix (distances or soft assignments).
+_DENSE_FAMILIES = ("vq", "lfq")
+_DENSE_NAMES = ("residual-vq", "residual-lfq")
+#: Bytes per token per input channel that an operation keeps alive (input, codes, grads, temporaries).
+_BYTES_PER_CHANNEL = 4 * 8
+#: Bytes per (token, code) entry of the dense matrix, with its softmax / gradient copies.
+_BYTES_PER_ENTRY = 4 * 3
+
+
+def check_devices(cells: list[Cell]) -> None:
+    """Every device of ``cells`` exists here."""
+    devices = sorted({c.device for c in cells})
+    if all(d == "cpu" for d in devices):
+        return
+    import torch
+
+    for dev in devices:
+        if dev == "cpu":
+            continue
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {dev!r} requested but CUDA is not available here (torch {torch.__version__}); "
+                "use --device cpu or a profile for the CPU"
+            )
+        index = int(dev.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device {dev!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+
+
+def build_facts(cells: list[Cell], source: str = "profile") -> dict[tuple[str, str], dict[str, Any]]:
+    """Build each registered quantizer config once on the CPU; a config it rejects is an error.
+
+    Returns ``{(quantizer, config_json): {"dim", "codebook_size", "num_codebooks", "family"}}``.
+    Plugins (file or module references, entry points) are not built here: whatever they raise is
+    their cells' error rows.
+    """
+    from vqbench.quantizers import create_quantizer, get_quantizer_spec
+
+    facts: dict[tuple[str, str], dict[str, Any]] = {}
+    for cell in cells:
+        key = (cell.quantizer, json.dumps(cell.config, sort_keys=True, default=repr))
+        if key in facts:
+            continue
+        spec = get_quantizer_spec(cell.quantizer)
+        if ":" in cell.quantizer or spec.family == "plugin":
+            facts[key] = {}
+            continue
+        try:
+            spec.load()
+        except ImportError:  # a broken install: its cells record the import error
+            facts[key] = {}
+            continue
+        try:
+            q = create_quantizer(cell.quantizer, **cell.config)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{source}: quantizer {cell.quantizer!r} rejects config {cell.config} "
+                f"(set in [quantizers.{cell.quantizer}] or a codebook-size list): {exc}"
+            ) from exc
+        facts[key] = {
+            "dim": int(q.dim),
+            "codebook_size": int(q.codebook_size),
+            "num_codebooks": int(q.num_codebooks),
+            "family": spec.family,
+        }
+    return facts
+
+
+def _engine_params(cell: Cell) -> dict[str, Any]:
+    import importlib
+
+    try:
+        defaults = getattr(importlib.import_module(BENCHMARK_MODULES[cell.benchmark]), "PARAMS", {}) or {}
+    except ImportError:
+        defaults = {}
+    return {**defaults, **cell.params}
+
+
+def _tokens_per_call(cell: Cell) -> int:
+    """The most tokens one call of the cell's engine quantizes at once (from its params)."""
+    p = _engine_params(cell)
+    candidates = []
+    for key in ("sizes", "size"):
+        value = p.get(key)
+        if isinstance(value, list):
+            candidates += [v for v in value if isinstance(v, int)]
+        elif isinstance(value, int):
+            candidates.append(value)
+    for key in ("batch", "eval_batch"):
+        if isinstance(p.get(key), int):
+            tokens = p.get("tokens_per_sample", 1)
+            candidates.append(p[key] * (tokens if isinstance(tokens, int) else 1))
+    return max(candidates, default=0)
+
+
+def estimate_bytes(cell: Cell, fact: dict[str, Any]) -> int:
+    """A rough peak-memory estimate of one cell; 0 when unknown."""
+    import importlib
+
+    try:
+        engine = importlib.import_module(BENCHMARK_MODULES[cell.benchmark])
+    except ImportError:
+        engine = None
+    custom = getattr(engine, "estimate_memory", None)
+    if callable(custom):
+        return int(custom(cell) or 0)
+    if not fact:
+        return 0
+    n = _tokens_per_call(cell)
+    need = n * fact["dim"] * _BYTES_PER_CHANNEL
+    if fact["family"] in _DENSE_FAMILIES or cell.quantizer in _DENSE_NAMES:
+        need += n * fact["codebook_size"] * _BYTES_PER_ENTRY
+    return need
+
+
+def device_memory(device: str) -> int:
+    """Bytes of memory of ``device`` (total GPU memory; available RAM for the CPU), 0 if unknown."""
+    if device == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return 0
+    import torch
+
+    return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+
+
+def check_fits(
+    cells: list[Cell], facts: dict[tuple[str, str], dict[str, Any]], source: str = "profile"
+) -> None:
+    """Cells whose estimated peak memory exceeds the device's memory are an error."""
+    capacity: dict[str, int] = {}
+    for cell in cells:
+        fact = facts.get((cell.quantizer, json.dumps(cell.config, sort_keys=True, default=repr)), {})
+        need = estimate_bytes(cell, fact)
+        if not need:
+            continue
+        if cell.device not in capacity:
+            capacity[cell.device] = device_memory(cell.device)
+        have = capacity[cell.device]
+        if have and need > have:
+            raise ValueError(
+                f"{source}: {cell.label} needs about {need / 2**30:.1f} GiB but {cell.device} has "
+                f"{have / 2**30:.1f} GiB; lower its sizes or batch ({cell.params}) or its codebook size"
+            )
+
+
+def check_cells(cells: list[Cell], source: str = "profile") -> None:
+    """All checks: devices, configs, memory."""
+    check_devices(cells)
+    facts = build_facts(cells, source)
+    check_fits(cells, facts, source)
+
+
+__all__ = ["build_facts", "check_cells", "check_devices", "check_fits", "device_memory", "estimate_bytes"]

@@ -1,0 +1,291 @@
+"""Expand a profile into cells: quantizers x codebook sizes x datasets x backends x devices x seeds.
+
+Names are resolved against the quantizer and dataset registries here, before anything runs, so that
+an unknown quantizer, dataset or backend is a clear error that names the profile key it came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cells import Cell, dedupe
+from .profiles import BenchmarkSpec, Profile, ProfileError
+
+BASE_BACKENDS = ("eager", "compile")
+_GLOB = set("*?[")
+
+
+@dataclass
+class Plan:
+    """The cells of a suite, in run order, with each cell's timeout in seconds."""
+
+    suite: str
+    cells: list[Cell]
+    timeouts: dict[str, float] = field(default_factory=dict)
+    workers: int = 1
+    threads: int | None = None
+
+    def timeout(self, cell: Cell, default: float = 600.0) -> float:
+        """The per-cell timeout of ``cell``."""
+        return self.timeouts.get(cell.cell_id, default)
+
+
+def _split(value: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [str(i).strip() for i in items if str(i).strip()]
+    return items
+
+
+def resolve_quantizers(patterns: list[str] | tuple[str, ...], where: str) -> list[str]:
+    """Registered names (and direct references) for ``patterns``, in order, without repeats.
+
+    ``"default"`` is the registry's default set; globs match registered names; ``file.py:Name`` and
+    ``package.module:Name`` references are kept as given. Unknown names and empty globs raise.
+    """
+    from vqbench.quantizers import get_quantizer_spec, list_quantizers
+
+    out: list[str] = []
+    for pattern in patterns:
+        if pattern == "default":
+            found = list_quantizers(default_only=True)
+        elif ":" in pattern:
+            path = pattern.rpartition(":")[0]
+            if (path.endswith(".py") or "/" in path) and not Path(path).expanduser().is_file():
+                raise FileNotFoundError(f"{where}: quantizer reference {pattern!r}: no such file {path!r}")
+            found = [pattern]
+        elif _GLOB & set(pattern):
+            found = list_quantizers(pattern)
+            if not found:
+                raise KeyError(
+                    f"{where}: pattern {pattern!r} matches no registered quantizer; "
+                    f"registered: {', '.join(list_quantizers())}"
+                )
+        else:
+            try:
+                found = [get_quantizer_spec(pattern).name]
+            except KeyError as exc:
+                raise type(exc)(f"{where}: {exc}") from exc
+        out.extend(n for n in found if n not in out)
+    return out
+
+
+def quantizer_backends(name: str) -> tuple[str, ...]:
+    """The backends that ``name`` accepts: eager, compile, and its class's ``BACKENDS``."""
+    from vqbench.quantizers import get_quantizer_spec
+
+    try:
+        factory = get_quantizer_spec(name).load()
+    except Exception:  # a broken plugin fails in its cells, as an error row
+        return BASE_BACKENDS
+    extra = getattr(factory, "BACKENDS", ()) or ()
+    return BASE_BACKENDS + tuple(b for b in extra if b not in BASE_BACKENDS)
+
+
+def quantizer_config(profile: Profile, name: str) -> dict[str, Any]:
+    """Merged ``[quantizers.KEY]`` config for ``name``: glob keys in file order, then the exact key."""
+    config: dict[str, Any] = {}
+    for key, cfg in profile.quantizer_config.items():
+        if key != name and _GLOB & set(key) and fnmatch.fnmatchcase(name, key):
+            config.update(cfg)
+    config.update(profile.quantizer_config.get(name, {}))
+    return config
+
+
+def _check_quantizer_keys(profile: Profile) -> None:
+    from vqbench.quantizers import list_quantizers
+
+    registered = list_quantizers()
+    for key in profile.quantizer_config:
+        if ":" in key or key in registered or (_GLOB & set(key) and list_quantizers(key)):
+            continue
+        close = difflib.get_close_matches(key, registered, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise profile.error(f"quantizers.{key}", f"no registered quantizer matches {key!r}{hint}")
+
+
+def _check_datasets(
+    profile: Profile, names: list[str], where: str, bench: BenchmarkSpec | None = None
+) -> None:
+    from vqbench import datasets as ds
+
+    known = ds.list_datasets()
+    for name in names:
+        if name in known or name.lower().endswith((".npy", ".pt", ".pth")):
+            continue
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"{where}: unknown dataset {name!r}{hint} Registered: {', '.join(known)}")
+    spec_of = getattr(ds, "get_dataset_spec", None)
+    for name in names:
+        opts = dataset_options(profile, bench, name)
+        if not opts or spec_of is None or name not in known:
+            continue
+        try:
+            accepted = spec_of(name).options()
+        except Exception:  # the loader fails when used, as a skipped/error row
+            continue
+        unknown = sorted(set(opts) - set(accepted))
+        if unknown and "kwargs" not in accepted:
+            in_bench = bench is not None and unknown[0] in bench.dataset_options.get(name, {})
+            where_key = f"benchmarks.{bench.label}.dataset_options" if in_bench else "datasets"
+            raise profile.error(
+                f"{where_key}.{name}.{unknown[0]}",
+                f"not an option of dataset {name!r}; accepted: {', '.join(accepted) or 'none'}",
+            )
+
+
+def dataset_options(profile: Profile, bench: BenchmarkSpec | None, name: str) -> dict[str, Any]:
+    """Options of dataset ``name``: ``[datasets.NAME]``, then the benchmark's own ``dataset_options``."""
+    opts = dict(profile.datasets.get(name, {}))
+    if bench is not None:
+        opts.update(bench.dataset_options.get(name, {}))
+    return opts
+
+
+def _check_params(profile: Profile, bench: BenchmarkSpec) -> None:
+    """Engine parameters: when an engine declares ``PARAMS`` (name -> default), other keys are errors."""
+    import importlib
+
+    from .cells import BENCHMARK_MODULES
+
+    try:
+        module = importlib.import_module(BENCHMARK_MODULES[bench.kind])
+    except ImportError:
+        return
+    known = getattr(module, "PARAMS", None)
+    if not isinstance(known, dict):
+        return
+    for key in bench.params:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise profile.error(
+                f"benchmarks.{bench.label}.{key}",
+                f"not a parameter of the {bench.kind} engine{hint}; expected one of {sorted(known)}",
+            )
+
+
+def expand_profile(
+    profile: Profile,
+    *,
+    quantizers: str | list[str] | None = None,
+    datasets: str | list[str] | None = None,
+    devices: str | list[str] | None = None,
+    backends: str | list[str] | None = None,
+    seed: int | None = None,
+    timeout: float | None = None,
+) -> Plan:
+    """The cells of ``profile``, with the overrides of ``vqbench run`` applied.
+
+    ``quantizers`` (patterns) replaces the suite's selection and limits every benchmark and sweep to
+    it; ``datasets`` replaces the datasets of every benchmark that uses one; ``devices``,
+    ``backends`` and ``seed`` replace those axes everywhere; ``timeout`` replaces every per-cell
+    timeout. A backend that a quantizer does not accept is left out for that quantizer.
+    """
+    src = profile.source
+    _check_quantizer_keys(profile)
+    only = resolve_quantizers(_split(quantizers), "--quantizers") if quantizers is not None else None
+    if only == []:
+        raise ValueError("--quantizers: expected at least one name or pattern, got none")
+    ds_override = _split(datasets)
+    if ds_override is not None:
+        if not ds_override:
+            raise ValueError("--datasets: expected at least one dataset name, got none")
+        for bench in profile.benchmarks.values():
+            if bench.datasets:
+                _check_datasets(profile, ds_override, "--datasets", bench)
+    dev_override = _split(devices)
+    be_override = _split(backends)
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+    def select(patterns: tuple[str, ...], where: str) -> list[str]:
+        names = resolve_quantizers(patterns, f"{src}: key '{where}'")
+        return [n for n in names if n in only] if only is not None else names
+
+    base = only if only is not None else select(profile.quantizers, "suite.quantizers")
+    backend_cache: dict[str, tuple[str, ...]] = {}
+
+    def accepts(q: str) -> tuple[str, ...]:
+        if q not in backend_cache:
+            backend_cache[q] = quantizer_backends(q)
+        return backend_cache[q]
+
+    cells: list[Cell] = []
+    timeouts: dict[str, float] = {}
+
+    def add(bench: BenchmarkSpec, names: list[str], sizes: tuple[int | None, ...]) -> None:
+        devs = dev_override or list(bench.devices or profile.devices)
+        bes = be_override or list(bench.backends or profile.backends)
+        seeds = [seed] if seed is not None else list(bench.seeds or profile.seeds)
+        dsets: list[str | None] = list(bench.datasets) or [None]
+        if ds_override is not None and bench.datasets:
+            dsets = list(ds_override)
+        limit = timeout or bench.timeout or profile.timeout
+        for q in names:
+            cfg = quantizer_config(profile, q)
+            for size in sizes:
+                config = dict(cfg) if size is None else {**cfg, "codebook_size": size}
+                for d in dsets:
+                    for dev in devs:
+                        for be in bes:
+                            if be not in accepts(q):
+                                continue
+                            for s in seeds:
+                                cell = Cell(
+                                    suite=profile.name,
+                                    benchmark=bench.kind,
+                                    quantizer=q,
+                                    config=config,
+                                    dataset=d,
+                                    dataset_options=dataset_options(profile, bench, d) if d else {},
+                                    backend=be,
+                                    device=dev,
+                                    params=dict(bench.params),
+                                    seed=s,
+                                )
+                                cells.append(cell)
+                                timeouts.setdefault(cell.cell_id, limit)
+
+    for label, bench in profile.benchmarks.items():
+        _check_params(profile, bench)
+        if bench.datasets and ds_override is None:
+            _check_datasets(profile, list(bench.datasets), f"{src}: key 'benchmarks.{label}.datasets'", bench)
+        names = select(bench.quantizers, f"benchmarks.{label}.quantizers") if bench.quantizers else base
+        sizes = bench.codebook_sizes if bench.codebook_sizes is not None else profile.codebook_sizes
+        add(bench, names, tuple(sizes) or (None,))
+    for i, sweep in enumerate(profile.sweeps):
+        names = [n for n in select(sweep.quantizers, f"sweep[{i}].quantizers") if only is None or n in base]
+        for label in sweep.benchmarks:
+            add(profile.benchmarks[label], names, sweep.codebook_sizes)
+    if be_override:
+        selected = {c.quantizer for c in cells} or set(base)
+        for be in be_override:
+            if not any(be in accepts(q) for q in selected):
+                raise ValueError(
+                    f"--backend: no selected quantizer accepts backend {be!r}; "
+                    f"expected one of {sorted({b for q in selected for b in accepts(q)})}"
+                )
+    cells = dedupe(cells)
+    if not cells:
+        raise ProfileError(f"{src}: the suite expands to no cells with these options (check --quantizers)")
+    return Plan(
+        suite=profile.name, cells=cells, timeouts=timeouts, workers=profile.workers, threads=profile.threads
+    )
+
+
+__all__ = [
+    "BASE_BACKENDS",
+    "Plan",
+    "dataset_options",
+    "expand_profile",
+    "quantizer_backends",
+    "quantizer_config",
+    "resolve_quantizers",
+]

@@ -1,0 +1,91 @@
+"""The FSQ speed benchmark (``vqbench.suite.fsq_speed``) as a suite engine: ``measure(cell)``.
+
+One cell runs ``fsq_speed.run`` on the cell's device and turns every figure into rows:
+``{section}.vectors_per_s`` and ``{section}.ratio`` (against upstream FSQ, higher is better) per
+contender, levels and size, plus ``goal.*`` rows (1 = met) for the speed goals. The contender,
+its path, levels and size go to ``extra`` and into the metric name, so that runs compare like for like.
+The cell's quantizer names what is measured (``fsq``); its config is not used.
+
+Parameters (``PARAMS``): ``vectors`` (1M), ``sweep`` (sizes of the [8,5,5,5] sweep), ``rounds``,
+``min_run_time`` and ``threads`` (CPU), as in ``python -m vqbench.suite.fsq_speed``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._common import figure, resolve_params
+
+if TYPE_CHECKING:
+    from .cells import Cell
+
+PARAMS: dict[str, Any] = {
+    "vectors": 1_000_000,
+    "sweep": [2**12, 2**16, 2**18, 2**20, 2**22],
+    "rounds": 3,
+    "min_run_time": 0.3,
+    "threads": None,
+}
+
+
+def _name(f: Any) -> str:
+    levels = "x".join(str(n) for n in f.levels)
+    return f"{f.contender}[{levels}]@{f.vectors}"
+
+
+def measure(cell: Cell) -> list[dict]:
+    """Run the FSQ speed benchmark on ``cell.device``; one figure per measured value."""
+    from . import fsq_speed
+
+    p = resolve_params(cell, PARAMS)
+    result = fsq_speed.run(
+        device=cell.device.split(":")[0],
+        threads=p["threads"],
+        vectors=int(p["vectors"]),
+        sweep=tuple(int(n) for n in p["sweep"]),
+        rounds=int(p["rounds"]),
+        min_run_time=float(p["min_run_time"]),
+    )
+    out = []
+    for f in result["figures"]:
+        extra = {
+            "contender": f.contender,
+            "path": f.path,
+            "levels": f.levels,
+            "vectors": f.vectors,
+            "median_s": f.median_s,
+            **f.extra,
+        }
+        name = _name(f)
+        if f.vectors_per_s is not None:
+            out.append(
+                figure(
+                    f"{f.section}.vectors_per_s.{name}",
+                    f.vectors_per_s,
+                    "vectors/s",
+                    True,
+                    spread=f.vectors / f.median_s**2 * f.iqr_s if f.iqr_s else None,
+                    n=f.repeats,
+                    extra=extra,
+                )
+            )
+        if f.ratio is not None:
+            out.append(
+                figure(
+                    f"{f.section}.ratio.{name}", f.ratio, "x upstream", True, n=f.repeats or None, extra=extra
+                )
+            )
+    for goal in result["goals"]:
+        out.append(
+            figure(
+                f"goal.{goal['goal']}",
+                1.0 if goal["met"] else 0.0,
+                "met",
+                True,
+                extra={"value": goal["value"], "target": goal["target"], "auto_path": result["auto_path"]},
+            )
+        )
+    return out
+
+
+__all__ = ["PARAMS", "measure"]
