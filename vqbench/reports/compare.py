@@ -42,41 +42,66 @@ def _fill_failed(merged: Any, failed: dict, side: str) -> Any:
     return merged
 
 
+_CARRIED = (
+    "unit",
+    "direction",
+    "timing",
+    "codebook_size",
+    "base_metric",
+    "config_label",
+    "status",
+    "message",
+)
+
+
 def collapse(frame: Any, keys: tuple[str, ...] = KEY_COLUMNS) -> Any:
     """One line per figure key: the median value over repeats/seeds and a spread that covers them.
 
-    Columns: the keys, ``unit``, ``direction``, ``timing``, ``codebook_size``, ``config_label``,
-    ``value``, ``spread``, ``n``, ``status`` ("ok" or the status of the failing rows) and ``message``.
+    Columns: the keys, ``unit``, ``direction``, ``timing``, ``codebook_size``, ``base_metric``,
+    ``config_label``, ``value``, ``spread`` (the median stored IQR, widened to the IQR of the values
+    when there are several), ``n`` (ok rows), ``status`` ("ok" when any row measured, else the status
+    of the first failing row) and ``message``.
     """
     import numpy as np
     import pandas as pd
 
-    records = []
-    for key, group in frame.groupby(list(keys), sort=False, dropna=False):
-        ok = group[group["status"] == "ok"]
-        first = group.iloc[0]
-        rec = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        rec.update(
-            unit=first["unit"],
-            direction=first["direction"],
-            timing=bool(first["timing"]),
-            codebook_size=first["codebook_size"],
-            base_metric=first["base_metric"],
-            config_label=first["config_label"],
-        )
-        if ok.empty:
-            bad = group.iloc[0]
-            rec.update(value=math.nan, spread=math.nan, n=0, status=bad["status"], message=bad["message"])
-        else:
-            values = ok["value"].astype(float).to_numpy()
-            spreads = ok["spread"].astype(float).dropna().to_numpy()
-            spread = float(np.median(spreads)) if len(spreads) else math.nan
-            if len(values) > 1:
-                q1, q3 = np.percentile(values, [25, 75])
-                spread = float(np.nanmax([spread, q3 - q1]))
-            rec.update(value=float(np.median(values)), spread=spread, n=len(values), status="ok", message="")
-        records.append(rec)
-    return pd.DataFrame.from_records(records)
+    keys = list(keys)
+    columns = [*keys, *_CARRIED, "value", "spread", "n"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    work = frame[[*keys, *_CARRIED, "value", "spread"]].copy()
+    for key in keys:
+        work[key] = work[key].astype(object).where(work[key].notna(), "")
+    work["_ok"] = work["status"] == "ok"
+    # the first row of each key carries the descriptive columns (an ok row where there is one)
+    firsts = work.sort_values("_ok", ascending=False, kind="stable").drop_duplicates(keys)
+    order = work.drop_duplicates(keys)[keys]
+    ok = work[work["_ok"]]
+    grouped = ok.groupby(keys, sort=False)
+    stats = pd.DataFrame(
+        {
+            "value": grouped["value"].median(),
+            "n": grouped["value"].size(),
+            "stored": grouped["spread"].median(),
+            "q1": grouped["value"].quantile(0.25),
+            "q3": grouped["value"].quantile(0.75),
+        }
+    ).reset_index()
+    stats["spread"] = np.where(
+        stats["n"] > 1,
+        np.fmax(stats["stored"].to_numpy(float), (stats["q3"] - stats["q1"]).to_numpy(float)),
+        stats["stored"],
+    )
+    out = order.merge(firsts.drop(columns=["value", "spread", "_ok"]), on=keys, how="left")
+    out = out.merge(stats[[*keys, "value", "spread", "n"]], on=keys, how="left")
+    out["n"] = out["n"].fillna(0).astype(int)
+    measured = out["n"] > 0
+    out.loc[measured, "status"] = "ok"
+    out.loc[measured, "message"] = ""
+    out["timing"] = out["timing"].astype(bool)
+    out["direction"] = [None if (d is None or d != d) else bool(d) for d in out["direction"]]
+    out["codebook_size"] = [None if (c is None or c != c) else float(c) for c in out["codebook_size"]]
+    return out[columns].reset_index(drop=True)
 
 
 def judge(

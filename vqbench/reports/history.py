@@ -4,8 +4,10 @@ Comparable runs: finished runs of the same suite with the same environment finge
 (``env_hash``), the most recent ``window`` of them. Per figure (see ``_data.KEY_COLUMNS``):
 
 - timing figures regress when the change in the bad direction is beyond ``threshold`` (relative
-  to the history's median) AND beyond the history's noise band: ``noise_k`` robust sigmas, the
-  sigma being the larger of 1.4826 x MAD of the past values and the stored IQRs / 1.349;
+  to the history's median) AND beyond the history's noise band: ``noise_k`` robust sigmas on the
+  log scale (timing noise is multiplicative), the sigma being the largest of 1.4826 x MAD of the
+  figure's past log values, its stored IQRs / 1.349 relative to its level, and the run-to-run
+  noise pooled over all timing figures of the history;
 - quality figures regress when they drop by more than ``abs_tolerance`` (else ``rel_tolerance``
   of the baseline), in the metric's own direction;
 - a figure that measured in the history but errors now is a regression ("new error").
@@ -95,8 +97,43 @@ def noise_sigma(values: list[float], spreads: list[float]) -> float:
     return sigma
 
 
+def log_noise_sigma(values: list[float], spreads: list[float], level: float) -> float:
+    """Relative noise (sigma of log values) of positive figures: the larger of 1.4826 x MAD of the
+    log values and the median stored IQR / 1.349 relative to ``level``."""
+    sigma = 0.0
+    if len(values) >= 3:
+        logs = [math.log(v) for v in values]
+        med = _median(logs)
+        sigma = MAD_TO_SIGMA * _median([abs(v - med) for v in logs])
+    good = [s for s in spreads if s is not None and not math.isnan(s)]
+    if good and level > 0:
+        sigma = max(sigma, _median(good) * IQR_TO_SIGMA / level)
+    return sigma
+
+
+def pooled_relative_sigma(
+    past_values: dict[tuple, list[tuple[float, float]]], timing: dict[tuple, bool]
+) -> float:
+    """The typical run-to-run noise of timing figures (sigma of log values): the median over
+    positive figures with 3+ past values of 1.4826 x MAD of their logs. One figure's MAD over a
+    handful of runs is a noisy estimate; this pooled one keeps a lucky quiet history from
+    narrowing the band."""
+    rels = []
+    for key, past in past_values.items():
+        values = [v for v, _ in past]
+        if not timing.get(key) or len(values) < 3 or min(values) <= 0:
+            continue
+        rels.append(log_noise_sigma(values, [], 0.0))
+    return _median(rels) if rels else 0.0
+
+
 def _check(
-    cur: Any, past: list[tuple[float, float]], past_errors: int, settings: Any, cfg: GateConfig
+    cur: Any,
+    past: list[tuple[float, float]],
+    past_errors: int,
+    settings: Any,
+    cfg: GateConfig,
+    pooled: float = 0.0,
 ) -> dict:
     out: dict[str, Any] = {
         "baseline": math.nan,
@@ -132,11 +169,18 @@ def _check(
     worse_by = -change if cur["direction"] else change  # > 0: moved the bad way
     out.update(baseline=base, change=change, rel_change=rel)
     if cur["timing"]:
-        sigma = noise_sigma(values, [s for _, s in past] + [float(cur["spread"])])
-        band = settings.noise_k * sigma
+        spreads = [s for _, s in past] + [float(cur["spread"])]
         rel_worse = worse_by / abs(base) if base != 0 else math.inf * (1 if worse_by > 0 else -1)
-        out.update(band=band, limit=settings.threshold)
-        beyond_band = abs(change) > band
+        out.update(limit=settings.threshold)
+        if base > 0 and value > 0 and min(values) > 0:
+            # multiplicative noise: compare on the log scale, so that a rate and its time agree
+            sigma = max(log_noise_sigma(values, spreads, base), pooled)
+            out.update(band=base * math.expm1(settings.noise_k * sigma))
+            beyond_band = abs(math.log(value / base)) > settings.noise_k * sigma
+        else:
+            sigma = noise_sigma(values, spreads)
+            out.update(band=settings.noise_k * sigma)
+            beyond_band = abs(change) > settings.noise_k * sigma
         if rel_worse > settings.threshold and beyond_band:
             return {
                 **out,
@@ -197,6 +241,8 @@ def evaluate_gate(
                     past_values.setdefault(key, []).append((float(rec["value"]), float(rec["spread"])))
                 else:
                     past_errors[key] = past_errors.get(key, 0) + 1
+    timing = {k: bool(r["timing"]) for k, r in {**template, **cur}.items()}
+    pooled = pooled_relative_sigma(past_values, timing)
     lines = []
     for key in list(cur) + [k for k in template if k not in cur]:
         ref = cur.get(key) or template[key]
@@ -215,7 +261,7 @@ def evaluate_gate(
             hit = failed.get(tuple(ref[k] for k in CELL_COLUMNS))
             if hit is not None:
                 now = {**ref, "status": hit[0], "message": hit[1]}
-        line.update(_check(now, past_values.get(key, []), past_errors.get(key, 0), settings, cfg))
+        line.update(_check(now, past_values.get(key, []), past_errors.get(key, 0), settings, cfg, pooled))
         lines.append(line)
     checks = pd.DataFrame.from_records(lines)
     notes = []
@@ -224,6 +270,8 @@ def evaluate_gate(
             "No comparable past runs (same suite and environment fingerprint): nothing is gated yet; "
             "this run starts the history."
         )
+    if pooled:
+        notes.append(f"Typical run-to-run noise of timing figures in this history: {pooled * 100:.1f}%.")
     return GateResult(run_id=run_id, history_runs=list(history_runs), checks=checks, config=cfg, notes=notes)
 
 
@@ -232,30 +280,37 @@ def step_changes(
 ) -> list[int]:
     """Indices where a series steps to a new level (binary segmentation on medians).
 
-    A split counts when the medians on either side differ by more than ``threshold`` (relative)
-    and ``noise_k`` robust sigmas of the residuals. The last point may form a segment alone, so
+    Each segment's best split is the one with the least absolute deviation from the two sides'
+    medians; it counts when those medians differ by more than ``threshold`` (relative) and
+    ``noise_k`` robust sigmas of the residuals. The last point may form a segment alone, so
     that tonight's step shows.
     """
     vals = [float(v) for v in values if v is not None and not math.isnan(v)]
     if len(vals) != len(values) or len(vals) < 3:
         return []
 
-    def best_split(lo: int, hi: int) -> tuple[int, float] | None:
+    def best_split(lo: int, hi: int) -> int | None:
+        """The split with the least absolute deviation from the segments' medians, if significant."""
         seg = vals[lo:hi]
-        best = None
+        best: tuple[float, int] | None = None
         for i in range(1, len(seg)):
             left, right = seg[:i], seg[i:]
             if len(left) < min_size or (len(right) < min_size and hi != len(vals)):
                 continue
             ml, mr = _median(left), _median(right)
-            resid = [v - ml for v in left] + [v - mr for v in right]
-            sigma = MAD_TO_SIGMA * _median([abs(r) for r in resid])
-            diff = abs(mr - ml)
-            if diff > threshold * max(abs(ml), 1e-30) and diff > noise_k * sigma:
-                score = diff / (sigma + 1e-12 * max(abs(ml), 1.0))
-                if best is None or score > best[1]:
-                    best = (lo + i, score)
-        return best
+            cost = sum(abs(v - ml) for v in left) + sum(abs(v - mr) for v in right)
+            if best is None or cost < best[0]:
+                best = (cost, i)
+        if best is None:
+            return None
+        i = best[1]
+        left, right = seg[:i], seg[i:]
+        ml, mr = _median(left), _median(right)
+        sigma = MAD_TO_SIGMA * _median([abs(v - ml) for v in left] + [abs(v - mr) for v in right])
+        diff = abs(mr - ml)
+        if diff > threshold * max(abs(ml), 1e-30) and diff > noise_k * sigma:
+            return lo + i
+        return None
 
     found: list[int] = []
 
@@ -265,12 +320,21 @@ def step_changes(
         split = best_split(lo, hi)
         if split is None:
             return
-        found.append(split[0])
-        recurse(lo, split[0], depth + 1)
-        recurse(split[0], hi, depth + 1)
+        found.append(split)
+        recurse(lo, split, depth + 1)
+        recurse(split, hi, depth + 1)
 
     recurse(0, len(vals), 1)
     return sorted(found)
 
 
-__all__ = ["GateResult", "STATUSES", "evaluate_gate", "history_run_ids", "noise_sigma", "step_changes"]
+__all__ = [
+    "GateResult",
+    "STATUSES",
+    "evaluate_gate",
+    "history_run_ids",
+    "log_noise_sigma",
+    "noise_sigma",
+    "pooled_relative_sigma",
+    "step_changes",
+]

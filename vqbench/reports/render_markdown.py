@@ -70,7 +70,7 @@ def render_markdown(doc: Document, figure_dir: str = "figures") -> tuple[str, di
             elif isinstance(block, KeyValues):
                 if block.title:
                     lines += [f"### {md_escape(block.title)}", ""]
-                lines += [f"- {md_escape(k)}: `{str(v).replace('`', chr(39))}`" for k, v in block.items]
+                lines += [f"- {md_escape(k)}: {md_escape(v)}" for k, v in block.items]
                 lines.append("")
             elif isinstance(block, Table):
                 lines += _table(block)

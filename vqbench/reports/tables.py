@@ -94,11 +94,7 @@ def benchmark_table(
         c: ok.loc[(ok["base_metric"] == c[0]) & (ok["operation"] == c[1]), "unit"].iloc[0] for c in columns
     }
     entities = list(dict.fromkeys(tuple(r) for r in rows[list(ENTITY)].itertuples(index=False)))
-    label_cols = [
-        c
-        for c in ENTITY
-        if c == "quantizer" or rows[c].nunique() > 1 or (c == "config_label" and rows[c].ne("").any())
-    ]
+    label_cols = [c for c in ENTITY if c == "quantizer" or rows[c].nunique() > 1]
     constant = [
         f"{_HEADERS[c]}: {rows[c].iloc[0]}"
         for c in ENTITY

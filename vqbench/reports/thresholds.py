@@ -5,7 +5,7 @@ Example ``thresholds.toml``::
     window = 10          # recent runs with the same suite and environment fingerprint
     min_history = 1      # fewer comparable runs: report, but gate nothing
     threshold = 0.10     # timing figures: relative change beyond which a change may count
-    noise_k = 3.0        # ... and it must also leave the history's noise band (k robust sigmas)
+    noise_k = 3.5        # ... and it must also leave the history's noise band (k robust sigmas)
 
     [[rule]]             # later rules override earlier ones; every key but the patterns is optional
     metric = "utilization*"
@@ -102,7 +102,7 @@ class GateConfig:
     window: int = 10
     min_history: int = 1
     threshold: float = 0.10
-    noise_k: float = 3.0
+    noise_k: float = 3.5
     rel_tolerance: float = 0.05
     rules: list[Rule] = field(default_factory=lambda: list(DEFAULT_RULES))
     source: str = "defaults"
