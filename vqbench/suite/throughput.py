@@ -111,6 +111,11 @@ class _Operations:
         loss = (out.codes * self.grad).sum()
         if out.loss is not None:
             loss = loss + out.loss.sum()
+        if not loss.requires_grad:
+            raise RuntimeError(
+                "train step: the codes (and loss) carry no gradient in train mode; expected codes with "
+                "straight-through gradients to the input"
+            )
         loss.backward()
 
     def bytes_moved(self, op: str) -> dict[str, int]:
