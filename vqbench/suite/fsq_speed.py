@@ -220,11 +220,18 @@ def run(
     min_run_time: float = 0.3,
 ) -> dict[str, Any]:
     """Measure everything; return the environment, the figures and the goal verdicts."""
-    from vqbench.quantizers.fsq import FSQ
-
+    previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    threads = torch.get_num_threads()
+    try:
+        return _run(device, torch.get_num_threads(), vectors, sweep, rounds, min_run_time)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(device, threads, vectors, sweep, rounds, min_run_time) -> dict[str, Any]:
+    from vqbench.quantizers.fsq import FSQ
+
     paths = FSQ.available_backends(device)
     probe = FSQ(PRESETS[0]).to(device)
     with torch.no_grad():
@@ -409,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         min_run_time=args.min_run_time,
     )
     if args.quick:
-        options.update(rounds=1, min_run_time=0.1, sweep=(2**12, 2**16))
+        options.update(rounds=1, min_run_time=min(args.min_run_time, 0.1), sweep=(2**12, 2**16))
     result = run(**options)
     _print(result)
     if args.json:
