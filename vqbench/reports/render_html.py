@@ -16,7 +16,7 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;
   margin:0;background:#f6f7f9}
-main{max-width:1180px;margin:0 auto;padding:24px 28px 60px;background:#fff;min-height:100vh}
+main{max-width:1440px;margin:0 auto;padding:24px 28px 60px;background:#fff;min-height:100vh}
 h1{font-size:26px;margin:0 0 4px}
 h2{font-size:20px;margin:34px 0 10px;border-bottom:2px solid #e3e6eb;padding-bottom:4px}
 h3{font-size:16px;margin:22px 0 6px}

@@ -69,8 +69,10 @@ def _baseline_value(
     return value if value != 0 and not math.isnan(value) else None
 
 
-def _column_title(column: tuple, unit: str, with_operation: bool) -> str:
+def _column_title(column: tuple, unit: str, with_operation: bool, single_metric: bool) -> str:
     metric, operation = column
+    if with_operation and single_metric:
+        return operation or "all"  # the table's title names the metric and unit
     label = metric_label(metric, unit)
     return f"{operation or 'all'} · {label}" if with_operation else label
 
@@ -82,9 +84,9 @@ def benchmark_table(
 
     ``metrics`` limits the columns to those base metrics (``_data.base_metric_of``)."""
     rows = _with_seed_label(frame[frame["benchmark"] == benchmark])
-    ok = rows[rows["status"] == "ok"]
     if metrics is not None:
-        ok = ok[ok["base_metric"].isin(metrics)]
+        rows = rows[rows["base_metric"].isin(metrics) | rows["status"].ne("ok")]
+    ok = rows[rows["status"] == "ok"]
     columns = list(dict.fromkeys(zip(ok["base_metric"], ok["operation"], strict=True)))
     with_operation = any(op for _, op in columns)
     metric_order = list(dict.fromkeys(ok["base_metric"]))
@@ -171,7 +173,7 @@ def benchmark_table(
         table_rows.append(cells)
     headers = (
         [_HEADERS[c] for c in label_cols]
-        + [_column_title(c, units[c], with_operation) for c in columns]
+        + [_column_title(c, units[c], with_operation, len(metric_order) == 1) for c in columns]
         + ["status"]
     )
     notes = []
