@@ -168,7 +168,14 @@ def test_noise_dropout_draws_like_upstream(backend):
 # -- gradients -----------------------------------------------------------------------------
 
 
-GRAD_OPTIONS = [dict(), dict(preserve_symmetry=True), dict(bound_hard_clamp=True), dict(dim=9)]
+GRAD_OPTIONS = [
+    dict(),
+    dict(preserve_symmetry=True),
+    dict(bound_hard_clamp=True),
+    dict(preserve_symmetry=True, bound_hard_clamp=True),
+    dict(dim=9),
+    dict(return_indices=False),
+]
 
 
 @pytest.mark.parametrize("backend", PATHS)

@@ -124,6 +124,11 @@ def _cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "vqbench"
 
 
+def _fallback_dir() -> Path:
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"vqbench-{user}"
+
+
 def _compiler() -> str | None:
     for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
         if name and shutil.which(name):
@@ -150,7 +155,7 @@ def _build(compiler: str) -> Path:
         key = hashlib.sha256(
             "\n".join([_SOURCE, compiler, " ".join(flags), platform.machine(), _cpu_signature()]).encode()
         ).hexdigest()[:20]
-        for folder in (_cache_dir(), Path(tempfile.gettempdir()) / f"vqbench-{os.getuid()}"):
+        for folder in (_cache_dir(), _fallback_dir()):
             target = folder / f"fsq_cpu_{key}.so"
             if target.exists():
                 return target

@@ -127,18 +127,16 @@ def reference_backward(z: Tensor, grad: Tensor, p: ref.FSQParams, squashed: Tens
     return torch.ops.aten.tanh_backward.grad_input(g, squashed, grad_input=g)
 
 
-Forward = Callable[[Tensor], "tuple[Tensor, Tensor | None]"]
+#: A fast forward: rows ``(R, d)`` to codes, indices (or None) and tanh's output (or None).
+Forward = Callable[[Tensor], "tuple[Tensor, Tensor | None, Tensor | None]"]
 
 
 class STEQuantize(torch.autograd.Function):
     """Codes and indices from a fast forward; the reference's straight-through gradient backward."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, params: ref.FSQParams, fast_forward: Forward, keep: bool):  # type: ignore[override]
-        if keep:  # the torch path: keep tanh's output instead of recomputing it
-            codes, indices, squashed = forward(z, params, keep_squashed=not params.hard_clamp)
-        else:
-            (codes, indices), squashed = fast_forward(z), None
+    def forward(ctx, z: Tensor, params: ref.FSQParams, fast_forward: Forward):  # type: ignore[override]
+        codes, indices, squashed = fast_forward(z)
         ctx.params = params
         ctx.save_for_backward(z, squashed)
         if indices is not None:
@@ -151,7 +149,16 @@ class STEQuantize(torch.autograd.Function):
         grad = None
         if ctx.needs_input_grad[0] and grad_codes is not None:
             grad = reference_backward(z, grad_codes, ctx.params, squashed)
-        return grad, None, None, None
+        return grad, None, None
 
 
-__all__ = ["STEQuantize", "forward", "reference_backward"]
+def training_forward(p: ref.FSQParams, with_indices: bool) -> Forward:
+    """The torch path for :class:`STEQuantize`: keeps tanh's output for the backward."""
+
+    def run(z: Tensor):
+        return forward(z, p, with_indices=with_indices, keep_squashed=not p.hard_clamp)
+
+    return run
+
+
+__all__ = ["STEQuantize", "forward", "reference_backward", "training_forward"]

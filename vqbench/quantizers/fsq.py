@@ -277,7 +277,7 @@ class FSQ(Quantizer):
                     f"use backend='auto' to fall back (paths here: {self.available_backends(z.device)})"
                 )
             return self.backend
-        if torch.compiler.is_compiling():
+        if _compiling():
             return "reference"  # plain tensor ops: what the compiler fuses best
         for name in ("triton", "cpu", "torch"):
             if not self._why_not(name, z):
@@ -309,7 +309,7 @@ class FSQ(Quantizer):
                 codes, idx, bad = _fsq_cpu.forward(z, prep, with_indices=with_indices, check_finite=check)
                 if bad:
                     self._raise_non_finite(bad, z.numel())
-                return codes, idx
+                return codes, idx, None
 
             return run
 
@@ -321,7 +321,7 @@ class FSQ(Quantizer):
             )
             if bad:
                 self._raise_non_finite(bad, z.numel())
-            return codes, idx
+            return codes, idx, None
 
         return run_triton
 
@@ -337,13 +337,14 @@ class FSQ(Quantizer):
             return ref.forward(z, p, with_indices=self.return_indices)
         if name == "torch":
             if needs_grad:
-                return torch_path.STEQuantize.apply(z, p, None, True)
+                return torch_path.STEQuantize.apply(z, p, torch_path.training_forward(p, self.return_indices))
             codes, indices, _ = torch_path.forward(z, p, with_indices=self.return_indices)
             return codes, indices
         run = self._kernel_forward(name, p)
         if needs_grad:
-            return torch_path.STEQuantize.apply(z, p, run, False)
-        return run(z)
+            return torch_path.STEQuantize.apply(z, p, run)
+        codes, indices, _ = run(z)
+        return codes, indices
 
     def _maybe_apply_noise(self, codes: Tensor) -> Tensor:
         """Noise dropout of arXiv 2411.19842 in training: the same random draws as upstream."""
@@ -489,6 +490,14 @@ class FSQ(Quantizer):
             f"codebook_size={self.codebook_size}, preserve_symmetry={self.preserve_symmetry}, "
             f"backend={self.backend!r}"
         )
+
+
+def _compiling() -> bool:
+    """Whether torch.compile is tracing this call (torch >= 2.3 API, older private one before)."""
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if check is None:  # pragma: no cover - torch < 2.3
+        from torch._dynamo import is_compiling as check
+    return bool(check())
 
 
 def _column_params(p: ref.FSQParams) -> ref.FSQParams:

@@ -306,7 +306,7 @@ def _print(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 132)
     env = result["environment"]
     console.print(
         "[bold]vqbench FSQ speed[/bold]  "
@@ -336,7 +336,7 @@ def _print(result: dict[str, Any]) -> None:
             if f.section != section or "copy_fraction" in f.extra:
                 continue
             table.add_row(
-                str(f.levels),
+                ",".join(map(str, f.levels)),
                 f"{f.vectors:,}",
                 f.contender,
                 f.path,
@@ -347,7 +347,8 @@ def _print(result: dict[str, Any]) -> None:
                 "" if f.ratio is None else f"{f.ratio:.2f}x",
             )
         console.print(table)
-    table = Table(title="Peak memory of one inference call (1M vectors)")
+    vectors = next((f.vectors for f in result["figures"] if f.section == "memory"), 0)
+    table = Table(title=f"Peak memory of one inference call ({vectors:,} vectors, levels 8,5,5,5)")
     for col in ("contender", "path ran", "peak MiB", "outputs MiB", "extra MiB", "upstream / this"):
         table.add_column(col)
     for f in result["figures"]:
