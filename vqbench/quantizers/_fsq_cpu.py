@@ -157,10 +157,12 @@ def _build(compiler: str) -> Path:
         ).hexdigest()[:20]
         for folder in (_cache_dir(), _fallback_dir()):
             target = folder / f"fsq_cpu_{key}.so"
-            if target.exists():
-                return target
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
+                    raise OSError(f"{folder} belongs to another user; not loading code from it")
+                if target.exists():
+                    return target
                 fd, tmp_src = tempfile.mkstemp(suffix=".c", dir=folder)
                 with os.fdopen(fd, "w") as fh:
                     fh.write(_SOURCE)
@@ -170,6 +172,7 @@ def _build(compiler: str) -> Path:
                 )
                 os.unlink(tmp_src)
                 if proc.returncode != 0:
+                    Path(tmp_lib).unlink(missing_ok=True)
                     errors.append(f"{' '.join(arch) or 'generic'}: {proc.stderr.strip()[-300:]}")
                     break  # a flag problem, not a folder problem: try the next flags
                 os.replace(tmp_lib, target)  # atomic: concurrent builds cannot leave a torn file
