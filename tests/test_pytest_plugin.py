@@ -172,6 +172,16 @@ def test_benchmark_prints_the_table_saves_and_compares(toy_project) -> None:
     second.stdout.fnmatch_lines(["*Toy-n=*-forward* (NOW) *", "*Toy-n=*-forward* (0001_*"])
 
 
+def test_histogram(toy_project) -> None:
+    pytest.importorskip("pygal", reason="--benchmark-histogram needs pytest-benchmark[histogram] (pygal)")
+    pytest.importorskip("pygaljs", reason="--benchmark-histogram needs pytest-benchmark[histogram] (pygaljs)")
+    args = ["--benchmark", "--benchmark-quantizers", "toys:Toy,toys:Toy2", "-k", "forward"]
+    result = run(toy_project, "--benchmark-histogram=hist/toy", *args)
+    result.assert_outcomes(passed=2)
+    svgs = list((toy_project.path / "hist").glob("toy*.svg"))
+    assert len(svgs) == 1 and "<svg" in svgs[0].read_text()
+
+
 def test_unknown_quantizer_pattern_fails_at_start(toy_project) -> None:
     result = run(toy_project, "--benchmark-quantizers", "fqs")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
