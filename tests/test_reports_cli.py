@@ -135,17 +135,18 @@ def test_nightly_gate_exit_codes_in_both_directions(store_path, tmp_path, monkey
     assert main([*base, "--out", str(tmp_path / "n2")]) == 0  # second: same code, compares with the first
     second = json.loads((tmp_path / "n2" / "summary.json").read_text())
     assert second["status"] == "ok" and second["history_runs"] == [first["run_id"]]
-    slow, _ = _fake_runner(store_path, slow={"vq": 1.3})
-    monkeypatch.setattr(suite_runs, "run_suite_for", slow)
-    assert main([*base, "--out", str(tmp_path / "n3")]) == 1  # a slowdown fails the gate
+    worse, _ = _fake_runner(store_path, util_drop={"vq": 0.1})
+    monkeypatch.setattr(suite_runs, "run_suite_for", worse)
+    assert main([*base, "--out", str(tmp_path / "n3")]) == 1  # a usage drop fails the gate
     third = json.loads((tmp_path / "n3" / "summary.json").read_text())
     assert third["status"] == "regression" and {r["quantizer"] for r in third["regressions"]} == {"vq"}
+    assert {r["metric"] for r in third["regressions"]} >= {"utilization"}
     assert (tmp_path / "n3" / "nightly.html").is_file() and (tmp_path / "n3" / "nightly.md").is_file()
     out = capsys.readouterr().out
     assert "REGRESSION" in out
-    # gating a stored run again, with a looser threshold from a config file, passes
+    # gating a stored run again, with a looser tolerance from a config file, passes
     cfg = tmp_path / "gate.toml"
-    cfg.write_text("threshold = 0.5\n")
+    cfg.write_text('[[rule]]\nmetric = "*"\nabs_tolerance = 1e9\n')
     assert (
         main(
             [

@@ -30,8 +30,15 @@ ENV = {"torch": "2.13.0", "cpu": "test cpu", "threads": 2, "git_sha": "abc"}
 
 
 def _row(**kw):
-    row = {"benchmark": "usage", "quantizer": "fsq", "metric": "utilization", "value": 0.5,
-           "unit": "", "higher_is_better": True, "cell_id": "c0"}
+    row = {
+        "benchmark": "usage",
+        "quantizer": "fsq",
+        "metric": "utilization",
+        "value": 0.5,
+        "unit": "",
+        "higher_is_better": True,
+        "cell_id": "c0",
+    }
     row.update(kw)
     return row
 
@@ -44,16 +51,53 @@ def store(tmp_path):
 
 def _tricky_rows():
     return [
-        _row(quantizer="fsq", config={"codebook_size": 1024, "levels": [8, 5, 5, 5]}, dataset="digits",
-             dataset_checksum="ab12", spread=0.01, n=7, seed=0, extra={"nested": {"a": [1, 2]}}),
-        _row(quantizer='my,"odd"\nname <b>é</b>', metric="psnr", value=21.25, unit="dB",
-             benchmark="reconstruction", cell_id="c1"),
-        _row(quantizer="NA", metric="vectors_per_s", value=1.5e7, unit="vectors/s", backend="compile",
-             spread=2.5e5, n=11, cell_id="c2", extra={"operation": "forward"}),
-        _row(quantizer="vq", metric="utilization", value=None, status="error",
-             message="CUDA out of memory\nline 2", higher_is_better=None, cell_id="c3"),
-        _row(quantizer="lfq", metric="utilization", value=None, status="skipped", message="no data",
-             dataset=None, cell_id="c4"),
+        _row(
+            quantizer="fsq",
+            config={"codebook_size": 1024, "levels": [8, 5, 5, 5]},
+            dataset="digits",
+            dataset_checksum="ab12",
+            spread=0.01,
+            n=7,
+            seed=0,
+            extra={"nested": {"a": [1, 2]}},
+        ),
+        _row(
+            quantizer='my,"odd"\nname <b>é</b>',
+            metric="psnr",
+            value=21.25,
+            unit="dB",
+            benchmark="reconstruction",
+            cell_id="c1",
+        ),
+        _row(
+            quantizer="NA",
+            metric="vectors_per_s",
+            value=1.5e7,
+            unit="vectors/s",
+            backend="compile",
+            spread=2.5e5,
+            n=11,
+            cell_id="c2",
+            extra={"operation": "forward"},
+        ),
+        _row(
+            quantizer="vq",
+            metric="utilization",
+            value=None,
+            status="error",
+            message="CUDA out of memory\nline 2",
+            higher_is_better=None,
+            cell_id="c3",
+        ),
+        _row(
+            quantizer="lfq",
+            metric="utilization",
+            value=None,
+            status="skipped",
+            message="no data",
+            dataset=None,
+            cell_id="c4",
+        ),
     ]
 
 
@@ -214,7 +258,7 @@ def test_damaged_store_is_reported_and_left_untouched(tmp_path):
     raw = bytearray(path.read_bytes())
     page = 4096
     for off in range(2 * page, len(raw) - page, page):  # scribble over interior pages
-        raw[off + 8: off + 64] = b"\xff" * 56
+        raw[off + 8 : off + 64] = b"\xff" * 56
     path.write_bytes(bytes(raw))
     with pytest.raises(StoreError, match="corrupt"):
         ResultStore(path)
@@ -292,24 +336,77 @@ def test_json_export_imports_into_another_store(store, tmp_path):
 
 def _pytest_benchmark_doc():
     def stats(median, iqr):
-        return {"min": median * 0.9, "max": median * 1.3, "mean": median * 1.02, "stddev": iqr,
-                "rounds": 20, "median": median, "iqr": iqr, "q1": median - iqr / 2, "q3": median + iqr / 2,
-                "iqr_outliers": 0, "stddev_outliers": 1, "outliers": "1;0", "ld15iqr": median * 0.9,
-                "hd15iqr": median * 1.2, "ops": 1 / median, "total": median * 20, "iterations": 1}
+        return {
+            "min": median * 0.9,
+            "max": median * 1.3,
+            "mean": median * 1.02,
+            "stddev": iqr,
+            "rounds": 20,
+            "median": median,
+            "iqr": iqr,
+            "q1": median - iqr / 2,
+            "q3": median + iqr / 2,
+            "iqr_outliers": 0,
+            "stddev_outliers": 1,
+            "outliers": "1;0",
+            "ld15iqr": median * 0.9,
+            "hd15iqr": median * 1.2,
+            "ops": 1 / median,
+            "total": median * 20,
+            "iterations": 1,
+        }
 
     return {
-        "machine_info": {"node": "h", "processor": "x86_64", "machine": "x86_64",
-                         "python_implementation": "CPython", "python_version": "3.11.7",
-                         "system": "Linux", "release": "6", "cpu": {"brand_raw": "Test CPU", "count": 2}},
+        "machine_info": {
+            "node": "h",
+            "processor": "x86_64",
+            "machine": "x86_64",
+            "python_implementation": "CPython",
+            "python_version": "3.11.7",
+            "system": "Linux",
+            "release": "6",
+            "cpu": {"brand_raw": "Test CPU", "count": 2},
+        },
         "commit_info": {"id": "deadbeef", "dirty": False, "branch": "main"},
         "benchmarks": [
-            {"group": "forward", "name": "test_forward[fsq-eager]",
-             "fullname": "tests/benchmarks/test_t.py::test_forward[fsq-eager]",
-             "params": {"quantizer": "fsq", "backend": "eager"}, "param": "fsq-eager",
-             "extra_info": {"vectors": 65536, "operation": "forward", "device": "cpu"},
-             "options": {}, "stats": stats(0.004, 0.0002)},
-            {"group": None, "name": "test_decode", "fullname": "tests/benchmarks/test_t.py::test_decode",
-             "params": None, "param": None, "extra_info": {}, "options": {}, "stats": stats(0.01, 0.001)},
+            {
+                "group": "forward",
+                "name": "test_forward[fsq-eager]",
+                "fullname": "tests/benchmarks/test_t.py::test_forward[fsq-eager]",
+                "params": {"quantizer": "fsq", "backend": "eager"},
+                "param": "fsq-eager",
+                "extra_info": {"vectors": 65536, "operation": "forward", "device": "cpu"},
+                "options": {},
+                "stats": stats(0.004, 0.0002),
+            },
+            {
+                "group": None,
+                "name": "test_decode",
+                "fullname": "tests/benchmarks/test_t.py::test_decode",
+                "params": None,
+                "param": None,
+                "extra_info": {},
+                "options": {},
+                "stats": stats(0.01, 0.001),
+            },
+            {
+                "group": "usage cpu dataset=gaussian K=1024",
+                "name": "test_usage[vq]",
+                "fullname": "tests/benchmarks/test_u.py::test_usage[vq]",
+                "params": {"name": "vq"},
+                "param": "vq",
+                "extra_info": {
+                    "quantizer": "vq",
+                    "device": "cpu",
+                    "dataset": "gaussian",
+                    "config": {"codebook_size": 1024},
+                    "utilization": 0.42,
+                    "dead_codes": 594,
+                    "units": {"utilization": "ratio", "dead_codes": "codes"},
+                },
+                "options": {},
+                "stats": stats(2.5, 0.0),
+            },
         ],
         "datetime": "2026-01-02T03:04:05.000000+00:00",
         "version": "5.1.0",
@@ -333,6 +430,14 @@ def test_pytest_benchmark_json_imports(store, tmp_path):
     assert json.loads(fwd.loc["time_s", "extra"])["operation"] == "forward"
     assert fwd.loc["time_s", "backend"] == "eager" and fwd.loc["time_s", "n"] == 20
     assert df[df["quantizer"] == "test_decode"]["metric"].tolist() == ["time_s"]
+    usage = df[df["benchmark"] == "usage"].set_index("metric")
+    assert (
+        usage.loc["utilization", "value"] == pytest.approx(0.42)
+        and usage.loc["utilization", "unit"] == "ratio"
+    )
+    assert usage.loc["dead_codes", "value"] == 594 and usage.loc["time_s", "quantizer"] == "vq"
+    assert usage.loc["utilization", "dataset"] == "gaussian"
+    assert json.loads(usage.loc["utilization", "config"]) == {"codebook_size": 1024}
 
 
 def test_unknown_json_file_is_refused(store, tmp_path):

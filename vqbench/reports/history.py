@@ -11,6 +11,10 @@ Comparable runs: finished runs of the same suite with the same environment finge
 - quality figures regress when they drop by more than ``abs_tolerance`` (else ``rel_tolerance``
   of the baseline), in the metric's own direction;
 - a figure that measured in the history but errors now is a regression ("new error").
+
+Timing figures are gated once ``min_timing_history`` comparable past runs (default 3) tell the
+run-to-run noise; before that they are reported as "not gated". Quality figures and new errors
+are gated from the first comparable past run on.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from vqbench.reports.compare import CELL_COLUMNS, collapse, failed_cells
 from vqbench.reports.thresholds import GateConfig
 
 STATUSES = (
+    "not gated",
     "regression",
     "new error",
     "improvement",
@@ -161,6 +166,14 @@ def _check(
         }
     if cur["direction"] is None:
         return {**out, "status": "no direction", "reason": "the metric's direction is unknown"}
+    if cur["timing"] and len(past) < cfg.min_timing_history:
+        return {
+            **out,
+            "status": "not gated",
+            "reason": f"timing figures need {cfg.min_timing_history} comparable past runs to know the "
+            f"run-to-run noise; {len(past)} so far",
+            "baseline": _median([v for v, _ in past]),
+        }
     values = [v for v, _ in past]
     base = _median(values)
     value = float(cur["value"])

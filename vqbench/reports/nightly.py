@@ -98,6 +98,7 @@ def nightly_summary(outcome: NightlyOutcome) -> dict:
         "settings": {
             "window": gate.config.window,
             "min_history": gate.config.min_history,
+            "min_timing_history": gate.config.min_timing_history,
             "threshold": gate.config.threshold,
             "noise_k": gate.config.noise_k,
             "rel_tolerance": gate.config.rel_tolerance,

@@ -4,6 +4,7 @@ Example ``thresholds.toml``::
 
     window = 10          # recent runs with the same suite and environment fingerprint
     min_history = 1      # fewer comparable runs: report, but gate nothing
+    min_timing_history = 3   # timing figures: past runs needed to know the run-to-run noise
     threshold = 0.10     # timing figures: relative change beyond which a change may count
     noise_k = 3.5        # ... and it must also leave the history's noise band (k robust sigmas)
 
@@ -101,6 +102,7 @@ class GateConfig:
 
     window: int = 10
     min_history: int = 1
+    min_timing_history: int = 3
     threshold: float = 0.10
     noise_k: float = 3.5
     rel_tolerance: float = 0.05
@@ -135,15 +137,16 @@ def _number(value: Any, where: str, *, integer: bool = False, low: float = 0.0) 
 
 def parse_gate_config(data: dict, source: str = "<dict>") -> GateConfig:
     """A ``GateConfig`` from parsed TOML; unknown keys and bad values name the file and the key."""
-    top = {"window", "min_history", "threshold", "noise_k", "rel_tolerance", "rule"}
+    top = {"window", "min_history", "min_timing_history", "threshold", "noise_k", "rel_tolerance", "rule"}
     unknown = sorted(set(data) - top)
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(top)}")
     cfg = GateConfig(source=source)
     if "window" in data:
         cfg.window = _number(data["window"], f"{source}: window", integer=True, low=1)
-    if "min_history" in data:
-        cfg.min_history = _number(data["min_history"], f"{source}: min_history", integer=True, low=1)
+    for key in ("min_history", "min_timing_history"):
+        if key in data:
+            setattr(cfg, key, _number(data[key], f"{source}: {key}", integer=True, low=1))
     for key in ("threshold", "noise_k", "rel_tolerance"):
         if key in data:
             setattr(cfg, key, float(_number(data[key], f"{source}: {key}")))

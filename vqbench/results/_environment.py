@@ -15,8 +15,18 @@ from typing import Any
 # Fields that make timings comparable. The vqbench version and git SHA are left out on purpose:
 # a nightly history compares successive commits on the same machine and software stack.
 HASHED_FIELDS = (
-    "python", "machine", "system", "torch", "cuda", "cudnn", "gpu", "gpu_count", "driver",
-    "cpu", "threads", "vector_quantize_pytorch",
+    "python",
+    "machine",
+    "system",
+    "torch",
+    "cuda",
+    "cudnn",
+    "gpu",
+    "gpu_count",
+    "driver",
+    "cpu",
+    "threads",
+    "vector_quantize_pytorch",
 )
 
 
@@ -26,10 +36,20 @@ def _git_sha() -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}-dirty" if dirty else sha
@@ -47,8 +67,13 @@ def _cpu_model() -> str:
 
 def _driver_version() -> str | None:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return out.strip().splitlines()[0] if out.strip() else None
@@ -79,7 +104,12 @@ def environment_fingerprint(threads: int | None = None) -> dict:
         "cpu_count": os.cpu_count(),
         "vector_quantize_pytorch": _version("vector-quantize-pytorch"),
         "numpy": _version("numpy"),
-        "torch": None, "cuda": None, "cudnn": None, "gpu": None, "gpu_count": 0, "driver": None,
+        "torch": None,
+        "cuda": None,
+        "cudnn": None,
+        "gpu": None,
+        "gpu_count": 0,
+        "driver": None,
         "threads": threads,
     }
     try:

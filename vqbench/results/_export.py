@@ -66,8 +66,12 @@ def export_run(store: ResultStore, run_id: str, path: str | Path) -> Path:
     frame = store.rows(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".json":
-        doc = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "run": store.run_info(run_id),
-               "rows": rows_to_records(frame)}
+        doc = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "run": store.run_info(run_id),
+            "rows": rows_to_records(frame),
+        }
         path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     elif suffix == ".csv":
         out = frame.copy()
@@ -91,8 +95,13 @@ def read_export(path: str | Path) -> Any:
         raise FileNotFoundError(f"no exported results file at {path}")
     if suffix == ".json":
         doc = read_json_export(path)
-        records = [{k: (json.dumps(v, sort_keys=True, separators=(",", ":"))
-                        if k in ("config", "extra") else v) for k, v in r.items()} for r in doc["rows"]]
+        records = [
+            {
+                k: (json.dumps(v, sort_keys=True, separators=(",", ":")) if k in ("config", "extra") else v)
+                for k, v in r.items()
+            }
+            for r in doc["rows"]
+        ]
         frame = pd.DataFrame.from_records(records, columns=list(ROW_COLUMNS))
     elif suffix == ".csv":
         na = {c: [""] for c in ROW_COLUMNS if c not in _NOT_NULL_TEXT}
@@ -113,11 +122,11 @@ def read_json_export(path: str | Path) -> dict:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
-        raise ValueError(f"{path} is not a vqbench results export (expected \"format\": \"{EXPORT_FORMAT}\")")
+        raise ValueError(f'{path} is not a vqbench results export (expected "format": "{EXPORT_FORMAT}")')
     if doc.get("version", 0) > EXPORT_VERSION:
         raise ValueError(f"{path} has export version {doc.get('version')}, newer than {EXPORT_VERSION}")
     if not isinstance(doc.get("run"), dict) or not isinstance(doc.get("rows"), list):
-        raise ValueError(f"{path} must hold a \"run\" object and a \"rows\" list")
+        raise ValueError(f'{path} must hold a "run" object and a "rows" list')
     return doc
 
 

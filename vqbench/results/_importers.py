@@ -8,6 +8,9 @@ pytest-benchmark files (``--benchmark-json`` / ``--benchmark-autosave``) become 
   the quantizer defaults to the test name;
 - every entry gives ``time_s`` (median seconds per call, IQR as spread, rounds as n; lower is better);
 - an entry whose ``extra_info`` holds ``vectors`` (items per call) also gives ``vectors_per_s``;
+- an entry whose ``extra_info`` holds ``units`` (metric -> unit, as vqbench's ``quantizer_bench``
+  usage and reconstruction fixtures write) gives one row per such metric, its benchmark taken
+  from the group's first word;
 - ``machine_info["vqbench_environment"]`` (set by vqbench's pytest plugin) is the run's environment,
   else one is assembled from pytest-benchmark's machine and commit info.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +52,8 @@ def import_file(store: ResultStore, path: str | Path) -> str:
     if isinstance(doc, dict) and "benchmarks" in doc and "machine_info" in doc:
         return import_pytest_benchmark(store, path, doc)
     raise ValueError(
-        f"{path} is neither a vqbench results export (\"format\": \"vqbench-results\") nor a "
-        "pytest-benchmark JSON file (keys \"machine_info\" and \"benchmarks\")"
+        f'{path} is neither a vqbench results export ("format": "vqbench-results") nor a '
+        'pytest-benchmark JSON file (keys "machine_info" and "benchmarks")'
     )
 
 
@@ -80,8 +84,9 @@ def _import_vqbench(store: ResultStore, path: Path) -> str:
         if key not in have:
             rows.append({**row, "run_id": run_id})
     store.write_rows(rows)
-    store.finish_run(run_id, run.get("status") if run.get("status") in ("finished", "interrupted")
-                     else "finished")
+    store.finish_run(
+        run_id, run.get("status") if run.get("status") in ("finished", "interrupted") else "finished"
+    )
     return run_id
 
 
@@ -113,6 +118,15 @@ def _environment(doc: dict) -> dict:
     }
 
 
+def _kind(bench: dict, extra_info: dict) -> str:
+    """The benchmark of an entry: the group's first word when it names an engine, else throughput."""
+    if isinstance(extra_info.get("units"), dict):
+        first = str(bench.get("group") or "").split(" ", 1)[0]
+        if first in ("usage", "reconstruction"):
+            return first
+    return "throughput"
+
+
 def _test_name(bench: dict) -> str:
     name = str(bench.get("name") or bench.get("fullname") or "benchmark")
     return name.split("[", 1)[0]
@@ -124,9 +138,12 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | No
     doc = _load_json(path) if doc is None else doc
     benches = doc.get("benchmarks")
     if not isinstance(benches, list):
-        raise ValueError(f"{path}: \"benchmarks\" must be a list, got {type(benches).__name__}")
-    digest = hashlib.sha256(canonical_json({k: doc.get(k) for k in ("datetime", "machine_info",
-                                            "commit_info", "benchmarks")}, "file").encode()).hexdigest()
+        raise ValueError(f'{path}: "benchmarks" must be a list, got {type(benches).__name__}')
+    digest = hashlib.sha256(
+        canonical_json(
+            {k: doc.get(k) for k in ("datetime", "machine_info", "commit_info", "benchmarks")}, "file"
+        ).encode()
+    ).hexdigest()
     stamp = str(doc.get("datetime") or "")[:19].replace("-", "").replace(":", "").replace("T", "-")
     run_id = f"pytest-{stamp}-{digest[:8]}" if stamp else f"pytest-{digest[:12]}"
     if _run_exists(store, run_id) and store.run_info(run_id)["status"] == "finished":
@@ -135,7 +152,7 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | No
     rows: list[dict] = []
     for i, bench in enumerate(benches):
         if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
-            raise ValueError(f"{path}: benchmark #{i} has no \"stats\" object")
+            raise ValueError(f'{path}: benchmark #{i} has no "stats" object')
         stats = bench["stats"]
         extra_info = bench.get("extra_info") or {}
         params = bench.get("params") or {}
@@ -147,12 +164,15 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | No
         fullname = str(bench.get("fullname") or bench.get("name") or i)
         config = extra_info.get("config")
         if not isinstance(config, dict):
-            config = {k: v for k, v in params.items()
-                      if k not in ("quantizer", "backend", "device", "dataset", "operation")}
+            config = {
+                k: v
+                for k, v in params.items()
+                if k not in ("quantizer", "backend", "device", "dataset", "operation")
+            }
         operation = _pick("operation", extra_info, params)
         common = {
             "time": time,
-            "benchmark": str(_pick("benchmark", extra_info, params, "throughput")),
+            "benchmark": str(_pick("benchmark", extra_info, params, _kind(bench, extra_info))),
             "quantizer": str(_pick("quantizer", extra_info, params, _test_name(bench))),
             "config": config,
             "backend": str(_pick("backend", extra_info, params, "eager")),
@@ -160,7 +180,9 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | No
             "dataset": _pick("dataset", extra_info, params),
             "cell_id": hashlib.sha256(fullname.encode()).hexdigest()[:16],
             "extra": {
-                "operation": operation, "test": fullname, "group": bench.get("group"),
+                "operation": operation,
+                "test": fullname,
+                "group": bench.get("group"),
                 **{k: stats.get(k) for k in ("mean", "stddev", "min", "max", "ops", "iterations")},
                 **{k: v for k, v in extra_info.items() if k != "config"},
             },
@@ -168,16 +190,43 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | No
         if common["dataset"] is not None:
             common["dataset"] = str(common["dataset"])
         q1, q3 = stats.get("q1"), stats.get("q3")
-        rows.append({**common, "metric": "time_s", "value": float(median), "unit": "s",
-                     "higher_is_better": False, "spread": stats.get("iqr"), "n": stats.get("rounds")})
+        rows.append(
+            {
+                **common,
+                "metric": "time_s",
+                "value": float(median),
+                "unit": "s",
+                "higher_is_better": False,
+                "spread": stats.get("iqr"),
+                "n": stats.get("rounds"),
+            }
+        )
         vectors = extra_info.get("vectors")
         if isinstance(vectors, (int, float)) and vectors > 0:
             spread = (vectors / q1 - vectors / q3) if q1 and q3 and q1 > 0 else None
-            rows.append({**common, "metric": "vectors_per_s", "value": vectors / median,
-                         "unit": "vectors/s", "higher_is_better": True, "spread": spread,
-                         "n": stats.get("rounds")})
-    store.start_run(PYTEST_SUITE, _environment(doc),
-                    {"source": str(path.name), "pytest_benchmark": doc.get("version")}, run_id=run_id)
+            rows.append(
+                {
+                    **common,
+                    "metric": "vectors_per_s",
+                    "value": vectors / median,
+                    "unit": "vectors/s",
+                    "higher_is_better": True,
+                    "spread": spread,
+                    "n": stats.get("rounds"),
+                }
+            )
+        units = extra_info.get("units")
+        if isinstance(units, dict):  # figures of the suite's engines (usage, reconstruction)
+            for metric, unit in units.items():
+                value = extra_info.get(metric)
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    rows.append({**common, "metric": str(metric), "value": float(value), "unit": str(unit)})
+    store.start_run(
+        PYTEST_SUITE,
+        _environment(doc),
+        {"source": str(path.name), "pytest_benchmark": doc.get("version")},
+        run_id=run_id,
+    )
     store.write_rows(rows)
     store.finish_run(run_id)
     return run_id

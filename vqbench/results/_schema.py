@@ -50,8 +50,22 @@ RUN_STATUSES = ("running", "finished", "interrupted")
 REQUIRED_ROW_KEYS = ("benchmark", "quantizer", "metric")
 
 TEXT_COLUMNS = (
-    "run_id", "suite", "benchmark", "quantizer", "config", "config_hash", "backend", "device",
-    "dataset", "dataset_checksum", "metric", "unit", "cell_id", "status", "message", "extra",
+    "run_id",
+    "suite",
+    "benchmark",
+    "quantizer",
+    "config",
+    "config_hash",
+    "backend",
+    "device",
+    "dataset",
+    "dataset_checksum",
+    "metric",
+    "unit",
+    "cell_id",
+    "status",
+    "message",
+    "extra",
 )
 
 
@@ -68,8 +82,9 @@ def canonical_json(value: Any, what: str) -> str:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{what} must be a dict or a JSON string, got invalid JSON {value!r}") from exc
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False,
-                          default=_json_default)
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default
+        )
     except ValueError as exc:
         raise ValueError(f"{what} must be JSON-serializable without NaN/inf, got {value!r}") from exc
 
@@ -168,14 +183,33 @@ def normalize_row(row: dict, *, run_id: str | None, suite: str | None) -> tuple:
         else:
             raise TypeError(f"row higher_is_better must be True, False or None, got {hib!r}")
     out["higher_is_better"] = None if hib is None else int(hib)
-    for key in ("run_id", "suite", "benchmark", "quantizer", "backend", "device", "metric", "unit",
-                "cell_id", "message", "dataset", "dataset_checksum"):
+    for key in (
+        "run_id",
+        "suite",
+        "benchmark",
+        "quantizer",
+        "backend",
+        "device",
+        "metric",
+        "unit",
+        "cell_id",
+        "message",
+        "dataset",
+        "dataset_checksum",
+    ):
         if out.get(key) is not None and not isinstance(out[key], str):
             raise TypeError(f"row {key} must be a string, got {type(out[key]).__name__} {out[key]!r}")
     return tuple(out.get(k) for k in ROW_COLUMNS)
 
 
 __all__ = [
-    "ROW_COLUMNS", "RUN_COLUMNS", "ROW_STATUSES", "RUN_STATUSES", "TEXT_COLUMNS",
-    "canonical_json", "config_hash", "normalize_row", "utc_now",
+    "ROW_COLUMNS",
+    "RUN_COLUMNS",
+    "ROW_STATUSES",
+    "RUN_STATUSES",
+    "TEXT_COLUMNS",
+    "canonical_json",
+    "config_hash",
+    "normalize_row",
+    "utc_now",
 ]

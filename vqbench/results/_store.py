@@ -156,12 +156,13 @@ class ResultStore:
         try:
             if self.readonly:
                 conn = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    timeout=30,
                     check_same_thread=False,
                 )
                 return conn
-            conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+            conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -237,16 +238,23 @@ class ResultStore:
             existing = self._read("SELECT suite FROM runs WHERE run_id = ?", (run_id,))
             if existing:
                 if existing[0][0] != suite:
-                    raise ValueError(
-                        f"run {run_id!r} exists with suite {existing[0][0]!r}, not {suite!r}"
-                    )
-                self._write([("UPDATE runs SET status = 'running', finished = NULL WHERE run_id = ?",
-                              (run_id,))])
+                    raise ValueError(f"run {run_id!r} exists with suite {existing[0][0]!r}, not {suite!r}")
+                self._write(
+                    [("UPDATE runs SET status = 'running', finished = NULL WHERE run_id = ?", (run_id,))]
+                )
                 self.current_run = run_id
                 return run_id
         run_id = run_id or _new_run_id()
-        values = (run_id, utc_now(), None, suite, "running", env_json,
-                  environment_hash(environment), config_json)
+        values = (
+            run_id,
+            utc_now(),
+            None,
+            suite,
+            "running",
+            env_json,
+            environment_hash(environment),
+            config_json,
+        )
         marks = ", ".join("?" for _ in RUN_COLUMNS)
         self._write([(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({marks})", values)])
         self.current_run = run_id
@@ -258,8 +266,9 @@ class ResultStore:
             raise ValueError(f"run status must be one of {RUN_STATUSES}, got {status!r}")
         self._require_run(run_id)
         finished = None if status == "running" else utc_now()
-        self._write([("UPDATE runs SET status = ?, finished = ? WHERE run_id = ?",
-                      (status, finished, run_id))])
+        self._write(
+            [("UPDATE runs SET status = ?, finished = ? WHERE run_id = ?", (status, finished, run_id))]
+        )
 
     def _require_run(self, run_id: str) -> None:
         if not self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
@@ -275,8 +284,7 @@ class ResultStore:
             return found[0][0]
         if self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
             return run_id
-        matches = [r[0] for r in self._read("SELECT run_id FROM runs WHERE run_id LIKE ? || '%'",
-                                            (run_id,))]
+        matches = [r[0] for r in self._read("SELECT run_id FROM runs WHERE run_id LIKE ? || '%'", (run_id,))]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -323,8 +331,9 @@ class ResultStore:
             if run_id and run_id not in suites:
                 found = self._read("SELECT suite FROM runs WHERE run_id = ?", (run_id,))
                 if not found:
-                    raise KeyError(f"rows refer to run {run_id!r}, which is not in {self.path}; "
-                                   "call start_run() first")
+                    raise KeyError(
+                        f"rows refer to run {run_id!r}, which is not in {self.path}; call start_run() first"
+                    )
                 suites[run_id] = found[0][0]
             values.append(normalize_row(row, run_id=run_id, suite=suites.get(run_id)))
         marks = ", ".join("?" for _ in ROW_COLUMNS)
@@ -344,8 +353,9 @@ class ResultStore:
     def done_cells(self, run_id: str) -> set[str]:
         """Cell ids that already have rows in ``run_id`` (any status), for ``--resume``."""
         self._require_run(run_id)
-        found = self._read("SELECT DISTINCT cell_id FROM results WHERE run_id = ? AND cell_id != ''",
-                           (run_id,))
+        found = self._read(
+            "SELECT DISTINCT cell_id FROM results WHERE run_id = ? AND cell_id != ''", (run_id,)
+        )
         return {r[0] for r in found}
 
     # -- files -------------------------------------------------------------------------------
@@ -382,5 +392,12 @@ def load_results(run_id: str | None = None, store: ResultStore | str | Path | No
             st.close()
 
 
-__all__ = ["DEFAULT_STORE", "STORE_ENV", "ResultStore", "StoreError", "default_store_path",
-           "load_results", "open_store"]
+__all__ = [
+    "DEFAULT_STORE",
+    "STORE_ENV",
+    "ResultStore",
+    "StoreError",
+    "default_store_path",
+    "load_results",
+    "open_store",
+]
