@@ -208,3 +208,20 @@ def test_unknown_suite_and_override_names_are_clear_errors(tmp_path):
         expand_profile(profile, quantizers="vq", backends="triton")
     with pytest.raises(FileNotFoundError, match="no such file"):
         expand_profile(profile, quantizers="missing/plugin.py:Q")
+
+
+def test_fsq_speed_runs_as_a_benchmark_kind():
+    from vqbench.suite import fsq_speed_cell
+
+    cell = Cell(
+        suite="t",
+        benchmark="fsq_speed",
+        quantizer="fsq",
+        params={"vectors": 512, "sweep": [], "rounds": 1, "min_run_time": 0.001, "threads": 1},
+    )
+    figures = fsq_speed_cell.measure(cell)
+    metrics = {f["metric"]: f for f in figures}
+    upstream = metrics["inference.ratio.upstream[8x5x5x5]@512"]
+    assert upstream["value"] == pytest.approx(1.0) and upstream["unit"] == "x upstream"
+    assert any(m.startswith("inference.vectors_per_s.vqbench:") for m in metrics)
+    assert all(f["value"] in (0.0, 1.0) for m, f in metrics.items() if m.startswith("goal."))

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 import traceback
+import warnings
 from typing import Any
 
 from .cells import BENCHMARK_MODULES, Cell
@@ -51,10 +52,12 @@ def run_cell(cell: Cell, engines: dict[str, Any]) -> dict[str, Any]:
             "traceback": "",
         }
     start = time.perf_counter()
-    try:
-        figures = engine.measure(cell)
-    except Exception as exc:
-        return _failure(exc, cell)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            figures = engine.measure(cell)
+        except Exception as exc:
+            return {**_failure(exc, cell), **_warnings(caught)}
     seconds = time.perf_counter() - start
     if not isinstance(figures, list) or not figures or not all(isinstance(f, dict) for f in figures):
         return {
@@ -63,7 +66,13 @@ def run_cell(cell: Cell, engines: dict[str, Any]) -> dict[str, Any]:
             "message": f"engine {cell.benchmark!r} returned {type(figures).__name__} {figures!r:.200}, "
             "expected a non-empty list of figure dicts",
         }
-    return {"status": "ok", "figures": figures, "seconds": seconds}
+    return {"status": "ok", "figures": figures, "seconds": seconds, **_warnings(caught)}
+
+
+def _warnings(caught: list[warnings.WarningMessage]) -> dict[str, Any]:
+    """The distinct warnings of a cell (kept off the terminal, stored with its rows)."""
+    seen = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    return {"warnings": seen[:10]} if seen else {}
 
 
 def _failure(exc: Exception, cell: Cell) -> dict[str, Any]:

@@ -81,10 +81,15 @@ def _base_row(cell: Cell, run_id: str) -> dict[str, Any]:
     }
 
 
-def _cell_extra(cell: Cell) -> dict[str, Any]:
+def _cell_extra(cell: Cell, outcome: dict[str, Any]) -> dict[str, Any]:
+    """What every row of a cell carries in ``extra``: its parameters, run time and warnings."""
     extra: dict[str, Any] = {"params": cell.params}
     if cell.dataset_options:
         extra["dataset_options"] = cell.dataset_options
+    if outcome.get("seconds") is not None:
+        extra["cell_seconds"] = round(float(outcome["seconds"]), 3)
+    if outcome.get("warnings"):
+        extra["warnings"] = list(outcome["warnings"])
     return extra
 
 
@@ -95,7 +100,7 @@ def rows_for(cell: Cell, run_id: str, outcome: dict[str, Any]) -> list[dict[str,
     if status == "ok":
         rows = []
         for fig in outcome["figures"]:
-            extra = {**_cell_extra(cell), **(fig.get("extra") or {})}
+            extra = {**_cell_extra(cell, outcome), **(fig.get("extra") or {})}
             extra.update(
                 {
                     k: v
@@ -106,7 +111,7 @@ def rows_for(cell: Cell, run_id: str, outcome: dict[str, Any]) -> list[dict[str,
             row = {**base, **{k: fig[k] for k in _FIGURE_KEYS if k in fig}, "extra": extra, "status": "ok"}
             rows.append(row)
         return rows
-    extra = _cell_extra(cell)
+    extra = _cell_extra(cell, outcome)
     if outcome.get("traceback"):
         extra["traceback"] = outcome["traceback"][-4000:]
     status = "skipped" if status == "skipped" else "error"

@@ -148,19 +148,15 @@ def summary_renderables(rows: Any, run: dict[str, Any] | None = None) -> list[An
     bad = rows[rows["status"] != "ok"]
     if len(bad):
         table = Table(title=f"{len(bad)} cell(s) not measured", title_justify="left", box=box.SIMPLE_HEAD)
-        for name in ("status", "benchmark", "quantizer", "K", "dataset"):
-            table.add_column(name, no_wrap=True)
-        table.add_column("message", overflow="fold")
+        table.add_column("status", no_wrap=True)
+        table.add_column("cell", no_wrap=True)
+        table.add_column("message", overflow="fold", ratio=1, min_width=30)
         for _, r in bad.iterrows():
             message = str(r["message"]).splitlines()[0] if r["message"] else ""
-            table.add_row(
-                r["status"],
-                r["benchmark"],
-                short_name(r["quantizer"]),
-                r["K"],
-                str(r["dataset"] or ""),
-                message[:200],
+            cell = " ".join(
+                p for p in (r["benchmark"], short_name(r["quantizer"]), r["K"], r["dataset"]) if p
             )
+            table.add_row(r["status"], cell, message[:300])
         out.append(table)
     return out
 
