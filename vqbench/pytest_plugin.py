@@ -64,7 +64,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _settings_from(config: pytest.Config) -> Settings:
     enabled = bool(config.getoption("vqbench_benchmark", False))
-    suite = check_suite(config.getoption("vqbench_suite", None) or DEFAULT_SUITE)
+    given = config.getoption("vqbench_suite", None)
+    suite = DEFAULT_SUITE if given is None else check_suite(given)  # the default is read on first use
     patterns = split_patterns(config.getoption("vqbench_quantizers", None))
     if enabled and not config.pluginmanager.hasplugin("benchmark"):
         raise ValueError(
