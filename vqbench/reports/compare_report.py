@@ -75,6 +75,11 @@ def comparison_table(
         "change",
         "verdict",
     ]
+    empty = [
+        i for i in range(len(columns)) if rows and all(r[i].kind == "label" and not r[i].text for r in rows)
+    ]
+    columns = [c for i, c in enumerate(columns) if i not in empty]
+    rows = [[cell for i, cell in enumerate(r) if i not in empty] for r in rows]
     notes = [
         "↑ higher is better, ↓ lower is better; the verdict reads each change in its metric's own direction.",
         "within noise: the change is inside the stored spreads (IQR) of the two figures.",

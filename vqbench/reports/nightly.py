@@ -301,9 +301,8 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
             f"History: finished runs of suite {run.suite!r} with environment {run.env_hash}, "
             f"the last {cfg.window}. Timing figures regress beyond {cfg.threshold * 100:.0f}% AND "
             f"beyond {cfg.noise_k:g} robust sigmas "
-            "of the history's noise; quality figures beyond their absolute tolerance. Settings: "
-            + cfg.source
-            + "."
+            f"of the history's noise, once {cfg.min_timing_history} comparable runs tell that noise; quality "
+            "figures beyond their absolute tolerance. Settings: " + cfg.source + "."
         )
     )
     for note in gate.notes:
