@@ -177,6 +177,16 @@ def benchmark_table(
         + ["status"]
     )
     notes = []
+    warned: dict[str, list[str]] = {}
+    for quantizer, label, ext in zip(ok["quantizer"], ok["config_label"], ok["ext"], strict=True):
+        found = [ext.get("warning")] + list(ext.get("warnings") or [])
+        for text in filter(None, found):
+            who = warned.setdefault(str(text), [])
+            name = f"{quantizer} {label}".strip()
+            if name not in who:
+                who.append(name)
+    for text, who in list(warned.items())[:6]:
+        notes.append(f"Warning ({', '.join(who[:4])}{' ...' if len(who) > 4 else ''}): {text}")
     if constant:
         notes.append("All rows: " + "; ".join(constant) + ".")
     if best:
