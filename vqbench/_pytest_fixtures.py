@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-from vqbench import _pytest_ops as ops
 from vqbench._pytest_settings import SMOKE_TOKENS, BenchSpec, Settings
 
 WARMUP_CALLS = 3
@@ -181,18 +180,21 @@ class QuantizerBench:
         Returns (and puts in extra_info) vectors_per_s and effective_gb_per_s beside what was
         measured. ``size`` defaults to the suite's first size; smoke mode makes it tiny.
         """
-        ops.check_operation(operation)
+        from vqbench.suite import throughput
+
+        throughput.check_operation(operation)
         n = self._size(size)
         self._claim(f"{operation} of {quantizer!r}")
         dev = self._device(device)
         with self._setup():
             call, q, name, config = self.build(quantizer, dev, backend, **config)
             torch.manual_seed(seed)
-            x = ops.gaussian_vectors(n, int(q.dim), seed=seed, device=dev)
-            n = x.shape[0] * x.shape[1]
-            fn = _timed(ops.make_operation(call, q, operation, x), dev)
+            gen = torch.Generator().manual_seed(seed)
+            x = throughput.gaussian_input(n, int(q.dim), generator=gen, device=dev)
+            ops = throughput.Operations(call, q, x, compiled=backend == "compile")
+            fn = _timed(ops.fn(operation), dev)
             info = self._info(q, name, dev, backend, config)
-            info.update(operation=operation, vectors=n, bytes_moved=ops.bytes_moved(q, operation, x))
+            info.update(operation=operation, vectors=n, bytes_moved=sum(ops.bytes_moved(operation).values()))
             self.benchmark.group = group or self._group(operation, dev, f"n={n}", backend, config)
             self.benchmark.extra_info.update(info)
             if self.settings.enabled:

@@ -62,8 +62,30 @@ def _nbytes(*tensors: torch.Tensor) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-class _Operations:
-    """The four operations over one input, each a no-argument callable, plus bytes they move."""
+def check_operation(op: str) -> str:
+    """Return ``op`` or raise a ValueError naming the known operations."""
+    if op not in OPERATIONS:
+        raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, got {op!r}")
+    return op
+
+
+def gaussian_input(
+    size: int, dim: int, *, seq_len: int = 256, generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """``size`` standard-normal vectors as ``(size / seq_len, seq_len, dim)`` token sequences
+    (``(1, size, dim)`` when ``seq_len`` does not divide ``size``)."""
+    seq = seq_len if size % seq_len == 0 else size
+    x = torch.randn(size // seq, seq, dim, generator=generator)
+    return x.to(device=device, dtype=dtype)
+
+
+class Operations:
+    """The four operations over one input, each a no-argument callable, plus the bytes they move.
+
+    ``call`` is the module to call (``torch.compile``-d or not), ``quantizer`` the plain module.
+    Shared by the suite's engine and the pytest fixtures, so both time the same work.
+    """
 
     def __init__(self, call: torch.nn.Module, quantizer: torch.nn.Module, x: torch.Tensor, compiled: bool):
         self.call, self.q, self.x = call, quantizer, x
@@ -89,6 +111,7 @@ class _Operations:
             self.q.train()
             return self._train_step
         self.q.eval()
+        check_operation(op)
         return {"forward": self._forward, "encode": self._encode_once, "decode": self._decode_once}[op]
 
     def _forward(self) -> object:
@@ -182,10 +205,11 @@ def measure(cell: Cell) -> list[dict]:
     rows = [figure("copy_bandwidth", bandwidth, "GB/s", None, extra={**context, **probe})]
     gen = torch.Generator().manual_seed(cell.seed)
     for size in params["sizes"]:
-        seq = params["seq_len"] if size % params["seq_len"] == 0 else size
-        x = torch.randn(size // seq, seq, dim, generator=gen).to(device=cell.device, dtype=dtype)
+        x = gaussian_input(
+            size, dim, seq_len=params["seq_len"], generator=gen, device=cell.device, dtype=dtype
+        )
         n = size
-        ops = _Operations(call, quantizer, x, compiled=cell.backend == "compile")
+        ops = Operations(call, quantizer, x, compiled=cell.backend == "compile")
         for op in params["operations"]:
             fn = ops.fn(op)
             first_s = timing.time_first_call(fn, cell.device)  # warm-up; compiles for "compile"
@@ -221,4 +245,4 @@ def measure(cell: Cell) -> list[dict]:
     return rows
 
 
-__all__ = ["OPERATIONS", "PARAMS", "measure"]
+__all__ = ["OPERATIONS", "PARAMS", "Operations", "check_operation", "gaussian_input", "measure"]
