@@ -133,6 +133,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """Record vqbench's environment fingerprint, so imported runs share the suite's history."""
+    from vqbench.results import environment_fingerprint
+
+    machine_info["vqbench_environment"] = environment_fingerprint()
+
+
 @pytest.fixture(scope="session")
 def vqbench_settings(pytestconfig: pytest.Config) -> Settings:
     """The session's vqbench settings: mode, quantizer patterns, suite (sizes, configs)."""
