@@ -194,7 +194,6 @@ class _Runner:
         todo: list[Cell],
         progress: Any,
         workers: int,
-        engines: dict[str, str] | None = None,
     ) -> None:
         self.plan, self.store, self.run_id = plan, store, run_id
         self.todo = todo
@@ -206,19 +205,15 @@ class _Runner:
         )
         self.pool = _Pool(
             size=max(1, min(workers, len(todo) or 1)),
-            engines=engines or dict(BENCHMARK_MODULES),
             env=env,
             threads=plan.threads,
         )
-        self.counts = {"ok": 0, "error": 0, "skipped": 0}
         self.done = 0
 
     def _record(self, cell: Cell, outcome: dict[str, Any]) -> None:
         self.store.write_rows(rows_for(cell, self.run_id, outcome))
-        status = outcome.get("status")
-        self.counts[status if status in self.counts else "error"] += 1
         self.done += 1
-        self.progress.advance(cell, status)
+        self.progress.advance(cell, outcome.get("status"))
 
     def run(self) -> None:
         pending: deque[tuple[int, Cell]] = deque(enumerate(self.todo))
@@ -227,12 +222,17 @@ class _Runner:
             while pending or any(s.task for s in pool.slots):
                 while len(pool.slots) < pool.size and pending:
                     pool.spawn()
-                for slot in pool.slots:
+                for slot in list(pool.slots):
                     if slot.ready and slot.task is None and pending:
-                        slot.task = pending.popleft()
-                        slot.started = time.monotonic()
-                        self.progress.start(slot.task[1])
-                        slot.conn.send(slot.task)
+                        task = pending.popleft()
+                        try:
+                            slot.conn.send(task)
+                        except (OSError, ValueError):  # the worker died while idle: replace it
+                            pending.appendleft(task)
+                            pool.kill(slot)
+                            continue
+                        slot.task, slot.started = task, time.monotonic()
+                        self.progress.start(task[1])
                 waitables = [s.conn for s in pool.slots] + [s.proc.sentinel for s in pool.slots]
                 wait(waitables, timeout=self._wait_time())
                 for slot in list(pool.slots):
@@ -480,6 +480,8 @@ def _run(
         info = st.run_info(run_id)
         plan = _plan_from_run(info)
         if timeout is not None:
+            if not timeout > 0:
+                raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
             plan.timeouts = {c.cell_id: float(timeout) for c in plan.cells}
         done = st.done_cells(run_id)
         todo = [c for c in plan.cells if c.cell_id not in done]

@@ -103,6 +103,7 @@ def summary_renderables(rows: Any, run: dict[str, Any] | None = None) -> list[An
     """Rich tables for a run's rows (a DataFrame from ``ResultStore.rows``)."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     out: list[Any] = []
     if rows is None or len(rows) == 0:
@@ -117,16 +118,13 @@ def summary_renderables(rows: Any, run: dict[str, Any] | None = None) -> list[An
         title += f" {run['run_id']} ({run.get('suite', '')}, {run.get('status', '')})"
     columns = pick_columns(ok) if len(ok) else []
     one_place = ok["where"].nunique() == 1
+    if one_place and len(ok):
+        title += f" on {ok['where'].iloc[0]}"
+    out.append(Text(title, style="bold"))
     if columns:
-        if one_place:
-            title += f" on {ok['where'].iloc[0]}"
         table = Table(
-            title=title,
-            title_justify="left",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
-            caption=_caption(columns),
-            caption_justify="left",
         )
         table.add_column("quantizer", no_wrap=True)
         table.add_column("K", no_wrap=True)
@@ -145,9 +143,11 @@ def summary_renderables(rows: Any, run: dict[str, Any] | None = None) -> list[An
             if any(cells):
                 table.add_row(short_name(q), k, *([] if one_place else [where]), *cells)
         out.append(table)
+        out.append(Text(_caption(columns), style="dim"))
     bad = rows[rows["status"] != "ok"]
     if len(bad):
-        table = Table(title=f"{len(bad)} cell(s) not measured", title_justify="left", box=box.SIMPLE_HEAD)
+        out.append(Text(f"{len(bad)} cell(s) not measured", style="bold"))
+        table = Table(box=box.SIMPLE_HEAD)
         table.add_column("status", no_wrap=True)
         table.add_column("cell", no_wrap=True)
         table.add_column("message", overflow="fold", ratio=1, min_width=30)
