@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         skipped = int((rows["status"] == "skipped").sum()) if len(rows) else 0
         console.print(
             f"{len(rows) - errors - skipped} figures, {errors} errors, {skipped} skipped; results in "
-            f"{store.path} (`vqbench results {run_id}`, `vqbench report {run_id}`)"
+            f"{store.path} (`vqbench results {run_id}`, `vqbench report {run_id}`)",
+            highlight=False,
         )
         return 0
     finally:

@@ -64,7 +64,7 @@ class Cell:
     @property
     def label(self) -> str:
         """A short human label: ``usage fsq K=1024 gaussian cpu/eager``."""
-        parts = [self.benchmark, self.quantizer]
+        parts = [self.benchmark, short_name(self.quantizer)]
         if "codebook_size" in self.config:
             parts.append(f"K={self.config['codebook_size']}")
         if self.dataset:
@@ -74,6 +74,14 @@ class Cell:
 
     def __hash__(self) -> int:  # dict fields are unhashable; hash the stable id instead
         return hash(self.cell_id)
+
+
+def short_name(quantizer: str) -> str:
+    """A registry name as is; a ``path/to/file.py:Name`` reference as ``file.py:Name``."""
+    module, sep, attr = quantizer.rpartition(":")
+    if sep and ("/" in module or "\\" in module):
+        return f"{module.replace(chr(92), '/').rsplit('/', 1)[-1]}:{attr}"
+    return quantizer
 
 
 def dedupe(cells: list[Cell]) -> list[Cell]:
@@ -87,4 +95,4 @@ def dedupe(cells: list[Cell]) -> list[Cell]:
     return out
 
 
-__all__ = ["BENCHMARKS", "BENCHMARK_MODULES", "Cell", "dedupe"]
+__all__ = ["BENCHMARKS", "BENCHMARK_MODULES", "Cell", "dedupe", "short_name"]

@@ -312,10 +312,11 @@ def _death_message(code: int | None) -> str:
 
 # -- progress ------------------------------------------------------------------------------------
 class _Progress:
-    """A rich progress bar with ETA (or nothing, when disabled)."""
+    """A rich progress bar with ETA on stderr (or nothing, when disabled)."""
 
     def __init__(self, total: int, enabled: bool, title: str) -> None:
         self.bar = None
+        self.counts = {"err": 0, "skip": 0}
         if enabled and total:
             from rich.console import Console
             from rich.progress import (
@@ -326,23 +327,24 @@ class _Progress:
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
+            from rich.table import Column
 
             self.bar = Progress(
                 TextColumn("[bold]{task.fields[title]}"),
-                BarColumn(),
+                BarColumn(bar_width=16),
                 MofNCompleteColumn(),
-                TextColumn(
-                    "[green]{task.fields[ok]} ok[/] [red]{task.fields[err]} err[/] "
-                    "[yellow]{task.fields[skip]} skip[/]"
-                ),
+                TextColumn("{task.fields[problems]}"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
-                TextColumn("{task.description}"),
+                TextColumn(
+                    "{task.description}",
+                    table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=10),
+                ),
                 console=Console(stderr=True),
+                expand=True,
             )
-            self.task = self.bar.add_task("", total=total, title=title, ok=0, err=0, skip=0)
-        self.counts = {"ok": 0, "err": 0, "skip": 0}
+            self.task = self.bar.add_task("", total=total, title=title, problems="")
 
     def __enter__(self) -> _Progress:
         if self.bar is not None:
@@ -358,10 +360,15 @@ class _Progress:
             self.bar.update(self.task, description=cell.label)
 
     def advance(self, cell: Cell, status: str | None) -> None:
-        key = {"ok": "ok", "skipped": "skip"}.get(status or "", "err")
-        self.counts[key] += 1
+        if status != "ok":
+            self.counts["skip" if status == "skipped" else "err"] += 1
         if self.bar is not None:
-            self.bar.update(self.task, advance=1, **self.counts)
+            problems = []
+            if self.counts["err"]:
+                problems.append(f"[red]{self.counts['err']} err[/]")
+            if self.counts["skip"]:
+                problems.append(f"[yellow]{self.counts['skip']} skip[/]")
+            self.bar.update(self.task, advance=1, problems=" ".join(problems))
 
 
 @contextlib.contextmanager

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
+
+from .cells import short_name
 
 #: Headline columns: (benchmark, metric or metric prefix ending in "@", short label, format).
 #: A prefix picks the largest size measured (``forward.vectors_per_s@65536``).
@@ -42,14 +43,6 @@ def _codebook(config: str) -> str:
     if not isinstance(size, int) or size < 1:
         return ""
     return f"2^{int(math.log2(size))}" if size & (size - 1) == 0 else str(size)
-
-
-def short_name(quantizer: str) -> str:
-    """A registry name as is; a ``path/to/file.py:Name`` reference as ``file.py:Name``."""
-    module, sep, attr = quantizer.rpartition(":")
-    if sep and ("/" in module or "\\" in module):
-        return f"{Path(module).name}:{attr}"
-    return quantizer
 
 
 def _metric_for(ok: Any, bench: str, metric: str) -> str | None:
