@@ -113,6 +113,8 @@ def test_cli_reports_bad_names_with_exit_code_2(tmp_path, capsys):
     store = tmp_path / "r.sqlite"
     assert main(["run", "--suite", str(path), "--store", str(store), "--quantizers", "fsq*,nope"]) == 2
     assert "vqbench run: error:" in capsys.readouterr().err
+    assert main(["run", "--suite", str(path), "--resume", "latest", "--store", str(store)]) == 2
+    assert "drop --suite" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text("[suite]\ntimeout = 'soon'\n[benchmarks.usage]\n")
     assert main(["run", "--suite", str(bad), "--store", str(store)]) == 2

@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from .runner import RunInterrupted, run_suite
     from .summary import print_summary
 
+    if args.resume and args.suite:
+        raise ValueError("--resume continues a stored run with its own suite and settings; drop --suite")
     console = Console()
     store = open_store(args.store)  # a corrupt or unwritable store fails here, before anything runs
     try:
