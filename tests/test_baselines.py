@@ -102,6 +102,63 @@ def test_paper_defaults_are_applied_and_overridable():
     assert create_quantizer("vq", commitment_weight=1.0).inner.commitment_weight == 1.0
     assert create_quantizer("residual-vq").inner.layers[0]._codebook.decay == 0.99
     assert create_quantizer("residual-lfq").inner.layers[0].entropy_loss_weight == 0.1
+    assert lfq.inv_temperature == 100.0
+
+
+@pytest.mark.parametrize("name", ["vq", "vq-cosine", "residual-vq"])
+def test_vq_family_replaces_dead_codes_by_default(name):
+    quantizer = create_quantizer(name)
+    books = [m for m in quantizer.modules() if hasattr(m, "threshold_ema_dead_code")]
+    assert quantizer.config["threshold_ema_dead_code"] == 2
+    assert books and all(b.threshold_ema_dead_code == 2 for b in books)
+
+
+def test_bsq_uses_the_authors_settings():
+    bsq = create_quantizer("bsq")
+    assert bsq.inner.spherical and bsq.inv_temperature == 1.0
+    assert (bsq.inner.entropy_loss_weight, bsq.inner.diversity_gamma, bsq.inner.commitment_loss_weight) == (
+        0.1,
+        1.0,
+        0.0,
+    )
+    assert bsq.config["inv_temperature"] == 1.0
+    tuned = create_quantizer("bsq", inv_temperature=100.0, commitment_loss_weight=0.25)
+    assert tuned.inv_temperature == 100.0 and tuned.inner.commitment_loss_weight == 0.25
+
+
+def _codes_used(quantizer, x) -> int:
+    with torch.no_grad():
+        return int(quantizer.eval()(x).indices.unique().numel())
+
+
+@pytest.mark.parametrize("threshold", [2, 0])
+def test_dead_code_replacement_revives_a_codebook_far_from_the_data(threshold):
+    # the initial codes lie near the origin; the data far from it: without replacement one code
+    # takes every vector and the EMA never moves the others
+    torch.manual_seed(0)
+    quantizer = create_quantizer("vq", codebook_size=32, threshold_ema_dead_code=threshold)
+    data = torch.randn(512, 8) + 6
+    for step in range(5):
+        with torch.no_grad():
+            quantizer.train()(data[step * 64 : (step + 1) * 64])
+    used = _codes_used(quantizer, data)
+    assert used >= 16 if threshold else used <= 2
+
+
+@pytest.mark.parametrize("name", ["vq", "residual-vq"])
+def test_kmeans_init_waits_for_a_training_batch(name):
+    torch.manual_seed(0)
+    quantizer = create_quantizer(name, codebook_size=16, kmeans_init=True)
+    books = [m for m in quantizer.modules() if hasattr(m, "initted")]
+    with torch.no_grad():
+        quantizer.eval()(torch.randn(0, 8))  # empty input: an eval probe
+        quantizer.eval()(torch.randn(32, 8) - 5)  # "evaluation data" before training
+    assert not any(bool(b.initted) for b in books)
+    with torch.no_grad():
+        quantizer.train()(torch.randn(64, 8) + 5)
+    assert all(bool(b.initted) for b in books)
+    first = books[0].embed
+    assert float(first.mean()) == pytest.approx(5.0, abs=0.5)  # fitted to the training batch
 
 
 def test_bsq_codes_lie_on_the_unit_sphere():

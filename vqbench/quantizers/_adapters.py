@@ -11,6 +11,8 @@ converted); codes come back in the input's dtype. In eval mode the loss is detac
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -113,6 +115,29 @@ class UpstreamQuantizer(Quantizer):
             )
 
 
+@contextmanager
+def _init_on_training_batches(module: nn.Module, training: bool) -> Iterator[None]:
+    """Defer upstream's data-dependent codebook init (``kmeans_init``) to the first training batch.
+
+    Upstream initialises on the first forward in any mode, so an eval pass before training (the
+    reconstruction engine's untrained baseline, an empty-input probe) would fit the codebook to
+    evaluation data. Outside training, codebooks still waiting for their init are marked as done
+    for the call (their codes are zeros until then) and marked as waiting again afterwards.
+    """
+    waiting = []
+    if not training:
+        for sub in module.modules():
+            flag = getattr(sub, "initted", None)
+            if isinstance(flag, Tensor) and not bool(flag):
+                waiting.append(flag)
+                flag.fill_(True)
+    try:
+        yield
+    finally:
+        for flag in waiting:
+            flag.fill_(False)
+
+
 def _batched(x: Tensor) -> Tensor:
     """(N, ...) -> (1, N, ...): the sequence layout every upstream class accepts."""
     return x.unsqueeze(0)
@@ -136,13 +161,15 @@ class VectorQuantizeAdapter(UpstreamQuantizer):
     with projections and an input that does not, ``project_in`` would get no gradient from the
     codes; the adapter makes such an input a grad-requiring leaf. Decoding reads the codebook
     buffer directly (upstream's ``get_output_from_indices`` neither merges shared multi-head codes
-    nor applies the affine codebook parameters that its forward uses).
+    nor applies the affine codebook parameters that its forward uses). With ``kmeans_init=True`` the
+    codebook is fitted to the first *training* batch (see ``_init_on_training_batches``).
     """
 
     def _quantize(self, x):
         if self.training and torch.is_grad_enabled() and not x.requires_grad and self.inner.has_projections:
             x = x.detach().requires_grad_()
-        codes, indices, loss = self.inner(_batched(x))[:3]
+        with _init_on_training_batches(self.inner, self.training):
+            codes, indices, loss = self.inner(_batched(x))[:3]
         return codes[0], indices[0], loss
 
     def _decode(self, indices):
@@ -180,11 +207,13 @@ class LFQAdapter(UpstreamQuantizer):
 class ResidualAdapter(UpstreamQuantizer):
     """``ResidualVQ`` / ``ResidualLFQ`` / ``ResidualFSQ``: indices ``(..., levels)``, per-level losses.
 
-    With a single level the trailing axis is dropped, as the protocol asks.
+    With a single level the trailing axis is dropped, as the protocol asks. Residual VQ with
+    ``kmeans_init=True`` fits each level to the first *training* batch, as ``VectorQuantizeAdapter``.
     """
 
     def _quantize(self, x):
-        out = self.inner(_batched(x))
+        with _init_on_training_batches(self.inner, self.training):
+            out = self.inner(_batched(x))
         codes, indices = out[0][0], out[1][0]
         loss = out[2] if len(out) > 2 else None
         if self.num_codebooks == 1:
