@@ -380,7 +380,7 @@ def _print(result: dict[str, Any]) -> None:
                 "" if f.ratio is None else f"{f.ratio:.2f}x",
             )
         console.print(table)
-    table = Table(title="Goals (issue: fast FSQ)")
+    table = Table(title="Goals of the fast FSQ paths")
     for col in ("goal", "measured", "target", "met"):
         table.add_column(col)
     for g in result["goals"]:
