@@ -111,14 +111,23 @@ def mlp_autoencoder(
 def conv_autoencoder(
     channels_in: int, latent_dim: int, down: int, width: int, quantizer: nn.Module
 ) -> Bottlenecked:
-    """Conv net for images: ``(B, C, H, W)`` -> ``(B, H/down, W/down, latent_dim)`` tokens -> back."""
+    """Conv net for images: ``(B, C, H, W)`` -> ``(B, H/down, W/down, latent_dim)`` tokens -> back.
+
+    The encoder normalizes before each activation (GroupNorm, one group), as the VQGAN/MAGVIT-v2
+    encoders do before their output conv: without it the untrained latents vary ~40x less across
+    tokens than their offset, so every token starts in one code (LFQ never leaves it).
+    """
     steps = int(math.log2(down))
-    enc: list[nn.Module] = [nn.Conv2d(channels_in, width, 3, padding=1), nn.GELU()]
+
+    def norm() -> nn.Module:
+        return nn.GroupNorm(1, width)
+
+    enc: list[nn.Module] = [nn.Conv2d(channels_in, width, 3, padding=1), norm(), nn.GELU()]
     dec: list[nn.Module] = [nn.Conv2d(latent_dim, width, 3, padding=1), nn.GELU()]
     for _ in range(steps):
-        enc += [nn.Conv2d(width, width, 4, stride=2, padding=1), nn.GELU()]
+        enc += [nn.Conv2d(width, width, 4, stride=2, padding=1), norm(), nn.GELU()]
         dec += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.GELU()]
-    enc += [nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, latent_dim, 1)]
+    enc += [nn.Conv2d(width, width, 3, padding=1), norm(), nn.GELU(), nn.Conv2d(width, latent_dim, 1)]
     dec += [nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, channels_in, 3, padding=1)]
 
     def to_tokens(z):
