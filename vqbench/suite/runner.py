@@ -297,7 +297,11 @@ class _Runner:
         self.pool.kill(slot)
         self.pool.start_failures += 1
         if self.pool.start_failures >= MAX_START_FAILURES:
-            raise RuntimeError(f"vqbench worker processes fail to start: {why}")
+            raise RuntimeError(
+                f"vqbench worker processes fail to start: {why}. Workers are started with "
+                "multiprocessing's 'spawn' method, which imports your main script again: a script "
+                "that calls run_suite() must do so under `if __name__ == \"__main__\":`"
+            )
 
 
 def _death_message(code: int | None) -> str:
