@@ -1,4 +1,8 @@
-"""vqbench's FSQ against vector_quantize_pytorch.FSQ: same codes, indices and gradients; its own API."""
+"""vqbench's FSQ against vector_quantize_pytorch.FSQ: same codes, indices and gradients; its own API.
+
+The drop-in surface (layouts, methods, upstream's own classes built on it) is in test_fsq_dropin.py;
+whole-graph use (compile, export, trace, CUDA graphs) in test_fsq_compile.py.
+"""
 
 from __future__ import annotations
 
@@ -68,7 +72,6 @@ def test_several_codebooks_match_upstream(backend):
         out = ours(x)
         _assert_same(out, upstream(x))
     assert out.indices.shape == (2, 500, 3)
-    assert ours.bits_per_token == pytest.approx(3 * math.log2(1000))
 
 
 @pytest.mark.parametrize("backend", PATHS)
@@ -76,7 +79,7 @@ def test_several_codebooks_match_upstream(backend):
 def test_channel_first_matches_upstream(backend, shape):
     upstream = UpstreamFSQ([8, 5, 5, 5])  # upstream treats ndim >= 4 as (b, d, ...)
     x = torch.randn(*shape, generator=_gen(2)) * 2
-    for channel_first in (True, "auto"):
+    for channel_first in (True, False):
         ours = FSQ([8, 5, 5, 5], backend=backend, channel_first=channel_first)
         with torch.no_grad():
             _assert_same(ours(x), upstream(x))
@@ -190,7 +193,7 @@ def test_gradients_match_upstream(backend, options):
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     out = ours(x1)
     _assert_same(out, upstream(x2))
-    out.codes.backward(weights)
+    out[0].backward(weights)
     upstream(x2)[0].backward(weights)
     assert torch.equal(x1.grad, x2.grad)
     for (name, p1), (_, p2) in zip(ours.named_parameters(), upstream.named_parameters(), strict=True):
@@ -251,7 +254,7 @@ def test_forward_codes_decode_from_indices(backend):
 
 def test_channel_first_decode_matches_upstream():
     upstream = UpstreamFSQ([8, 5, 5, 5])
-    ours = FSQ([8, 5, 5, 5], channel_first="auto")
+    ours = FSQ([8, 5, 5, 5])
     x = torch.randn(2, 4, 3, 5, generator=_gen(15))
     with torch.no_grad():
         out = ours(x)
@@ -319,7 +322,6 @@ def test_random_levels_round_trip(case):
     for channel, level in enumerate(levels):  # each channel uses exactly its L levels
         assert len(torch.unique(codes[:, channel])) == level
     assert fsq.codebook_size == math.prod(levels)
-    assert fsq.bits_per_token == pytest.approx(math.log2(math.prod(levels)))
 
 
 # -- construction and the protocol ---------------------------------------------------------
@@ -328,22 +330,41 @@ def test_random_levels_round_trip(case):
 def test_registry_builds_operating_points():
     for size, levels in RECOMMENDED_LEVELS.items():
         fsq = create_quantizer("fsq", codebook_size=size)
-        assert isinstance(fsq, FSQ) and fsq.levels == list(levels)
+        assert isinstance(fsq.inner, FSQ) and fsq.inner.levels == list(levels)
         assert fsq.codebook_size == math.prod(levels) and fsq.dim == len(levels)
+        assert fsq.bits_per_token == pytest.approx(math.log2(math.prod(levels)))
     default = create_quantizer("fsq")
-    assert default.levels == [8, 5, 5, 5] and default.num_codebooks == 1
+    assert default.inner.levels == [8, 5, 5, 5] and default.num_codebooks == 1
+    several = create_quantizer("fsq", levels=[8, 5, 5, 5], num_codebooks=3, backend="torch")
+    assert several.bits_per_token == pytest.approx(3 * math.log2(1000)) and several.inner.backend == "torch"
 
 
-def test_output_is_a_quantizer_output_with_any_leading_axes():
-    fsq = FSQ([8, 5, 5, 5])
+def test_registry_fsq_is_channel_last_with_any_leading_axes():
+    """The suite's ``fsq`` takes (..., dim) at any rank; 4D input is not read as channel-first."""
+    fsq = create_quantizer("fsq", levels=[8, 5, 5, 5])
+    library = FSQ([8, 5, 5, 5])
     for lead in [(), (5,), (2, 3), (2, 3, 4), (1, 2, 1, 3)]:
         x = torch.randn(*lead, 4, generator=_gen(16))
         out = fsq(x)
         assert isinstance(out, QuantizerOutput) and out.loss is None
         assert out.codes.shape == x.shape and out.indices.shape == lead
-        flat = fsq(x.reshape(-1, 4))
-        assert torch.equal(out.codes.reshape(-1, 4), flat.codes)
-        assert torch.equal(out.indices.reshape(-1), flat.indices)
+        codes, indices = library(x.reshape(1, -1, 4))
+        assert torch.equal(out.codes.reshape(-1, 4), codes[0])
+        assert torch.equal(out.indices.reshape(-1), indices[0])
+        assert torch.equal(fsq.indices_to_codes(out.indices), out.codes)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(channel_first=True), r"channel_first=True is not configurable"),
+        (dict(return_indices=False), r"return_indices=False is not configurable"),
+        (dict(num_codebooks=2, keep_num_codebooks_dim=False), r"conflicts with the protocol"),
+    ],
+)
+def test_registry_fsq_rejects_layout_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        create_quantizer("fsq", **kwargs)
 
 
 def test_empty_input():
@@ -395,7 +416,7 @@ def test_drop_in_attributes():
         (dict(levels=[8, 5], noise_dropout=0.2), ValueError, r"preserve_symmetry"),
         (dict(levels=[8, 5], preserve_symmetry=True, noise_dropout=1.5), ValueError, r"\[0, 1\], got 1\.5"),
         (dict(levels=[8, 5], backend="cuda"), ValueError, r"one of .*'cuda'"),
-        (dict(levels=[8, 5], channel_first="yes"), ValueError, r"True, False or 'auto'"),
+        (dict(levels=[8, 5], channel_first="yes"), ValueError, r"True or False, got 'yes'"),
         (dict(levels=[8, 5], allowed_dtypes=("float32",)), TypeError, r"torch dtypes"),
     ],
 )
@@ -406,23 +427,27 @@ def test_bad_construction(kwargs, error, match):
 
 def test_bad_forward_input():
     fsq = FSQ([8, 5, 5, 5])
-    with pytest.raises(ValueError, match=r"\(\.\.\., 4\).*got \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"\(b, n, 4\).*got \(3, 5\)"):
         fsq(torch.randn(3, 5))
-    with pytest.raises(ValueError, match=r"\(\.\.\., 4\).*got \(\)"):
+    with pytest.raises(ValueError, match=r"\(b, n, 4\).*got \(\)"):
         fsq(torch.tensor(1.0))
+    with pytest.raises(
+        ValueError, match=r"channel-first.*\(b, 4, \.\.\.\).*4 or more axes.*got \(2, 3, 5, 4\)"
+    ):
+        fsq(torch.randn(2, 3, 5, 4))  # upstream's rule: 4D input is (b, d, h, w)
     with pytest.raises(TypeError, match=r"floating-point.*torch.int64"):
         fsq(torch.ones(3, 4, dtype=torch.long))
     with pytest.raises(TypeError, match=r"torch.Tensor.*list"):
         fsq([[0.0] * 4])
     first = FSQ([8, 5, 5, 5], channel_first=True)
-    with pytest.raises(ValueError, match=r"channel-first.*\(batch, 4, \.\.\.\).*got \(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"channel-first.*\(b, 4, \.\.\.\).*got \(2, 3, 4\)"):
         first(torch.randn(2, 3, 4))
 
 
 @pytest.mark.parametrize("backend", PATHS)
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
-def test_non_finite_input_raises_by_default(backend, bad):
-    fsq = FSQ([8, 5, 5, 5], backend=backend)
+def test_non_finite_input_raises_when_checked(backend, bad):
+    fsq = FSQ([8, 5, 5, 5], backend=backend, check_finite=True)
     x = torch.randn(1000, 4, generator=_gen(17))
     x[123, 2] = bad
     with pytest.raises(ValueError, match=r"finite.*1 NaN/Inf.*check_finite=False"):
@@ -432,19 +457,32 @@ def test_non_finite_input_raises_by_default(backend, bad):
         fsq(x.requires_grad_())
 
 
+def _assert_same_bits(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Equal values, NaN where the other has NaN."""
+    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+
+
 @pytest.mark.parametrize("backend", PATHS)
-def test_non_finite_input_never_gives_out_of_range_indices(backend):
-    fsq = FSQ([8, 8, 8, 6, 5], backend=backend, check_finite=False)
-    x = torch.randn(1000, 5, generator=_gen(18))
-    x[::7, 1] = float("nan")
-    x[::11, 0] = float("inf")
-    x[::13, 4] = -float("inf")
+@pytest.mark.parametrize(
+    "options", [dict(), dict(preserve_symmetry=True), dict(bound_hard_clamp=True)], ids=str
+)
+def test_non_finite_rows_get_index_minus_one_by_default(backend, options):
+    """No exception and no sync: a row with NaN/Inf gets index -1; codes stay upstream's (NaN for NaN)."""
+    levels = [8, 8, 8, 6, 5] if not options.get("preserve_symmetry") else [8, 8, 8, 6, 2]
+    fsq = FSQ(levels, backend=backend, **options)
+    x = torch.randn(1, 1000, 5, generator=_gen(18))
+    x[0, ::7, 1] = float("nan")
+    x[0, ::11, 0] = float("inf")
+    x[0, ::13, 4] = -float("inf")
     with torch.no_grad():
-        out = fsq(x)
-    assert int(out.indices.min()) >= 0 and int(out.indices.max()) < fsq.codebook_size
+        codes, indices = fsq(x)
+        up_codes, up_indices = UpstreamFSQ(levels, **options)(x)
     finite_rows = torch.isfinite(x).all(-1)
-    expected = FSQ([8, 8, 8, 6, 5])(x[finite_rows])
-    assert torch.equal(out.indices[finite_rows], expected.indices)
+    assert torch.equal(indices[~finite_rows], torch.full_like(indices[~finite_rows], -1))
+    assert torch.equal(indices[finite_rows], up_indices[finite_rows])
+    _assert_same_bits(codes, up_codes)
+    decoded = fsq.indices_to_codes(indices)
+    assert bool(decoded[~finite_rows].isnan().all()) and torch.equal(decoded[finite_rows], codes[finite_rows])
 
 
 def test_large_finite_inputs_pass_the_check():
@@ -456,18 +494,25 @@ def test_large_finite_inputs_pass_the_check():
 
 def test_bad_indices_and_codes():
     fsq = FSQ([8, 5, 5, 5])
+    codes = fsq.indices_to_codes(torch.tensor([0, 1000, -1, 3]))  # out of range: NaN, no sync
+    assert bool(codes[[1, 2]].isnan().all()) and torch.equal(codes[[0, 3]], fsq.implicit_codebook[[0, 3]])
+    assert torch.equal(
+        fsq.codes_to_indices(torch.tensor([[3.0, 0, 0, 0], [float("nan"), 0, 0, 0]])),
+        torch.tensor([-1, -1], dtype=torch.int32),
+    )
+    checked = FSQ([8, 5, 5, 5], check_finite=True)
     with pytest.raises(ValueError, match=r"\[0, 1000\).*\[0, 1000\]"):
-        fsq.indices_to_codes(torch.tensor([0, 1000]))
+        checked.indices_to_codes(torch.tensor([0, 1000]))
     with pytest.raises(ValueError, match=r"\[0, 1000\).*\[-1, 3\]"):
-        fsq.indices_to_codes(torch.tensor([-1, 3]))
+        checked.indices_to_codes(torch.tensor([-1, 3]))
+    with pytest.raises(ValueError, match=r"off the grid"):
+        checked.codes_to_indices(torch.full((2, 4), 3.0))
+    with pytest.raises(ValueError, match=r"off the grid"):
+        checked.codes_to_indices(torch.full((2, 4), float("nan")))
     with pytest.raises(TypeError, match=r"integer tensor.*float32"):
         fsq.indices_to_codes(torch.tensor([1.0]))
     with pytest.raises(ValueError, match=r"\(\.\.\., 4\).*\(2, 3\)"):
         fsq.codes_to_indices(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match=r"off the grid"):
-        fsq.codes_to_indices(torch.full((2, 4), 3.0))
-    with pytest.raises(ValueError, match=r"off the grid"):
-        fsq.codes_to_indices(torch.full((2, 4), float("nan")))
     several = FSQ([8, 5, 5, 5], num_codebooks=2)
     with pytest.raises(ValueError, match=r"\(\.\.\., 2\).*\(5, 3\)"):
         several.indices_to_codes(torch.zeros(5, 3, dtype=torch.long))

@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 # Public API, imported on first use so that `import vqbench` stays cheap.
 _LAZY = {
+    "FSQ": "vqbench.quantizers.fsq",
     "list_quantizers": "vqbench.quantizers",
     "create_quantizer": "vqbench.quantizers",
     "register_quantizer": "vqbench.quantizers",

@@ -20,7 +20,7 @@ _B = "vqbench.quantizers.baselines"
 
 # name, lazy target, family, source, description
 _BUILTINS = [
-    ("fsq", "vqbench.quantizers.fsq:FSQ", "fsq", "vqbench", "Finite Scalar Quantization (vqbench)"),
+    ("fsq", "vqbench.quantizers.fsq:fsq_quantizer", "fsq", "vqbench", "Finite Scalar Quantization (vqbench)"),
     ("fsq-upstream", f"{_B}:upstream_fsq", "fsq", _UPSTREAM, "FSQ as implemented upstream"),
     ("vq", f"{_B}:vector_quantize", "vq", _UPSTREAM, "VQ-VAE codebook, euclidean, EMA updates"),
     ("vq-cosine", f"{_B}:vector_quantize_cosine", "vq", _UPSTREAM,
@@ -56,8 +56,22 @@ for _name, _target, _family, _source, _doc in _BUILTINS:
         _name, _target, family=_family, source=_source, description=_doc, default=True, tags=_TAGS[_name]
     )
 
+# The library classes, imported on first use (they pull in the fused paths).
+_LAZY = {"FSQ": "vqbench.quantizers.fsq", "FSQOutput": "vqbench.quantizers.fsq"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vqbench.quantizers' has no attribute {name!r}")
+
+
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "FSQ",
+    "FSQOutput",
     "PluginLoadError",
     "Quantizer",
     "QuantizerOutput",

@@ -1,19 +1,17 @@
-"""FSQ's torch path and the straight-through autograd shared by every fast path.
+"""FSQ's torch path and the reference gradient that every fast path shares."""
 
 The torch path runs the reference arithmetic of ``_fsq_reference`` op for op, in place in one
 output-sized buffer (no intermediate larger than the codes), with the index as one matrix-vector
 product of integer-valued floats (exact below 2^24 codes, integer arithmetic above). It is
 bit-identical to the reference by construction, on any device and for float32 and float64.
 
-:class:`STEQuantize` wraps any forward (this one, the CPU kernel, the Triton kernel) in an autograd
-function whose backward gives the reference's gradient bit for bit: for the default tanh bounds it
-evaluates the same backward operations that autograd records for the reference graph
-(``tanh_backward(g / h * half_l, y)``); for the hard-clamp variants it replays the reference graph.
+:func:`reference_backward` gives the reference's gradient bit for bit without autograd: it
+evaluates the backward operations that autograd records for the reference graph
+(``tanh_backward(g / h * half_l, y)``, or the clamp's mask under a hard clamp). The custom
+operators of ``_fsq_ops`` use it as the backward of every path that has no fused backward.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -103,14 +101,20 @@ def forward(z: Tensor, p: ref.FSQParams, *, with_indices: bool = True, keep_squa
 def reference_backward(z: Tensor, grad: Tensor, p: ref.FSQParams, squashed: Tensor | None = None) -> Tensor:
     """The reference's gradient with respect to ``z`` for the output gradient ``grad``.
 
-    ``squashed`` is ``tanh`` of the bound's input when the caller kept it; else it is recomputed.
+    Evaluates the backward operations that autograd records for the reference graph, in their
+    order: ``Div``/``Mul`` backward steps of the scale, then ``tanh_backward`` (or the clamp's mask
+    ``where(-1 <= u <= 1, g, 0)`` under a hard clamp). ``squashed`` is ``tanh`` of the bound's input
+    when the caller kept it; else it is recomputed. Plain tensor operations: no autograd needed,
+    so this runs inside a custom operator and traces under ``torch.compile``.
     """
-    if p.hard_clamp:  # replay the reference graph: clamp masks are not worth hand-writing
-        with torch.enable_grad():
-            leaf = z.detach().requires_grad_(True)
-            (out,) = torch.autograd.grad(ref.quantize(leaf, p), leaf, grad)
-        return out
     z, grad = z.contiguous(), grad.contiguous()
+    if p.hard_clamp:
+        u = z if p.symmetric else z + p.shift
+        if p.symmetric:  # codes = s * floor_ste((L - 1) * (clamp(z) + 1) / 2 + 0.5) - 1
+            g = grad * p.sym_scale / 2.0 * p.levels_minus_1
+        else:  # codes = round_ste(clamp(z + shift) * half_l - offset) / h
+            g = grad / p.half_width * p.half_l
+        return torch.where((u >= -1.0) & (u <= 1.0), g, 0.0).to(z.dtype)
     if squashed is None:
         squashed = torch.empty(z.shape, dtype=torch.result_type(z, p.shift), device=z.device)
         for r, (zp, sp) in _blocked(z, squashed):
@@ -124,41 +128,7 @@ def reference_backward(z: Tensor, grad: Tensor, p: ref.FSQParams, squashed: Tens
             torch.mul(gp, p.pattern("sym_scale", r), out=out).div_(2.0).mul_(p.pattern("levels_minus_1", r))
         else:  # codes = round_ste(y * half_l - offset) / h
             torch.div(gp, p.pattern("half_width", r), out=out).mul_(p.pattern("half_l", r))
-    return torch.ops.aten.tanh_backward.grad_input(g, squashed, grad_input=g)
+    return torch.ops.aten.tanh_backward.grad_input(g, squashed, grad_input=g).to(z.dtype)
 
 
-#: A fast forward: rows ``(R, d)`` to codes, indices (or None) and tanh's output (or None).
-Forward = Callable[[Tensor], "tuple[Tensor, Tensor | None, Tensor | None]"]
-
-
-class STEQuantize(torch.autograd.Function):
-    """Codes and indices from a fast forward; the reference's straight-through gradient backward."""
-
-    @staticmethod
-    def forward(ctx, z: Tensor, params: ref.FSQParams, fast_forward: Forward):  # type: ignore[override]
-        codes, indices, squashed = fast_forward(z)
-        ctx.params = params
-        ctx.save_for_backward(z, squashed)
-        if indices is not None:
-            ctx.mark_non_differentiable(indices)
-        return codes, indices
-
-    @staticmethod
-    def backward(ctx, grad_codes: Tensor, grad_indices: Tensor | None):  # type: ignore[override]
-        z, squashed = ctx.saved_tensors
-        grad = None
-        if ctx.needs_input_grad[0] and grad_codes is not None:
-            grad = reference_backward(z, grad_codes, ctx.params, squashed)
-        return grad, None, None
-
-
-def training_forward(p: ref.FSQParams, with_indices: bool) -> Forward:
-    """The torch path for :class:`STEQuantize`: keeps tanh's output for the backward."""
-
-    def run(z: Tensor):
-        return forward(z, p, with_indices=with_indices, keep_squashed=not p.hard_clamp)
-
-    return run
-
-
-__all__ = ["STEQuantize", "forward", "reference_backward", "training_forward"]
+__all__ = ["forward", "reference_backward"]
