@@ -1,4 +1,4 @@
-"""FSQ's torch path and the reference gradient that every fast path shares."""
+"""FSQ's torch path and the reference gradient that every fast path shares.
 
 The torch path runs the reference arithmetic of ``_fsq_reference`` op for op, in place in one
 output-sized buffer (no intermediate larger than the codes), with the index as one matrix-vector
