@@ -382,7 +382,7 @@ class FSQ(nn.Module):
         """int32 indices ``(...)`` of codes ``(..., codebook_dim)``; -1 for codes off the grid or NaN."""
         if not isinstance(zhat, Tensor) or not zhat.is_floating_point():
             raise TypeError(f"expected floating-point codes as a torch.Tensor, got {_describe(zhat)}")
-        if zhat.ndim < 1 or zhat.shape[-1] != self.codebook_dim:
+        if not torch.jit.is_tracing() and (zhat.ndim < 1 or zhat.shape[-1] != self.codebook_dim):
             raise ValueError(f"expected codes of shape (..., {self.codebook_dim}), got {tuple(zhat.shape)}")
         if zhat.dtype not in _OP_DTYPES:
             zhat = zhat.float()
@@ -420,7 +420,11 @@ class FSQ(nn.Module):
         if indices.dtype == torch.bool:
             raise TypeError(f"expected an integer tensor of indices, got {indices.dtype}")
         keep = self.keep_num_codebooks_dim
-        if keep and (indices.ndim < 1 or indices.shape[-1] != self.num_codebooks):
+        if (
+            keep
+            and not torch.jit.is_tracing()
+            and (indices.ndim < 1 or indices.shape[-1] != self.num_codebooks)
+        ):
             raise ValueError(
                 f"expected indices of shape (..., {self.num_codebooks}) (one per codebook), "
                 f"got {tuple(indices.shape)}"
