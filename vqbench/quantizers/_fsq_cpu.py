@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -43,16 +44,19 @@ _SOURCE = r"""
         const int64_t nr = rows - r0 < RB ? rows - r0 : RB;                              \
         const int64_t np = nr * (D);                                                     \
         const float* xs = x + r0 * (D);                                                  \
-        float* cs = codes + r0 * (D);                                                    \
+        float* cs = codes ? codes + r0 * (D) : 0;                                        \
+        int64_t bb = 0;                                                                  \
         if (check) {                                                                     \
-            for (int64_t p = 0; p < np; ++p) bad += !(fabsf(xs[p]) <= FLT_MAX);          \
+            for (int64_t p = 0; p < np; ++p) bb += !(fabsf(xs[p]) <= FLT_MAX);           \
+            bad += bb;                                                                   \
         }                                                                                \
         for (int64_t p = 0; p < np; ++p) kb[p] = 0;                                      \
         for (int32_t j = 0; j < J; ++j) {                                                \
             const float* t = thr + (int64_t)j * P;                                       \
             for (int64_t p = 0; p < np; ++p) kb[p] += (xs[p] >= t[p]);                   \
         }                                                                                \
-        if (mode == 0) {                                                                 \
+        if (!cs) {                                                                       \
+        } else if (mode == 0) {                                                          \
             for (int64_t p = 0; p < np; ++p) cs[p] = ((float)kb[p] + a[p]) / b[p];       \
         } else {                                                                         \
             for (int64_t p = 0; p < np; ++p) {                                           \
@@ -68,6 +72,17 @@ _SOURCE = r"""
                 is[r] = s;                                                               \
             }                                                                            \
         }                                                                                \
+        if (mark && bb) {  /* NaN codes for NaN input, index -1 for a non-finite row */  \
+            for (int64_t r = 0; r < nr; ++r) {                                           \
+                int32_t nf = 0;                                                          \
+                for (int32_t c = 0; c < (D); ++c) {                                      \
+                    const float v = xs[r * (D) + c];                                     \
+                    nf |= !(fabsf(v) <= FLT_MAX);                                        \
+                    if (cs && v != v) cs[r * (D) + c] = v;                               \
+                }                                                                        \
+                if (idx && nf) idx[r0 + r] = -1;                                         \
+            }                                                                            \
+        }                                                                                \
     }                                                                                    \
     return bad;
 
@@ -76,7 +91,7 @@ static int64_t NAME(const float* restrict x, float* restrict codes,             
                     int32_t* restrict idx, int64_t rows, int32_t dd, int32_t J,          \
                     int32_t RB, const float* restrict thr, const float* restrict a,      \
                     const float* restrict b, const int32_t* restrict basis,              \
-                    int32_t mode, int32_t check) { (void)dd; FSQ_BODY(D) }
+                    int32_t mode, int32_t check, int32_t mark) { (void)dd; FSQ_BODY(D) }
 
 FSQ_FN(fsq_d1, 1)
 FSQ_FN(fsq_d2, 2)
@@ -90,24 +105,146 @@ FSQ_FN(fsq_dn, dd)
 
 int64_t fsq_forward(const float* x, float* codes, int32_t* idx, int64_t rows, int32_t d,
                     int32_t J, int32_t RB, const float* thr, const float* a, const float* b,
-                    const int32_t* basis, int32_t mode, int32_t check) {
+                    const int32_t* basis, int32_t mode, int32_t check, int32_t mark) {
+    check |= mark;
     switch (d) {
-        case 1: return fsq_d1(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check);
-        case 2: return fsq_d2(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check);
-        case 3: return fsq_d3(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check);
-        case 4: return fsq_d4(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check);
-        case 5: return fsq_d5(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check);
-        case 6: return fsq_d6(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check);
-        case 7: return fsq_d7(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check);
-        case 8: return fsq_d8(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check);
-        default: return fsq_dn(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check);
+        case 1: return fsq_d1(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check, mark);
+        case 2: return fsq_d2(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check, mark);
+        case 3: return fsq_d3(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check, mark);
+        case 4: return fsq_d4(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check, mark);
+        case 5: return fsq_d5(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check, mark);
+        case 6: return fsq_d6(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check, mark);
+        case 7: return fsq_d7(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check, mark);
+        case 8: return fsq_d8(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check, mark);
+        default: return fsq_dn(x, codes, idx, rows, d, J, RB, thr, a, b, basis, mode, check, mark);
+    }
+}
+
+/* Decode: code bits of index i are lo[i % split] | hi[i / split], two tables of whole rows in
+   which the channels of the other table are zero bits. Out-of-range indices count as bad and
+   decode as index 0 (no read outside the tables). */
+#define DEC_BODY(D, V)                                                                   \
+    int64_t bad = 0;                                                                     \
+    for (int64_t r = 0; r < rows; ++r) {                                                 \
+        const uint64_t u = (uint64_t)(int64_t)(V);                                       \
+        const int ok = u < size;                                                         \
+        bad += !ok;                                                                      \
+        const uint32_t i = ok ? (uint32_t)u : 0u;                                        \
+        const uint32_t q = one ? 0u : i / split;                                         \
+        const uint32_t* l = lo + (int64_t)(i - q * split) * (D);                         \
+        const uint32_t* h = hi + (int64_t)q * (D);                                       \
+        uint32_t* o = out + r * (D);                                                     \
+        for (int32_t c = 0; c < (D); ++c) o[c] = l[c] | h[c];                            \
+    }                                                                                    \
+    return bad;
+
+#define DEC_FN(NAME, D)                                                                  \
+static int64_t NAME##_i32(const int32_t* restrict idx, uint32_t* restrict out,          \
+                          int64_t rows, int32_t dd, uint64_t size, uint32_t split,       \
+                          int32_t one, const uint32_t* restrict lo,                      \
+                          const uint32_t* restrict hi) { (void)dd; DEC_BODY(D, idx[r]) } \
+static int64_t NAME##_i64(const int64_t* restrict idx, uint32_t* restrict out,          \
+                          int64_t rows, int32_t dd, uint64_t size, uint32_t split,       \
+                          int32_t one, const uint32_t* restrict lo,                      \
+                          const uint32_t* restrict hi) { (void)dd; DEC_BODY(D, idx[r]) }
+
+DEC_FN(dec_d1, 1)
+DEC_FN(dec_d2, 2)
+DEC_FN(dec_d3, 3)
+DEC_FN(dec_d4, 4)
+DEC_FN(dec_d5, 5)
+DEC_FN(dec_d6, 6)
+DEC_FN(dec_d7, 7)
+DEC_FN(dec_d8, 8)
+DEC_FN(dec_dn, dd)
+
+#define DEC_CASE(K, NAME)                                                                \
+    case K: return wide ? NAME##_i64((const int64_t*)idx, out, rows, d, size, split, one, lo, hi) \
+                        : NAME##_i32((const int32_t*)idx, out, rows, d, size, split, one, lo, hi);
+
+int64_t fsq_decode(const void* idx, int32_t wide, uint32_t* out, int64_t rows, int32_t d,
+                   uint64_t size, uint32_t split, const uint32_t* lo, const uint32_t* hi) {
+    const int32_t one = split == size;
+    switch (d) {
+        DEC_CASE(1, dec_d1) DEC_CASE(2, dec_d2) DEC_CASE(3, dec_d3) DEC_CASE(4, dec_d4)
+        DEC_CASE(5, dec_d5) DEC_CASE(6, dec_d6) DEC_CASE(7, dec_d7) DEC_CASE(8, dec_d8)
+        default: DEC_CASE(0, dec_dn)
+    }
+}
+
+/* Backward of the straight-through codes: t = ((g * m1) / dv) * m2 per element (the reference's
+   chain of Div/Mul backward steps), then tanh's backward t * (1 - y * y) with y = tanh output
+   (mode 0: as one fused multiply-add, mode 1: as two roundings, whichever ATen's kernel uses here),
+   or the clamp's backward (mode 2): t where -1 <= z + sh <= 1, else 0. */
+#define BWD_BODY(D)                                                                      \
+    const int64_t P = (int64_t)RB * (D);                                                 \
+    for (int64_t r0 = 0; r0 < rows; r0 += RB) {                                          \
+        const int64_t np = (rows - r0 < RB ? rows - r0 : RB) * (D);                      \
+        const float* gs = g + r0 * (D);                                                  \
+        float* os = out + r0 * (D);                                                      \
+        (void)P;                                                                         \
+        if (mode == 2) {                                                                 \
+            const float* zs = z + r0 * (D);                                              \
+            for (int64_t p = 0; p < np; ++p) {                                           \
+                const float t = ((gs[p] * m1[p]) / dv[p]) * m2[p];                       \
+                const float u = zs[p] + sh[p];                                           \
+                os[p] = (u >= -1.0f && u <= 1.0f) ? t : 0.0f;                            \
+            }                                                                            \
+        } else if (mode == 0) {                                                          \
+            const float* ys = y + r0 * (D);                                              \
+            for (int64_t p = 0; p < np; ++p) {                                           \
+                const float t = ((gs[p] * m1[p]) / dv[p]) * m2[p];                       \
+                os[p] = t * fmaf(-ys[p], ys[p], 1.0f);                                   \
+            }                                                                            \
+        } else {                                                                         \
+            const float* ys = y + r0 * (D);                                              \
+            for (int64_t p = 0; p < np; ++p) {                                           \
+                const float t = ((gs[p] * m1[p]) / dv[p]) * m2[p];                       \
+                const float s = 1.0f - ys[p] * ys[p];                                    \
+                os[p] = t * s;                                                           \
+            }                                                                            \
+        }                                                                                \
+    }
+
+#define BWD_FN(NAME, D)                                                                  \
+static void NAME(const float* restrict z, const float* restrict g, const float* restrict y, \
+                 float* restrict out, int64_t rows, int32_t dd, int32_t RB,              \
+                 const float* restrict m1, const float* restrict dv,                     \
+                 const float* restrict m2, const float* restrict sh, int32_t mode)       \
+{ (void)dd; BWD_BODY(D) }
+
+BWD_FN(bwd_d1, 1)
+BWD_FN(bwd_d2, 2)
+BWD_FN(bwd_d3, 3)
+BWD_FN(bwd_d4, 4)
+BWD_FN(bwd_d5, 5)
+BWD_FN(bwd_d6, 6)
+BWD_FN(bwd_d7, 7)
+BWD_FN(bwd_d8, 8)
+BWD_FN(bwd_dn, dd)
+
+void fsq_backward(const float* z, const float* g, const float* y, float* out, int64_t rows,
+                  int32_t d, int32_t RB, const float* m1, const float* dv, const float* m2,
+                  const float* sh, int32_t mode) {
+    switch (d) {
+        case 1: bwd_d1(z, g, y, out, rows, d, RB, m1, dv, m2, sh, mode); return;
+        case 2: bwd_d2(z, g, y, out, rows, d, RB, m1, dv, m2, sh, mode); return;
+        case 3: bwd_d3(z, g, y, out, rows, d, RB, m1, dv, m2, sh, mode); return;
+        case 4: bwd_d4(z, g, y, out, rows, d, RB, m1, dv, m2, sh, mode); return;
+        case 5: bwd_d5(z, g, y, out, rows, d, RB, m1, dv, m2, sh, mode); return;
+        case 6: bwd_d6(z, g, y, out, rows, d, RB, m1, dv, m2, sh, mode); return;
+        case 7: bwd_d7(z, g, y, out, rows, d, RB, m1, dv, m2, sh, mode); return;
+        case 8: bwd_d8(z, g, y, out, rows, d, RB, m1, dv, m2, sh, mode); return;
+        default: bwd_dn(z, g, y, out, rows, d, RB, m1, dv, m2, sh, mode); return;
     }
 }
 
 int32_t fsq_block_limit(void) { return 4096; }
+int32_t fsq_abi_version(void) { return 3; }
 """
 
 _BLOCK_LIMIT = 4096  # elements of the kernel's per-block level buffer
+_ABI_VERSION = 3  # the kernel's entry points: forward, decode, backward
 _ARCH_FLAGS = (["-march=native", "-mprefer-vector-width=512"], ["-march=native"], [])
 _BASE_FLAGS = ["-O3", "-std=c99", "-shared", "-fPIC", "-ffp-contract=off", "-fno-math-errno"]
 _MIN_ROWS_PER_THREAD = 32768
@@ -198,8 +335,16 @@ def _load() -> ctypes.CDLL | None:
                 fn = lib.fsq_forward
                 fn.restype = ctypes.c_int64
                 fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] + [ctypes.c_int32] * 3
-                fn.argtypes += [ctypes.c_void_p] * 4 + [ctypes.c_int32] * 2
-                if lib.fsq_block_limit() != _BLOCK_LIMIT:
+                fn.argtypes += [ctypes.c_void_p] * 4 + [ctypes.c_int32] * 3
+                dec = lib.fsq_decode
+                dec.restype = ctypes.c_int64
+                dec.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64]
+                dec.argtypes += [ctypes.c_int32, ctypes.c_uint64, ctypes.c_uint32] + [ctypes.c_void_p] * 2
+                bwd = lib.fsq_backward
+                bwd.restype = None
+                bwd.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_int32] * 2
+                bwd.argtypes += [ctypes.c_void_p] * 4 + [ctypes.c_int32]
+                if lib.fsq_block_limit() != _BLOCK_LIMIT or lib.fsq_abi_version() != _ABI_VERSION:
                     raise RuntimeError("stale FSQ CPU kernel in the cache")
             except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
                 lib = None
@@ -229,6 +374,10 @@ def _pool() -> ThreadPoolExecutor:
         return pool  # type: ignore[return-value]
 
 
+_BACKWARD_CHUNK = 24 * 1024  # elements of tanh scratch per step: in cache, below ATen's grain size
+_DECODE_SINGLE_TABLE = 4096  # codebooks up to this size decode from one table of every code
+
+
 @dataclass(frozen=True)
 class Prepared:
     """Per-configuration kernel constants, laid out in blocks of ``rows_per_block`` rows."""
@@ -241,12 +390,46 @@ class Prepared:
     b: Tensor  # float32 (P,)
     basis: Tensor  # int32 (d,)
     mode: int  # 0: (k + a) / b; 1: k * a - b
+    codebook_size: int = 0
+    split: int = 0  # decode: index i reads row i % split of decode_lo and row i // split of decode_hi
+    decode_lo: Tensor | None = None  # int32 bits of float32 codes (split, d), zero in the hi channels
+    decode_hi: Tensor | None = None  # int32 bits (codebook_size // split, d), zero in the lo channels
+
+
+def _code_values(k: Tensor, a: Tensor, b: Tensor, mode: int) -> Tensor:
+    """Codes of float32 level indices ``k`` with the forward kernel's own arithmetic."""
+    return (k + a) / b if mode == 0 else k * a - b
+
+
+def _decode_tables(levels: list[int], a: Tensor, b: Tensor, mode: int) -> tuple[int, Tensor, Tensor]:
+    """``(split, lo, hi)``: one table when the codebook is small, else two of about sqrt(size) rows."""
+    d, size = len(levels), math.prod(levels)
+    prefix = [math.prod(levels[:k]) for k in range(d + 1)]
+    if size <= _DECODE_SINGLE_TABLE or d == 1:
+        k = d
+    else:
+        k = min(range(1, d), key=lambda c: max(prefix[c], size // prefix[c]))
+    split = prefix[k]
+
+    def table(rows: int, channels: range, base: int) -> Tensor:
+        out = torch.zeros(rows, d, dtype=torch.float32)
+        i = torch.arange(rows, dtype=torch.int64)
+        for c in channels:
+            level = (i // (prefix[c] // base)) % levels[c]
+            out[:, c] = _code_values(level.float(), a[c], b[c], mode)
+        return out.view(torch.int32).contiguous()
+
+    return split, table(split, range(k), 1), table(size // split, range(k, d), split)
 
 
 def prepare(
     thresholds: Tensor, half_width: Tensor, sym_scale: Tensor, basis: Tensor, symmetric: bool
 ) -> Prepared:
-    """Lay out thresholds ``(d, J)`` and the code arithmetic for the kernel (CPU tensors)."""
+    """Lay out thresholds ``(d, J)`` and the code arithmetic for the kernel (CPU tensors).
+
+    The levels are read off the thresholds (``L - 1`` finite ones per channel); the decode tables
+    hold the codes that the forward kernel writes, so decode(forward(z)) gives the same bits.
+    """
     d, n_thr = thresholds.shape
     rows_per_block = max(1, 1024 // d)
     reps = rows_per_block
@@ -257,31 +440,80 @@ def prepare(
     else:
         a = (-half_width).float().repeat(reps).contiguous()
         b = half_width.float().repeat(reps).contiguous()
-    return Prepared(d, n_thr, rows_per_block, thr, a, b, basis.to(torch.int32).contiguous(), int(symmetric))
+    mode = int(symmetric)
+    levels = [int(n) + 1 for n in (~torch.isnan(thresholds)).sum(1).tolist()]
+    split, lo, hi = _decode_tables(levels, a[:d], b[:d], mode)
+    return Prepared(
+        d,
+        n_thr,
+        rows_per_block,
+        thr,
+        a,
+        b,
+        basis.to(torch.int32).contiguous(),
+        mode,
+        math.prod(levels),
+        split,
+        lo,
+        hi,
+    )
 
 
-def forward(z: Tensor, prep: Prepared, *, with_indices: bool = True, check_finite: bool = True):
-    """Codes ``(R, d)`` float32, int32 indices ``(R,)`` (or None) and the count of non-finite inputs."""
+def _lib() -> ctypes.CDLL:
     lib = _load()
     if lib is None:
         raise RuntimeError(f"the FSQ CPU kernel is unavailable: {unavailable_reason()}")
+    return lib
+
+
+def _run_rows(run, rows: int, min_rows: int = _MIN_ROWS_PER_THREAD) -> int:
+    """``run(r0, r1)`` over row chunks on ``torch.get_num_threads()`` threads; the sum of the results."""
+    threads = min(torch.get_num_threads(), max(1, rows // min_rows))
+    if rows == 0:
+        return 0
+    if threads <= 1:
+        return run(0, rows) or 0
+    step = -(-rows // threads)
+    futures = [_pool().submit(run, r0, min(r0 + step, rows)) for r0 in range(0, rows, step)]
+    return sum(f.result() or 0 for f in futures)
+
+
+def forward(
+    z: Tensor,
+    prep: Prepared,
+    *,
+    with_indices: bool = True,
+    check_finite: bool = True,
+    with_codes: bool = True,
+    mark_nonfinite: bool = False,
+):
+    """Codes ``(R, d)`` float32 (or None), int32 indices ``(R,)`` (or None) and the non-finite count.
+
+    ``with_codes=False`` is the encode path: the kernel writes indices only. ``mark_nonfinite``:
+    NaN codes where the input is NaN and index -1 for rows with a NaN/Inf (in the same pass; the
+    count is then returned even without ``check_finite``).
+    """
+    lib = _lib()
     if z.dtype != torch.float32 or z.device.type != "cpu" or z.ndim != 2 or z.shape[1] != prep.d:
         raise ValueError(
             f"expected a float32 CPU tensor (R, {prep.d}), got {z.dtype} {tuple(z.shape)} on {z.device}"
         )
     z = z.contiguous()
     rows = z.shape[0]
-    codes = torch.empty_like(z)
+    codes = torch.empty_like(z) if with_codes else None
     idx = torch.empty(rows, dtype=torch.int32) if with_indices else None
     fn = lib.fsq_forward
     consts = (prep.thresholds.data_ptr(), prep.a.data_ptr(), prep.b.data_ptr(), prep.basis.data_ptr())
     d, esize = prep.d, 4
+    zp = z.data_ptr()
+    cp = None if codes is None else codes.data_ptr()
+    ip = None if idx is None else idx.data_ptr()
 
     def run(r0: int, r1: int) -> int:
         return fn(
-            z.data_ptr() + r0 * d * esize,
-            codes.data_ptr() + r0 * d * esize,
-            None if idx is None else idx.data_ptr() + r0 * esize,
+            zp + r0 * d * esize,
+            None if cp is None else cp + r0 * d * esize,
+            None if ip is None else ip + r0 * esize,
             r1 - r0,
             d,
             prep.n_thresholds,
@@ -289,16 +521,173 @@ def forward(z: Tensor, prep: Prepared, *, with_indices: bool = True, check_finit
             *consts,
             prep.mode,
             int(check_finite),
+            int(mark_nonfinite),
         )
 
-    threads = min(torch.get_num_threads(), max(1, rows // _MIN_ROWS_PER_THREAD))
-    if threads <= 1 or rows == 0:
-        bad = run(0, rows) if rows else 0
-    else:
-        step = -(-rows // threads)
-        futures = [_pool().submit(run, r0, min(r0 + step, rows)) for r0 in range(0, rows, step)]
-        bad = sum(f.result() for f in futures)
+    bad = _run_rows(run, rows)
     return codes, idx, bad
 
 
-__all__ = ["Prepared", "available", "forward", "prepare", "unavailable_reason"]
+def decode(indices: Tensor, prep: Prepared) -> Tensor:
+    """float32 codes ``(*indices.shape, d)`` of integer indices, the forward kernel's codes bit for bit.
+
+    Raises ValueError when an index is outside ``[0, codebook_size)`` (counted in the same pass).
+    """
+    lib = _lib()
+    if prep.decode_lo is None:
+        raise ValueError("this Prepared has no decode tables; build it with _fsq_cpu.prepare")
+    if not isinstance(indices, Tensor) or indices.device.type != "cpu":
+        raise ValueError(f"expected integer CPU indices, got {_describe(indices)}")
+    if indices.dtype not in (torch.int32, torch.int64):
+        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+            raise ValueError(f"expected integer indices, got {indices.dtype}")
+        indices = indices.to(torch.int64)
+    shape = indices.shape
+    flat = indices.contiguous().view(-1)
+    rows, d = flat.shape[0], prep.d
+    out = torch.empty(rows, d, dtype=torch.float32)
+    wide = int(flat.dtype == torch.int64)
+    isize = flat.element_size()
+    ip, op = flat.data_ptr(), out.data_ptr()
+    lo, hi = prep.decode_lo.data_ptr(), prep.decode_hi.data_ptr()
+    fn = lib.fsq_decode
+
+    def run(r0: int, r1: int) -> int:
+        return fn(ip + r0 * isize, wide, op + r0 * d * 4, r1 - r0, d, prep.codebook_size, prep.split, lo, hi)
+
+    bad = _run_rows(run, rows, 4 * _MIN_ROWS_PER_THREAD)
+    if bad:
+        raise ValueError(
+            f"expected indices in [0, {prep.codebook_size}), got {bad} value(s) outside that range"
+        )
+    return out.view(*shape, d)
+
+
+def _describe(t: object) -> str:
+    if isinstance(t, Tensor):
+        return f"{t.dtype} tensor on {t.device}"
+    return type(t).__name__
+
+
+def _tanh_backward_mode(lib: ctypes.CDLL) -> int | None:
+    """Which rounding ATen's ``tanh_backward`` uses here (0: fused multiply-add, 1: two roundings).
+
+    Found by running both kernel variants against ATen on awkward sizes (vector body and scalar
+    tail); None when neither matches, and then :func:`backward` replays the torch formulation.
+    """
+    with _lock:
+        if "tanh_mode" in _state:
+            return _state["tanh_mode"]  # type: ignore[return-value]
+    gen = torch.Generator().manual_seed(0)
+    found = None
+    n = 4099
+    g = torch.randn(n, generator=gen)
+    y = torch.tanh(torch.randn(n, generator=gen) * 2)
+    ones, zero = torch.ones(n), torch.zeros(n)
+    expected = torch.ops.aten.tanh_backward(g, y)
+    for mode in (0, 1):
+        out = torch.empty(n)
+        lib.fsq_backward(
+            None, g.data_ptr(), y.data_ptr(), out.data_ptr(), n, 1, n,
+            ones.data_ptr(), ones.data_ptr(), ones.data_ptr(), zero.data_ptr(), mode,
+        )  # fmt: skip
+        ok = all(
+            torch.equal(torch.ops.aten.tanh_backward(g[:k], y[:k]), out[:k]) for k in (1, 7, 33, 100, 517)
+        )
+        if ok and torch.equal(out, expected):
+            found = mode
+            break
+    with _lock:
+        _state["tanh_mode"] = found
+    return found
+
+
+def _backward_constants(p, rows_per_block: int) -> tuple[Tensor, ...]:
+    """(m1, dv, m2, shift) tiled ``rows_per_block`` times, cached in the params' pattern cache."""
+    key = ("_fsq_cpu.backward", rows_per_block)
+    if key not in p.patterns:
+        reps = rows_per_block
+        if p.symmetric:  # codes = s * floor_ste((L - 1) * (y + 1) / 2 + 0.5) - 1
+            m1, dv, m2 = p.sym_scale.float(), torch.full_like(p.sym_scale, 2.0), p.levels_minus_1.float()
+            shift = torch.zeros_like(m1)
+        else:  # codes = round_ste(y * half_l - offset) / h
+            m1, dv, m2 = torch.ones_like(p.half_l), p.half_width.float(), p.half_l.float()
+            shift = p.shift.float()
+        p.patterns[key] = tuple(t.float().repeat(reps).contiguous() for t in (m1, dv, m2, shift))
+    return p.patterns[key]
+
+
+def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
+    """The reference's straight-through gradient with respect to ``z`` ``(R, d)`` float32, one C pass.
+
+    ``params`` is the configuration's ``_fsq_reference.FSQParams`` on the CPU. For the tanh bounds,
+    ``tanh`` of the bound's input comes from torch (the reference's own ``tanh``), then one kernel
+    pass applies the Div/Mul backward steps and ``tanh_backward``; for the hard clamp, one pass in
+    all. Bit-identical to autograd through the reference graph.
+    """
+    from . import _fsq_torch
+
+    lib = _lib()
+    d = z.shape[-1] if z.ndim == 2 else -1
+    if z.dtype != torch.float32 or z.device.type != "cpu" or z.ndim != 2 or d != params.levels.numel():
+        raise ValueError(
+            f"expected a float32 CPU tensor (R, {params.levels.numel()}), got {z.dtype} "
+            f"{tuple(z.shape)} on {z.device}"
+        )
+    if grad_codes.shape != z.shape or grad_codes.dtype != torch.float32 or grad_codes.device != z.device:
+        raise ValueError(
+            f"expected grad_codes like z, float32 {tuple(z.shape)} on the CPU, got {grad_codes.dtype} "
+            f"{tuple(grad_codes.shape)} on {grad_codes.device}"
+        )
+    tanh_mode = 2 if params.hard_clamp else _tanh_backward_mode(lib)
+    if tanh_mode is None:
+        return _fsq_torch.reference_backward(z, grad_codes, params)
+    z, grad_codes = z.contiguous(), grad_codes.contiguous()
+    rows = z.shape[0]
+    rb = max(1, 1024 // d)
+    m1, dv, m2, shift = _backward_constants(params, rb)
+    out = torch.empty_like(z)
+    fn = lib.fsq_backward
+    ptrs = (m1.data_ptr(), dv.data_ptr(), m2.data_ptr(), shift.data_ptr())
+    zp, gp, op = z.data_ptr(), grad_codes.data_ptr(), out.data_ptr()
+    if tanh_mode == 2:  # the clamp's mask needs no tanh: one pass over all rows
+
+        def run(r0: int, r1: int) -> None:
+            off = r0 * d * 4
+            fn(zp + off, gp + off, None, op + off, r1 - r0, d, rb, *ptrs, tanh_mode)
+
+        _run_rows(run, rows)
+        return out
+    # tanh of the bound's input, by torch as in the reference, into a cache-sized scratch chunk;
+    # chunks stay below ATen's grain size, so each thread's torch calls run inline on that thread
+    chunk = max(1, _BACKWARD_CHUNK // (rb * d)) * rb
+
+    def run_tanh(r0: int, r1: int) -> None:
+        scratch = torch.empty(min(r1 - r0, chunk) * d, dtype=torch.float32)
+        for c0 in range(r0, r1, chunk):
+            c1 = min(r1, c0 + chunk)
+            main = c0 + ((c1 - c0) // rb) * rb
+            for a0, a1, sp in ((c0, main, shift), (main, c1, shift[:d])):
+                if a1 > a0:
+                    zv = z[a0:a1].view(-1, sp.numel())
+                    yv = scratch[(a0 - c0) * d : (a1 - c0) * d].view(-1, sp.numel())
+                    if params.symmetric:
+                        torch.tanh(zv, out=yv)
+                    else:
+                        torch.add(zv, sp, out=yv).tanh_()
+            off = c0 * d * 4
+            fn(None, gp + off, scratch.data_ptr(), op + off, c1 - c0, d, rb, *ptrs, tanh_mode)
+
+    _run_rows(run_tanh, rows, 2 * chunk)
+    return out
+
+
+__all__ = [
+    "Prepared",
+    "available",
+    "backward",
+    "decode",
+    "forward",
+    "prepare",
+    "unavailable_reason",
+]
