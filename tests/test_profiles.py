@@ -217,7 +217,14 @@ def test_fsq_speed_runs_as_a_benchmark_kind():
         suite="t",
         benchmark="fsq_speed",
         quantizer="fsq",
-        params={"vectors": 512, "sweep": [], "rounds": 1, "min_run_time": 0.001, "threads": 1},
+        params={
+            "vectors": 512,
+            "sweep": [],
+            "rounds": 1,
+            "min_run_time": 0.001,
+            "threads": 1,
+            "compiled": False,
+        },
     )
     figures = fsq_speed_cell.measure(cell)
     metrics = {f["metric"]: f for f in figures}

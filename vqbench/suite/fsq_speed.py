@@ -1,17 +1,24 @@
-"""FSQ speed benchmark: vqbench's FSQ paths and ``vector_quantize_pytorch.FSQ``, side by side.
+"""FSQ speed benchmark: vqbench's FSQ against ``vector_quantize_pytorch.FSQ``, eager and compiled.
 
 ``python -m vqbench.suite.fsq_speed`` measures, in one process and interleaved in rounds so that a
-busy machine slows every contender alike:
+busy machine slows every contender alike, each operation through the public classes:
 
-- inference (forward, no grad, float32) on 1M vectors for levels [8,5,5,5], [8,8,8,6,5] and
-  [8,8,8,5,5,5], and a size sweep for [8,5,5,5];
-- a training step (forward + backward through the straight-through estimator);
+- ``inference``: forward without grad, float32, on 1M vectors for levels [8,5,5,5], [8,8,8,6,5]
+  and [8,8,8,5,5,5] (every vqbench path), and a size sweep for [8,5,5,5];
+- ``encode``: indices only (upstream's forward indices, compiled on their own so that the
+  compiler may drop the codes);
+- ``decode``: ``indices_to_codes`` at 1M and 4096 indices;
+- ``training``: forward + backward through the straight-through estimator;
+- ``model``: a small model (linear -> FSQ -> linear) compiled whole with ``torch.compile``, with
+  vqbench's FSQ and with upstream's, forward and training step;
 - peak memory of inference against the bytes of its outputs;
 - on a GPU (``--device cuda``): the fused kernel's effective bandwidth against a device copy
   measured in the same process, at 16M vectors.
 
-It prints each ratio against upstream and whether the goals hold (inference >= 4x, training
->= 2x, no intermediate larger than the outputs; on a GPU >= 70% of copy bandwidth and >= 5x).
+The anchor is upstream under ``torch.compile`` (default mode, one compiled callable per
+operation, levels and size, so every shape is compiled static); its compile time (the first call)
+is reported apart. Each figure carries its ratio against eager upstream (``ratio``) and against
+compiled upstream (``ratio_compiled``), and a goals table prints each ratio against its goal.
 CPU times come from ``torch.utils.benchmark`` with the thread count fixed and printed; GPU times
 from CUDA events after warm-up (``vqbench.suite.timing``). ``--json PATH`` writes every figure.
 """
@@ -22,6 +29,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -31,8 +39,19 @@ import torch
 from vqbench.suite.timing import copy_bandwidth, iqr, peak_memory, time_cpu, time_cuda
 
 PRESETS = ([8, 5, 5, 5], [8, 8, 8, 6, 5], [8, 8, 8, 5, 5, 5])
-GOALS = {"inference": 4.0, "training": 2.0, "gpu_copy_fraction": 0.70, "gpu_inference": 5.0}
+SECTIONS = ("inference", "encode", "decode", "training", "model")
+DECODE_SMALL = 4096
+MODEL_VECTORS = 2**18
+MODEL_WIDTH = 64
+GOALS = {
+    "cpu": {"inference": 4.0, "encode": 4.0, "decode": 3.0, "decode_small": 1.0, "training": 2.0},
+    "cuda": {"inference": 1.2, "encode": 1.2, "decode": 1.2, "decode_small": 1.2, "training": 1.2},
+    "model": 1.0,
+    "gpu_copy_fraction": 0.80,
+    "gpu_vs_eager": 5.0,
+}
 UPSTREAM = "upstream"
+COMPILED = "upstream-compiled"
 
 
 @dataclass
@@ -48,28 +67,168 @@ class Figure:
     iqr_s: float | None = None
     repeats: int = 0
     vectors_per_s: float | None = None
-    ratio: float | None = None  # against upstream in the same section, levels and size
+    ratio: float | None = None  # against eager upstream in the same section, levels and size
+    ratio_compiled: float | None = None  # against compiled upstream there
+    compile_s: float | None = None  # first call of a compiled contender, compile included
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _contenders(levels: list[int], device: str, paths: list[str]) -> dict[str, torch.nn.Module]:
+# -- contenders ------------------------------------------------------------------------------
+
+
+def _upstream(levels: list[int], device: str) -> torch.nn.Module:
     from vector_quantize_pytorch import FSQ as UpstreamFSQ
 
+    return UpstreamFSQ(levels).to(device)
+
+
+def _ours(levels: list[int], device: str, path: str = "auto") -> torch.nn.Module:
     from vqbench.quantizers.fsq import FSQ
 
-    out: dict[str, torch.nn.Module] = {UPSTREAM: UpstreamFSQ(levels).to(device)}
-    for name in paths:
-        out[f"vqbench:{name}"] = FSQ(levels, backend=name).to(device)
+    return FSQ(levels, backend=path).to(device)
+
+
+def _codes(out):
+    """Codes of an FSQ call: ``(out, indices)`` of upstream and of vqbench's FSQ, or a named output."""
+    return out[0]
+
+
+def _indices(out):
+    return out[1]
+
+
+@dataclass
+class Contender:
+    """A timed callable and what to report about it."""
+
+    fn: Callable[[], object]
+    module: torch.nn.Module | None = None  # read for vqbench's ``last_backend`` after the calls
+    path: str = UPSTREAM
+    compiled: bool = False
+
+
+def _path_of(c: Contender) -> str:
+    if c.module is not None and hasattr(c.module, "last_backend"):
+        return str(getattr(c.module, "last_backend", None) or "?")
+    return c.path
+
+
+def _compile(fn):
+    """``torch.compile`` in its default mode, specialised to the one shape it is timed on."""
+    return torch.compile(fn, dynamic=False)
+
+
+def _decode_path(name: str, device: str) -> str:
+    """Which decode runs for vqbench's path ``name``: the fused kernel where one can run."""
+    from vqbench.quantizers import _fsq_cpu, _fsq_triton
+
+    if name == "reference":
+        return "reference"
+    if device == "cpu" and _fsq_cpu.available():
+        return "fsq_decode: C kernel"
+    if device == "cuda" and _fsq_triton.available(device):
+        return "fsq_decode: Triton"
+    return "fsq_decode: torch"
+
+
+def _inputs(n: int, d: int, device: str, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(1, n, d, generator=gen) * 1.5).to(device)
+
+
+def _no_grad(fn: Callable[[], object]) -> Callable[[], object]:
+    def run():
+        with torch.no_grad():
+            return fn()
+
+    return run
+
+
+def _contenders(section: str, levels: list[int], n: int, device: str, paths: list[str], compiled: bool):
+    """The contenders of one section, levels and size (upstream eager, upstream compiled, vqbench)."""
+    d = len(levels)
+    up = _upstream(levels, device)
+    out: dict[str, Contender] = {}
+    if section in ("inference", "encode"):
+        x = _inputs(n, d, device)
+        pick = (lambda o: o) if section == "inference" else _indices
+        out[UPSTREAM] = Contender(_no_grad(lambda: pick(up(x))))
+        if compiled:
+            step = _compile(lambda t: pick(up(t)))
+            out[COMPILED] = Contender(_no_grad(lambda: step(x)), path=COMPILED, compiled=True)
+        for name in paths:
+            m = _ours(levels, device, name)
+            out[f"vqbench:{name}"] = Contender(_no_grad(lambda m=m: pick(m(x))), m)
+    elif section == "decode":
+        with torch.no_grad():
+            idx = up(_inputs(n, d, device))[1]
+        out[UPSTREAM] = Contender(_no_grad(lambda: up.indices_to_codes(idx)))
+        if compiled:
+            dec = _compile(up.indices_to_codes)
+            out[COMPILED] = Contender(_no_grad(lambda: dec(idx)), path=COMPILED, compiled=True)
+        for name in paths:
+            m = _ours(levels, device, name)
+            fn = _no_grad(lambda m=m: m.indices_to_codes(idx))
+            out[f"vqbench:{name}"] = Contender(fn, path=_decode_path(name, device))
+    elif section == "training":
+        x = _inputs(n, d, device).requires_grad_()
+        grad = _inputs(n, d, device, seed=1)
+
+        def train(call):
+            def step():
+                x.grad = None
+                _codes(call(x)).backward(grad)
+
+            return step
+
+        out[UPSTREAM] = Contender(train(up.train()))
+        if compiled:
+            out[COMPILED] = Contender(train(_compile(up)), path=COMPILED, compiled=True)
+        for name in paths:
+            m = _ours(levels, device, name).train()
+            out[f"vqbench:{name}"] = Contender(train(m), m)
+    else:
+        raise ValueError(f"unknown section {section!r}; expected one of {SECTIONS}")
     return out
 
 
-def _call(module: torch.nn.Module, x: torch.Tensor):
-    """Upstream takes (b, n, d) only; vqbench's FSQ takes it too."""
-    return module(x)
+class SmallModel(torch.nn.Module):
+    """linear -> FSQ -> linear: the smallest model that puts a quantizer between two layers."""
+
+    def __init__(self, fsq: torch.nn.Module, width: int, d: int) -> None:
+        super().__init__()
+        self.encoder = torch.nn.Linear(width, d)
+        self.fsq = fsq
+        self.decoder = torch.nn.Linear(d, width)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        codes, indices = self.fsq(self.encoder(x))[:2]
+        return self.decoder(codes), indices
 
 
-def _path_of(name: str, module: torch.nn.Module) -> str:
-    return UPSTREAM if name == UPSTREAM else str(getattr(module, "last_backend", "?"))
+def _model_contenders(levels: list[int], n: int, device: str, train: bool) -> dict[str, Contender]:
+    """Both models compiled whole (same seed, same weights); vqbench's must run its fused operator."""
+    out = {}
+    x = _inputs(n, MODEL_WIDTH, device, seed=2)
+    grad = _inputs(n, MODEL_WIDTH, device, seed=3)
+    for name, fsq in ((COMPILED, _upstream(levels, device)), ("vqbench-compiled", _ours(levels, device))):
+        torch.manual_seed(0)
+        model = SmallModel(fsq, MODEL_WIDTH, len(levels)).to(device)
+        model.train(train)
+        compiled = _compile(model)
+        if train:
+
+            def fn(c=compiled, m=model):
+                m.zero_grad(set_to_none=True)
+                c(x)[0].backward(grad)
+
+        else:
+            fn = _no_grad(lambda c=compiled: c(x))
+        out[name] = Contender(fn, path=name, compiled=True)
+    return out
+
+
+# -- timing ------------------------------------------------------------------------------------
 
 
 def _time(fn: Callable[[], object], device: str, threads: int, min_run_time: float) -> list[float]:
@@ -79,22 +238,41 @@ def _time(fn: Callable[[], object], device: str, threads: int, min_run_time: flo
     return list(time_cpu(fn, threads=threads, min_run_time=min_run_time).times)
 
 
+def _first_call(fn: Callable[[], object], device: str) -> float:
+    """Seconds of the first call (for a compiled contender: compile and run)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def _interleaved(
-    fns: dict[str, Callable[[], object]], device: str, threads: int, rounds: int, min_run_time: float
-) -> dict[str, list[float]]:
-    """Time every callable in turn, ``rounds`` times over; pool each one's repeat times."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for fn in fns.values():  # warm-up: thresholds, kernel build, allocator
-        fn()
+    contenders: dict[str, Contender], device: str, threads: int, rounds: int, min_run_time: float
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Time every contender in turn, ``rounds`` times over; pool each one's repeat times.
+
+    Returns the times and the first-call seconds of the compiled contenders.
+    """
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    first: dict[str, float] = {}
+    for name, c in contenders.items():  # warm-up: compile, thresholds, kernel build, allocator
+        seconds = _first_call(c.fn, device)
+        if c.compiled:
+            first[name] = seconds
+        c.fn()
     for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name] += _time(fn, device, threads, min_run_time)
-    return times
+        for name, c in contenders.items():
+            times[name] += _time(c.fn, device, threads, min_run_time)
+    return times, first
 
 
-def _figures(section, levels, n, modules, times, extra=None) -> list[Figure]:
+def _figures(section, levels, n, contenders, times, first) -> list[Figure]:
     out = []
-    base = statistics.median(times[UPSTREAM]) if UPSTREAM in times else None
+    eager = statistics.median(times[UPSTREAM]) if UPSTREAM in times else None
+    comp = statistics.median(times[COMPILED]) if COMPILED in times else None
     for name, ts in times.items():
         med = statistics.median(ts)
         out.append(
@@ -103,76 +281,75 @@ def _figures(section, levels, n, modules, times, extra=None) -> list[Figure]:
                 levels=list(levels),
                 vectors=n,
                 contender=name,
-                path=_path_of(name, modules[name]),
+                path=_path_of(contenders[name]),
                 median_s=med,
                 iqr_s=iqr(ts),
                 repeats=len(ts),
                 vectors_per_s=n / med,
-                ratio=(base / med) if base else None,
-                extra=dict(extra or {}),
+                ratio=(eager / med) if eager else None,
+                ratio_compiled=(comp / med) if comp else None,
+                compile_s=first.get(name),
             )
         )
     return out
 
 
-def _inputs(n: int, d: int, device: str, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(1, n, d, generator=gen) * 1.5).to(device)
+def bench(section, levels, n, device, threads, rounds, min_run_time, paths, compiled=True) -> list[Figure]:
+    """One section at one levels and size: every contender, interleaved."""
+    if compiled:
+        torch._dynamo.reset()  # fresh compile caches: each section compiles its own shapes
+    contenders = _contenders(section, list(levels), n, device, paths, compiled)
+    times, first = _interleaved(contenders, device, threads, rounds, min_run_time)
+    return _figures(section, levels, n, contenders, times, first)
 
 
-def bench_inference(levels, n, device, threads, rounds, min_run_time, paths) -> list[Figure]:
+def bench_inference(levels, n, device, threads, rounds, min_run_time, paths, compiled=True) -> list[Figure]:
     """Forward without grad, float32."""
-    modules = _contenders(levels, device, paths)
-    x = _inputs(n, len(levels), device)
-
-    def make(m):
-        def fn():
-            with torch.no_grad():
-                return _call(m, x)
-
-        return fn
-
-    fns = {name: make(m) for name, m in modules.items()}
-    times = _interleaved(fns, device, threads, rounds, min_run_time)
-    return _figures("inference", levels, n, modules, times)
+    return bench("inference", levels, n, device, threads, rounds, min_run_time, paths, compiled)
 
 
-def bench_training(levels, n, device, threads, rounds, min_run_time, paths) -> list[Figure]:
-    """Forward + backward of the codes (a fixed output gradient), input gradient only."""
-    modules = _contenders(levels, device, paths)
-    x = _inputs(n, len(levels), device).requires_grad_()
-    grad = _inputs(n, len(levels), device, seed=1)
+def _runs_fused_op(fn: Callable[[], object]) -> bool:
+    """Whether one call of ``fn`` dispatches vqbench's custom operator (seen by the profiler)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return any(e.key.startswith("vqbench::fsq_quantize") for e in prof.key_averages())
 
-    def make(m):
-        def fn():
-            x.grad = None
-            codes = _call(m, x)[0]
-            codes.backward(grad)
 
-        return fn
-
-    fns = {name: make(m.train()) for name, m in modules.items()}
-    times = _interleaved(fns, device, threads, rounds, min_run_time)
-    return _figures("training", levels, n, modules, times)
+def bench_model(levels, n, device, threads, rounds, min_run_time) -> list[Figure]:
+    """The small model compiled whole, forward and training step; whether the fused operator ran."""
+    figures = []
+    for section, train in (("model-inference", False), ("model-training", True)):
+        torch._dynamo.reset()
+        contenders = _model_contenders(list(levels), n, device, train)
+        times, first = _interleaved(contenders, device, threads, rounds, min_run_time)
+        fused = _runs_fused_op(contenders["vqbench-compiled"].fn)
+        contenders["vqbench-compiled"].path = "compiled, fused op" if fused else "compiled, no fused op"
+        new = _figures(section, levels, n, contenders, times, first)  # vs compiled: the upstream model
+        for f in new:
+            f.extra["fused_op"] = fused
+        figures += new
+    return figures
 
 
 def bench_memory(levels, n, device, paths) -> list[Figure]:
     """Peak bytes allocated by one inference call, against the bytes of its outputs."""
-    modules = _contenders(levels, device, paths)
+    modules = {UPSTREAM: _upstream(levels, device)}
+    modules.update({f"vqbench:{name}": _ours(levels, device, name) for name in paths})
     x = _inputs(n, len(levels), device)
     out = []
     with torch.no_grad():
         for name, m in modules.items():
-            codes, indices = _call(m, x)[:2]
+            result = m(x)
+            codes, indices = _codes(result), _indices(result)
             outputs = codes.numel() * codes.element_size() + indices.numel() * indices.element_size()
-            peak = peak_memory(lambda m=m: _call(m, x), device)
+            peak = peak_memory(lambda m=m: m(x), device)
             out.append(
                 Figure(
                     section="memory",
                     levels=list(levels),
                     vectors=n,
                     contender=name,
-                    path=_path_of(name, m),
+                    path=str(getattr(m, "last_backend", None) or UPSTREAM),
                     extra={"peak_bytes": peak, "output_bytes": outputs, "extra_bytes": peak - outputs},
                 )
             )
@@ -182,9 +359,9 @@ def bench_memory(levels, n, device, paths) -> list[Figure]:
     return out
 
 
-def bench_gpu_bandwidth(levels, n, paths) -> list[Figure]:
+def bench_gpu_bandwidth(levels, n, paths, compiled=True) -> list[Figure]:
     """Effective bandwidth (input read + codes and indices written) against a device copy."""
-    figures = bench_inference(levels, n, "cuda", torch.get_num_threads(), 1, 0.0, paths)
+    figures = bench_inference(levels, n, "cuda", torch.get_num_threads(), 1, 0.0, paths, compiled)
     copy = copy_bandwidth("cuda")
     moved = n * len(levels) * 4 * 2 + n * 4  # float32 in, float32 codes out, int32 index out
     for f in figures:
@@ -210,6 +387,9 @@ def _environment(threads: int, device: str) -> dict[str, Any]:
     return env
 
 
+# -- the run -----------------------------------------------------------------------------------
+
+
 def run(
     *,
     device: str = "cpu",
@@ -218,18 +398,29 @@ def run(
     sweep: tuple[int, ...] = (2**12, 2**16, 2**18, 2**20, 2**22),
     rounds: int = 3,
     min_run_time: float = 0.3,
+    sections: tuple[str, ...] = SECTIONS,
+    compiled: bool = True,
 ) -> dict[str, Any]:
-    """Measure everything; return the environment, the figures and the goal verdicts."""
+    """Measure everything; return the environment, the figures and the goal verdicts.
+
+    ``sections`` picks among :data:`SECTIONS` (inference and memory always run); ``compiled=False``
+    leaves out the compiled contenders (and the compiled model), e.g. for a quick smoke run.
+    """
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown sections {sorted(unknown)}; expected some of {SECTIONS}")
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run(device, torch.get_num_threads(), vectors, sweep, rounds, min_run_time)
+        return _run(
+            device, torch.get_num_threads(), vectors, sweep, rounds, min_run_time, tuple(sections), compiled
+        )
     finally:
         torch.set_num_threads(previous)
 
 
-def _run(device, threads, vectors, sweep, rounds, min_run_time) -> dict[str, Any]:
+def _run(device, threads, vectors, sweep, rounds, min_run_time, sections, compiled) -> dict[str, Any]:
     from vqbench.quantizers.fsq import FSQ
 
     paths = FSQ.available_backends(device)
@@ -237,24 +428,39 @@ def _run(device, threads, vectors, sweep, rounds, min_run_time) -> dict[str, Any
     with torch.no_grad():
         probe(_inputs(16, len(PRESETS[0]), device))
     auto_path = str(probe.last_backend)  # what backend="auto" runs here
+    timing = dict(threads=threads, rounds=rounds, min_run_time=min_run_time)
     figures: list[Figure] = []
     for levels in PRESETS:
-        figures += bench_inference(levels, vectors, device, threads, rounds, min_run_time, paths)
+        figures += bench("inference", levels, vectors, device, paths=paths, compiled=compiled, **timing)
     sweep_paths = sorted({"torch", auto_path}, key=paths.index)
     for n in sweep:
         if n != vectors:
-            figures += bench_inference(PRESETS[0], n, device, threads, rounds, min_run_time, sweep_paths)
-    figures += bench_training(PRESETS[0], vectors, device, threads, rounds, min_run_time, paths)
+            figures += bench(
+                "inference", PRESETS[0], n, device, paths=sweep_paths, compiled=compiled, **timing
+            )
+    for section in ("encode", "decode", "training"):
+        if section not in sections:
+            continue
+        for levels in PRESETS:
+            figures += bench(section, levels, vectors, device, paths=[auto_path], compiled=compiled, **timing)
+            if section == "decode" and vectors != DECODE_SMALL:
+                figures += bench(
+                    section, levels, DECODE_SMALL, device, paths=[auto_path], compiled=compiled, **timing
+                )
+    if "model" in sections and compiled:
+        figures += bench_model(PRESETS[0], min(vectors, MODEL_VECTORS), device, **timing)
     figures += bench_memory(PRESETS[0], vectors, device, paths)
     if device == "cuda":
-        figures += bench_gpu_bandwidth(PRESETS[0], 16 * 2**20, paths)
-    verdicts = _verdicts(figures, auto_path, vectors, device)
+        figures += bench_gpu_bandwidth(PRESETS[0], 16 * 2**20, paths, compiled)
     return {
         "environment": _environment(threads, device),
         "auto_path": auto_path,
         "figures": figures,
-        "goals": verdicts,
+        "goals": _verdicts(figures, auto_path, vectors, device),
     }
+
+
+# -- goals -------------------------------------------------------------------------------------
 
 
 def _pick(figures, section, contender, levels=PRESETS[0], vectors=None):
@@ -267,11 +473,25 @@ def _pick(figures, section, contender, levels=PRESETS[0], vectors=None):
 
 def _verdicts(figures, auto_path, vectors, device) -> list[dict[str, Any]]:
     name = f"vqbench:{auto_path}"
+    goals = GOALS["cuda" if device == "cuda" else "cpu"]
     out = []
-    inf = _pick(figures, "inference", name, vectors=vectors)
-    out.append(_goal("inference [8,5,5,5] 1M vs upstream", inf.ratio, GOALS["inference"], "x"))
-    train = _pick(figures, "training", name)
-    out.append(_goal("training step vs upstream", train.ratio, GOALS["training"], "x"))
+    for section in ("inference", "encode", "decode", "training"):
+        sizes = [(vectors, goals[section])]
+        if section == "decode" and vectors != DECODE_SMALL:
+            sizes.append((DECODE_SMALL, goals["decode_small"]))
+        for levels in PRESETS:
+            for n, target in sizes:
+                f = _pick(figures, section, name, levels, n)
+                if f is not None and f.ratio_compiled is not None:
+                    what = f"{section} [{','.join(map(str, levels))}] {n:,} vs upstream compiled"
+                    out.append(_goal(what, f.ratio_compiled, target, "x"))
+    for section in ("model-inference", "model-training"):
+        f = _pick(figures, section, "vqbench-compiled")
+        if f is not None:
+            what = f"{section}: compiled model, vqbench's FSQ vs upstream's"
+            if not f.extra.get("fused_op"):
+                what += " (the fused operator did NOT run)"
+            out.append(_goal(what, f.ratio_compiled, GOALS["model"], "x"))
     mem = _pick(figures, "memory", name)
     extra, outputs = mem.extra["extra_bytes"], mem.extra["output_bytes"]
     out.append(
@@ -289,7 +509,7 @@ def _verdicts(figures, auto_path, vectors, device) -> list[dict[str, Any]]:
                 "GPU fraction of copy bandwidth", gpu.extra["copy_fraction"], GOALS["gpu_copy_fraction"], ""
             )
         )
-        out.append(_goal("GPU inference vs upstream eager", gpu.ratio, GOALS["gpu_inference"], "x"))
+        out.append(_goal("GPU inference 16M vs upstream eager", gpu.ratio, GOALS["gpu_vs_eager"], "x"))
     return out
 
 
@@ -302,49 +522,55 @@ def _goal(what: str, value: float | None, target: float, unit: str) -> dict[str,
     }
 
 
+# -- printing ----------------------------------------------------------------------------------
+
+_TITLES = {
+    "inference": "Inference (forward, no grad, float32)",
+    "encode": "Encode (indices only)",
+    "decode": "Decode (indices_to_codes)",
+    "training": "Training step (forward + backward)",
+    "model-inference": "Model linear -> FSQ -> linear, compiled whole: forward",
+    "model-training": "Model linear -> FSQ -> linear, compiled whole: training step",
+}
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
 def _print(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 132)
+    console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
     env = result["environment"]
     console.print(
-        "[bold]vqbench FSQ speed[/bold]  "
-        + "  ".join(f"{k}={v}" for k, v in env.items() if v not in (None, ""))
+        "vqbench FSQ speed  " + "  ".join(f"{k}={v}" for k, v in env.items() if v not in (None, "")),
+        markup=False,
     )
-    console.print(f"vqbench's FSQ with backend='auto' runs the [bold]{result['auto_path']}[/bold] path here")
-    for section, title in (
-        ("inference", "Inference (forward, no grad, float32)"),
-        ("training", "Training step"),
-    ):
+    console.print(f"vqbench's FSQ with backend='auto' runs the {result['auto_path']} path here", markup=False)
+    for section, title in _TITLES.items():
+        rows = [f for f in result["figures"] if f.section == section and "copy_fraction" not in f.extra]
+        if not rows:
+            continue
         table = Table(title=title)
-        for col in (
-            "levels",
-            "vectors",
-            "contender",
-            "path ran",
-            "median ms",
-            "IQR ms",
-            "n",
-            "M vectors/s",
-            "vs up",
-        ):
-            table.add_column(
-                col, justify="right" if col not in ("contender", "path ran", "levels") else "left"
-            )
-        for f in result["figures"]:
-            if f.section != section or "copy_fraction" in f.extra:
-                continue
+        cols = ("levels", "vectors", "contender", "path ran", "median ms", "IQR ms", "n", "M vec/s")
+        cols += ("vs eager", "vs compiled", "compile s")
+        for col in cols:
+            table.add_column(col, justify="left" if col in ("contender", "path ran", "levels") else "right")
+        for f in rows:
             table.add_row(
                 ",".join(map(str, f.levels)),
                 f"{f.vectors:,}",
                 f.contender,
                 f.path,
-                f"{f.median_s * 1e3:.2f}",
-                f"{f.iqr_s * 1e3:.2f}",
+                f"{f.median_s * 1e3:.3f}",
+                f"{f.iqr_s * 1e3:.3f}",
                 str(f.repeats),
                 f"{f.vectors_per_s / 1e6:.1f}",
-                "" if f.ratio is None else f"{f.ratio:.2f}x",
+                _fmt(f.ratio, ".2f") + ("x" if f.ratio is not None else ""),
+                _fmt(f.ratio_compiled, ".2f") + ("x" if f.ratio_compiled is not None else ""),
+                _fmt(f.compile_s, ".1f"),
             )
         console.print(table)
     vectors = next((f.vectors for f in result["figures"] if f.section == "memory"), 0)
@@ -366,7 +592,7 @@ def _print(result: dict[str, Any]) -> None:
     gpu = [f for f in result["figures"] if "copy_fraction" in f.extra]
     if gpu:
         table = Table(title="GPU, 16M vectors: effective bandwidth against a device copy")
-        for col in ("contender", "path ran", "median ms", "GB/s", "copy GB/s", "of copy", "vs up"):
+        for col in ("contender", "path ran", "median ms", "GB/s", "copy GB/s", "of copy", "vs eager"):
             table.add_column(col)
         for f in gpu:
             e = f.extra
@@ -380,13 +606,11 @@ def _print(result: dict[str, Any]) -> None:
                 "" if f.ratio is None else f"{f.ratio:.2f}x",
             )
         console.print(table)
-    table = Table(title="Goals of the fast FSQ paths")
+    table = Table(title=f"Goals of the fast FSQ paths ({env.get('device')}, {env.get('threads')} threads)")
     for col in ("goal", "measured", "target", "met"):
         table.add_column(col)
     for g in result["goals"]:
-        table.add_row(
-            g["goal"], str(g["value"]), g["target"], "[green]yes[/green]" if g["met"] else "[red]no[/red]"
-        )
+        table.add_row(g["goal"], str(g["value"]), g["target"], "yes" if g["met"] else "NO")
     console.print(table)
 
 
@@ -400,6 +624,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectors", type=int, default=1_000_000, help="vectors for the headline ratios")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per contender")
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds per timing block (CPU)")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, among {','.join(SECTIONS)} (inference always runs)",
+    )
+    parser.add_argument("--no-compile", action="store_true", help="leave out the compiled contenders")
     parser.add_argument("--quick", action="store_true", help="one round, a short sweep (a smoke run)")
     parser.add_argument("--json", default=None, help="write every figure to this JSON file")
     args = parser.parse_args(argv)
@@ -409,12 +639,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.vectors < 1:
         parser.error(f"--vectors must be >= 1, got {args.vectors}")
+    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--sections: unknown {unknown}; expected some of {','.join(SECTIONS)}")
     options: dict[str, Any] = dict(
         device=args.device,
         threads=args.threads,
         vectors=args.vectors,
         rounds=args.rounds,
         min_run_time=args.min_run_time,
+        sections=sections,
+        compiled=not args.no_compile,
     )
     if args.quick:
         options.update(rounds=1, min_run_time=min(args.min_run_time, 0.1), sweep=(2**12, 2**16))

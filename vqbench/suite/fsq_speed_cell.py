@@ -1,13 +1,16 @@
 """The FSQ speed benchmark (``vqbench.suite.fsq_speed``) as a suite engine: ``measure(cell)``.
 
 One cell runs ``fsq_speed.run`` on the cell's device and turns every figure into rows:
-``{section}.vectors_per_s`` and ``{section}.ratio`` (against upstream FSQ, higher is better) per
-contender, levels and size, plus ``goal.*`` rows (1 = met) for the speed goals. The contender,
-its path, levels and size go to ``extra`` and into the metric name, so that runs compare like for like.
+``{section}.vectors_per_s``, ``{section}.ratio`` (against eager upstream FSQ, higher is better) and
+``{section}.ratio_compiled`` (against upstream under ``torch.compile``) per contender, levels and
+size, ``{section}.compile_time`` of the compiled contenders, plus ``goal.*`` rows (1 = met) for
+the speed goals. The contender, its path, levels and size go to ``extra`` and into the metric
+name, so that runs compare like for like.
 The cell's quantizer names what is measured (``fsq``); its config is not used.
 
 Parameters (``PARAMS``): ``vectors`` (1M), ``sweep`` (sizes of the [8,5,5,5] sweep), ``rounds``,
-``min_run_time`` and ``threads`` (CPU), as in ``python -m vqbench.suite.fsq_speed``.
+``min_run_time`` and ``threads`` (CPU), ``sections`` and ``compiled`` (compiled upstream as a
+contender), as in ``python -m vqbench.suite.fsq_speed``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ PARAMS: dict[str, Any] = {
     "rounds": 3,
     "min_run_time": 0.3,
     "threads": None,
+    "sections": ["inference", "encode", "decode", "training", "model"],
+    "compiled": True,
 }
 
 
@@ -45,6 +50,8 @@ def measure(cell: Cell) -> list[dict]:
         sweep=tuple(int(n) for n in p["sweep"]),
         rounds=int(p["rounds"]),
         min_run_time=float(p["min_run_time"]),
+        sections=tuple(p["sections"]),
+        compiled=bool(p["compiled"]),
     )
     out = []
     for f in result["figures"]:
@@ -75,6 +82,19 @@ def measure(cell: Cell) -> list[dict]:
                     f"{f.section}.ratio.{name}", f.ratio, "x upstream", True, n=f.repeats or None, extra=extra
                 )
             )
+        if f.ratio_compiled is not None:
+            out.append(
+                figure(
+                    f"{f.section}.ratio_compiled.{name}",
+                    f.ratio_compiled,
+                    "x upstream compiled",
+                    True,
+                    n=f.repeats or None,
+                    extra=extra,
+                )
+            )
+        if f.compile_s is not None:
+            out.append(figure(f"{f.section}.compile_time.{name}", f.compile_s, "s", False, n=1, extra=extra))
     for goal in result["goals"]:
         out.append(
             figure(
