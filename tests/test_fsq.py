@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vector_quantize_pytorch import FSQ as UpstreamFSQ
 
-from vqbench.quantizers import QuantizerOutput, create_quantizer
+from vqbench.quantizers import QuantizerOutput, _fsq_ops, create_quantizer
 from vqbench.quantizers.fsq import FSQ
 from vqbench.quantizers.levels import RECOMMENDED_LEVELS
 
@@ -483,6 +483,20 @@ def test_non_finite_rows_get_index_minus_one_by_default(backend, options):
     _assert_same_bits(codes, up_codes)
     decoded = fsq.indices_to_codes(indices)
     assert bool(decoded[~finite_rows].isnan().all()) and torch.equal(decoded[finite_rows], codes[finite_rows])
+
+
+@pytest.mark.parametrize("d", [4, 1030], ids=["matrix-vector", "elementwise"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_non_finite_rows_are_found_exactly(d, dtype):
+    big = torch.finfo(dtype).max
+    z = torch.zeros(7, d, dtype=dtype)
+    z[1] = big  # finite, and its plain row sum overflows
+    z[2, 0] = -big
+    z[3, -1] = float("inf")
+    z[4, 1] = -float("inf")
+    z[5, 0], z[5, 1] = float("inf"), -float("inf")
+    z[6, d // 2] = float("nan")
+    assert _fsq_ops.non_finite_rows(z).tolist() == [False, False, False, True, True, True, True]
 
 
 def test_large_finite_inputs_pass_the_check():

@@ -200,17 +200,33 @@ def _raise_non_finite(count: int, total: int) -> None:
     )
 
 
-_MARK_ROWS = 2**16  # rows per block when marking: bounds the boolean intermediate
+_MARK_ROWS = 2**16  # rows per block of the elementwise fallback: bounds its boolean intermediate
+
+
+def non_finite_rows(z: Tensor) -> Tensor:
+    """Boolean ``(R,)``: rows of ``z`` ``(R, d)`` with a NaN or an Inf.
+
+    One matrix-vector product with weights ``2^-10``: the weighted row sum cannot overflow for
+    ``d < 1024``, so it is finite exactly when every entry is (Inf and NaN propagate; the weights
+    are not zero, so no BLAS can skip them). Measured on 2 CPU cores, 1M rows of 4: a few percent
+    of the torch path, where ``isfinite(z).all(-1)`` costs as much as the quantization itself.
+    """
+    d = z.shape[-1]
+    if d < 1024 and z.shape[0]:
+        return ~torch.isfinite(torch.mv(z, z.new_full((d,), 2.0**-10)))
+    bad = torch.empty(z.shape[0], dtype=torch.bool, device=z.device)
+    for r0 in range(0, z.shape[0], _MARK_ROWS):
+        bad[r0 : r0 + _MARK_ROWS] = ~torch.isfinite(z[r0 : r0 + _MARK_ROWS]).all(dim=-1)
+    return bad
 
 
 def mark_non_finite(z: Tensor, codes: Tensor | None, indices: Tensor | None, *, nan_codes: bool) -> None:
     """In place: index -1 for rows of ``z`` with a NaN/Inf; NaN codes where ``z`` is NaN (``nan_codes``)."""
-    for r0 in range(0, z.shape[0], _MARK_ROWS):
-        block = z[r0 : r0 + _MARK_ROWS]
-        if indices is not None and indices.numel():
-            indices[r0 : r0 + _MARK_ROWS].masked_fill_(~torch.isfinite(block).all(dim=-1), -1)
-        if nan_codes and codes is not None:
-            codes[r0 : r0 + _MARK_ROWS].masked_fill_(torch.isnan(block), float("nan"))
+    if indices is not None and indices.numel():
+        indices.masked_fill_(non_finite_rows(z), -1)
+    if nan_codes and codes is not None:
+        for r0 in range(0, z.shape[0], _MARK_ROWS):
+            codes[r0 : r0 + _MARK_ROWS].masked_fill_(torch.isnan(z[r0 : r0 + _MARK_ROWS]), float("nan"))
 
 
 # -- fsq_quantize -------------------------------------------------------------------------------
