@@ -94,16 +94,24 @@ def test_triton_module_is_import_safe_without_a_gpu():
         _fsq_triton.forward(_x(4, 4), torch.zeros(4, 7), torch.zeros(4, 8), torch.ones(4, dtype=torch.int32))
 
 
-def test_compiled_module_matches_eager():
-    """torch.compile traces the reference arithmetic (the kernels are opaque to it)."""
+def test_compiled_module_runs_the_fused_operator():
+    """A compiled FSQ keeps vqbench's custom operator in its graph and gives the eager results."""
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
     fsq = FSQ([8, 5, 5, 5]).eval()
-    compiled = torch.compile(fsq, backend="eager")
+    compiled = torch.compile(fsq, backend=capture, fullgraph=True)
     x = _x(257, 4)
     with torch.no_grad():
         out = compiled(x)
-        assert fsq.last_backend == "reference"
-        expected = fsq(x)
-    assert torch.equal(out.codes, expected.codes) and torch.equal(out.indices, expected.indices)
+        expected = FSQ([8, 5, 5, 5], backend="reference")(x)
+    targets = {str(node.target) for gm in graphs for node in gm.graph.nodes if node.op == "call_function"}
+    assert any("fsq_quantize" in t for t in targets), targets
+    assert torch.equal(out[0], expected[0]) and torch.equal(out[1], expected[1])
 
 
 # -- the CPU kernel ------------------------------------------------------------------------
@@ -167,6 +175,141 @@ def test_kernel_build_is_cached(tmp_path, monkeypatch):
     assert [p.suffix for p in tmp_path.iterdir()] == [".so"]  # no temporary files left behind
 
 
+@needs_kernel
+def test_kernel_encode_writes_indices_only():
+    prep = FSQ([8, 8, 8, 6, 5])._cpu_prepared()
+    x = _x(70_001, 5)
+    codes, idx, bad = _fsq_cpu.forward(x, prep)
+    none, only, bad_too = _fsq_cpu.forward(x, prep, with_codes=False)
+    assert none is None and torch.equal(only, idx) and bad == bad_too == 0
+
+
+@needs_kernel
+def test_kernel_marks_non_finite_rows_in_its_pass():
+    prep = FSQ([8, 5, 5, 5])._cpu_prepared()
+    x = _x(3000, 4)
+    x[5, 1], x[7, 2], x[2999, 0] = float("nan"), float("inf"), -float("inf")
+    codes, idx, bad = _fsq_cpu.forward(x, prep, check_finite=False, mark_nonfinite=True)
+    assert bad == 3
+    assert idx[[5, 7, 2999]].tolist() == [-1, -1, -1] and bool((idx[:5] >= 0).all())
+    assert torch.isnan(codes[5, 1]) and int(torch.isnan(codes).sum()) == 1
+    assert codes[7, 2] == 1.0 and codes[2999, 0] == -1.0  # saturated, as tanh gives
+    clean, clean_idx, _ = _fsq_cpu.forward(x[:5], prep)
+    assert torch.equal(codes[:5], clean) and torch.equal(idx[:5], clean_idx)
+
+
+@needs_kernel
+@pytest.mark.parametrize("levels", [[8, 5, 5, 5], [8, 8, 8, 6, 5], [8, 8, 8, 5, 5, 5], [3] * 11])
+def test_kernel_decode_gives_the_forward_codes(levels):
+    prep = FSQ(levels)._cpu_prepared()
+    x = _x(20_000, len(levels), seed=len(levels))
+    codes, idx, _ = _fsq_cpu.forward(x, prep)
+    for dtype in (torch.int32, torch.int64, torch.int16):
+        if dtype == torch.int16 and prep.codebook_size > 2**15:
+            continue
+        assert torch.equal(_fsq_cpu.decode(idx.to(dtype), prep), codes), dtype
+    assert _fsq_cpu.decode(idx.view(40, 500), prep).shape == (40, 500, len(levels))
+    assert prep.split * prep.decode_hi.shape[0] == prep.codebook_size
+    assert max(prep.split, prep.decode_hi.shape[0]) < prep.codebook_size or prep.codebook_size <= 4096
+
+
+@needs_kernel
+def test_kernel_decode_rejects_indices_outside_the_codebook():
+    prep = FSQ([8, 5, 5, 5])._cpu_prepared()
+    for bad in (-1, 1000, 2**31 - 1):
+        with pytest.raises(ValueError, match=r"expected indices in \[0, 1000\), got 1 value"):
+            _fsq_cpu.decode(torch.tensor([0, bad, 999]), prep)
+    with pytest.raises(ValueError, match="expected integer indices, got torch.float32"):
+        _fsq_cpu.decode(torch.zeros(3), prep)
+    assert _fsq_cpu.decode(torch.zeros(0, dtype=torch.int64), prep).shape == (0, 4)
+
+
+@needs_kernel
+def test_kernel_decode_threads_agree(monkeypatch):
+    prep = FSQ([8, 8, 8, 5, 5, 5])._cpu_prepared()
+    idx = torch.randint(0, prep.codebook_size, (300_007,), generator=torch.Generator().manual_seed(0))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _fsq_cpu.decode(idx, prep)
+        torch.set_num_threads(max(2, threads))
+        monkeypatch.setattr(_fsq_cpu, "_MIN_ROWS_PER_THREAD", 1000)
+        several = _fsq_cpu.decode(idx, prep)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, several)
+
+
+def _autograd_grad(levels, options, z, grad):
+    """The gradient that autograd gives through upstream's FSQ itself."""
+    from vector_quantize_pytorch import FSQ as UpstreamFSQ
+
+    leaf = z.clone().requires_grad_(True)
+    UpstreamFSQ(levels, **options)(leaf[None])[0][0].backward(grad)
+    return leaf.grad
+
+
+@needs_kernel
+def test_kernel_backward_finds_atens_tanh_backward_rounding():
+    assert _fsq_cpu._tanh_backward_mode(_fsq_cpu._load()) in (0, 1)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"preserve_symmetry": True},
+        {"bound_hard_clamp": True},
+        {"preserve_symmetry": True, "bound_hard_clamp": True},
+    ],
+    ids=["plain", "symmetric", "hard-clamp", "symmetric-hard-clamp"],
+)
+def test_kernel_backward_matches_autograd(options, monkeypatch):
+    levels = [8, 8, 8, 6, 5]
+    params = FSQ(levels, **options)._params(torch.device("cpu"))
+    rows = 3 * 24 * 204 + 77  # several scratch chunks and a ragged tail block (204 rows per block)
+    z, grad = _x(rows, 5, seed=3), _x(rows, 5, seed=4)
+    expected = _autograd_grad(levels, options, z, grad)
+    assert torch.equal(_fsq_cpu.backward(z, grad, params), expected)
+    monkeypatch.setattr(_fsq_cpu, "_MIN_ROWS_PER_THREAD", 1000)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(max(2, threads))
+        assert torch.equal(_fsq_cpu.backward(z, grad, params), expected)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_kernel
+def test_kernel_backward_rejects_bad_arguments():
+    params = FSQ([8, 5, 5, 5])._params(torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"float32 CPU tensor \(R, 4\).*\(3, 5\)"):
+        _fsq_cpu.backward(_x(3, 5), _x(3, 5), params)
+    with pytest.raises(ValueError, match=r"grad_codes like z.*torch.float64"):
+        _fsq_cpu.backward(_x(3, 4), _x(3, 4, dtype=torch.float64), params)
+
+
+def test_training_runs_the_kernel_backward(monkeypatch):
+    """The public class's backward goes through the one-pass kernel where it can run."""
+    if not _fsq_cpu.available():
+        pytest.skip(f"kernel: {_fsq_cpu.unavailable_reason()}")
+    calls = []
+    original = _fsq_cpu.backward
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_fsq_cpu, "backward", spy)
+    x = _x(2, 50, 4).requires_grad_()
+    grad = _x(2, 50, 4, seed=1)
+    FSQ([8, 5, 5, 5])(x)[0].backward(grad)
+    assert calls == [torch.Size([100, 4])]
+    expected = _autograd_grad([8, 5, 5, 5], {}, x.detach().reshape(100, 4), grad.reshape(100, 4))
+    assert torch.equal(x.grad, expected.view(2, 50, 4))
+
+
 # -- memory --------------------------------------------------------------------------------
 
 
@@ -190,17 +333,46 @@ def test_speed_benchmark_smoke(tmp_path, capsys):
     from vqbench.suite import fsq_speed
 
     target = tmp_path / "speed.json"
-    argv = ["--quick", "--vectors", "3000", "--threads", "1", "--min-run-time", "0.01", "--json", str(target)]
+    argv = ["--quick", "--no-compile", "--vectors", "3000", "--threads", "1", "--min-run-time", "0.01"]
     threads = torch.get_num_threads()
-    code = fsq_speed.main(argv)
+    code = fsq_speed.main([*argv, "--json", str(target)])
     assert code in (0, 1) and torch.get_num_threads() == threads  # the thread count is restored
     printed = capsys.readouterr().out
     assert "Goals" in printed and "upstream" in printed
     data = json.loads(target.read_text())
     sections = {f["section"] for f in data["figures"]}
-    assert sections == {"inference", "training", "memory"}
+    assert sections == {"inference", "encode", "decode", "training", "memory"}
+    decode_sizes = {f["vectors"] for f in data["figures"] if f["section"] == "decode"}
+    assert decode_sizes == {3000, fsq_speed.DECODE_SMALL}
     assert {g["goal"].split()[0] for g in data["goals"]} >= {"inference", "training", "inference:"}
     assert data["environment"]["threads"] == 1
     paths = {f["path"] for f in data["figures"]}
     assert "upstream" in paths and data["auto_path"] in paths
+    assert all(f["ratio_compiled"] is None for f in data["figures"])  # no compiled anchor asked for
     assert os.path.getsize(target) > 0
+
+
+def test_speed_benchmark_compiled_anchor():
+    """Compiled upstream is a contender of its own, its compile time apart from its timings."""
+    from vqbench.suite import fsq_speed
+
+    figures = fsq_speed.bench("decode", [8, 5, 5, 5], 2048, "cpu", 1, 1, 0.01, ["torch"])
+    by_name = {f.contender: f for f in figures}
+    assert set(by_name) == {fsq_speed.UPSTREAM, fsq_speed.COMPILED, "vqbench:torch"}
+    anchor = by_name[fsq_speed.COMPILED]
+    assert anchor.compile_s is not None and anchor.compile_s > anchor.median_s
+    assert anchor.ratio_compiled == pytest.approx(1.0)
+    ours = by_name["vqbench:torch"]
+    assert ours.compile_s is None
+    assert ours.ratio_compiled == pytest.approx(anchor.median_s / ours.median_s)
+
+
+def test_speed_benchmark_model_runs_the_fused_operator():
+    """In the compiled linear -> FSQ -> linear model, vqbench's FSQ dispatches its custom operator."""
+    from vqbench.suite import fsq_speed
+
+    torch._dynamo.reset()
+    contenders = fsq_speed._model_contenders([8, 5, 5, 5], 512, "cpu", train=True)
+    assert set(contenders) == {fsq_speed.COMPILED, "vqbench-compiled"}
+    assert fsq_speed._runs_fused_op(contenders["vqbench-compiled"].fn)
+    assert not fsq_speed._runs_fused_op(contenders[fsq_speed.COMPILED].fn)

@@ -6,7 +6,9 @@ The reference is ``vector_quantize_pytorch.FSQ`` itself. Three kinds of evidence
   there (the premise of the comparison kernels, see ``vqbench.quantizers._fsq_thresholds``);
 - random inputs per preset, normal, uniform, large- and tiny-magnitude: ~1e6 rows per preset by
   default, 1e7 rows per preset and kind with ``VQBENCH_SLOW_TESTS=1 pytest -m slow``;
-- the Triton kernel's arithmetic, run here as torch code, and the kernel itself where a GPU is.
+- the Triton kernel's arithmetic, run here as torch code, and the kernel itself where a GPU is;
+- decode (indices to codes) over every index of every preset, and the straight-through gradient of
+  the one-pass backward kernels against autograd through upstream, per preset, variant and kind.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 import torch
 from vector_quantize_pytorch import FSQ as UpstreamFSQ
 
-from vqbench.quantizers import _fsq_thresholds, _fsq_triton
+from vqbench.quantizers import _fsq_cpu, _fsq_thresholds, _fsq_triton
 from vqbench.quantizers.fsq import FSQ
 from vqbench.quantizers.levels import RECOMMENDED_LEVELS
 
@@ -63,7 +65,7 @@ def _fast_outputs(levels, options, z: torch.Tensor):
     with torch.no_grad():
         for name in FAST_PATHS:
             fsq = FSQ(levels, backend=name, check_finite=False, **options)
-            codes, indices, _ = fsq(z)
+            codes, indices = fsq(z)[:2]
             out[name] = (codes, indices)
         fsq = FSQ(levels, **options)
         cpu = torch.device("cpu")
@@ -150,8 +152,14 @@ def test_special_values():
         ]
     )
     z = z[:, None].expand(-1, 4).contiguous()
-    counts = _count_disagreements([8, 5, 5, 5], {}, z)
+    counts = _count_disagreements([8, 5, 5, 5], {}, z[:-2])
     assert counts == dict.fromkeys(counts, 0), counts
+    # +-inf: upstream's saturated codes; the index is -1 (a non-finite row), never a valid code
+    with torch.no_grad():
+        expected = UpstreamFSQ([8, 5, 5, 5])(z[-2:][None])[0][0]
+        for name in FAST_PATHS:
+            codes, indices = FSQ([8, 5, 5, 5], backend=name, check_finite=False)(z[-2:])
+            assert torch.equal(codes, expected) and indices.tolist() == [-1, -1], name
 
 
 # -- random inputs -------------------------------------------------------------------------
@@ -183,6 +191,65 @@ def test_random_inputs_1e7(levels, kind):
         z = random_inputs(kind, min(block, rows - start), len(levels), seed=start + 1000 * KINDS.index(kind))
         counts = _count_disagreements(levels, {}, z)
         assert counts == dict.fromkeys(counts, 0), (kind, start, counts)
+
+
+# -- decode: every index of every preset ---------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["plain", "symmetric"])
+@pytest.mark.parametrize("levels", PRESETS, ids=_ids)
+def test_decode_every_index(levels, variant):
+    """The C decode kernel, the public decode and the Triton decode arithmetic, for every code."""
+    options = VARIANTS[variant]
+    upstream = UpstreamFSQ(levels, **options)
+    fsq = FSQ(levels, **options)
+    size = fsq.codebook_size
+    indices = torch.arange(size)
+    with torch.no_grad():
+        expected = upstream.indices_to_codes(indices)
+        assert torch.equal(fsq.indices_to_codes(indices), expected)
+        assert torch.equal(fsq.indices_to_codes(indices.int()), expected)
+    cpu = torch.device("cpu")
+    table, basis = fsq._code_table(cpu, torch.float32), fsq._params(cpu).basis
+    assert torch.equal(_fsq_triton.decode_formulation(indices, table, basis), expected)
+    outside = _fsq_triton.decode_formulation(torch.tensor([-1, size, 2**31 - 1]), table, basis)
+    assert bool(torch.isnan(outside).all())
+    if _fsq_cpu.available():
+        prep = fsq._cpu_prepared()
+        assert torch.equal(_fsq_cpu.decode(indices, prep), expected)
+        assert torch.equal(_fsq_cpu.decode(indices.int(), prep), expected)
+        z = random_inputs("normal", 2**14, len(levels), seed=7)
+        codes, idx, _ = _fsq_cpu.forward(z, prep)
+        assert torch.equal(_fsq_cpu.decode(idx, prep), codes)  # decode(encode(z)) is z's code
+
+
+# -- gradients of the one-pass backward kernels --------------------------------------------
+
+
+def _upstream_grad(levels, options, z, grad):
+    leaf = z.clone().requires_grad_(True)
+    UpstreamFSQ(levels, **options).to(z.device)(leaf[None])[0][0].backward(grad)
+    return leaf.grad
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("levels", PRESETS, ids=_ids)
+def test_backward_kernels_match_autograd(levels, variant):
+    """C kernel and the Triton kernel's arithmetic: autograd's gradient through upstream, bit for bit."""
+    options = VARIANTS[variant]
+    if levels != PRESETS[0] and variant != "plain":
+        pytest.skip("variants on one preset keep this test short")
+    params = FSQ(levels, **options)._params(torch.device("cpu"))
+    rounding = _fsq_triton.tanh_backward_rounding("cpu")
+    for seed, kind in enumerate(KINDS):
+        z = random_inputs(kind, 2**15 + 3, len(levels), seed)
+        grad = random_inputs("normal", 2**15 + 3, len(levels), seed + 100)
+        expected = _upstream_grad(levels, options, z, grad)
+        if _fsq_cpu.available():
+            assert torch.equal(_fsq_cpu.backward(z, grad, params), expected), kind
+        if rounding is not None:
+            got = _fsq_triton.backward_formulation(z, grad, params, rounding)
+            assert torch.equal(got, expected), kind
 
 
 # -- the Triton kernel on a GPU ------------------------------------------------------------
@@ -228,3 +295,58 @@ def test_triton_half_precision_and_gradients_on_gpu(dtype):  # pragma: no cover 
     out.codes.backward(weights)
     expected[0].backward(weights)
     assert torch.equal(x1.grad, x2.grad)
+
+
+@gpu
+@pytest.mark.parametrize("levels", PRESETS, ids=_ids)
+def test_triton_decode_on_gpu(levels):  # pragma: no cover - needs a GPU
+    upstream = UpstreamFSQ(levels).cuda()
+    fsq = FSQ(levels).cuda()
+    dev = torch.device("cuda")
+    table, basis = fsq._code_table(dev, torch.float32), fsq._params(dev).basis
+    indices = torch.arange(fsq.codebook_size, device="cuda")
+    expected = upstream.indices_to_codes(indices)
+    for dtype in (torch.int32, torch.int64):
+        assert torch.equal(_fsq_triton.decode(indices.to(dtype), table, basis), expected)
+    assert torch.equal(fsq.indices_to_codes(indices), expected)
+    outside = torch.tensor([-1, fsq.codebook_size], device="cuda")
+    assert bool(torch.isnan(_fsq_triton.decode(outside, table, basis)).all())
+    with pytest.raises(ValueError, match="2 value"):
+        _fsq_triton.decode(outside, table, basis, check_range=True)
+
+
+@gpu
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_triton_backward_on_gpu(variant):  # pragma: no cover - needs a GPU
+    levels = [8, 8, 8, 6, 5] if variant in ("plain", "hard-clamp") else [8, 4, 3, 2]
+    options = VARIANTS[variant]
+    params = FSQ(levels, **options)._params(torch.device("cuda"))
+    for seed, kind in enumerate(KINDS):
+        z = random_inputs(kind, 2**20 + 5, len(levels), seed).cuda()
+        grad = random_inputs("normal", 2**20 + 5, len(levels), seed + 100).cuda()
+        expected = _upstream_grad(levels, options, z, grad)
+        assert torch.equal(_fsq_triton.backward(z, grad, params), expected), kind
+
+
+@gpu
+def test_triton_encode_marks_and_no_sync_on_gpu():  # pragma: no cover - needs a GPU
+    fsq = FSQ([8, 5, 5, 5]).cuda()
+    dev = torch.device("cuda")
+    thr, table = fsq._thresholds(dev), fsq._code_table(dev, torch.float32)
+    basis = fsq._params(dev).basis
+    z = random_inputs("normal", 2**16, 4, 0).cuda()
+    z[5, 1], z[7, 2] = float("nan"), float("inf")
+    codes, idx, _ = _fsq_triton.forward(z, thr, table, basis, check_finite=False, mark_nonfinite=True)
+    assert idx[5] == -1 and idx[7] == -1 and bool((idx[:5] >= 0).all())
+    assert torch.isnan(codes[5, 1]) and codes[7, 2] == 1.0
+    none, only, _ = _fsq_triton.forward(z, thr, table, basis, check_finite=False, with_codes=False)
+    assert none is None and torch.equal(only[8:], idx[8:])
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        _fsq_triton.forward(z, thr, table, basis, check_finite=False)
+        _, _, bad = _fsq_triton.forward(z, thr, table, basis, sync=False)
+        _fsq_triton.decode(idx.clamp(min=0), table, basis)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert int(bad.item()) == 2
