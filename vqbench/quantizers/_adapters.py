@@ -144,7 +144,7 @@ def _batched(x: Tensor) -> Tensor:
 
 
 class FSQAdapter(UpstreamQuantizer):
-    """``vector_quantize_pytorch.FSQ``: returns ``(codes, indices)``, no loss."""
+    """``vector_quantize_pytorch.FSQ``, or ``vqbench.FSQ`` (its drop-in): ``(codes, indices)``, no loss."""
 
     def _quantize(self, x):
         codes, indices = self.inner(_batched(x))

@@ -18,7 +18,7 @@ gets index -1, outside the codebook; its codes stay upstream's (NaN for NaN, the
 +-Inf); ``indices_to_codes`` turns indices outside ``[0, codebook_size)`` into NaN codes, and
 ``codes_to_indices`` turns codes off the grid into -1. Measured on 2 CPU cores, 1M vectors of 4
 dims (``fsq_quantize`` with and without the marking, interleaved): nothing on the C kernel path
-(its non-finite count is free), about 17% on the torch path (one matrix-vector product over the
+(its non-finite count is free), 17-19% on the torch path (one matrix-vector product over the
 input, see ``_fsq_ops.non_finite_rows``). ``check_finite=True`` raises ``ValueError`` instead, in
 eager calls only (one host synchronization on CUDA); compiled and traced graphs keep the in-graph
 marking.
@@ -320,8 +320,9 @@ class FSQ(nn.Module):
             codes = self.quantize(z)
             indices = None
             if self.return_indices:
-                indices = self._level_indices_to_indices(self._scale_and_shift(codes.detach()).round())
-                indices = torch.where(torch.isfinite(z).all(dim=-1), indices, -1)
+                level = self._scale_and_shift(codes.detach()).round()  # on the grid, or NaN
+                indices = self._level_indices_to_indices(level, checked=False)
+                indices = indices.masked_fill(_fsq_ops.non_finite_rows(z.detach()), -1)
             if _eager():
                 self.last_backend = "reference"
             return codes, indices
@@ -369,16 +370,21 @@ class FSQ(nn.Module):
 
     # -- codes and indices ----------------------------------------------------------------------
 
-    def _level_indices_to_indices(self, level: Tensor) -> Tensor:
-        """int32 index of rounded level indices ``(..., d)``; -1 where a channel is off the grid or NaN."""
-        in_range = (level >= 0) & (level <= self._levels - 1)
-        level = torch.where(in_range, level, 0.0)
+    def _level_indices_to_indices(self, level: Tensor, checked: bool = True) -> Tensor:
+        """int32 index of rounded level indices ``(..., d)``.
+
+        ``checked``: -1 where a channel is off the grid or NaN; else the caller marks such rows.
+        """
+        if checked:
+            in_range = (level >= 0) & (level <= self._levels - 1)
+            level = torch.where(in_range, level, 0.0)
         exact = 2**24 if level.dtype == torch.float32 else 2**53
         if self.codebook_size <= exact:  # upstream's float sum, exact here
             total = (level * self._basis.to(level.dtype)).sum(dim=-1).to(torch.int32)
         else:
-            total = (level.to(torch.int64) * self._basis.to(torch.int64)).sum(dim=-1).to(torch.int32)
-        return torch.where(in_range.all(dim=-1), total, -1)
+            wide = level.nan_to_num(0.0).to(torch.int64)
+            total = (wide * self._basis.to(torch.int64)).sum(dim=-1).to(torch.int32)
+        return torch.where(in_range.all(dim=-1), total, -1) if checked else total
 
     def codes_to_indices(self, zhat: Tensor) -> Tensor:
         """int32 indices ``(...)`` of codes ``(..., codebook_dim)``; -1 for codes off the grid or NaN."""
