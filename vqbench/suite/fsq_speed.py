@@ -542,7 +542,7 @@ def _print(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
+    console = Console(width=None if sys.stdout.isatty() else 150, highlight=False)
     env = result["environment"]
     console.print(
         "vqbench FSQ speed  " + "  ".join(f"{k}={v}" for k, v in env.items() if v not in (None, "")),
@@ -557,7 +557,11 @@ def _print(result: dict[str, Any]) -> None:
         cols = ("levels", "vectors", "contender", "path ran", "median ms", "IQR ms", "n", "M vec/s")
         cols += ("vs eager", "vs compiled", "compile s")
         for col in cols:
-            table.add_column(col, justify="left" if col in ("contender", "path ran", "levels") else "right")
+            table.add_column(
+                col,
+                justify="left" if col in ("contender", "path ran", "levels") else "right",
+                overflow="fold",  # wrap, never cut with an ellipsis
+            )
         for f in rows:
             table.add_row(
                 ",".join(map(str, f.levels)),
@@ -608,7 +612,7 @@ def _print(result: dict[str, Any]) -> None:
         console.print(table)
     table = Table(title=f"Goals of the fast FSQ paths ({env.get('device')}, {env.get('threads')} threads)")
     for col in ("goal", "measured", "target", "met"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for g in result["goals"]:
         table.add_row(g["goal"], str(g["value"]), g["target"], "yes" if g["met"] else "NO")
     console.print(table)
