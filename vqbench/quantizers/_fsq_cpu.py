@@ -11,6 +11,19 @@ Per element the kernel counts the thresholds of ``_fsq_thresholds`` that the inp
 or ``k * s - 1`` for the symmetric variant; compiled with ``-ffp-contract=off`` so that no FMA
 changes a rounding), and sums the mixed-radix index in int32. Optionally it counts NaN/Inf inputs
 on the way, which makes the finite check free.
+
+Entry points (all take float32 CPU rows ``(R, d)`` and split rows over the thread pool):
+
+- :func:`forward` ``(z, prep, *, with_indices, check_finite, with_codes, mark_nonfinite)`` ->
+  ``(codes, indices, n_bad)``: ``with_codes=False`` is encode (indices only);
+  ``mark_nonfinite`` writes NaN codes for NaN input and index -1 for non-finite rows in the pass;
+- :func:`decode` ``(indices, prep)`` -> codes ``(*indices.shape, d)``: per row one or two table
+  reads (every code when the codebook has at most 4096, else two tables of about sqrt(size) rows
+  split at a channel, whose bits are or-ed), so decode gives the forward kernel's codes bit for
+  bit; an index outside the codebook raises ValueError (counted in the same pass);
+- :func:`backward` ``(z, grad_codes, params)`` -> grad_z: the reference's straight-through
+  gradient in one kernel pass (for the tanh bounds after torch's own ``tanh`` of the bound's input,
+  chunk by chunk in cache; ``tanh_backward`` rounded as ATen rounds it here, found once).
 """
 
 from __future__ import annotations

@@ -148,12 +148,15 @@ if triton is not None:  # pragma: no cover - needs a GPU
         here = tl.load(table_ptr + cols[:, None] * L_MAX + j[None, :], mask=tmask, other=0.0)
         prev = tl.load(table_ptr + cols[:, None] * L_MAX + j[None, :] - 1, mask=tmask, other=0.0)
         levels = 1 + tl.sum((here != prev).to(tl.int64), axis=1)
-        basis = tl.load(basis_ptr + cols, mask=col_ok, other=1).to(tl.int64)
-        i = tl.load(idx_ptr + rows, mask=row_ok, other=0).to(tl.int64)
+        levels = levels.to(tl.int32)
+        basis = tl.load(basis_ptr + cols, mask=col_ok, other=1).to(tl.int32)  # < 2^31: fits
+        wide = tl.load(idx_ptr + rows, mask=row_ok, other=0).to(tl.int64)
+        fits = (wide >= 0) & (wide < 2147483647)
+        i = tl.where(fits, wide, 0).to(tl.int32)  # 32-bit division from here on
         q = i[:, None] // basis[None, :]
         k = q % levels[None, :]
         over = tl.where((cols == D - 1)[None, :], q >= levels[None, :], False)  # i >= prod(levels)
-        bad_row = (i < 0) | (tl.sum(over.to(tl.int32), axis=1) > 0)
+        bad_row = ~fits | (tl.sum(over.to(tl.int32), axis=1) > 0)
         k = tl.where(bad_row[:, None], 0, k)
         mask = row_ok[:, None] & col_ok[None, :]
         code = tl.load(table_ptr + cols[None, :] * L_MAX + k, mask=mask, other=0.0)
