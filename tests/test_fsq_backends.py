@@ -302,12 +302,18 @@ def test_training_runs_the_kernel_backward(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(_fsq_cpu, "backward", spy)
-    x = _x(2, 50, 4).requires_grad_()
-    grad = _x(2, 50, 4, seed=1)
-    FSQ([8, 5, 5, 5])(x)[0].backward(grad)
-    assert calls == [torch.Size([100, 4])]
-    expected = _autograd_grad([8, 5, 5, 5], {}, x.detach().reshape(100, 4), grad.reshape(100, 4))
-    assert torch.equal(x.grad, expected.view(2, 50, 4))
+    monkeypatch.setattr(_fsq_cpu, "_MIN_ROWS_PER_THREAD", 1000)
+    x = _x(2, 50_000, 4).requires_grad_()
+    grad = _x(2, 50_000, 4, seed=1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(max(2, threads))  # chunks on pool threads, where grad mode is on
+        FSQ([8, 5, 5, 5])(x)[0].backward(grad)
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == [torch.Size([100_000, 4])]
+    expected = _autograd_grad([8, 5, 5, 5], {}, x.detach().reshape(-1, 4), grad.reshape(-1, 4))
+    assert torch.equal(x.grad, expected.view(2, 50_000, 4))
 
 
 # -- memory --------------------------------------------------------------------------------

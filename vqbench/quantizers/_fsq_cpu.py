@@ -655,7 +655,7 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
     tanh_mode = 2 if params.hard_clamp else _tanh_backward_mode(lib)
     if tanh_mode is None:
         return _fsq_torch.reference_backward(z, grad_codes, params)
-    z, grad_codes = z.contiguous(), grad_codes.contiguous()
+    z, grad_codes = z.detach().contiguous(), grad_codes.detach().contiguous()
     rows = z.shape[0]
     rb = max(1, 1024 // d)
     m1, dv, m2, shift = _backward_constants(params, rb)
@@ -676,6 +676,10 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
     chunk = max(1, _BACKWARD_CHUNK // (rb * d)) * rb
 
     def run_tanh(r0: int, r1: int) -> None:
+        with torch.no_grad():  # grad mode is per thread, and pool threads start with it on
+            _tanh_rows(r0, r1)
+
+    def _tanh_rows(r0: int, r1: int) -> None:
         scratch = torch.empty(min(r1 - r0, chunk) * d, dtype=torch.float32)
         for c0 in range(r0, r1, chunk):
             c1 = min(r1, c0 + chunk)
