@@ -221,9 +221,8 @@ def non_finite_rows(z: Tensor) -> Tensor:
     d = z.shape[-1]
     if d < 1024 and z.shape[0]:
         weighted = torch.mv(z, z.new_full((d,), 2.0**-10))
-        return (
-            weighted.mul_(0.0) != 0.0
-        )  # 0 for a finite sum, NaN for Inf or NaN (two passes, not isfinite's five)
+        # 0 for a finite sum, NaN for Inf or NaN: two passes over (R,), where isfinite takes five
+        return weighted.mul_(0.0) != 0.0
     bad = torch.empty(z.shape[0], dtype=torch.bool, device=z.device)
     for r0 in range(0, z.shape[0], _MARK_ROWS):
         bad[r0 : r0 + _MARK_ROWS] = ~torch.isfinite(z[r0 : r0 + _MARK_ROWS]).all(dim=-1)
