@@ -382,3 +382,71 @@ def test_speed_benchmark_model_runs_the_fused_operator():
     assert set(contenders) == {fsq_speed.COMPILED, "vqbench-compiled"}
     assert fsq_speed._runs_fused_op(contenders["vqbench-compiled"].fn)
     assert not fsq_speed._runs_fused_op(contenders[fsq_speed.COMPILED].fn)
+
+
+# -- the Triton kernels' logic without a GPU (Triton's interpreter) -------------------------
+
+_INTERPRETER_CHECK = r"""
+import torch, triton, triton.language as tl
+from vector_quantize_pytorch import FSQ as Up
+from vqbench.quantizers import _fsq_triton as T
+from vqbench.quantizers.fsq import FSQ
+
+@triton.jit
+def _exp_tanh(u):
+    return 1.0 - 2.0 / (tl.exp(2.0 * u) + 1.0)
+
+T._tanh = _exp_tanh  # the interpreter has no libdevice; the clamp variant below needs no tanh
+cpu = torch.device("cpu")
+for levels in ([8, 5, 5, 5], [8, 8, 8, 6, 5]):
+    m, up, d, rows = FSQ(levels), Up(levels), len(levels), 3000
+    thr, table, basis = m._thresholds(cpu), m._code_table(cpu, torch.float32), m._params(cpu).basis
+    z = torch.randn(rows, d) * 2
+    z[5, 1], z[7, 2] = float("nan"), float("inf")
+    codes, idx = torch.empty(rows, d), torch.empty(rows, dtype=torch.int32)
+    bad = torch.zeros(1, dtype=torch.int32)
+    grid = (triton.cdiv(rows, T.BLOCK_ROWS),)
+    T._fsq_kernel[grid](z, codes, idx, bad, thr, table, basis, rows, D=d, D_PAD=triton.next_power_of_2(d),
+        J=thr.shape[1], L_MAX=table.shape[1], BLOCK=T.BLOCK_ROWS, WITH_CODES=True, WITH_INDICES=True,
+        CHECK=True, MARK=True)
+    with torch.no_grad():
+        ec, ei = (t[0] for t in up(z[None]))
+    ok = torch.ones(rows, dtype=torch.bool)
+    ok[[5, 7]] = False
+    assert torch.equal(codes[ok], ec[ok]) and torch.equal(idx[ok], ei[ok])
+    assert idx[5] == -1 and idx[7] == -1 and torch.isnan(codes[5, 1]) and bad.item() == 2
+    n = m.codebook_size
+    ind = torch.cat([torch.arange(n), torch.tensor([-1, n, 2**31 - 1, -2**40])])
+    out, bad = torch.empty(ind.numel(), d), torch.zeros(1, dtype=torch.int32)
+    T._fsq_decode_kernel[(triton.cdiv(ind.numel(), T.BLOCK_ROWS),)](ind, out, bad, table, basis, ind.numel(),
+        D=d, D_PAD=triton.next_power_of_2(d), L_MAX=table.shape[1],
+        L_PAD=triton.next_power_of_2(table.shape[1]), BLOCK=T.BLOCK_ROWS, CHECK=True)
+    assert torch.equal(out[:n], up.indices_to_codes(torch.arange(n)))
+    assert bool(torch.isnan(out[n:]).all()) and bad.item() == 4
+    for opts, mode in (({"bound_hard_clamp": True}, 2), ({}, 0), ({"preserve_symmetry": True}, 0)):
+        p = FSQ(levels, **opts)._params(cpu)
+        z, g = torch.randn(rows, d) * 2, torch.randn(rows, d)
+        leaf = z.clone().requires_grad_()
+        Up(levels, **opts)(leaf[None])[0][0].backward(g)
+        gz = torch.empty_like(z)
+        T._fsq_backward_kernel[grid](z, g, gz, *T.backward_constants(p), rows, D=d,
+            D_PAD=triton.next_power_of_2(d), BLOCK=T.BLOCK_ROWS, MODE=mode)
+        if mode == 2:
+            assert torch.equal(gz, leaf.grad)
+        else:  # an approximate tanh here: the rest of the arithmetic checked to within its error
+            torch.testing.assert_close(gz, leaf.grad, rtol=1e-5, atol=1e-5)
+print("interpreter check passed")
+"""
+
+
+@pytest.mark.skipif(_fsq_triton.triton is None, reason="triton is not installed")
+def test_triton_kernels_logic_in_the_interpreter():
+    """Forward (with marking), decode and backward kernels run in Triton's CPU interpreter."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERPRETER_CHECK], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert proc.returncode == 0 and "interpreter check passed" in proc.stdout, proc.stderr[-3000:]
