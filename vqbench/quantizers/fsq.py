@@ -117,6 +117,10 @@ class FSQ(nn.Module):
     when ``levels`` is None), ``backend`` (``"auto"`` or one of :attr:`BACKENDS`) and
     ``check_finite`` (raise on NaN/Inf input, off-grid codes and out-of-range indices in eager
     calls; see the module docstring for what happens without it).
+
+    ``implicit_codebook`` is a non-persistent buffer, as upstream's (it follows ``.to(dtype)``),
+    for codebooks up to ``IMPLICIT_CODEBOOK_LIMIT`` codes; larger ones do not materialize it.
+    ``last_backend`` names the path that the latest eager call ran.
     """
 
     BACKENDS: tuple[str, ...] = _fsq_ops.PATHS
