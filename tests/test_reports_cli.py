@@ -91,7 +91,7 @@ def test_compare_two_runs(store_path, tmp_path, capsys):
 def test_compare_candidate_runs_candidate_and_baselines_through_the_runner(
     store_path, tmp_path, monkeypatch, capsys
 ):
-    import vqbench.reports.suite_runs as suite_runs
+    import vqbench._commands.suite_options as suite_runs  # the face starts runs
 
     fake, calls = _fake_runner(store_path)
     monkeypatch.setattr(suite_runs, "run_suite_for", fake)
@@ -124,7 +124,7 @@ def test_compare_candidate_runs_candidate_and_baselines_through_the_runner(
 
 
 def test_nightly_gate_exit_codes_in_both_directions(store_path, tmp_path, monkeypatch, capsys):
-    import vqbench.reports.suite_runs as suite_runs
+    import vqbench._commands.suite_options as suite_runs  # the face starts runs
 
     fake, calls = _fake_runner(store_path)
     monkeypatch.setattr(suite_runs, "run_suite_for", fake)

@@ -28,8 +28,8 @@ from .. import _worker
 from ._base import MissingExtraError
 from ._connections import ConnectionPool, Slot
 
-#: Seconds between two checks of a job's state while it has not connected.
-_STATE_POLL_S = 5.0
+#: Seconds between two checks of a job's state while it has not connected (the first after this too).
+_STATE_POLL_S = 15.0
 
 
 def _submitit() -> Any:
@@ -125,7 +125,7 @@ class SlurmExecutor(ConnectionPool):
     def _spawn(self, number: int) -> Slot:
         token = f"{number}-{secrets.token_hex(4)}"
         job = self.engine.submit(_worker.connect_and_serve, self.address, self.authkey, token, self.setup)
-        slot = Slot(handle=job)
+        slot = Slot(handle=job, checked=time.monotonic())
         self.by_token[token] = slot
         return slot
 
