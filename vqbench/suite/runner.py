@@ -1,10 +1,14 @@
-"""The suite runner: cells run in long-lived worker processes, rows go to the store as each cell ends.
+"""The suite runner: cells run in long-lived workers, rows go to the store as each cell ends.
 
-Isolation comes from the process boundary. An exception in a cell is an error row with its message;
-a dataset that is not present is a skipped row with the reason; a worker that crashes or overruns the
-per-cell timeout is killed and replaced, and its cell recorded as an error. Every cell's rows are
-written in one transaction, so Ctrl-C (or SIGTERM) keeps every finished cell and marks the run
-"interrupted"; ``resume=RUN_ID`` then runs only the cells that have no rows yet.
+Where the workers live is the executor's business (``vqbench.suite.executors``: local processes,
+Slurm jobs through submitit, Ray actors); the loop here is the same for all of them, and this
+process alone writes the store. Isolation comes from the process boundary. An exception in a cell
+is an error row with its message; a dataset that is not present is a skipped row with the reason;
+a worker that crashes or overruns the per-cell timeout is killed and replaced, and its cell
+recorded as an error (a lost Slurm job or Ray actor first gets its cell run once more). Every
+cell's rows are written in one transaction, so Ctrl-C (or SIGTERM) keeps every finished cell,
+cancels the engine's outstanding work and marks the run "interrupted"; ``resume=RUN_ID`` then runs
+only the cells that have no rows yet.
 """
 
 from __future__ import annotations
@@ -512,6 +516,11 @@ def _run(st: Any, prepared: Prepared, progress: bool) -> str:
         assert prepared.profile is not None
         environment = environment_fingerprint(threads=plan.threads)
         run_id = st.start_run(prepared.profile.name, environment, config=prepared.config)
+    if progress:
+        from rich.console import Console
+        from rich.text import Text
+
+        Console(stderr=True).print(Text(f"{len(todo)} cells on the {pool.describe()}"))
     with _Progress(len(todo), progress, plan.suite) as bar:
         runner = _Runner(plan, st, run_id, todo, bar, pool)
         try:
