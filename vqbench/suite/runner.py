@@ -164,8 +164,9 @@ class _Runner:
         pending: deque[tuple[int, Cell]] = deque(enumerate(self.todo))
         executor = self.executor
         interrupted = True
-        executor.start()
         try:
+            executor.start()
+            self.progress.note(f"{len(self.todo)} cells on the {executor.describe()}")
             while pending or self.running:
                 if pending and executor.has_idle():
                     for task in list(pending):
@@ -277,6 +278,13 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+    def note(self, text: str) -> None:
+        """A line above the bar (plain text, never markup)."""
+        if self.bar is not None:
+            from rich.text import Text
+
+            self.bar.console.print(Text(text))
 
     def start(self, cell: Cell) -> None:
         if self.bar is not None:
@@ -516,11 +524,6 @@ def _run(st: Any, prepared: Prepared, progress: bool) -> str:
         assert prepared.profile is not None
         environment = environment_fingerprint(threads=plan.threads)
         run_id = st.start_run(prepared.profile.name, environment, config=prepared.config)
-    if progress:
-        from rich.console import Console
-        from rich.text import Text
-
-        Console(stderr=True).print(Text(f"{len(todo)} cells on the {pool.describe()}"))
     with _Progress(len(todo), progress, plan.suite) as bar:
         runner = _Runner(plan, st, run_id, todo, bar, pool)
         try:

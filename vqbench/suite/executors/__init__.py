@@ -145,13 +145,13 @@ def make_executor(
         return SlurmExecutor(settings, setup, min(workers or 1, n_cells))
     from .ray import RayExecutor
 
-    return RayExecutor(settings, setup, min(workers or 1, n_cells), uses_cuda)
+    return RayExecutor(settings, setup, workers, uses_cuda, n_cells)
 
 
 def planned_workers(settings: ExecutorSettings, cells: list[Cell], threads: int | None) -> int:
     """How many workers ``make_executor`` would start for ``cells`` (for estimates)."""
     n_cells = max(1, len(cells))
-    if settings.kind != "local":
+    if settings.kind != "local":  # a Ray cluster's own size is known once it runs: one worker here
         return min(settings.workers or 1, n_cells)
     from .local import available_cpus, plan_workers, visible_gpus
 

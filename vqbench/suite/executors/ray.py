@@ -62,14 +62,17 @@ class RayExecutor(Executor):
     kind = "ray"
     lost_retries = 1
 
-    def __init__(self, settings: Any, setup: _worker.WorkerSetup, workers: int, uses_cuda: bool) -> None:
+    def __init__(
+        self, settings: Any, setup: _worker.WorkerSetup, workers: int | None, uses_cuda: bool, cells: int
+    ) -> None:
         self.ray = _ray()
         self.settings = settings
-        self.workers = max(1, workers)
+        self.cells = max(1, cells)
+        self.workers = min(workers, self.cells) if workers else 1  # unset: sized by the cluster
         self.num_gpus = settings.num_gpus if settings.num_gpus is not None else (1 if uses_cuda else 0)
         self.num_cpus = settings.num_cpus or setup.threads or 1
         env = dict(setup.env)
-        threads = setup.threads or int(self.num_cpus)
+        threads = setup.threads or max(1, int(self.num_cpus))
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self.setup = dataclasses.replace(setup, env=env, threads=threads, executor="ray")
         self.actors: list[_Actor] = []
@@ -85,12 +88,16 @@ class RayExecutor(Executor):
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.settings.address:
                 kwargs["address"] = self.settings.address
-            else:
+            elif self.settings.workers:  # a local cluster just big enough; else Ray counts the machine
                 kwargs["num_cpus"] = max(int(self.num_cpus * self.workers), 1)
                 if self.num_gpus:
                     kwargs["num_gpus"] = int(self.num_gpus * self.workers)
             ray.init(**kwargs)
             self.owns_cluster = True
+        if not self.settings.workers:  # as many actors as the cluster holds (never more than cells)
+            have = ray.cluster_resources()
+            fit = have.get("GPU", 0) / self.num_gpus if self.num_gpus else have.get("CPU", 1) / self.num_cpus
+            self.workers = max(1, min(int(fit), self.cells))
         self.actor_class = ray.remote(RayWorker).options(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_task_retries=0
         )

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import queue
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -50,6 +51,11 @@ class SlurmExecutor(ConnectionPool):
         super().__init__(workers, start_timeout=settings.start_timeout)
         submitit = _submitit()
         self.settings = settings
+        if (settings.cluster or "slurm") == "slurm" and shutil.which("sbatch") is None:
+            raise RuntimeError(
+                "the slurm executor submits jobs with sbatch, which is not on PATH here: run on a "
+                "Slurm login node (or set cluster = 'local' in [executor] to run the jobs on this machine)"
+            )
         self.folder = Path(settings.folder or Path(".vqbench") / "slurm").expanduser().resolve()
         self.cluster = settings.cluster or "slurm"
         self.engine = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
