@@ -196,3 +196,15 @@ def test_report_says_when_cells_came_from_several_hosts_and_shows_mean_and_sd_ov
     assert "cells came from 2 hosts (slurm executor)" in text
     assert "mean ± sd over 3 seeds" in text
     assert " ± " in text.split("mean ± sd over 3 seeds", 1)[1]  # values carry their spread over seeds
+
+
+def test_seeds_fan_out_like_any_other_axis(tmp_path):
+    from vqbench.suite.expand import expand_profile
+    from vqbench.suite.profiles import load_profile
+
+    one = expand_profile(load_profile(profile(tmp_path, ["fsq", "vq"]))).cells
+    many = expand_profile(load_profile(profile(tmp_path, ["fsq", "vq"], "seeds = [0, 1, 2]"))).cells
+    assert len(many) == 3 * len(one) and len({c.cell_id for c in many}) == len(many)
+    assert sorted(c.seed for c in many) == [0, 0, 1, 1, 2, 2]
+    again = expand_profile(load_profile(profile(tmp_path, ["fsq", "vq"])), seed=7).cells
+    assert {c.seed for c in again} == {7}

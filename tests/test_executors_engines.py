@@ -164,3 +164,33 @@ def test_ctrl_c_cancels_the_jobs_and_resume_writes_nothing_twice(engine, tmp_pat
     )  # the finished cell's rows are untouched
     with ResultStore(store, readonly=True) as st:
         assert st.run_info(run_id)["config"]["executor"]["kind"] == engine["kind"]
+
+
+def test_a_cancelled_slurm_job_has_its_cell_run_again_on_a_new_job(slurm_cluster, tmp_path, monkeypatch):
+    """scancel (what preemption or a lost node look like to the run) on the job running a cell."""
+    import subprocess
+
+    mark = tmp_path / "slow-once"
+    monkeypatch.setenv("VQBENCH_TEST_SLOW_MARK", str(mark))
+    path = profile(tmp_path, [f"{PLUG}:SlowOnce", "fsq"])
+    cancelled: list[str] = []
+
+    def cancel() -> None:
+        end = time.monotonic() + 180
+        while time.monotonic() < end and not mark.exists():
+            time.sleep(0.2)
+        job = mark.read_text().split()[1]
+        cancelled.append(job)
+        subprocess.run(["scancel", job], env=slurm_cluster.env, check=True)
+
+    thread = threading.Thread(target=cancel, daemon=True)
+    thread.start()
+    settings = {"kind": "slurm", "folder": str(tmp_path / "jobs"), "time_limit": 10}
+    run_id = run_suite(path, store=tmp_path / "r.sqlite", progress=False, executor=settings, workers=1)
+    thread.join(timeout=5)
+    rows, info = rows_of(tmp_path / "r.sqlite", run_id)
+    assert info["status"] == "finished" and set(rows["status"]) == {"ok"} and cancelled
+    slow = rows[rows["quantizer"].str.endswith(":SlowOnce")]
+    extras = [json.loads(e) for e in slow["extra"]]
+    assert {e["attempts"] for e in extras} == {2}
+    assert {e["worker"]["slurm_job_id"] for e in extras} != {cancelled[0]}  # ran on a new job

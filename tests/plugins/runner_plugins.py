@@ -77,3 +77,17 @@ class CrashingOnce(_Rounding):
                 fh.write(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
         return super().forward(x)
+
+
+class SlowOnce(_Rounding):
+    """Sleeps an hour the first time (writing ``pid slurm_job_id`` to ``$VQBENCH_TEST_SLOW_MARK``),
+    so that a test can cancel the job that runs it; quick afterwards."""
+
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        mark = os.environ["VQBENCH_TEST_SLOW_MARK"]
+        if not os.path.exists(mark):
+            with open(mark + ".tmp", "w") as fh:
+                fh.write(f"{os.getpid()} {os.environ.get('SLURM_JOB_ID', '')}")
+            os.replace(mark + ".tmp", mark)
+            time.sleep(3600)
+        return super().forward(x)
