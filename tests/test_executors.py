@@ -208,3 +208,21 @@ def test_seeds_fan_out_like_any_other_axis(tmp_path):
     assert sorted(c.seed for c in many) == [0, 0, 1, 1, 2, 2]
     again = expand_profile(load_profile(profile(tmp_path, ["fsq", "vq"])), seed=7).cells
     assert {c.seed for c in again} == {7}
+
+
+def test_workers_that_cannot_start_stop_the_run_with_their_reason():
+    from vqbench.suite.expand import Plan
+    from vqbench.suite.executors.local import WorkerPin
+    from vqbench.suite.runner import _Progress, _Runner
+
+    cells = [_cell()]
+    bad = LocalExecutor([WorkerPin(None, (4096,), 1)], WorkerSetup(threads=1))  # no such core
+
+    class Store:
+        def write_rows(self, rows):
+            raise AssertionError("nothing may be written")
+
+    runner = _Runner(Plan("t", cells), Store(), "run", cells, _Progress(1, False, "t"), bad)
+    with pytest.raises(RuntimeError, match=r"(?s)fail to start on the local executor: OSError.*sched_setaffinity.*main__"):
+        runner.run()
+    assert bad.slots == []

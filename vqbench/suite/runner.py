@@ -31,7 +31,7 @@ from .executors.local import START_FAILURE_HINT
 from .expand import Plan, expand_profile
 from .profiles import Profile, load_profile
 
-#: Consecutive worker start failures after which the run stops.
+#: Consecutive worker start failures (at least one per worker) after which the run stops.
 MAX_START_FAILURES = 2
 _IDENTITY = (
     "run_id",
@@ -202,7 +202,7 @@ class _Runner:
             self._record(cell, {"status": "error", "message": message}, event.index, event.worker)
         elif isinstance(event, StartFailed):
             self.start_failures += 1
-            if self.start_failures >= MAX_START_FAILURES:
+            if self.start_failures >= max(MAX_START_FAILURES, self.executor.size()):
                 hint = f" {START_FAILURE_HINT}" if self.executor.kind == "local" else ""
                 raise RuntimeError(
                     f"vqbench workers fail to start on the {self.executor.kind} executor: "
