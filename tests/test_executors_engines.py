@@ -86,9 +86,17 @@ def test_each_executor_stores_the_same_figures_as_local(engine, tmp_path):
 
 def test_failing_and_killed_cells_on_each_executor(engine, tmp_path, monkeypatch):
     """A raising cell is an error row; a worker killed once is replaced and its cell runs again; a
-    worker killed every time gives an error row after the retry."""
+    worker killed every time gives an error row after the retry; a hanging cell times out."""
     monkeypatch.setenv("VQBENCH_TEST_CRASH_MARK", str(tmp_path / "crashed-once"))
-    path = profile(tmp_path, ["fsq", f"{PLUG}:Exploding", f"{PLUG}:CrashingOnce", f"{PLUG}:Crashing"])
+    hanging = f"""
+[benchmarks.usage_hanging]
+kind = "usage"
+quantizers = ["{PLUG}:Hanging"]
+datasets = ["gaussian"]
+timeout = 3
+"""
+    names = ["fsq", f"{PLUG}:Exploding", f"{PLUG}:CrashingOnce", f"{PLUG}:Crashing"]
+    path = profile(tmp_path, names, hanging)
     store = tmp_path / "r.sqlite"
     run_id = run_suite(path, store=store, progress=False, executor=engine, workers=1)
     rows, info = rows_of(store, run_id)
@@ -105,6 +113,7 @@ def test_failing_and_killed_cells_on_each_executor(engine, tmp_path, monkeypatch
     crashing = by_q["Crashing"]
     assert list(crashing["status"]) == ["error"]
     assert "lost 2 times" in crashing["message"].item()
+    assert "timed out" in by_q["Hanging"]["message"].item()  # the per-cell timeout, on every engine
     assert rows.groupby("cell_id").size().max() == len(by_q["fsq"])  # nothing written twice
 
 
