@@ -211,8 +211,8 @@ def test_seeds_fan_out_like_any_other_axis(tmp_path):
 
 
 def test_workers_that_cannot_start_stop_the_run_with_their_reason():
-    from vqbench.suite.expand import Plan
     from vqbench.suite.executors.local import WorkerPin
+    from vqbench.suite.expand import Plan
     from vqbench.suite.runner import _Progress, _Runner
 
     cells = [_cell()]
@@ -223,6 +223,28 @@ def test_workers_that_cannot_start_stop_the_run_with_their_reason():
             raise AssertionError("nothing may be written")
 
     runner = _Runner(Plan("t", cells), Store(), "run", cells, _Progress(1, False, "t"), bad)
-    with pytest.raises(RuntimeError, match=r"(?s)fail to start on the local executor: OSError.*sched_setaffinity.*main__"):
+    why = r"(?s)fail to start on the local executor: OSError.*sched_setaffinity.*main__"
+    with pytest.raises(RuntimeError, match=why):
         runner.run()
     assert bad.slots == []
+
+
+def test_reports_read_stored_rows_only():
+    """Layering: no module of vqbench.reports imports the suite, the quantizers or the datasets;
+    commands that run a suite and then report live at the face (vqbench/_commands)."""
+    import ast
+    from pathlib import Path
+
+    import vqbench.reports
+
+    for path in Path(vqbench.reports.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(("vqbench.suite", "vqbench.quantizers", "vqbench.datasets")), (
+                    f"{path.name} imports {name}"
+                )

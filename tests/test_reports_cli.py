@@ -111,12 +111,17 @@ def test_compare_candidate_runs_candidate_and_baselines_through_the_runner(
             "--no-progress",
             "--device",
             "cpu",
+            "--executor",
+            "ray",
+            "--workers",
+            "3",
         ]
     )
     assert code == 0
     suite, quantizers, options = calls[0]
     assert suite == "quick" and quantizers == ["lfq", "fsq", "vq"]
     assert options["devices"] == "cpu" and options["progress"] is False
+    assert options["executor"] == {"kind": "ray"} and options["workers"] == 3
     out = capsys.readouterr().out
     assert "lfq against fsq" in out and "lfq against vq" in out
     page = (tmp_path / "cand" / "compare.html").read_text()

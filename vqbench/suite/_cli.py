@@ -151,6 +151,7 @@ def _dry_run(args: argparse.Namespace, console: object) -> int:
             timeout=args.timeout,
             executor=executor_overrides(args),
             workers=args.workers,
+            check_devices_here=False,
         )
         print_plan(prepared, store, console)
     finally:

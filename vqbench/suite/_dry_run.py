@@ -20,11 +20,17 @@ def _duration(seconds: float) -> str:
 
 def print_plan(prepared: Any, store: Any, console: Console, show_cells: bool = True) -> dict[str, Any]:
     """Print the plan of ``prepared`` (a ``runner.Prepared``); return its figures (for tests)."""
+    from .checks import check_devices
     from .estimate import cell_costs, missing_datasets, wall_time
     from .executors import planned_workers
 
     todo, settings = prepared.todo, prepared.settings
     costs = cell_costs(todo, store)
+    if settings.kind == "local":
+        try:
+            check_devices(todo)
+        except RuntimeError as exc:
+            console.print(Text(f"this machine cannot run these cells locally: {exc}", style="yellow"))
     try:
         workers = planned_workers(settings, todo, prepared.plan.threads)
         worker_note = ""

@@ -383,8 +383,12 @@ def prepare_run(
     timeout: float | None = None,
     executor: str | dict | ExecutorSettings | None = None,
     workers: int | None = None,
+    check_devices_here: bool = True,
 ) -> Prepared:
-    """Expand and check a run (or a stored run to resume) without running anything."""
+    """Expand and check a run (or a stored run to resume) without running anything.
+
+    ``check_devices_here=False`` (a dry run): devices that this machine lacks are not an error.
+    """
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if resume is not None:
@@ -405,7 +409,7 @@ def prepare_run(
         settings = executor_settings(info["config"].get("executor"), executor, workers, f"run {run_id}")
         done = st.done_cells(run_id)
         todo = [c for c in plan.cells if c.cell_id not in done]
-        if settings.kind == "local":
+        if settings.kind == "local" and check_devices_here:
             check_devices(todo)
         return Prepared(plan, todo, settings, run_id=run_id)
     profile = load_profile("quick" if suite is None else suite)
@@ -423,7 +427,7 @@ def prepare_run(
     settings = executor_settings(profile.executor, executor, workers, profile.source)
     if settings.workers is None and plan.workers is not None:
         settings = settings.merged(workers=plan.workers)
-    check_cells(plan.cells, profile.source, local=settings.kind == "local")
+    check_cells(plan.cells, profile.source, local=settings.kind == "local" and check_devices_here)
     config = {
         "profile": profile.source,
         "overrides": {
