@@ -248,3 +248,23 @@ def test_reports_read_stored_rows_only():
                 assert not name.startswith(("vqbench.suite", "vqbench.quantizers", "vqbench.datasets")), (
                     f"{path.name} imports {name}"
                 )
+
+
+def test_slurm_queue_time_does_not_count_as_a_failed_start(tmp_path):
+    pytest.importorskip("submitit")
+    import time
+
+    from vqbench.suite.executors.slurm import SlurmExecutor
+
+    settings = ExecutorSettings(kind="slurm", cluster="local", folder=str(tmp_path), start_timeout=1)
+    executor = SlurmExecutor(settings, WorkerSetup(), 1)
+
+    class Job:
+        def __init__(self, state: str) -> None:
+            self.state = state
+
+    now = time.monotonic()
+    waiting = Slot(handle=Job("PENDING"), spawned=now - 5)
+    assert not executor._start_overdue(waiting, now) and waiting.spawned == now
+    assert executor._start_overdue(Slot(handle=Job("RUNNING"), spawned=now - 5), now)
+    assert not executor._start_overdue(Slot(handle=Job("RUNNING"), spawned=now), now)

@@ -45,7 +45,7 @@ class ExecutorSettings:
     cluster: str | None = None  # submitit's cluster: "slurm" (default) or "local" (tests, no Slurm)
     host: str | None = None  # the coordinator's address as jobs reach it (default: its hostname)
     bind: str = "0.0.0.0"
-    start_timeout: float = 600.0  # seconds a job may wait in the queue before it counts as failed
+    start_timeout: float = 600.0  # seconds a running job may take to connect (queue time not counted)
     # ray
     address: str | None = None
     num_cpus: float | None = None

@@ -61,6 +61,10 @@ class ConnectionPool(Executor):
         """Why a worker's connection closed (its process or job ended, as far as is known)."""
         return "the worker's connection closed (its process or job ended)"
 
+    def _start_overdue(self, slot: Slot, now: float) -> bool:
+        """Whether a worker that is not ready yet has taken too long to start."""
+        return now - slot.spawned > self.start_timeout
+
     def _waitables(self) -> list[Any]:
         return [s.conn for s in self.slots if s.conn is not None]
 
@@ -138,7 +142,7 @@ class ConnectionPool(Executor):
                 self._drop(slot)
                 return [*events, StartFailed(why)]
             return [*events, *self._lose(slot, why)]
-        if not slot.ready and time.monotonic() - slot.spawned > self.start_timeout:
+        if not slot.ready and self._start_overdue(slot, time.monotonic()):
             self._drop(slot)
             return [*events, StartFailed(f"worker did not start within {self.start_timeout:g} s")]
         return events

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import _worker
 from ..cells import Cell
-from ._base import WORKER_START_TIMEOUT_S, Done, Event, Executor, Lost, MissingExtraError, StartFailed
+from ._base import Done, Event, Executor, Lost, MissingExtraError, StartFailed
 
 
 def _ray() -> Any:
@@ -148,11 +148,11 @@ class RayExecutor(Executor):
                     continue
                 actor.task, actor.ref = None, None
                 events.append(Done(index, outcome, actor.info))
-            elif not actor.ready and time.monotonic() - actor.spawned > WORKER_START_TIMEOUT_S:
+            elif not actor.ready and time.monotonic() - actor.spawned > self.settings.start_timeout:
                 self._drop(actor)
                 events.append(
                     StartFailed(
-                        f"no Ray actor started within {WORKER_START_TIMEOUT_S:g} s (the cluster lacks "
+                        f"no Ray actor started within {self.settings.start_timeout:g} s (the cluster lacks "
                         f"num_cpus={self.num_cpus}, num_gpus={self.num_gpus} per worker?)"
                     )
                 )

@@ -29,6 +29,8 @@ from .. import _worker
 from ._base import MissingExtraError
 from ._connections import ConnectionPool, Slot
 
+#: Job states of a job that waits for its turn (its start timeout restarts).
+_WAITING = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "CONFIGURING", "RESIZING", "SUSPENDED")
 #: Seconds between two checks of a job's state while it has not connected (the first after this too).
 _STATE_POLL_S = 15.0
 
@@ -161,6 +163,19 @@ class SlurmExecutor(ConnectionPool):
         except Exception as exc:  # sacct hiccups: ask again later
             return None if now - slot.spawned < self.start_timeout else f"job state unknown: {exc}"
         return f"{self.cluster} job {job.job_id} ended ({state}); its log: {self.folder / str(job.job_id)}"
+
+    def _start_overdue(self, slot: Slot, now: float) -> bool:
+        """Time in the queue does not count: only a job that runs and has not connected is late."""
+        if now - slot.spawned <= self.start_timeout:
+            return False
+        try:
+            state = str(slot.handle.state)
+        except Exception:
+            state = "UNKNOWN"
+        if state in _WAITING:
+            slot.spawned = now
+            return False
+        return True
 
     def _closed_why(self, slot: Slot) -> str:
         job = slot.handle
