@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -85,12 +84,14 @@ def worker_fingerprint(setup: WorkerSetup | None = None) -> dict[str, Any]:
     """Where this worker runs: host, GPU and driver, CPUs it is pinned to, threads, job ids."""
     import torch
 
+    from vqbench.results._environment import _cpu_model
+
     info: dict[str, Any] = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "executor": setup.executor if setup else "local",
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "gpu": None,
         "driver": None,
     }
