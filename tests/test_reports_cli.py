@@ -91,7 +91,7 @@ def test_compare_two_runs(store_path, tmp_path, capsys):
 def test_compare_candidate_runs_candidate_and_baselines_through_the_runner(
     store_path, tmp_path, monkeypatch, capsys
 ):
-    import vqbench.reports.suite_runs as suite_runs
+    import vqbench._commands.suite_options as suite_runs  # the face starts runs
 
     fake, calls = _fake_runner(store_path)
     monkeypatch.setattr(suite_runs, "run_suite_for", fake)
@@ -111,12 +111,17 @@ def test_compare_candidate_runs_candidate_and_baselines_through_the_runner(
             "--no-progress",
             "--device",
             "cpu",
+            "--executor",
+            "ray",
+            "--workers",
+            "3",
         ]
     )
     assert code == 0
     suite, quantizers, options = calls[0]
     assert suite == "quick" and quantizers == ["lfq", "fsq", "vq"]
     assert options["devices"] == "cpu" and options["progress"] is False
+    assert options["executor"] == {"kind": "ray"} and options["workers"] == 3
     out = capsys.readouterr().out
     assert "lfq against fsq" in out and "lfq against vq" in out
     page = (tmp_path / "cand" / "compare.html").read_text()
@@ -124,7 +129,7 @@ def test_compare_candidate_runs_candidate_and_baselines_through_the_runner(
 
 
 def test_nightly_gate_exit_codes_in_both_directions(store_path, tmp_path, monkeypatch, capsys):
-    import vqbench.reports.suite_runs as suite_runs
+    import vqbench._commands.suite_options as suite_runs  # the face starts runs
 
     fake, calls = _fake_runner(store_path)
     monkeypatch.setattr(suite_runs, "run_suite_for", fake)

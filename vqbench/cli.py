@@ -17,8 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("vqbench.suite._cli", "run a benchmark suite and store its results"),
     "results": ("vqbench.reports._cli_results", "list stored runs and their figures"),
     "report": ("vqbench.reports._cli_report", "write a report of a run (Markdown and HTML)"),
-    "compare": ("vqbench.reports._cli_compare", "compare two runs, or a candidate with baselines"),
-    "nightly": ("vqbench.reports._cli_nightly", "run a suite, compare with history, exit 1 on regression"),
+    "compare": ("vqbench._commands.compare", "compare two runs, or a candidate with baselines"),
+    "nightly": ("vqbench._commands.nightly", "run a suite, compare with history, exit 1 on regression"),
 }
 
 

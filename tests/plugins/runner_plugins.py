@@ -3,6 +3,8 @@
 Loaded as ``tests/plugins/runner_plugins.py:Name``.
 
 ``Exploding`` raises in forward; ``Hanging`` never returns; ``Crashing`` kills its own process;
+``CrashingOnce`` kills its own process the first time only (a lost worker job whose cell then runs
+again), keeping its mark in ``$VQBENCH_TEST_CRASH_MARK``;
 ``Slow`` sleeps ``$VQBENCH_TEST_SLOW_S`` seconds per forward (default 60) and writes its process id to
 ``$VQBENCH_TEST_PID_FILE`` when set. All of them are otherwise tiny scalar quantizers.
 """
@@ -64,4 +66,28 @@ class Slow(_Rounding):
             with open(path, "w") as fh:
                 fh.write(str(os.getpid()))
         time.sleep(float(os.environ.get("VQBENCH_TEST_SLOW_S", "60")))
+        return super().forward(x)
+
+
+class CrashingOnce(_Rounding):
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        mark = os.environ["VQBENCH_TEST_CRASH_MARK"]
+        if not os.path.exists(mark):
+            with open(mark, "w") as fh:
+                fh.write(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().forward(x)
+
+
+class SlowOnce(_Rounding):
+    """Sleeps an hour the first time (writing ``pid slurm_job_id`` to ``$VQBENCH_TEST_SLOW_MARK``),
+    so that a test can cancel the job that runs it; quick afterwards."""
+
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        mark = os.environ["VQBENCH_TEST_SLOW_MARK"]
+        if not os.path.exists(mark):
+            with open(mark + ".tmp", "w") as fh:
+                fh.write(f"{os.getpid()} {os.environ.get('SLURM_JOB_ID', '')}")
+            os.replace(mark + ".tmp", mark)
+            time.sleep(3600)
         return super().forward(x)

@@ -140,6 +140,18 @@ def settings_table(run: RunData) -> Table | None:
     )
 
 
+def worker_hosts(rows: Any) -> dict[str, int]:
+    """Cells per host of the workers that measured them (from each row's ``extra["worker"]``)."""
+    cells: dict[str, set] = {}
+    if "ext" not in rows:
+        return {}
+    for cell_id, ext in zip(rows["cell_id"], rows["ext"], strict=True):
+        worker = ext.get("worker") if isinstance(ext, dict) else None
+        if isinstance(worker, dict) and worker.get("host"):
+            cells.setdefault(str(worker["host"]), set()).add(cell_id)
+    return {host: len(ids) for host, ids in sorted(cells.items())}
+
+
 def summary_blocks(run: RunData) -> list[Any]:
     """Counts of rows, quantizers and errors, with a callout when something failed."""
     rows = run.rows
@@ -163,6 +175,21 @@ def summary_blocks(run: RunData) -> list[Any]:
         blocks.append(Callout("This run holds no rows.", "warning"))
     else:
         blocks.append(Callout("Every cell of this run measured without error.", "ok"))
+    hosts = worker_hosts(rows)
+    executor = (run.config.get("executor") or {}).get("kind", "local")
+    if len(hosts) > 1:
+        blocks.append(
+            Callout(
+                f"This run's cells came from {len(hosts)} hosts ({executor} executor): "
+                + ", ".join(f"{h} ({n} cells)" for h, n in hosts.items())
+                + ". Timings compare fairly only between cells of the same host and GPU.",
+                "warning",
+            )
+        )
+    seeds = sorted({int(s) for s in rows["seed"].dropna()}) if "seed" in rows else []
+    seed_items = (
+        [("seeds", f"{', '.join(map(str, seeds))} (tables show mean ± sd)")] if len(seeds) > 1 else []
+    )
     blocks.append(
         KeyValues(
             "",
@@ -176,7 +203,10 @@ def summary_blocks(run: RunData) -> list[Any]:
                 ("quantizers", ", ".join(dict.fromkeys(rows["quantizer"])) or "—"),
                 ("rows", f"{len(rows)} ({n_err} error, {n_skip} skipped)"),
                 ("environment", run.env_hash),
-            ],
+                ("executor", executor),
+                ("hosts", ", ".join(hosts) or "—"),
+            ]
+            + seed_items,
         )
     )
     return blocks

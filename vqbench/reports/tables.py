@@ -36,13 +36,19 @@ def ordered_benchmarks(frame: Any) -> list[str]:
 
 
 def _with_seed_label(frame: Any) -> Any:
+    """Rows of several seeds fold into one row per setting: values are the mean ± sd over seeds."""
     frame = frame.copy()
     seeds = frame["seed"].dropna().unique()
-    frame["seed_label"] = [
-        ("" if len(seeds) <= 1 or s is None or s != s else str(int(s)))
-        for s in frame["seed"].astype("object")
-    ]
+    frame["seed_label"] = f"mean ± sd over {len(seeds)} seeds" if len(seeds) > 1 else ""
     return frame
+
+
+def _over_seeds(got: Any) -> tuple[float, float | None, int]:
+    """The value of a table cell: the mean over seeds and their sd (None for one seed), and n seeds."""
+    per_seed = got.groupby("seed", dropna=False)["value"].median()
+    if len(per_seed) < 2:
+        return float(got["value"].median()), None, 1
+    return float(per_seed.mean()), float(per_seed.std(ddof=1)), len(per_seed)
 
 
 def _baseline_value(
@@ -136,7 +142,7 @@ def benchmark_table(
             ]
             unit = units[column]
             if not got.empty:
-                value = float(got["value"].median())
+                value, seed_sd, n_seeds = _over_seeds(got)
                 spread, n = got["spread"].dropna(), got["n"].dropna()
                 title = "; ".join(
                     filter(
@@ -144,6 +150,7 @@ def benchmark_table(
                         [
                             f"IQR {fmt_value(float(spread.iloc[0]), unit)}" if len(spread) else "",
                             f"n={int(n.iloc[0])}" if len(n) else "",
+                            f"mean ± sd over {n_seeds} seeds" if seed_sd is not None else "",
                         ],
                     )
                 )
@@ -152,9 +159,10 @@ def benchmark_table(
                     base = _baseline_value(ok, ent_d, column, baseline, codebook)
                     if base is not None:
                         note = f"{fmt_ratio(value / base)} {baseline}"
-                cells.append(
-                    TableCell(fmt_value(value, unit), best=(ent, column) in best, note=note, title=title)
-                )
+                text = fmt_value(value, unit)
+                if seed_sd is not None:
+                    text = f"{text} ± {fmt_value(seed_sd, unit)}"
+                cells.append(TableCell(text, best=(ent, column) in best, note=note, title=title))
             elif not errors.empty:
                 cells.append(TableCell("error", kind="error", title=str(errors["message"].iloc[0])))
             elif not skipped.empty:

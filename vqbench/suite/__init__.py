@@ -13,6 +13,7 @@ from typing import Any
 _LAZY = {
     "run_suite": "vqbench.suite.runner",
     "RunInterrupted": "vqbench.suite.runner",
+    "ExecutorSettings": "vqbench.suite.executors",
     "Cell": "vqbench.suite.cells",
     "BENCHMARKS": "vqbench.suite.cells",
     "Plan": "vqbench.suite.expand",

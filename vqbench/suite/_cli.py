@@ -6,11 +6,16 @@ Examples:
   vqbench run --suite my_profile.toml --store results.sqlite
   vqbench run --quantizers path/to/my_quant.py:MyQuantizer
   vqbench run --resume 20260101-120000-abc123   # only the cells that have no rows yet
+  vqbench run --suite full --dry-run            # cells, missing data, cost, wall time; runs nothing
+  vqbench run --suite full --executor slurm --workers 16 --partition gpu --gpus-per-job 1
+  vqbench run --suite full --executor ray --address auto
 """
 
 from __future__ import annotations
 
 import argparse
+
+from .executors._options import add_executor_options, executor_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-cell time limit, replacing the profile's",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the cells, missing datasets, estimated cost and wall time; run nothing",
+    )
+    add_executor_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.suite:
         raise ValueError("--resume continues a stored run with its own suite and settings; drop --suite")
     console = Console()
+    if args.dry_run:
+        return _dry_run(args, console)
     store = open_store(args.store)  # a corrupt or unwritable store fails here, before anything runs
     try:
         try:
@@ -92,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
                 resume=args.resume,
                 timeout=args.timeout,
                 progress=not args.no_progress,
+                executor=executor_overrides(args),
+                workers=args.workers,
             )
         except RunInterrupted as exc:
             console.print(f"[yellow]{exc}[/]")
@@ -110,3 +125,36 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def _dry_run(args: argparse.Namespace, console: object) -> int:
+    """Plan the run against the store's history (read-only), print it, run nothing."""
+    from pathlib import Path
+
+    from vqbench.results import default_store_path, open_store
+
+    from ._dry_run import print_plan
+    from .runner import prepare_run
+
+    path = Path(args.store) if args.store else default_store_path()
+    store = open_store(path, readonly=True) if path.exists() or args.resume else None
+    try:
+        prepared = prepare_run(
+            store,
+            args.suite,
+            quantizers=args.quantizers,
+            datasets=args.datasets,
+            devices=args.device,
+            backends=args.backend,
+            seed=args.seed,
+            resume=args.resume,
+            timeout=args.timeout,
+            executor=executor_overrides(args),
+            workers=args.workers,
+            check_devices_here=False,
+        )
+        print_plan(prepared, store, console)
+    finally:
+        if store is not None:
+            store.close()
+    return 0

@@ -1,20 +1,28 @@
-"""The worker process: imports torch and the engines once, then runs cells sent by the runner.
+"""The worker process: imports torch and the engines once, then runs cells sent by the coordinator.
 
-Protocol over a ``multiprocessing`` pipe. Worker to runner: ``("ready", info)`` once started, then
-one ``("result", index, outcome)`` per cell, where ``outcome`` is ``{"status": "ok", "figures":
-[...], "seconds": s}``, ``{"status": "skipped", "message": reason}`` or ``{"status": "error",
-"message": text, "traceback": tb}``. Runner to worker: ``(index, cell)`` or ``None`` to stop.
+Protocol over a ``multiprocessing`` connection (a pipe for local workers, a TCP socket for workers
+that run as cluster jobs). Worker to coordinator: ``("ready", info)`` once started (``info`` is the
+worker's fingerprint: host, GPU, driver, CPUs), then one ``("result", index, outcome)`` per cell,
+where ``outcome`` is ``{"status": "ok", "figures": [...], "seconds": s}``, ``{"status": "skipped",
+"message": reason}`` or ``{"status": "error", "message": text, "traceback": tb}``; or ``("fatal",
+text)`` when it cannot start. Coordinator to worker: ``(index, cell)`` or ``None`` to stop.
+
+Workers never open the result store: their rows travel back to the coordinator.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import signal
+import socket
+import subprocess
 import threading
 import time
 import traceback
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 from .cells import BENCHMARK_MODULES, Cell
@@ -22,8 +30,25 @@ from .cells import BENCHMARK_MODULES, Cell
 _PARENT_POLL_S = 1.0
 
 
+@dataclass(frozen=True)
+class WorkerSetup:
+    """How a worker prepares itself: environment, engines, torch threads, CPU and GPU pinning.
+
+    ``cpus``: the cores this worker may use (``os.sched_setaffinity``), so that timing cells of
+    different workers never share a core. ``pinned_gpu``: the physical GPU this worker sees through
+    ``CUDA_VISIBLE_DEVICES`` (local executor); a worker that sees one GPU runs every CUDA cell on it.
+    """
+
+    env: dict[str, str] = field(default_factory=dict)
+    engines: dict[str, str] = field(default_factory=lambda: dict(BENCHMARK_MODULES))
+    threads: int | None = None
+    cpus: tuple[int, ...] | None = None
+    pinned_gpu: str | None = None
+    executor: str = "local"
+
+
 def _watch_parent(parent_pid: int) -> None:
-    """Exit when the runner is gone (killed with SIGKILL, say), even in the middle of a cell."""
+    """Exit when the coordinator is gone (killed with SIGKILL, say), even in the middle of a cell."""
     while True:
         time.sleep(_PARENT_POLL_S)
         if os.getppid() != parent_pid:
@@ -41,7 +66,73 @@ def _engines(names: dict[str, str]) -> dict[str, Any]:
     return modules
 
 
-def run_cell(cell: Cell, engines: dict[str, Any]) -> dict[str, Any]:
+def _driver() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.splitlines()[0] if out else None
+
+
+def worker_fingerprint(setup: WorkerSetup | None = None) -> dict[str, Any]:
+    """Where this worker runs: host, GPU and driver, CPUs it is pinned to, threads, job ids."""
+    import torch
+
+    from vqbench.results._environment import _cpu_model
+
+    info: dict[str, Any] = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "executor": setup.executor if setup else "local",
+        "threads": torch.get_num_threads(),
+        "cpu": _cpu_model(),
+        "gpu": None,
+        "driver": None,
+    }
+    if hasattr(os, "sched_getaffinity"):
+        info["cpus"] = sorted(os.sched_getaffinity(0))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        info["cuda_visible_devices"] = visible
+    for key, env in (("slurm_job_id", "SLURM_JOB_ID"), ("slurm_node", "SLURMD_NODENAME")):
+        if os.environ.get(env):
+            info[key] = os.environ[env]
+    if torch.cuda.is_available():
+        info["gpu"] = ", ".join(
+            sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+        )
+        info["driver"] = _driver()
+    return info
+
+
+def prepare(setup: WorkerSetup) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Apply ``setup`` in this process; return the loaded engines and this worker's fingerprint."""
+    os.environ.update(setup.env)
+    if setup.cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, setup.cpus)
+    import torch  # the expensive import, once per worker
+
+    if setup.threads:
+        torch.set_num_threads(setup.threads)
+    return _engines(setup.engines), worker_fingerprint(setup)
+
+
+def _on_this_worker(cell: Cell, setup: WorkerSetup | None) -> Cell:
+    """A worker pinned to one GPU (it sees it as ``cuda:0``) runs ``cuda:N`` cells there."""
+    if setup is None or not cell.device.startswith("cuda:"):
+        return cell
+    if setup.pinned_gpu is not None or setup.executor != "local":
+        return dataclasses.replace(cell, device="cuda")
+    return cell
+
+
+def run_cell(cell: Cell, engines: dict[str, Any], setup: WorkerSetup | None = None) -> dict[str, Any]:
     """Run one cell and describe the outcome; exceptions become error or skipped outcomes."""
     engine = engines.get(cell.benchmark)
     if engine is None or isinstance(engine, Exception):
@@ -55,7 +146,7 @@ def run_cell(cell: Cell, engines: dict[str, Any]) -> dict[str, Any]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         try:
-            figures = engine.measure(cell)
+            figures = engine.measure(_on_this_worker(cell, setup))
         except Exception as exc:
             return {**_failure(exc, cell), **_warnings(caught)}
     seconds = time.perf_counter() - start
@@ -94,31 +185,14 @@ def _failure(exc: Exception, cell: Cell) -> dict[str, Any]:
     return {"status": "error", "message": message, "traceback": traceback.format_exc(limit=20)}
 
 
-def main(
-    conn: Any,
-    parent_pid: int,
-    env: dict[str, str],
-    engines: dict[str, str] | None = None,
-    threads: int | None = None,
-) -> None:
-    """Worker entry point (spawned): serve cells until told to stop or the pipe closes.
-
-    ``engines`` maps benchmark kinds to engine modules (default ``BENCHMARK_MODULES``); ``threads``
-    fixes torch's intra-op thread count for every cell.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
-    os.environ.update(env)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+def serve(conn: Any, setup: WorkerSetup) -> None:
+    """Prepare, say ready, then serve cells over ``conn`` until told to stop or it closes."""
     try:
-        import torch  # the expensive import, once per worker
-
-        if threads:
-            torch.set_num_threads(threads)
-        loaded = _engines(engines or BENCHMARK_MODULES)
+        loaded, info = prepare(setup)
     except BaseException as exc:
         conn.send(("fatal", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
         return
-    conn.send(("ready", {"pid": os.getpid()}))
+    conn.send(("ready", info))
     while True:
         try:
             message = conn.recv()
@@ -127,9 +201,11 @@ def main(
         if message is None:
             return
         index, cell = message
-        outcome = run_cell(cell, loaded)
+        outcome = run_cell(cell, loaded, setup)
         try:
             conn.send(("result", index, outcome))
+        except (EOFError, OSError):
+            return
         except Exception as exc:  # figures that do not pickle
             conn.send(
                 (
@@ -142,3 +218,30 @@ def main(
                     },
                 )
             )
+
+
+def main(conn: Any, parent_pid: int, setup: WorkerSetup) -> None:
+    """Local worker entry point (spawned by the local executor)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    serve(conn, setup)
+
+
+def connect_and_serve(address: tuple[str, int], authkey: bytes, token: str, setup: WorkerSetup) -> str:
+    """Cluster job entry point: connect back to the coordinator over TCP and serve cells.
+
+    ``token`` tells the coordinator which of its jobs this is. Returns when the coordinator says stop
+    or goes away (the job then ends).
+    """
+    from multiprocessing.connection import Client
+
+    conn = Client(tuple(address), authkey=authkey)
+    try:
+        conn.send(("hello", token))
+        serve(conn, setup)
+    finally:
+        conn.close()
+    return "done"
+
+
+__all__ = ["WorkerSetup", "connect_and_serve", "main", "prepare", "run_cell", "serve", "worker_fingerprint"]

@@ -26,7 +26,7 @@ class Plan:
     suite: str
     cells: list[Cell]
     timeouts: dict[str, float] = field(default_factory=dict)
-    workers: int = 1
+    workers: int | None = 1
     threads: int | None = None
 
     def timeout(self, cell: Cell, default: float = 600.0) -> float:

@@ -25,6 +25,9 @@ or the path of a user's TOML file. Its tables:
 ``[[sweep]]``
     Extra cells over codebook sizes: ``quantizers`` (patterns), ``benchmarks`` (labels),
     ``codebook_sizes`` (through the registry's operating points).
+``[executor]``
+    Where the cells run: ``kind`` (``local``, ``slurm``, ``ray``), ``workers`` and the engine's
+    settings (see ``vqbench.suite.executors``); ``vqbench run --executor ...`` overrides them.
 
 Every key is checked; a malformed profile raises :class:`ProfileError` naming the file and the key.
 """
@@ -62,7 +65,7 @@ _SUITE_KEYS = {
 _AXIS_KEYS = {"quantizers", "devices", "backends", "seeds", "codebook_sizes", "timeout"}
 _BENCH_RESERVED = _AXIS_KEYS | {"kind", "datasets", "dataset_options"}
 _SWEEP_KEYS = {"quantizers", "benchmarks", "codebook_sizes"}
-_TOP_KEYS = {"suite", "quantizers", "datasets", "benchmarks", "sweep", "pytest"}
+_TOP_KEYS = {"suite", "quantizers", "datasets", "benchmarks", "sweep", "pytest", "executor"}
 
 
 class ProfileError(ValueError):
@@ -114,6 +117,7 @@ class Profile:
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     benchmarks: dict[str, BenchmarkSpec] = field(default_factory=dict)
     sweeps: tuple[SweepSpec, ...] = ()
+    executor: dict[str, Any] = field(default_factory=dict)  # the [executor] table, checked
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def error(self, key: str, message: str) -> ProfileError:
@@ -262,8 +266,24 @@ def parse_profile(
         datasets=datasets,
         benchmarks=benchmarks,
         sweeps=tuple(sweeps),
+        executor=_executor_table(v, data),
         raw=data,
     )
+
+
+def _executor_table(v: _Checker, data: dict[str, Any]) -> dict[str, Any]:
+    """The ``[executor]`` table (where and how cells run), checked by the executors' settings."""
+    import dataclasses
+
+    from .executors import ExecutorSettings
+
+    table = v.table(data, "executor", "") or {}
+    v.keys(table, {f.name for f in dataclasses.fields(ExecutorSettings)}, "executor")
+    try:
+        ExecutorSettings(**table)
+    except (ValueError, TypeError) as exc:
+        raise v.error("executor", str(exc)) from exc
+    return dict(table)
 
 
 class _Checker:

@@ -1,37 +1,37 @@
-"""The suite runner: cells run in long-lived worker processes, rows go to the store as each cell ends.
+"""The suite runner: cells run in long-lived workers, rows go to the store as each cell ends.
 
-Isolation comes from the process boundary. An exception in a cell is an error row with its message;
-a dataset that is not present is a skipped row with the reason; a worker that crashes or overruns the
-per-cell timeout is killed and replaced, and its cell recorded as an error. Every cell's rows are
-written in one transaction, so Ctrl-C (or SIGTERM) keeps every finished cell and marks the run
-"interrupted"; ``resume=RUN_ID`` then runs only the cells that have no rows yet.
+Where the workers live is the executor's business (``vqbench.suite.executors``: local processes,
+Slurm jobs through submitit, Ray actors); the loop here is the same for all of them, and this
+process alone writes the store. Isolation comes from the process boundary. An exception in a cell
+is an error row with its message; a dataset that is not present is a skipped row with the reason;
+a worker that crashes or overruns the per-cell timeout is killed and replaced, and its cell
+recorded as an error (a lost Slurm job or Ray actor first gets its cell run once more). Every
+cell's rows are written in one transaction, so Ctrl-C (or SIGTERM) keeps every finished cell,
+cancels the engine's outstanding work and marks the run "interrupted"; ``resume=RUN_ID`` then runs
+only the cells that have no rows yet.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import os
+import dataclasses
 import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from . import _worker
-from .cells import BENCHMARK_MODULES, Cell
+from .cells import Cell
 from .checks import check_cells, check_devices
+from .executors import Done, ExecutorSettings, Lost, StartFailed, make_executor, require_engine
+from .executors.local import START_FAILURE_HINT
 from .expand import Plan, expand_profile
 from .profiles import Profile, load_profile
 
-#: How long a worker may take to start (import torch and the engines) before it counts as failed.
-WORKER_START_TIMEOUT_S = 300.0
-#: Consecutive worker start failures after which the run stops.
+#: Consecutive worker start failures (at least one per worker) after which the run stops.
 MAX_START_FAILURES = 2
 _IDENTITY = (
     "run_id",
@@ -90,6 +90,10 @@ def _cell_extra(cell: Cell, outcome: dict[str, Any]) -> dict[str, Any]:
         extra["cell_seconds"] = round(float(outcome["seconds"]), 3)
     if outcome.get("warnings"):
         extra["warnings"] = list(outcome["warnings"])
+    if outcome.get("worker"):
+        extra["worker"] = dict(outcome["worker"])  # host, GPU, driver, cores of the worker
+    if outcome.get("attempts"):
+        extra["attempts"] = int(outcome["attempts"])
     return extra
 
 
@@ -128,190 +132,106 @@ def rows_for(cell: Cell, run_id: str, outcome: dict[str, Any]) -> list[dict[str,
     ]
 
 
-# -- workers -------------------------------------------------------------------------------------
-@dataclass
-class _Slot:
-    proc: Any
-    conn: Any
-    spawned: float
-    ready: bool = False
-    task: tuple[int, Cell] | None = None
-    started: float = 0.0
-
-
-@dataclass
-class _Pool:
-    """Long-lived worker processes (spawn context) and their replacement when one dies or overruns."""
-
-    size: int
-    engines: dict[str, str] = field(default_factory=lambda: dict(BENCHMARK_MODULES))
-    env: dict[str, str] = field(default_factory=dict)
-    threads: int | None = None
-    slots: list[_Slot] = field(default_factory=list)
-    start_failures: int = 0
-
-    def __post_init__(self) -> None:
-        self.ctx = mp.get_context("spawn")
-
-    def spawn(self) -> _Slot:
-        parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(
-            target=_worker.main,
-            args=(child, os.getpid(), self.env, self.engines, self.threads),
-            name="vqbench-worker",
-        )
-        proc.start()
-        child.close()
-        slot = _Slot(proc, parent, time.monotonic())
-        self.slots.append(slot)
-        return slot
-
-    def kill(self, slot: _Slot) -> None:
-        with contextlib.suppress(Exception):
-            slot.proc.kill()
-        slot.proc.join(timeout=10)
-        with contextlib.suppress(Exception):
-            slot.conn.close()
-        if slot in self.slots:
-            self.slots.remove(slot)
-
-    def close(self) -> None:
-        for slot in list(self.slots):
-            if slot.ready and slot.task is None and slot.proc.is_alive():
-                with contextlib.suppress(Exception):
-                    slot.conn.send(None)
-                slot.proc.join(timeout=5)
-            self.kill(slot)
-
-
 # -- the run loop --------------------------------------------------------------------------------
 class _Runner:
-    def __init__(
-        self,
-        plan: Plan,
-        store: Any,
-        run_id: str,
-        todo: list[Cell],
-        progress: Any,
-        workers: int,
-    ) -> None:
+    """The engine-agnostic loop: hand cells to idle workers, record events, enforce timeouts.
+
+    A cell whose worker is lost (crash, preempted or cancelled job, dead actor) runs again up to the
+    executor's ``lost_retries`` times, then is recorded as an error.
+    """
+
+    def __init__(self, plan: Plan, store: Any, run_id: str, todo: list[Cell], progress: Any, executor: Any):
         self.plan, self.store, self.run_id = plan, store, run_id
         self.todo = todo
         self.progress = progress
-        env = (
-            {"OMP_NUM_THREADS": str(plan.threads), "MKL_NUM_THREADS": str(plan.threads)}
-            if plan.threads
-            else {}
-        )
-        self.pool = _Pool(
-            size=max(1, min(workers, len(todo) or 1)),
-            env=env,
-            threads=plan.threads,
-        )
+        self.executor = executor
         self.done = 0
+        self.start_failures = 0
+        self.running: dict[int, tuple[Cell, float]] = {}
+        self.attempts: dict[int, int] = {}
 
-    def _record(self, cell: Cell, outcome: dict[str, Any]) -> None:
+    def _record(self, cell: Cell, outcome: dict[str, Any], index: int, worker: dict | None = None) -> None:
+        outcome = dict(outcome)
+        if worker:
+            outcome["worker"] = worker
+        if self.attempts.get(index, 1) > 1:
+            outcome["attempts"] = self.attempts[index]
         self.store.write_rows(rows_for(cell, self.run_id, outcome))
         self.done += 1
         self.progress.advance(cell, outcome.get("status"))
 
     def run(self) -> None:
         pending: deque[tuple[int, Cell]] = deque(enumerate(self.todo))
-        pool = self.pool
+        executor = self.executor
+        interrupted = True
         try:
-            while pending or any(s.task for s in pool.slots):
-                while len(pool.slots) < pool.size and pending:
-                    pool.spawn()
-                for slot in list(pool.slots):
-                    if slot.ready and slot.task is None and pending:
-                        task = pending.popleft()
-                        try:
-                            slot.conn.send(task)
-                        except (OSError, ValueError):  # the worker died while idle: replace it
-                            pending.appendleft(task)
-                            pool.kill(slot)
-                            continue
-                        slot.task, slot.started = task, time.monotonic()
-                        self.progress.start(task[1])
-                waitables = [s.conn for s in pool.slots] + [s.proc.sentinel for s in pool.slots]
-                wait(waitables, timeout=self._wait_time())
-                for slot in list(pool.slots):
-                    self._service(slot, pending)
+            executor.start()
+            self.progress.note(f"{len(self.todo)} cells on the {executor.describe()}")
+            while pending or self.running:
+                if pending and executor.has_idle():
+                    for task in list(pending):
+                        if not executor.has_idle():
+                            break
+                        if executor.try_submit(*task):
+                            pending.remove(task)
+                            self.running[task[0]] = (task[1], time.monotonic())
+                            self.attempts[task[0]] = self.attempts.get(task[0], 0) + 1
+                            self.progress.start(task[1])
+                for event in executor.wait(self._wait_time(), more=bool(pending)):
+                    self._handle(event, pending)
+                self._check_timeouts()
+            interrupted = False
         finally:
-            pool.close()
+            executor.close(cancel=interrupted)
+
+    def _handle(self, event: Any, pending: deque) -> None:
+        if isinstance(event, Done):
+            self.start_failures = 0
+            if event.index in self.running:
+                cell, _ = self.running.pop(event.index)
+                self._record(cell, event.outcome, event.index, event.worker)
+        elif isinstance(event, Lost):
+            if event.index not in self.running:
+                return
+            cell, _ = self.running.pop(event.index)
+            if self.attempts[event.index] <= self.executor.lost_retries:
+                pending.appendleft((event.index, cell))  # once more, on another worker
+                return
+            tries = self.attempts[event.index]
+            message = event.message if tries == 1 else f"{event.message} (lost {tries} times)"
+            self._record(cell, {"status": "error", "message": message}, event.index, event.worker)
+        elif isinstance(event, StartFailed):
+            self.start_failures += 1
+            if self.start_failures >= max(MAX_START_FAILURES, self.executor.size()):
+                hint = f" {START_FAILURE_HINT}" if self.executor.kind == "local" else ""
+                raise RuntimeError(
+                    f"vqbench workers fail to start on the {self.executor.kind} executor: "
+                    f"{event.message.strip()}.{hint}"
+                )
 
     def _wait_time(self) -> float:
         now = time.monotonic()
         limits = [0.5]
-        for s in self.pool.slots:
-            if s.task is not None:
-                limits.append(s.started + self.plan.timeout(s.task[1]) - now)
+        for cell, started in self.running.values():
+            limits.append(started + self.plan.timeout(cell) - now)
         return max(0.0, min(limits))
 
-    def _service(self, slot: _Slot, pending: deque) -> None:
-        pool = self.pool
-        try:
-            while slot.conn.poll():
-                message = slot.conn.recv()
-                if message[0] == "ready":
-                    slot.ready = True
-                    pool.start_failures = 0
-                elif message[0] == "result":
-                    _, index, outcome = message
-                    if slot.task is not None and slot.task[0] == index:
-                        cell = slot.task[1]
-                        slot.task = None
-                        self._record(cell, outcome)
-                elif message[0] == "fatal":
-                    self._start_failed(slot, message[1])
-                    return
-        except (EOFError, OSError):
-            pass
+    def _check_timeouts(self) -> None:
         now = time.monotonic()
-        if not slot.proc.is_alive():
-            code = slot.proc.exitcode
-            if not slot.ready:
-                self._start_failed(slot, f"worker exited with code {code} while starting")
-                return
-            if slot.task is not None:
-                cell = slot.task[1]
-                slot.task = None
-                self._record(cell, {"status": "error", "message": _death_message(code)})
-            pool.kill(slot)
-        elif slot.task is not None and now - slot.started > self.plan.timeout(slot.task[1]):
-            cell = slot.task[1]
+        for index, (cell, started) in list(self.running.items()):
             limit = self.plan.timeout(cell)
-            pool.kill(slot)
-            self._record(
-                cell,
-                {
-                    "status": "error",
-                    "message": f"timed out: the cell ran past its {limit:g} s limit and its "
-                    "worker was killed",
-                },
-            )
-        elif not slot.ready and now - slot.spawned > WORKER_START_TIMEOUT_S:
-            self._start_failed(slot, f"worker did not start within {WORKER_START_TIMEOUT_S:g} s")
-
-    def _start_failed(self, slot: _Slot, why: str) -> None:
-        self.pool.kill(slot)
-        self.pool.start_failures += 1
-        if self.pool.start_failures >= MAX_START_FAILURES:
-            raise RuntimeError(
-                f"vqbench worker processes fail to start: {why}. Workers are started with "
-                "multiprocessing's 'spawn' method, which imports your main script again: a script "
-                "that calls run_suite() must do so under `if __name__ == \"__main__\":`"
-            )
-
-
-def _death_message(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"worker process died with {name} while running this cell (crash or out of memory)"
-    return f"worker process exited with code {code} while running this cell"
+            if now - started > limit:
+                self.executor.kill(index)
+                del self.running[index]
+                self._record(
+                    cell,
+                    {
+                        "status": "error",
+                        "message": f"timed out: the cell ran past its {limit:g} s limit and its "
+                        "worker was killed",
+                    },
+                    index,
+                )
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -359,6 +279,13 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
 
+    def note(self, text: str) -> None:
+        """A line above the bar (plain text, never markup)."""
+        if self.bar is not None:
+            from rich.text import Text
+
+            self.bar.console.print(Text(text))
+
     def start(self, cell: Cell) -> None:
         if self.bar is not None:
             self.bar.update(self.task, description=cell.label)
@@ -401,82 +328,69 @@ def _plan_from_run(info: dict[str, Any]) -> Plan:
             "it cannot be resumed"
         )
     cells = [Cell.from_dict(c) for c in config["cells"]]
+    workers = config.get("workers")
     return Plan(
         suite=info["suite"],
         cells=cells,
         timeouts=dict(config.get("timeouts", {})),
-        workers=int(config.get("workers", 1)),
+        workers=int(workers) if workers is not None else None,
         threads=config.get("threads"),
     )
 
 
-def run_suite(
+def executor_settings(
+    table: dict[str, Any] | None,
+    executor: str | dict | ExecutorSettings | None = None,
+    workers: int | None = None,
+    source: str = "profile",
+) -> ExecutorSettings:
+    """A profile's ``[executor]`` table (or a stored run's settings), overridden by the arguments."""
+    base = ExecutorSettings.from_table(dict(table or {}), f"{source}: executor")
+    if isinstance(executor, ExecutorSettings):
+        base = executor
+    elif isinstance(executor, dict):
+        base = base.merged(**executor)
+    elif executor is not None:
+        base = base.merged(kind=executor)
+    return base.merged(workers=workers)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A run before it starts: its plan, the cells still to run, the executor settings, its config.
+
+    ``run_id`` is set when resuming a stored run; ``config`` is what a new run stores.
+    """
+
+    plan: Plan
+    todo: list[Cell]
+    settings: ExecutorSettings
+    run_id: str | None = None
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    profile: Profile | None = None
+
+
+def prepare_run(
+    st: Any,
     suite: str | Path | Profile | None = "quick",
     *,
-    quantizers: str | list[str] | None = None,
-    datasets: str | list[str] | None = None,
-    devices: str | list[str] | None = None,
-    backends: str | list[str] | None = None,
-    store: Any = None,
+    quantizers: Any = None,
+    datasets: Any = None,
+    devices: Any = None,
+    backends: Any = None,
     seed: int | None = None,
     resume: str | None = None,
     timeout: float | None = None,
-    progress: bool = True,
-) -> str:
-    """Run a suite and store its rows; return the run id.
+    executor: str | dict | ExecutorSettings | None = None,
+    workers: int | None = None,
+    check_devices_here: bool = True,
+) -> Prepared:
+    """Expand and check a run (or a stored run to resume) without running anything.
 
-    suite:      a built-in profile (``"quick"``, ``"standard"``, ``"full"``), a TOML path, or a Profile.
-    quantizers: patterns (``"fsq*,vq"``, a list, ``"default"``, ``"path/file.py:Name"``) that replace
-                the profile's selection; sweeps keep only these.
-    datasets:   names that replace the datasets of every benchmark that uses one.
-    devices, backends: replace those axes everywhere (``"cuda"``; ``"eager,compile"``).
-    store:      a ``ResultStore`` or a path (default ``.vqbench/results.sqlite`` or ``$VQBENCH_STORE``).
-    seed:       replaces the profile's seeds.
-    resume:     the id of a stored run (or a unique prefix, or "latest"): run only its cells that have
-                no rows yet, with the run's own settings (no other overrides allowed).
-    timeout:    seconds per cell, replacing the profile's.
-    progress:   show a progress bar with ETA on stderr.
-
-    Bad input (unknown names, a malformed profile, a corrupt or unwritable store, a missing device,
-    sizes that do not fit) raises before anything runs. Ctrl-C or SIGTERM keeps every finished cell,
-    marks the run "interrupted" and raises :class:`RunInterrupted` (a ``KeyboardInterrupt``).
+    ``check_devices_here=False`` (a dry run): devices that this machine lacks are not an error.
     """
-    from vqbench.results import open_store
-
-    st = open_store(store)
-    try:
-        return _run(
-            st,
-            suite,
-            quantizers=quantizers,
-            datasets=datasets,
-            devices=devices,
-            backends=backends,
-            seed=seed,
-            resume=resume,
-            timeout=timeout,
-            progress=progress,
-        )
-    finally:
-        if st is not store:
-            st.close()
-
-
-def _run(
-    st: Any,
-    suite: str | Path | Profile | None,
-    *,
-    quantizers: Any,
-    datasets: Any,
-    devices: Any,
-    backends: Any,
-    seed: int | None,
-    resume: str | None,
-    timeout: float | None,
-    progress: bool,
-) -> str:
-    from vqbench.results import environment_fingerprint
-
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if resume is not None:
         given = {
             k: v
@@ -491,49 +405,131 @@ def _run(
         info = st.run_info(run_id)
         plan = _plan_from_run(info)
         if timeout is not None:
-            if not timeout > 0:
-                raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
             plan.timeouts = {c.cell_id: float(timeout) for c in plan.cells}
+        settings = executor_settings(info["config"].get("executor"), executor, workers, f"run {run_id}")
         done = st.done_cells(run_id)
         todo = [c for c in plan.cells if c.cell_id not in done]
-        check_devices(todo)
-        st.start_run(info["suite"], info["environment"], run_id=run_id)
-    else:
-        profile = load_profile("quick" if suite is None else suite)
-        plan = expand_profile(
-            profile,
+        if settings.kind == "local" and check_devices_here:
+            check_devices(todo)
+        return Prepared(plan, todo, settings, run_id=run_id)
+    profile = load_profile("quick" if suite is None else suite)
+    plan = expand_profile(
+        profile,
+        quantizers=quantizers,
+        datasets=datasets,
+        devices=devices,
+        backends=backends,
+        seed=seed,
+        timeout=timeout,
+    )
+    if "workers" not in (profile.raw.get("suite") or {}):
+        plan.workers = None  # the executor's default: one per GPU locally on CUDA, else one
+    settings = executor_settings(profile.executor, executor, workers, profile.source)
+    if settings.workers is None and plan.workers is not None:
+        settings = settings.merged(workers=plan.workers)
+    check_cells(plan.cells, profile.source, local=settings.kind == "local" and check_devices_here)
+    config = {
+        "profile": profile.source,
+        "overrides": {
+            k: v
+            for k, v in dict(
+                quantizers=quantizers,
+                datasets=datasets,
+                devices=devices,
+                backends=backends,
+                seed=seed,
+                timeout=timeout,
+            ).items()
+            if v is not None
+        },
+        "argv": list(sys.argv),
+        "workers": settings.workers,
+        "threads": plan.threads,
+        "timeouts": plan.timeouts,
+        "executor": settings.to_dict(),
+        "cells": [c.to_dict() for c in plan.cells],
+    }
+    return Prepared(plan, plan.cells, settings, config=config, profile=profile)
+
+
+def run_suite(
+    suite: str | Path | Profile | None = "quick",
+    *,
+    quantizers: str | list[str] | None = None,
+    datasets: str | list[str] | None = None,
+    devices: str | list[str] | None = None,
+    backends: str | list[str] | None = None,
+    store: Any = None,
+    seed: int | None = None,
+    resume: str | None = None,
+    timeout: float | None = None,
+    progress: bool = True,
+    executor: str | dict | ExecutorSettings | None = None,
+    workers: int | None = None,
+) -> str:
+    """Run a suite and store its rows; return the run id.
+
+    suite:      a built-in profile (``"quick"``, ``"standard"``, ``"full"``), a TOML path, or a Profile.
+    quantizers: patterns (``"fsq*,vq"``, a list, ``"default"``, ``"path/file.py:Name"``) that replace
+                the profile's selection; sweeps keep only these.
+    datasets:   names that replace the datasets of every benchmark that uses one.
+    devices, backends: replace those axes everywhere (``"cuda"``; ``"eager,compile"``).
+    store:      a ``ResultStore`` or a path (default ``.vqbench/results.sqlite`` or ``$VQBENCH_STORE``).
+    seed:       replaces the profile's seeds.
+    resume:     the id of a stored run (or a unique prefix, or "latest"): run only its cells that have
+                no rows yet, with the run's own settings (no other overrides allowed but the
+                executor, its workers and the timeout).
+    timeout:    seconds per cell, replacing the profile's.
+    progress:   show a progress bar with ETA on stderr.
+    executor:   ``"local"``, ``"slurm"``, ``"ray"``, a dict of settings over the profile's
+                ``[executor]`` table, or an :class:`ExecutorSettings` (see ``vqbench.suite.executors``).
+    workers:    worker processes, Slurm jobs or Ray actors (default: the executor's and profile's).
+
+    Bad input (unknown names, a malformed profile, a corrupt or unwritable store, a missing device,
+    sizes that do not fit, a missing engine) raises before anything runs. Ctrl-C or SIGTERM keeps every
+    finished cell, cancels the engine's outstanding jobs, marks the run "interrupted" and raises
+    :class:`RunInterrupted` (a ``KeyboardInterrupt``).
+    """
+    from vqbench.results import open_store
+
+    st = open_store(store)
+    try:
+        prepared = prepare_run(
+            st,
+            suite,
             quantizers=quantizers,
             datasets=datasets,
             devices=devices,
             backends=backends,
             seed=seed,
+            resume=resume,
             timeout=timeout,
+            executor=executor,
+            workers=workers,
         )
-        check_cells(plan.cells, profile.source)
-        todo = plan.cells
-        config = {
-            "profile": profile.source,
-            "overrides": {
-                k: v
-                for k, v in dict(
-                    quantizers=quantizers,
-                    datasets=datasets,
-                    devices=devices,
-                    backends=backends,
-                    seed=seed,
-                    timeout=timeout,
-                ).items()
-                if v is not None
-            },
-            "argv": list(sys.argv),
-            "workers": plan.workers,
-            "threads": plan.threads,
-            "timeouts": plan.timeouts,
-            "cells": [c.to_dict() for c in plan.cells],
-        }
-        run_id = st.start_run(profile.name, environment_fingerprint(threads=plan.threads), config=config)
+        return _run(st, prepared, progress)
+    finally:
+        if st is not store:
+            st.close()
+
+
+def _run(st: Any, prepared: Prepared, progress: bool) -> str:
+    from vqbench.results import environment_fingerprint
+
+    plan, todo, settings = prepared.plan, prepared.todo, prepared.settings
+    require_engine(settings.kind)
+    env = {"OMP_NUM_THREADS": str(plan.threads), "MKL_NUM_THREADS": str(plan.threads)} if plan.threads else {}
+    pool = make_executor(settings, todo, workers=settings.workers, threads=plan.threads, env=env)
+    if prepared.run_id is not None:
+        run_id = prepared.run_id
+        info = st.run_info(run_id)
+        st.start_run(info["suite"], info["environment"], run_id=run_id)
+    else:
+        assert prepared.profile is not None
+        environment = environment_fingerprint(threads=plan.threads)
+        run_id = st.start_run(prepared.profile.name, environment, config=prepared.config)
     with _Progress(len(todo), progress, plan.suite) as bar:
-        runner = _Runner(plan, st, run_id, todo, bar, workers=plan.workers)
+        runner = _Runner(plan, st, run_id, todo, bar, pool)
         try:
             with _sigterm_as_interrupt():
                 runner.run()
@@ -547,4 +543,4 @@ def _run(
     return run_id
 
 
-__all__ = ["RunInterrupted", "rows_for", "run_suite"]
+__all__ = ["Prepared", "RunInterrupted", "executor_settings", "prepare_run", "rows_for", "run_suite"]

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import argparse
 
+from vqbench._commands import suite_options
+from vqbench._commands.suite_options import add_suite_options, suite_kwargs
 from vqbench.reports._cli_common import add_store
-from vqbench.reports._cli_suite_options import add_suite_options, suite_kwargs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,10 +81,8 @@ def run(args: argparse.Namespace) -> int:
         if args.existing_run:
             run_id = store.resolve_run(args.existing_run)
         else:
-            from vqbench.reports.suite_runs import run_suite_for
-
             quantizers = args.quantizers.split(",") if args.quantizers else None
-            run_id = run_suite_for(store, args.suite, quantizers, **suite_kwargs(args))
+            run_id = suite_options.run_suite_for(store, args.suite, quantizers, **suite_kwargs(args))
         outcome = gate_run(store, run_id, config)
         baseline = None if str(args.baseline).lower() in ("", "none") else args.baseline
         doc = nightly_document(store, outcome, baseline=baseline)

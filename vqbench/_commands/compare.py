@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 
+from vqbench._commands import suite_options
+from vqbench._commands.suite_options import add_suite_options, suite_kwargs
 from vqbench.reports._cli_common import add_output, add_store, formats, out_dir, split_names
-from vqbench.reports._cli_suite_options import add_suite_options, suite_kwargs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
             if args.existing_run:
                 run_id = store.resolve_run(args.existing_run)
             else:
-                from vqbench.reports.suite_runs import run_suite_for
-
-                run_id = run_suite_for(store, args.suite, [args.candidate, *baselines], **suite_kwargs(args))
+                names = [args.candidate, *baselines]
+                run_id = suite_options.run_suite_for(store, args.suite, names, **suite_kwargs(args))
             doc, result = candidate_document(store, run_id, args.candidate, baselines, noise_k=args.noise_k)
         name = f"compare-{run_id}"
     else:

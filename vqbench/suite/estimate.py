@@ -1,0 +1,135 @@
+"""A run's plan and cost before it runs (``vqbench run --dry-run``).
+
+Each cell's cost comes from the store's history of cell times (``cell_seconds`` of earlier rows):
+the same cell (same id) if it ran before, else the median of the same benchmark, quantizer and
+device, else of the benchmark and device; with no history, the known costs measured for DESIGN.md.
+The wall time on an executor is the cells spread over its workers, longest first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from .cells import Cell
+
+#: Rough seconds per cell with no history (DESIGN.md, "Known costs"): one H100 for CUDA (a 5000-step
+#: reconstruction at 2^16 codes: FSQ 13 s, VQ 36 s, LFQ 49 s; a usage fit 5-10 s), the 2-core CPU
+#: for the quick profile's sizes.
+KNOWN_SECONDS: dict[tuple[str, str], float] = {
+    ("reconstruction", "cuda"): 35.0,
+    ("reconstruction", "cpu"): 15.0,
+    ("usage", "cuda"): 8.0,
+    ("usage", "cpu"): 5.0,
+    ("throughput", "cuda"): 10.0,
+    ("throughput", "cpu"): 5.0,
+    ("fsq_speed", "cuda"): 30.0,
+    ("fsq_speed", "cpu"): 30.0,
+}
+#: Seconds a worker takes to start (import torch and the engines), on top of its cells.
+WORKER_START_S = 10.0
+
+
+@dataclass
+class CellCost:
+    """One cell's estimated seconds and where the figure came from."""
+
+    cell: Cell
+    seconds: float
+    source: str  # "this cell", "history", "known cost"
+
+
+def _history(store: Any) -> list[dict[str, Any]]:
+    """(cell id, benchmark, quantizer, device, seconds) of every stored measured cell."""
+    if store is None:
+        return []
+    rows = store.rows(None)
+    if not len(rows):
+        return []
+    rows = rows[rows["status"] == "ok"].drop_duplicates(["run_id", "cell_id"])
+    out = []
+    for rec in rows[["cell_id", "benchmark", "quantizer", "device", "extra"]].itertuples(index=False):
+        try:
+            seconds = json.loads(rec.extra or "{}").get("cell_seconds")
+        except (TypeError, ValueError):
+            continue
+        if isinstance(seconds, (int, float)):
+            out.append(
+                {
+                    "cell_id": rec.cell_id,
+                    "benchmark": rec.benchmark,
+                    "quantizer": rec.quantizer,
+                    "device": _kind(rec.device),
+                    "seconds": float(seconds),
+                }
+            )
+    return out
+
+
+def _kind(device: str) -> str:
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def cell_costs(cells: list[Cell], store: Any = None) -> list[CellCost]:
+    """The estimated cost of each cell, from the store's history or the known costs."""
+    history = _history(store)
+    by: dict[tuple, list[float]] = {}
+    for h in history:
+        for key in (
+            ("cell", h["cell_id"]),
+            ("q", h["benchmark"], h["quantizer"], h["device"]),
+            ("b", h["benchmark"], h["device"]),
+        ):
+            by.setdefault(key, []).append(h["seconds"])
+    costs = []
+    for cell in cells:
+        dev = _kind(cell.device)
+        for key, source in (
+            (("cell", cell.cell_id), "this cell"),
+            (("q", cell.benchmark, cell.quantizer, dev), "history"),
+            (("b", cell.benchmark, dev), "history"),
+        ):
+            if key in by:
+                costs.append(CellCost(cell, statistics.median(by[key]), source))
+                break
+        else:
+            costs.append(CellCost(cell, KNOWN_SECONDS.get((cell.benchmark, dev), 10.0), "known cost"))
+    return costs
+
+
+def wall_time(seconds: list[float], workers: int, start: float = WORKER_START_S) -> float:
+    """Seconds to run cells of these costs on ``workers`` workers, longest first (LPT)."""
+    workers = max(1, min(workers, len(seconds) or 1))
+    loads = [start] * workers
+    heapq.heapify(loads)
+    for s in sorted(seconds, reverse=True):
+        heapq.heappush(loads, heapq.heappop(loads) + s)
+    return max(loads) if seconds else 0.0
+
+
+def missing_datasets(cells: list[Cell]) -> dict[str, str]:
+    """Datasets of ``cells`` that are not available here, with the reason (how to get them)."""
+    from vqbench.datasets import DatasetUnavailableError, load_dataset
+
+    missing: dict[str, str] = {}
+    seen: set[str] = set()
+    for cell in cells:
+        if not cell.dataset:
+            continue
+        key = json.dumps([cell.dataset, cell.dataset_options], sort_keys=True, default=repr)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            load_dataset(cell.dataset, seed=cell.seed, **cell.dataset_options)
+        except DatasetUnavailableError as exc:
+            missing[cell.dataset] = str(exc)
+        except Exception as exc:  # a broken file or option: its cells would fail the same way
+            missing[cell.dataset] = f"{type(exc).__name__}: {exc}"
+    return missing
+
+
+__all__ = ["KNOWN_SECONDS", "CellCost", "cell_costs", "missing_datasets", "wall_time"]

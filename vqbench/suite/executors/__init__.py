@@ -1,0 +1,190 @@
+"""Executors: where a suite's cells run. ``local`` (default), ``slurm`` (submitit), ``ray``.
+
+Chosen by ``vqbench run --executor`` or a profile's ``[executor]`` table::
+
+    [executor]
+    kind = "slurm"          # local | slurm | ray
+    workers = 16            # worker processes, Slurm jobs or Ray actors
+    partition = "gpu"       # slurm: partition, account, time_limit (minutes), gpus_per_job,
+    account = "vision"      #        cpus_per_job, sbatch (extra #SBATCH options), folder (job logs)
+    time_limit = 240
+    gpus_per_job = 1
+    sbatch = { qos = "high", constraint = "h100" }
+    # ray: address ("auto", "ray://head:10001"; default: a local cluster), num_cpus, num_gpus
+
+The command line overrides the table. Every executor gives the same rows for the same cells; only
+the coordinator writes the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..cells import BENCHMARK_MODULES, Cell
+from ._base import Done, Event, Executor, Lost, MissingExtraError, StartFailed
+
+EXECUTORS = ("local", "slurm", "ray")
+
+
+@dataclass
+class ExecutorSettings:
+    """The ``[executor]`` table and ``vqbench run``'s executor options, merged and checked."""
+
+    kind: str = "local"
+    workers: int | None = None
+    # slurm
+    partition: str | None = None
+    account: str | None = None
+    time_limit: int = 240
+    gpus_per_job: int | None = None
+    cpus_per_job: int | None = None
+    sbatch: dict[str, Any] = field(default_factory=dict)
+    folder: str | None = None
+    cluster: str | None = None  # submitit's cluster: "slurm" (default) or "local" (tests, no Slurm)
+    host: str | None = None  # the coordinator's address as jobs reach it (default: its hostname)
+    bind: str = "0.0.0.0"
+    start_timeout: float = 600.0  # seconds a running job may take to connect (queue time not counted)
+    # ray
+    address: str | None = None
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}")
+        for name in ("workers", "gpus_per_job", "cpus_per_job", "time_limit"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"executor {name} must be a positive integer, got {value!r}")
+        for name in ("num_cpus", "num_gpus"):
+            value = getattr(self, name)
+            bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+            if value is not None and bad:
+                raise ValueError(f"executor {name} must be a number >= 0, got {value!r}")
+        if not isinstance(self.sbatch, dict):
+            raise ValueError(f"executor sbatch must be a table of sbatch options, got {self.sbatch!r}")
+        if self.cluster not in (None, "slurm", "local", "debug"):
+            raise ValueError(f"executor cluster must be 'slurm' or 'local', got {self.cluster!r}")
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], where: str = "executor") -> ExecutorSettings:
+        """Settings from a profile's ``[executor]`` table; unknown keys are errors naming the key."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in table:
+            if key not in names:
+                import difflib
+
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"{where}.{key}: unknown key{hint}; expected one of {sorted(names)}")
+        try:
+            return cls(**table)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+
+    def merged(self, **overrides: Any) -> ExecutorSettings:
+        """These settings with the options that were given (not None) replacing them."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "sbatch" in given:
+            given["sbatch"] = {**self.sbatch, **given["sbatch"]}
+        if "kind" in given and given["kind"] != self.kind:
+            base = ExecutorSettings(kind=given["kind"])  # another engine: the table's keys don't apply
+            return dataclasses.replace(base, **given)
+        return dataclasses.replace(self, **given)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly, for the run's stored config."""
+        return dataclasses.asdict(self)
+
+
+def parse_sbatch(options: list[str] | None) -> dict[str, str] | None:
+    """``--sbatch KEY=VALUE`` options as a dict (``qos=high`` → ``{"qos": "high"}``)."""
+    if not options:
+        return None
+    out: dict[str, str] = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key:
+            raise ValueError(f"--sbatch expects KEY=VALUE (e.g. qos=high), got {item!r}")
+        out[key.replace("-", "_")] = value.strip()
+    return out
+
+
+def default_workers(settings: ExecutorSettings, profile_workers: int | None) -> int | None:
+    """The worker count: the executor's own, else the profile's ``[suite] workers``, else None."""
+    return settings.workers if settings.workers is not None else profile_workers
+
+
+def make_executor(
+    settings: ExecutorSettings,
+    cells: list[Cell],
+    *,
+    workers: int | None,
+    threads: int | None,
+    env: dict[str, str] | None = None,
+    engines: dict[str, str] | None = None,
+) -> Executor:
+    """The executor for ``settings``, sized for ``cells`` (never more workers than cells)."""
+    from .._worker import WorkerSetup
+
+    setup = WorkerSetup(env=dict(env or {}), engines=dict(engines or BENCHMARK_MODULES), threads=threads)
+    n_cells = max(1, len(cells))
+    uses_cuda = any(c.device.startswith("cuda") for c in cells)
+    if settings.kind == "local":
+        from .local import LocalExecutor, available_cpus, plan_workers, visible_gpus
+
+        gpus = visible_gpus() if uses_cuda else []
+        pins = plan_workers(cells, workers, threads, available_cpus(), gpus)
+        return LocalExecutor(pins[:n_cells], setup)
+    if settings.kind == "slurm":
+        from .slurm import SlurmExecutor
+
+        return SlurmExecutor(settings, setup, min(workers or 1, n_cells))
+    from .ray import RayExecutor
+
+    return RayExecutor(settings, setup, workers, uses_cuda, n_cells)
+
+
+def planned_workers(settings: ExecutorSettings, cells: list[Cell], threads: int | None) -> int:
+    """How many workers ``make_executor`` would start for ``cells`` (for estimates)."""
+    n_cells = max(1, len(cells))
+    if settings.kind != "local":  # a Ray cluster's own size is known once it runs: one worker here
+        return min(settings.workers or 1, n_cells)
+    from .local import available_cpus, plan_workers, visible_gpus
+
+    uses_cuda = any(c.device.startswith("cuda") for c in cells)
+    gpus = visible_gpus() if uses_cuda else []
+    pins = plan_workers(cells, settings.workers, threads, available_cpus(), gpus)
+    return min(len(pins), n_cells)
+
+
+def require_engine(kind: str) -> None:
+    """Fail early, naming the extra to install, when ``kind``'s engine is missing."""
+    if kind == "slurm":
+        from .slurm import _submitit
+
+        _submitit()
+    elif kind == "ray":
+        from .ray import _ray
+
+        _ray()
+
+
+__all__ = [
+    "EXECUTORS",
+    "Done",
+    "Event",
+    "Executor",
+    "ExecutorSettings",
+    "Lost",
+    "MissingExtraError",
+    "StartFailed",
+    "default_workers",
+    "make_executor",
+    "parse_sbatch",
+    "planned_workers",
+    "require_engine",
+]

@@ -1,0 +1,216 @@
+"""The Slurm executor: long-lived workers as Slurm jobs, submitted through submitit.
+
+Each job runs one worker that connects back to the coordinator over TCP (``multiprocessing``
+connections with a random key) and serves cells until the run ends, so torch is imported once per
+job. Rows travel back over that connection: workers never open the result store (SQLite over a
+network file system corrupts). A job that is preempted, cancelled, hits its time limit or is lost
+with its node takes its cell with it: the cell is run again once on another job, then recorded as an
+error; a new job replaces the lost one. Job folders (logs, pickles) live under ``folder``.
+
+``cluster="local"`` runs the same jobs through submitit's local executor (processes on this machine,
+real job folders and pickling): the tests use it, and so can a machine without Slurm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import queue
+import secrets
+import shutil
+import socket
+import threading
+import time
+from multiprocessing.connection import Listener
+from pathlib import Path
+from typing import Any
+
+from .. import _worker
+from ._base import MissingExtraError
+from ._connections import ConnectionPool, Slot
+
+#: Job states of a job that waits for its turn (its start timeout restarts).
+_WAITING = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "CONFIGURING", "RESIZING", "SUSPENDED")
+#: Seconds between two checks of a job's state while it has not connected (the first after this too).
+_STATE_POLL_S = 15.0
+
+
+def _submitit() -> Any:
+    try:
+        import submitit
+    except ImportError as exc:
+        raise MissingExtraError("slurm", "submitit", "slurm") from exc
+    return submitit
+
+
+class SlurmExecutor(ConnectionPool):
+    """Workers as Slurm (or submitit-local) jobs that connect back over TCP."""
+
+    kind = "slurm"
+    lost_retries = 1
+
+    def __init__(self, settings: Any, setup: _worker.WorkerSetup, workers: int) -> None:
+        super().__init__(workers, start_timeout=settings.start_timeout)
+        submitit = _submitit()
+        self.settings = settings
+        if (settings.cluster or "slurm") == "slurm" and shutil.which("sbatch") is None:
+            raise RuntimeError(
+                "the slurm executor submits jobs with sbatch, which is not on PATH here: run on a "
+                "Slurm login node (or set cluster = 'local' in [executor] to run the jobs on this machine)"
+            )
+        self.folder = Path(settings.folder or Path(".vqbench") / "slurm").expanduser().resolve()
+        self.cluster = settings.cluster or "slurm"
+        self.engine = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+        self.engine.update_parameters(**self._parameters())
+        threads = setup.threads or settings.cpus_per_job
+        env = dict(setup.env)
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self.setup = dataclasses.replace(setup, env=env, threads=threads, executor="slurm")
+        self.authkey = secrets.token_bytes(32)
+        self.listener: Listener | None = None
+        self.address: tuple[str, int] | None = None
+        self.arrived: queue.Queue = queue.Queue()
+        self.by_token: dict[str, Slot] = {}
+
+    def _parameters(self) -> dict[str, Any]:
+        s = self.settings
+        params: dict[str, Any] = {"name": "vqbench-worker", "timeout_min": int(s.time_limit)}
+        if s.gpus_per_job:
+            params["gpus_per_node"] = int(s.gpus_per_job)
+        if s.cpus_per_job:
+            params["cpus_per_task"] = int(s.cpus_per_job)
+        if self.cluster == "slurm":
+            if s.partition:
+                params["slurm_partition"] = s.partition
+            if s.account:
+                params["slurm_account"] = s.account
+            if s.sbatch:
+                params["slurm_additional_parameters"] = dict(s.sbatch)
+        return params
+
+    # -- TCP -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.listener = Listener((self.settings.bind, 0), authkey=self.authkey)
+        port = self.listener.address[1]
+        host = self.settings.host or socket.gethostname()
+        self.address = (host, port)
+        threading.Thread(target=self._accept, name="vqbench-slurm-accept", daemon=True).start()
+        super().start()
+
+    def _accept(self) -> None:
+        listener = self.listener
+        while listener is not None:
+            try:
+                conn = listener.accept()
+            except OSError:  # closed: the run is over
+                return
+            except Exception:  # a client with the wrong key, say
+                continue
+            try:
+                if conn.poll(30):
+                    hello = conn.recv()
+                    if isinstance(hello, tuple) and hello[:1] == ("hello",):
+                        self.arrived.put((hello[1], conn))
+                        continue
+            except (EOFError, OSError):
+                pass
+            conn.close()
+
+    def _poll_new(self) -> None:
+        while True:
+            try:
+                token, conn = self.arrived.get_nowait()
+            except queue.Empty:
+                return
+            slot = self.by_token.get(token)
+            if slot is None or slot not in self.slots:
+                conn.close()  # a job that was already given up
+            else:
+                slot.conn = conn
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def _spawn(self, number: int) -> Slot:
+        token = f"{number}-{secrets.token_hex(4)}"
+        job = self.engine.submit(_worker.connect_and_serve, self.address, self.authkey, token, self.setup)
+        slot = Slot(handle=job, checked=time.monotonic())
+        self.by_token[token] = slot
+        return slot
+
+    def _terminate(self, slot: Slot) -> None:
+        job = slot.handle
+        with contextlib.suppress(Exception):
+            job.cancel(check=False)
+        process = getattr(job, "_process", None)  # submitit's local jobs: make sure it is gone
+        if process is not None:
+            with contextlib.suppress(Exception):
+                process.wait(timeout=5)
+            with contextlib.suppress(Exception):
+                process.kill()
+
+    def _ended(self, slot: Slot) -> str | None:
+        now = time.monotonic()
+        if slot.conn is not None and slot.ready:
+            return None  # a live connection says enough; its loss is noticed at once
+        if now - slot.checked < _STATE_POLL_S:
+            return None
+        slot.checked = now
+        job = slot.handle
+        try:
+            if not job.done():
+                return None
+            state = job.state
+        except Exception as exc:  # sacct hiccups: ask again later
+            return None if now - slot.spawned < self.start_timeout else f"job state unknown: {exc}"
+        return f"{self.cluster} job {job.job_id} ended ({state}); its log: {self.folder / str(job.job_id)}"
+
+    def _start_overdue(self, slot: Slot, now: float) -> bool:
+        """Time in the queue does not count: only a job that runs and has not connected is late."""
+        if now - slot.spawned <= self.start_timeout:
+            return False
+        try:
+            state = str(slot.handle.state)
+        except Exception:
+            state = "UNKNOWN"
+        if state in _WAITING:
+            slot.spawned = now
+            return False
+        return True
+
+    def _closed_why(self, slot: Slot) -> str:
+        job = slot.handle
+        return (
+            f"the worker's connection closed: {self.cluster} job {job.job_id} was lost (killed, "
+            f"preempted, out of memory or past its time limit); its log: {self.folder / str(job.job_id)}"
+        )
+
+    def _let_finish(self) -> None:
+        end = time.monotonic() + 10
+        for slot in self.slots:
+            with contextlib.suppress(Exception):
+                while not slot.handle.done() and time.monotonic() < end:
+                    time.sleep(0.2)
+
+    def close(self, cancel: bool = False) -> None:
+        try:
+            super().close(cancel)
+        finally:
+            listener, self.listener = self.listener, None
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    listener.close()
+
+    def describe(self) -> str:
+        s = self.settings
+        bits = [f"{self.workers} job(s)"]
+        if self.cluster != "slurm":
+            bits.append(f"submitit {self.cluster} cluster")
+        named = (("partition", s.partition), ("account", s.account), ("gpus/job", s.gpus_per_job))
+        for label, value in named:
+            if value:
+                bits.append(f"{label} {value}")
+        bits.append(f"time limit {s.time_limit} min, job folders in {self.folder}")
+        return f"slurm executor, {', '.join(bits)}"
+
+
+__all__ = ["SlurmExecutor"]
