@@ -531,4 +531,7 @@ def fsq_quantizer(
     )
 
 
+fsq_quantizer.BACKENDS = FSQ.BACKENDS  # the suite's backend axis offers FSQ's paths
+
+
 __all__ = ["DEFAULT_CODEBOOK_SIZE", "FSQ", "FSQOutput", "MAX_CODEBOOK_SIZE", "fsq_quantizer"]
