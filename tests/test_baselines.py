@@ -15,6 +15,7 @@ from vqbench.quantizers import create_quantizer, recommended_levels
 BASELINES = [
     "fsq-upstream",
     "vq",
+    "vq-plain",
     "vq-cosine",
     "lfq",
     "bsq",

@@ -198,7 +198,8 @@ def build_report(
         )
     from vqbench.reports.findings import findings_blocks
 
-    doc.sections.append(Section("Findings", findings_blocks(run.rows, run.suite, run.stamp)))
+    if run.rows["benchmark"].isin(["reconstruction", "usage"]).any():
+        doc.sections.append(Section("Findings", findings_blocks(run.rows, run.suite, run.stamp)))
     sections: dict[str, Section] = {}
     for table in benchmark_tables(run.rows, run.stamp, baseline):
         bench = table.title.split(" · ", 1)[0]
