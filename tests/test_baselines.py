@@ -15,6 +15,7 @@ from vqbench.quantizers import create_quantizer, recommended_levels
 BASELINES = [
     "fsq-upstream",
     "vq",
+    "vq-plain",
     "vq-cosine",
     "lfq",
     "bsq",
@@ -65,6 +66,7 @@ def test_default_operating_points():
     assert {n: (q.codebook_size, q.dim, q.num_codebooks) for n, q in sizes.items()} == {
         "fsq-upstream": (1000, 4, 1),
         "vq": (1024, 8, 1),
+        "vq-plain": (1024, 8, 1),
         "vq-cosine": (1024, 8, 1),
         "lfq": (1024, 10, 1),
         "bsq": (1024, 10, 1),

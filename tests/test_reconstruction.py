@@ -74,7 +74,7 @@ def test_figures_units_and_context(vector_run):
         "bits_per_token": ("bits", None), "bits_per_sample": ("bits", None), "train_time": ("s", False),
         "utilization": ("ratio", True), "perplexity": ("codes", True), "perplexity_ratio": ("ratio", True),
         "entropy_bits": ("bits", True), "dead_codes": ("codes", False), "tokens": ("tokens", None),
-        "tokens_per_code": ("ratio", None),
+        "tokens_per_code": ("ratio", None), "train_steps": ("steps", None),
     }
     assert {m: (r["unit"], r["higher_is_better"]) for m, r in vector_run.items()} == expected
     assert vector_run["bits_per_token"]["value"] == pytest.approx(math.log2(125))

@@ -165,9 +165,35 @@ class VectorQuantizeAdapter(UpstreamQuantizer):
     codebook is fitted to the first *training* batch (see ``_init_on_training_batches``).
     """
 
+    def __init__(self, inner: nn.Module, *, dead_code_share: float | None = None, **kwargs: Any) -> None:
+        super().__init__(inner, **kwargs)
+        self.dead_code_share = dead_code_share
+        self._dead_code_count = float(getattr(inner._codebook, "threshold_ema_dead_code", 0) or 0)
+        self._seeded = False
+
+    def _scale_dead_code_threshold(self, tokens: int) -> None:
+        """With ``dead_code_share``: a code is dead below that share of a uniform code's count per batch.
+
+        The threshold is ``min(threshold_ema_dead_code, share x tokens per batch / codebook size)``,
+        so that it stays below a uniformly used code's count when the codebook outgrows the batch
+        (a fixed count of 2 with fewer tokens per batch than codes resets live codes at every step).
+        The first training batch keeps the full count: every code starts with a count of 1, so that
+        batch re-seeds the codebook from data, as upstream does.
+        """
+        if not self.dead_code_share or not self._dead_code_count:
+            return
+        book = self.inner._codebook
+        if not self._seeded:
+            book.threshold_ema_dead_code, self._seeded = self._dead_code_count, True
+            return
+        uniform = tokens / self.codebook_size
+        book.threshold_ema_dead_code = min(self._dead_code_count, self.dead_code_share * uniform)
+
     def _quantize(self, x):
         if self.training and torch.is_grad_enabled() and not x.requires_grad and self.inner.has_projections:
             x = x.detach().requires_grad_()
+        if self.training:
+            self._scale_dead_code_threshold(x.shape[0])
         with _init_on_training_batches(self.inner, self.training):
             codes, indices, loss = self.inner(_batched(x))[:3]
         return codes[0], indices[0], loss

@@ -25,7 +25,10 @@ Defaults and where they come from (measured effects: the reconstruction benchmar
   forward, so an eval pass would initialise the codebook from evaluation data). The dead-code
   threshold counts vectors per batch: with fewer tokens per batch than codes, most codes are reset
   at every step, which keeps usage high but makes the codebook closer to a sample of recent
-  batches; raise the batch or lower the threshold for long runs.
+  batches. So ``vq`` scales it: a code is dead when its count falls below ``dead_code_share`` =
+  0.25 of a uniformly used code's count per batch (tokens per batch / codebook size), capped at
+  ``threshold_ema_dead_code``; at 2^8 codes and 1,568 tokens per batch that is 1.5, at 2^14 0.024.
+  ``vq-plain`` is the FSQ paper's baseline: no dead-code restarts and no k-means init.
   ``vq-cosine`` looks codes up by cosine similarity on l2-normalised vectors (ViT-VQGAN).
 - LFQ (``lfq``, ``residual-lfq``): MAGVIT-v2's entropy penalty (arXiv 2310.05737) with weight 0.1,
   diversity gamma 1.0 and temperature 0.01 (``inv_temperature`` 100 on ``-|z - c|^2``), and
@@ -89,6 +92,7 @@ from .levels import recommended_levels
 DEFAULT_CODEBOOK_SIZE = 2**10
 VQ_CODEBOOK_DIM = 8
 RESIDUAL_LEVELS = 4
+VQ_DEAD_CODE_SHARE = 0.25
 
 VQ_DEFAULTS: dict[str, Any] = {
     "commitment_weight": 0.25,
@@ -273,9 +277,14 @@ def vector_quantize(
     *,
     codebook_dim: int = VQ_CODEBOOK_DIM,
     heads: int = 1,
+    dead_code_share: float | None = VQ_DEAD_CODE_SHARE,
     **kwargs: Any,
 ) -> UpstreamQuantizer:
-    """VQ-VAE codebook (arXiv 1711.00937), euclidean, EMA updates; see the module docstring."""
+    """VQ-VAE codebook (arXiv 1711.00937), euclidean, EMA updates; see the module docstring.
+
+    ``dead_code_share`` scales the dead-code threshold with the tokens per batch (see
+    ``VectorQuantizeAdapter._scale_dead_code_threshold``; None: the fixed count, as upstream).
+    """
     from vector_quantize_pytorch import VectorQuantize
 
     _no_layout_options(kwargs)
@@ -283,9 +292,24 @@ def vector_quantize(
     _positive_int("codebook_dim", codebook_dim)
     _positive_int("heads", heads)
     dim = codebook_dim * heads if dim is None else _positive_int("dim", dim)
+    share_ok = isinstance(dead_code_share, int | float) and not isinstance(dead_code_share, bool)
+    if dead_code_share is not None and not (share_ok and dead_code_share >= 0):
+        raise ValueError(f"dead_code_share must be a number >= 0 or None, got {dead_code_share!r}")
     config = dict(VQ_DEFAULTS, dim=dim, codebook_size=size, codebook_dim=codebook_dim, heads=heads, **kwargs)
     inner = _build(VectorQuantize, **config)
-    return VectorQuantizeAdapter(inner, dim=dim, codebook_size=size, num_codebooks=heads, config=config)
+    return VectorQuantizeAdapter(inner, dim=dim, codebook_size=size, num_codebooks=heads,
+                                 config={**config, "dead_code_share": dead_code_share},
+                                 dead_code_share=dead_code_share)
+
+
+def vector_quantize_plain(
+    dim: int | None = None, codebook_size: int | None = None, **kwargs: Any
+) -> UpstreamQuantizer:
+    """The FSQ paper's VQ baseline: VQ-VAE's EMA codebook with no dead-code restarts and no k-means init."""
+    return vector_quantize(
+        dim, codebook_size, **{"threshold_ema_dead_code": 0, "kmeans_init": False, "dead_code_share": None,
+                               **kwargs}
+    )
 
 
 def vector_quantize_cosine(

@@ -208,7 +208,9 @@ def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
             value = math.log2(size) * books if isinstance(books, int) else None
         bits.append(value)
     psnr["bits"] = bits
-    psnr = psnr[psnr["bits"].notna()]
+    is_ceiling = [bool(e.get("ceiling")) for e in psnr["ext"]]
+    ceilings = psnr[is_ceiling].groupby("dataset")["value"].mean().to_dict()
+    psnr = psnr[psnr["bits"].notna() & ~_bool_series(is_ceiling, psnr.index)]
     if psnr.empty:
         return None
     psnr["bits"] = psnr["bits"].astype(float)
@@ -219,6 +221,8 @@ def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
     for ax, dataset in zip(axes, datasets, strict=True):
         sub = data[data["dataset"] == dataset].sort_values("bits")
         sns.lineplot(data=sub, x="bits", y="value", hue="quantizer", marker="o", ax=ax, sort=True)
+        if dataset in ceilings:
+            ax.axhline(ceilings[dataset], color="#374151", ls="--", lw=1.2, label="no quantizer (ceiling)")
         ax.set_xlabel("bits per token")
         ax.set_ylabel("PSNR [dB]")
         ax.set_title(f"rate-distortion · {dataset or 'data'}")
@@ -226,7 +230,9 @@ def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
     fig.suptitle("Rate-distortion: bits per token versus reconstruction PSNR")
     caption = (
         "Eval PSNR of the fixed autoencoder with each quantizer as its bottleneck, against the "
-        "bits each token carries; up and to the left is better." + _excluded(frame, is_psnr)
+        "bits each token carries; up and to the left is better. The dashed line is the same "
+        "autoencoder trained with no quantizer (the ceiling), where the run holds it."
+        + _excluded(frame, is_psnr)
     )
     return Figure(
         "rate_distortion",
@@ -235,6 +241,13 @@ def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
         caption=f"{caption} {stamp}",
         alt="line chart of PSNR against bits per token",
     )
+
+
+def _bool_series(values: list[bool], index: Any) -> Any:
+    """A boolean pandas Series on ``index``."""
+    import pandas as pd
+
+    return pd.Series(values, index=index, dtype=bool)
 
 
 def _strips(ext: dict) -> tuple[Any, Any] | None:
@@ -339,6 +352,85 @@ def reconstruction_figures(frame: Any, stamp: str) -> list[Figure]:
         )
     return figures
 
+_CURVE_METRICS = {"psnr": "held-out PSNR [dB]", "utilization": "held-out utilization", "loss": "held-out MSE"}
+
+
+def convergence_figures(frame: Any, stamp: str) -> list[Figure]:
+    """Training curves (held-out figures against steps), a panel per codebook size, per benchmark.
+
+    Read from the ``train_steps`` rows' ``curve``; one line per cell (quantizer and seed), so that a
+    reader sees whether each figure had stopped moving when training ended.
+    """
+    import seaborn as sns
+
+    rows = frame[(frame["metric"] == "train_steps") & frame["status"].eq("ok")]
+    out: list[Figure] = []
+    for bench in dict.fromkeys(rows["benchmark"]):
+        sub = rows[rows["benchmark"] == bench]
+        points = []
+        for quantizer, size, seed, dataset, ext in zip(
+            sub["quantizer"], sub["codebook_size"], sub["seed"], sub["dataset"], sub["ext"], strict=True
+        ):
+            curve = ext.get("curve") or {}
+            steps = curve.get("step") or []
+            for key in _CURVE_METRICS:
+                for step, value in zip(steps, curve.get(key) or [], strict=False):
+                    if value is not None:
+                        k = "no quantizer" if size != size or size is None else f"K = {_size_label(size)}"
+                        points.append({
+                            "quantizer": quantizer, "K": k, "seed": seed, "dataset": dataset, "step": step,
+                            "metric": key, "value": value, "Kn": size if size == size else 0,
+                        })
+        if not points:
+            continue
+        import pandas as pd
+
+        data = pd.DataFrame(points)
+        metrics = [m for m in _CURVE_METRICS if m in set(data["metric"])]
+        if "psnr" in metrics:
+            metrics = [m for m in metrics if m != "loss"]
+        sizes = list(dict.fromkeys(data.sort_values("Kn")["K"]))[:6]
+        fig = _new_figure(max(6.5, 3.0 * len(sizes)), 2.6 * len(metrics) + 0.6)
+        axes = fig.subplots(len(metrics), len(sizes), squeeze=False)
+        names = sorted(set(data["quantizer"]))
+        palette = dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
+        for i, metric in enumerate(metrics):
+            for j, k in enumerate(sizes):
+                ax = axes[i][j]
+                cell = data[(data["metric"] == metric) & (data["K"] == k)]
+                for (q, seed, _ds), line in cell.groupby(["quantizer", "seed", "dataset"], sort=True):
+                    ax.plot(line["step"], line["value"], color=palette[q], lw=1.2, alpha=0.85,
+                            label=q if seed == cell[cell["quantizer"] == q]["seed"].min() else None)
+                if i == 0:
+                    ax.set_title(k, fontsize=9)
+                if j == 0:
+                    ax.set_ylabel(_CURVE_METRICS[metric])
+                if i == len(metrics) - 1:
+                    ax.set_xlabel("training steps")
+                if metric == "utilization":
+                    ax.set_ylim(-0.02, 1.05)
+        handles = {}
+        for ax in axes.flat:
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(lab, h)
+        if handles:
+            fig.legend(list(handles.values()), list(handles.keys()), loc="outside right upper", fontsize=8)
+        fig.suptitle(f"Training curves · {bench}: held-out figures against steps")
+        caption = (
+            "Held-out figures (a split carved from the train data) measured during training, one line per "
+            "cell and seed; a curve that still climbs at its last point did not converge (see the "
+            "convergence table)."
+        )
+        alt = f"line charts of held-out figures against steps, {bench}"
+        out.append(Figure(f"curves_{bench}", f"Training curves ({bench})", _png(fig, stamp),
+                          caption=f"{caption} {stamp}", alt=alt))
+    return out
+
+
+def _size_label(size: float) -> str:
+    k = int(size)
+    return f"2^{k.bit_length() - 1}" if k > 0 and k & (k - 1) == 0 else str(k)
+
 
 def run_figures(frame: Any, stamp: str) -> list[Figure]:
     """Every figure that the run's rows support, in reading order."""
@@ -351,10 +443,11 @@ def run_figures(frame: Any, stamp: str) -> list[Figure]:
         )
         if f is not None
     ]
-    return out + reconstruction_figures(frame, stamp)
+    return out + convergence_figures(frame, stamp) + reconstruction_figures(frame, stamp)
 
 
 __all__ = [
+    "convergence_figures",
     "rate_distortion_figure",
     "reconstruction_figures",
     "run_figures",

@@ -226,6 +226,10 @@ def build_report(
         doc.sections[0].blocks.append(
             Callout(f"Baseline {baseline!r} is not in this run; no ratios.", "warning")
         )
+    from vqbench.reports.findings import findings_blocks
+
+    if run.rows["benchmark"].isin(["reconstruction", "usage"]).any():
+        doc.sections.append(Section("Findings", findings_blocks(run.rows, run.suite, run.stamp)))
     sections: dict[str, Section] = {}
     for table in benchmark_tables(run.rows, run.stamp, baseline):
         bench = table.title.split(" · ", 1)[0]

@@ -16,6 +16,10 @@ BENCHMARK_MODULES: dict[str, str] = {
 }
 BENCHMARKS = tuple(BENCHMARK_MODULES)
 
+#: The quantizer name of a reconstruction sweep's ceiling: the same autoencoder with no quantizer
+#: (an identity bottleneck). Reserved, never registered, and accepted by the reconstruction engine only.
+NO_QUANTIZER = "no-quantizer"
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -95,4 +99,4 @@ def dedupe(cells: list[Cell]) -> list[Cell]:
     return out
 
 
-__all__ = ["BENCHMARKS", "BENCHMARK_MODULES", "Cell", "dedupe", "short_name"]
+__all__ = ["BENCHMARKS", "BENCHMARK_MODULES", "NO_QUANTIZER", "Cell", "dedupe", "short_name"]

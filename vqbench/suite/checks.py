@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .cells import BENCHMARK_MODULES, Cell
+from .cells import BENCHMARK_MODULES, NO_QUANTIZER, Cell
 
 #: Families whose forward computes a (tokens x codebook_size) matrix (distances or soft assignments).
 _DENSE_FAMILIES = ("vq", "lfq")
@@ -56,6 +56,9 @@ def build_facts(cells: list[Cell], source: str = "profile") -> dict[tuple[str, s
     for cell in cells:
         key = (cell.quantizer, json.dumps(cell.config, sort_keys=True, default=repr))
         if key in facts:
+            continue
+        if cell.quantizer == NO_QUANTIZER:  # the ceiling: no quantizer to build
+            facts[key] = {}
             continue
         spec = get_quantizer_spec(cell.quantizer)
         if ":" in cell.quantizer or spec.family == "plugin":

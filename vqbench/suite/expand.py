@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cells import Cell, dedupe
+from .cells import NO_QUANTIZER, Cell, dedupe
 from .profiles import BenchmarkSpec, Profile, ProfileError
 
 BASE_BACKENDS = ("eager", "compile")
@@ -186,7 +186,9 @@ def expand_profile(
     ``quantizers`` (patterns) replaces the suite's selection and limits every benchmark and sweep to
     it; ``datasets`` replaces the datasets of every benchmark that uses one; ``devices``,
     ``backends`` and ``seed`` replace those axes everywhere; ``timeout`` replaces every per-cell
-    timeout. A backend that a quantizer does not accept is left out for that quantizer.
+    timeout. A backend that a quantizer does not accept is left out for that quantizer. Every
+    reconstruction benchmark swept over codebook sizes also gets ``NO_QUANTIZER`` cells (eager):
+    the same autoencoder with an identity bottleneck, the ceiling of its rate-distortion figure.
     """
     src = profile.source
     _check_quantizer_keys(profile)
@@ -220,22 +222,27 @@ def expand_profile(
     cells: list[Cell] = []
     timeouts: dict[str, float] = {}
 
-    def add(bench: BenchmarkSpec, names: list[str], sizes: tuple[int | None, ...]) -> None:
+    def add(
+        bench: BenchmarkSpec,
+        names: list[str],
+        sizes: tuple[int | None, ...],
+        backends: list[str] | None = None,
+    ) -> None:
         devs = dev_override or list(bench.devices or profile.devices)
-        bes = be_override or list(bench.backends or profile.backends)
+        bes = backends or be_override or list(bench.backends or profile.backends)
         seeds = [seed] if seed is not None else list(bench.seeds or profile.seeds)
         dsets: list[str | None] = list(bench.datasets) or [None]
         if ds_override is not None and bench.datasets:
             dsets = list(ds_override)
         limit = timeout or bench.timeout or profile.timeout
         for q in names:
-            cfg = quantizer_config(profile, q)
+            cfg = {} if q == NO_QUANTIZER else quantizer_config(profile, q)
             for size in sizes:
                 config = dict(cfg) if size is None else {**cfg, "codebook_size": size}
                 for d in dsets:
                     for dev in devs:
                         for be in bes:
-                            if be not in accepts(q):
+                            if q != NO_QUANTIZER and be not in accepts(q):
                                 continue
                             for s in seeds:
                                 cell = Cell(
@@ -253,6 +260,8 @@ def expand_profile(
                                 cells.append(cell)
                                 timeouts.setdefault(cell.cell_id, limit)
 
+    swept = {label for label, b in profile.benchmarks.items() if len(b.codebook_sizes or ()) > 1}
+    swept |= {label for sweep in profile.sweeps for label in sweep.benchmarks}
     for label, bench in profile.benchmarks.items():
         _check_params(profile, bench)
         if bench.datasets and ds_override is None:
@@ -260,12 +269,15 @@ def expand_profile(
         names = select(bench.quantizers, f"benchmarks.{label}.quantizers") if bench.quantizers else base
         sizes = bench.codebook_sizes if bench.codebook_sizes is not None else profile.codebook_sizes
         add(bench, names, tuple(sizes) or (None,))
+        if label in swept and bench.kind == "reconstruction" and names:
+            # the sweep's ceiling: the same autoencoder with no quantizer (an identity bottleneck)
+            add(bench, [NO_QUANTIZER], (None,), backends=["eager"])
     for i, sweep in enumerate(profile.sweeps):
         names = [n for n in select(sweep.quantizers, f"sweep[{i}].quantizers") if only is None or n in base]
         for label in sweep.benchmarks:
             add(profile.benchmarks[label], names, sweep.codebook_sizes)
     if be_override:
-        selected = {c.quantizer for c in cells} or set(base)
+        selected = {c.quantizer for c in cells if c.quantizer != NO_QUANTIZER} or set(base)
         for be in be_override:
             if not any(be in accepts(q) for q in selected):
                 raise ValueError(

@@ -21,7 +21,18 @@ Defaults (``PARAMS``), each overridable from ``cell.params``:
 - ``reconstructions`` = 4: images whose original and reconstruction are stored as a PNG strip
   (base64) in the ``psnr`` figure's extra (0: none);
 - ``min_tokens_per_code`` = 10: usage figures below this carry a warning;
-- ``threads`` = None: CPU threads (None keeps torch's count); recorded with the training time.
+- ``threads`` = None: CPU threads (None keeps torch's count); recorded with the training time;
+- training to convergence (``vqbench.suite.convergence``): ``steps`` is the cap; every
+  ``eval_every`` = 100 steps the held-out MSE, PSNR and utilization are measured on
+  ``monitor_samples`` = 1024 samples held out of the train split, and training stops once over
+  ``plateau_window`` = 500 steps (and after ``min_steps``) the MSE fell by at most ``loss_tol`` = 1%
+  and utilization moved by at most ``util_tol`` = 2% (relative). ``eval_every`` = 0 trains exactly
+  ``steps``. The ``train_steps`` row holds the steps taken, ``converged`` and the curve.
+
+Which question it answers: how a quantizer behaves when trained *jointly* with an encoder and a
+decoder, the setting of the FSQ paper's claims (usage and reconstruction against codebook size).
+The cell whose quantizer is ``NO_QUANTIZER`` trains the same autoencoder with an identity
+bottleneck: the ceiling that a rate-distortion figure draws.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import math
 import struct
 import time
 import zlib
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -47,6 +59,8 @@ from ._common import (
     positive_int,
     resolve_params,
 )
+from .cells import NO_QUANTIZER
+from .convergence import CONVERGENCE_PARAMS, Plateau, split_monitor
 from .timing import fix_threads, iqr
 from .usage import UsageCounter, usage_figures
 
@@ -69,6 +83,7 @@ PARAMS: dict[str, Any] = {
     "reconstructions": 4,
     "min_tokens_per_code": 10,
     "threads": None,
+    **CONVERGENCE_PARAMS,
 }
 
 
@@ -169,9 +184,26 @@ def png_strip(originals: torch.Tensor, recons: torch.Tensor) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
-def _build(cell: Cell, data: Dataset, params: dict[str, Any]) -> tuple[Bottlenecked, nn.Module, int, dict]:
+def eval_tokens(data: Dataset, params: dict[str, Any]) -> int:
+    """How many eval tokens the autoencoder emits on ``data`` with ``params`` (engine defaults filled)."""
+    params = {**PARAMS, **params}
+    if data.kind == "images":
+        _, _, h, w = data.eval.shape
+        down = params["downsample"] or auto_downsample(h, w)
+        per_sample = (h // down) * (w // down)
+    else:
+        per_sample = positive_int(params, "tokens_per_sample")
+    return int(data.eval.shape[0]) * per_sample
+
+
+def _build(
+    cell: Cell, data: Dataset, params: dict[str, Any]
+) -> tuple[Bottlenecked, nn.Module | None, int, dict]:
     latent = int(cell.config.get("dim") or positive_int(params, "latent_dim"))
-    call, quantizer = build_quantizer(cell, dim=latent)
+    if cell.quantizer == NO_QUANTIZER:
+        call, quantizer = NoQuantizer(), None
+    else:
+        call, quantizer = build_quantizer(cell, dim=latent)
     if data.kind == "images":
         _, c, h, w = data.train.shape
         down = params["downsample"] or auto_downsample(h, w)
@@ -191,7 +223,7 @@ def _build(cell: Cell, data: Dataset, params: dict[str, Any]) -> tuple[Bottlenec
     return model.to(torch.device(cell.device)), quantizer, tokens, {"latent_dim": latent, **shape}
 
 
-def _evaluate(model: Bottlenecked, quantizer: nn.Module, eval: torch.Tensor, peak: float, batch: int,
+def _evaluate(model: Bottlenecked, quantizer: nn.Module | None, eval: torch.Tensor, peak: float, batch: int,
               device: torch.device, counter: UsageCounter | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample MSE and PSNR over ``eval``; counts indices into ``counter``."""
     model.eval()
@@ -208,8 +240,32 @@ def _evaluate(model: Bottlenecked, quantizer: nn.Module, eval: torch.Tensor, pea
     return mse, psnr
 
 
+class NoQuantizer(nn.Module):
+    """The identity bottleneck of the ceiling run: latents pass unquantized (no codes, no loss).
+
+    Not a protocol quantizer (it has no codebook) and never registered; the reconstruction engine
+    builds it for cells whose quantizer is ``NO_QUANTIZER``.
+    """
+
+    def forward(self, x: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(codes=x, indices=None, loss=None)
+
+
+def _monitor(model: Bottlenecked, quantizer: nn.Module | None, monitor: torch.Tensor, peak: float,
+             batch: int, device: torch.device) -> dict[str, float]:
+    """Held-out figures of the criterion: loss (MSE), PSNR and utilization (with a codebook)."""
+    counter = None if quantizer is None else UsageCounter(int(quantizer.codebook_size),
+                                                          int(quantizer.num_codebooks))
+    mse, psnr = _evaluate(model, quantizer, monitor, peak, batch, device, counter)
+    model.train()
+    out = {"loss": float(mse.mean()), "psnr": float(psnr.mean())}
+    if counter is not None:
+        out["utilization"] = float(counter.figures()["utilization"])
+    return out
+
+
 def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> list[dict]:
-    """Build, train and measure the autoencoder of ``cell`` on ``data``; returns figures."""
+    """Build, train (to a plateau or the step cap) and measure the autoencoder of ``cell``."""
     steps = positive_int(params, "steps", allow_zero=True)
     batch = positive_int(params, "batch")
     eval_batch = positive_int(params, "eval_batch")
@@ -217,6 +273,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     weight = positive_float(params, "aux_loss_weight", allow_zero=True)
     n_show = positive_int(params, "reconstructions", allow_zero=True)
     threads = fix_threads(params["threads"])
+    plateau = Plateau.from_params(params, steps)
     device = torch.device(cell.device)
     train, eval = data.train, data.eval
     if data.kind == "images":
@@ -225,38 +282,59 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
         train, eval = (train - mean) / std, (eval - mean) / std
         peak = float(eval.max() - eval.min())
+    monitor_count = positive_int(params, "monitor_samples", allow_zero=True) if plateau.eval_every else 0
+    train, monitor = split_monitor(train, monitor_count, cell.seed)
     torch.manual_seed(cell.seed)
     model, quantizer, tokens, shape = _build(cell, data, params)
-    codes = int(quantizer.codebook_size) * int(quantizer.num_codebooks)
+    ceiling = quantizer is None
+    codes = 1 if ceiling else int(quantizer.codebook_size) * int(quantizer.num_codebooks)
     eval_batch = eval_batch_size(eval_batch, tokens, codes)
     mse0, psnr0 = _evaluate(model, quantizer, eval, peak, eval_batch, device, None)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(cell.seed)
     losses: list[float] = []
     model.train()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
-        y, out = model(x)
-        loss = (y - x).square().mean()
-        extra_loss = aux_loss(out.loss)
-        if extra_loss is not None and weight:
-            loss = loss + weight * extra_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    train_s = time.perf_counter() - t0
-    if losses and not math.isfinite(losses[-1]):
-        raise FloatingPointError(f"training diverged: the loss is {losses[-1]} after {steps} steps")
-    counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
+    train_s = monitor_s = 0.0
+    cpu0 = time.process_time()
+    done = 0
+    for chunk in plateau.chunks():
+        t0 = time.perf_counter()
+        for _ in range(chunk):
+            x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
+            y, out = model(x)
+            loss = (y - x).square().mean()
+            extra_loss = aux_loss(out.loss)
+            if extra_loss is not None and weight:
+                loss = loss + weight * extra_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_s += time.perf_counter() - t0
+        done += chunk
+        if not math.isfinite(losses[-1]):
+            raise FloatingPointError(f"training diverged: the loss is {losses[-1]} after {done} steps")
+        if monitor is not None and done < steps:
+            t0 = time.perf_counter()
+            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device))
+            monitor_s += time.perf_counter() - t0
+            if plateau.converged():
+                break
+    counter = None if ceiling else UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
     mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter)
+    if monitor is not None and done:  # the last point: the held-out figures at the end of training
+        if not plateau.curve or plateau.curve[-1]["step"] != done:
+            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device))
+    cpu_s = time.process_time() - cpu0
+    convergence = plateau.summary(done)
     n_eval = eval.shape[0]
-    bits = float(quantizer.bits_per_token)
-    ctx = {"dataset_kind": data.kind, "eval_samples": n_eval, "tokens_per_sample": tokens, "steps": steps,
-           "batch": batch, "eval_batch": eval_batch, "lr": lr, "aux_loss_weight": weight, **shape}
+    ctx = {"dataset_kind": data.kind, "eval_samples": n_eval, "tokens_per_sample": tokens, "steps": done,
+           "step_cap": steps, "converged": convergence["converged"], "batch": batch,
+           "eval_batch": eval_batch, "lr": lr, "aux_loss_weight": weight, **shape}
+    if ceiling:
+        ctx["ceiling"] = "no quantizer: the same autoencoder with an identity bottleneck"
     psnr_extra = {**ctx, "peak": peak}
     if data.kind == "images" and n_show:
         shown = data.eval[:n_show]
@@ -270,13 +348,22 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         figure("psnr", psnr.mean(), "dB", True, spread=iqr(psnr.tolist()), n=n_eval, extra=psnr_extra),
         figure("mse_untrained", mse0.mean(), "mse", None, n=n_eval,
                extra={**ctx, "psnr_untrained": float(psnr0.mean())}),
+        figure("train_time", train_s, "s", False, n=done, extra={
+            **ctx, "threads": threads, "final_loss": losses[-1] if losses else None,
+            "monitor_s": monitor_s, "cpu_s": cpu_s}),
+        figure("train_steps", done, "steps", None, n=done, extra={**ctx, **convergence}),
+    ]
+    if ceiling:
+        return rows
+    bits = float(quantizer.bits_per_token)
+    rows += [
         figure("bits_per_token", bits, "bits", None, extra=ctx),
         figure("bits_per_sample", bits * tokens, "bits", None, extra=ctx),
-        figure("train_time", train_s, "s", False, n=steps, extra={
-            **ctx, "threads": threads, "final_loss": losses[-1] if losses else None}),
     ]
-    rows += usage_figures(counter.figures(), positive_float(params, "min_tokens_per_code", allow_zero=True))
-    return rows
+    usage = usage_figures(counter.figures(), positive_float(params, "min_tokens_per_code", allow_zero=True))
+    for row in usage:
+        row["extra"] = {**row["extra"], "steps": done, "converged": convergence["converged"]}
+    return rows + usage
 
 
 def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
@@ -286,4 +373,13 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     return train_and_evaluate(cell, data, params)
 
 
-__all__ = ["PARAMS", "auto_downsample", "conv_autoencoder", "measure", "mlp_autoencoder", "png_strip"]
+__all__ = [
+    "PARAMS",
+    "NoQuantizer",
+    "auto_downsample",
+    "conv_autoencoder",
+    "eval_tokens",
+    "measure",
+    "mlp_autoencoder",
+    "png_strip",
+]

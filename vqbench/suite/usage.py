@@ -17,7 +17,16 @@ auxiliary loss) for a few steps, then counts its indices over every eval token. 
 - ``patch`` = 4: images become tokens of ``patch x patch`` pixels (all channels);
 - ``standardize`` = True: features z-scored with the train split's mean and std;
 - ``min_tokens_per_code`` = 10: below this the figures carry a warning in ``extra``;
-- ``threads`` = None: CPU threads (None keeps torch's count).
+- ``threads`` = None: CPU threads (None keeps torch's count);
+- training to convergence (``vqbench.suite.convergence``): ``train_steps`` is the cap; every
+  ``eval_every`` = 100 steps the held-out quantization MSE and utilization are measured on
+  ``monitor_samples`` = 16384 tokens held out of the train split; training stops at a plateau of
+  ``plateau_window`` steps (``loss_tol``, ``util_tol``, ``min_steps``; ``eval_every`` = 0: exactly
+  ``train_steps``). The ``train_steps`` row holds the steps taken, ``converged`` and the curve.
+
+Which question it answers: how a quantizer fits a *fixed* token distribution on its own (no
+encoder adapts to it). It cannot test a claim about an encoder trained together with its quantizer
+(the FSQ paper's): the reconstruction benchmark does that.
 Vectors and audio frames are one token per row. A ``dim`` in the quantizer config that differs
 from the token size gets a learned linear map in and out around the quantizer.
 """
@@ -40,6 +49,7 @@ from ._common import (
     positive_int,
     resolve_params,
 )
+from .convergence import CONVERGENCE_PARAMS, Plateau, split_monitor
 from .timing import fix_threads
 
 if TYPE_CHECKING:
@@ -57,6 +67,8 @@ PARAMS: dict[str, Any] = {
     "standardize": True,
     "min_tokens_per_code": 10,
     "threads": None,
+    **CONVERGENCE_PARAMS,
+    "monitor_samples": 16384,  # tokens: utilization on few tokens is bounded by their count
 }
 
 #: Codebooks larger than this (per codebook x number of codebooks) are counted sparsely.
@@ -219,6 +231,11 @@ def tokens_of(data: torch.Tensor, kind: str, patch: int) -> torch.Tensor:
     return rearrange(data, "n c (h p1) (w p2) -> (n h w) (c p1 p2)", p1=patch, p2=patch)
 
 
+def eval_tokens(data: Dataset, params: dict[str, Any]) -> int:
+    """How many eval tokens the benchmark counts on ``data`` with ``params`` (engine defaults filled)."""
+    return int(tokens_of(data.eval, data.kind, positive_int({**PARAMS, **params}, "patch")).shape[0])
+
+
 def fit_and_count(
     cell: Cell,
     train: torch.Tensor,
@@ -248,11 +265,31 @@ def fit_and_count(
     proj_out = torch.nn.Identity() if qdim == dim else torch.nn.Linear(qdim, dim).to(device)
     trainable = [p for m in (quantizer, proj_in, proj_out) for p in m.parameters() if p.requires_grad]
     gen = torch.Generator().manual_seed(cell.seed)
-    t0 = time.perf_counter()
-    if steps:
-        opt = torch.optim.Adam(trainable, lr=lr) if trainable else None
+    plateau = Plateau.from_params(params, steps)
+    monitor_count = positive_int(params, "monitor_samples", allow_zero=True) if plateau.eval_every else 0
+    train, monitor = split_monitor(train, monitor_count, cell.seed)
+
+    def held_out() -> dict[str, float]:
+        quantizer.eval()
+        counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
+        step = eval_batch_size(eval_batch, 1, counter.codebook_size * counter.num_codebooks)
+        err = 0.0
+        with torch.no_grad():
+            for start in range(0, monitor.shape[0], step):
+                x = monitor[start : start + step].to(device)
+                out = call(proj_in(x).unsqueeze(0))
+                err += float((proj_out(out.codes.squeeze(0)) - x).square().sum())
+                counter.update(out.indices)
         quantizer.train()
-        for _ in range(steps):
+        return {"loss": err / monitor.numel(), "utilization": float(counter.figures()["utilization"])}
+
+    fit_s = 0.0
+    done = 0
+    opt = torch.optim.Adam(trainable, lr=lr) if trainable and steps else None
+    quantizer.train()
+    for chunk in plateau.chunks():
+        t0 = time.perf_counter()
+        for _ in range(chunk):
             x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
             out = call(proj_in(x).unsqueeze(0))
             loss = torch.nn.functional.mse_loss(proj_out(out.codes.squeeze(0)), x)
@@ -263,7 +300,12 @@ def fit_and_count(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-    fit_s = time.perf_counter() - t0
+        fit_s += time.perf_counter() - t0
+        done += chunk
+        if monitor is not None:
+            plateau.record(done, **held_out())
+            if done < steps and plateau.converged():
+                break
     quantizer.eval()
     counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
     eval_batch = eval_batch_size(eval_batch, 1, counter.codebook_size * counter.num_codebooks)
@@ -276,7 +318,7 @@ def fit_and_count(
             counter.update(out.indices)
     stats = counter.figures()
     side = {"mse": sq_err / eval.numel(), "fit_s": fit_s, "dim": dim, "quantizer_dim": qdim,
-            "eval_batch": eval_batch}
+            "eval_batch": eval_batch, "convergence": plateau.summary(done)}
     return stats, side
 
 
@@ -288,11 +330,18 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     train, eval = tokens_of(data.train, data.kind, patch), tokens_of(data.eval, data.kind, patch)
     stats, side = fit_and_count(cell, train, eval, params)
     rows = usage_figures(stats, positive_float(params, "min_tokens_per_code", allow_zero=True))
+    convergence = side["convergence"]
+    steps = {"steps": convergence["steps_taken"], "converged": convergence["converged"]}
+    for row in rows:
+        row["extra"] = {**row["extra"], **steps}
     context = {"dataset_kind": data.kind, "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"],
                "eval_batch": side["eval_batch"]}
     rows.append(figure("quantization_mse", side["mse"], "mse", False, n=stats["tokens"], extra=context))
-    rows.append(figure("fit_time", side["fit_s"], "s", False, extra={"train_steps": params["train_steps"]}))
+    rows.append(figure("fit_time", side["fit_s"], "s", False, extra={"train_steps": params["train_steps"],
+                                                                     **steps}))
+    rows.append(figure("train_steps", convergence["steps_taken"], "steps", None, n=convergence["steps_taken"],
+                       extra=convergence))
     return rows
 
 
-__all__ = ["PARAMS", "UsageCounter", "codebook_usage", "measure", "tokens_of", "usage_figures"]
+__all__ = ["PARAMS", "UsageCounter", "codebook_usage", "eval_tokens", "measure", "tokens_of", "usage_figures"]

@@ -1,0 +1,144 @@
+"""Training to a plateau, the no-quantizer ceiling, and the two VQ baselines."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vqbench.datasets import load_dataset
+from vqbench.quantizers import create_quantizer, list_quantizers
+from vqbench.suite import reconstruction, usage
+from vqbench.suite.cells import NO_QUANTIZER, Cell
+from vqbench.suite.checks import build_facts
+from vqbench.suite.convergence import Plateau, split_monitor
+from vqbench.suite.expand import expand_profile
+from vqbench.suite.profiles import parse_profile
+
+
+def _plateau(losses, utils, window=200, every=100, **kw) -> Plateau:
+    p = Plateau(max_steps=10_000, eval_every=every, window=window, **kw)
+    for i, (loss, util) in enumerate(zip(losses, utils, strict=True), start=1):
+        p.record(i * every, loss=loss, utilization=util)
+    return p
+
+
+def test_plateau_needs_flat_loss_and_flat_utilization_over_the_window():
+    assert not _plateau([1.0], [0.5]).converged()  # shorter than the window
+    assert _plateau([1.0, 0.999, 0.998], [0.5, 0.5, 0.5]).converged()
+    assert not _plateau([1.0, 0.9, 0.8], [0.5, 0.5, 0.5]).converged()  # loss still falling 20%
+    assert not _plateau([1.0, 1.0, 1.0], [0.2, 0.3, 0.4]).converged()  # usage still climbing
+    assert not _plateau([1.0, 1.0, 1.0], [0.5, 0.5, 0.5], min_steps=1000).converged()
+
+
+def test_chunks_reach_the_cap_and_summary_keeps_the_curve():
+    p = Plateau(max_steps=250, eval_every=100)
+    assert p.chunks() == [100, 100, 50]
+    assert Plateau(max_steps=250, eval_every=0).chunks() == [250]
+    p.record(100, loss=1.0, utilization=0.25, psnr=12.0)
+    summary = p.summary(250)
+    assert summary["steps_taken"] == 250 and summary["converged"] is False
+    assert summary["curve"] == {"step": [100], "loss": [1.0], "utilization": [0.25], "psnr": [12.0]}
+
+
+def test_split_monitor_holds_out_rows_of_the_train_split():
+    x = torch.arange(100.0).unsqueeze(1)
+    train, monitor = split_monitor(x, 8, seed=0)
+    assert monitor.shape[0] == 8 and train.shape[0] == 92
+    assert set(train[:, 0].tolist()).isdisjoint(monitor[:, 0].tolist())
+    assert split_monitor(x, 0, seed=0)[1] is None
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+def _recon(quantizer, config, **params):
+    base = {"steps": 300, "batch": 32, "channels": 8, "reconstructions": 0, "eval_every": 50,
+            "plateau_window": 100, "monitor_samples": 128}
+    cell = Cell(suite="t", benchmark="reconstruction", quantizer=quantizer, config=config, dataset="digits",
+                params={**base, **params})
+    return cell
+
+
+def test_reconstruction_stops_at_the_plateau_and_records_the_curve(digits):
+    loose = _recon("fsq", {"codebook_size": 256}, loss_tol=10.0, util_tol=10.0)
+    rows = {r["metric"]: r for r in reconstruction.measure(loose, digits)}
+    steps = rows["train_steps"]
+    # the first check with a point a whole window (100 steps) earlier: every change is within tolerance
+    assert steps["value"] == 150 and steps["extra"]["converged"] is True
+    curve = steps["extra"]["curve"]
+    assert curve["step"] == [50, 100, 150] and len(curve["psnr"]) == len(curve["utilization"]) == 3
+    assert rows["utilization"]["extra"]["steps"] == 150 and rows["psnr"]["extra"]["converged"] is True
+    strict = _recon("fsq", {"codebook_size": 256}, loss_tol=0.0, util_tol=0.0, steps=200)
+    rows = {r["metric"]: r for r in reconstruction.measure(strict, digits)}
+    assert rows["train_steps"]["value"] == 200 and rows["train_steps"]["extra"]["converged"] is False
+
+
+def test_the_ceiling_trains_the_same_autoencoder_without_a_quantizer(digits):
+    rows = {r["metric"]: r for r in reconstruction.measure(_recon(NO_QUANTIZER, {}, steps=100), digits)}
+    assert {"psnr", "mse", "train_steps"} <= set(rows)
+    assert not {"utilization", "bits_per_token"} & set(rows)  # no codes, no rate
+    assert rows["psnr"]["extra"]["ceiling"] and rows["psnr"]["value"] > rows["mse_untrained"]["extra"][
+        "psnr_untrained"]
+    assert NO_QUANTIZER not in list_quantizers()
+
+
+def test_usage_records_steps_and_its_curve(digits):
+    params = {"train_steps": 200, "eval_every": 50, "plateau_window": 100, "monitor_samples": 512}
+    cell = Cell(suite="t", benchmark="usage", quantizer="fsq", config={"codebook_size": 256},
+                dataset="digits", params=params)
+    rows = {r["metric"]: r for r in usage.measure(cell, digits)}
+    assert rows["train_steps"]["extra"]["curve"]["step"][-1] == rows["train_steps"]["value"]
+    assert "converged" in rows["utilization"]["extra"]
+
+
+SWEEP = """
+[suite]
+seeds = [0, 1]
+[benchmarks.rd]
+kind = "reconstruction"
+datasets = ["digits"]
+codebook_sizes = [256, 1024]
+[benchmarks.grid]
+kind = "reconstruction"
+datasets = ["digits"]
+steps = 10
+"""
+
+
+def test_every_reconstruction_sweep_gets_a_ceiling_per_seed():
+    plan = expand_profile(parse_profile(__import__("tomllib").loads(SWEEP)), quantizers="fsq,vq",
+                          backends="eager")
+    ceiling = [c for c in plan.cells if c.quantizer == NO_QUANTIZER]
+    assert sorted(c.seed for c in ceiling) == [0, 1]  # the grid benchmark (one size) gets none
+    assert all(c.config == {} and c.backend == "eager" and c.params == {} for c in ceiling)
+    assert build_facts(plan.cells)  # the checks before a run accept it
+
+
+def test_vq_plain_is_vq_without_restarts_or_kmeans():
+    plain = create_quantizer("vq-plain", dim=8, codebook_size=512)
+    assert plain.config["threshold_ema_dead_code"] == 0 and plain.config["kmeans_init"] is False
+    assert "vq-plain" in list_quantizers(default_only=True)
+
+
+def test_vq_dead_code_threshold_scales_with_tokens_per_code():
+    vq = create_quantizer("vq", dim=8, codebook_size=4096)
+    vq.train()
+    book = vq.inner._codebook
+    vq(torch.randn(1568, 8))
+    assert book.threshold_ema_dead_code == 2  # the first batch re-seeds every code from data
+    vq(torch.randn(1568, 8))
+    assert book.threshold_ema_dead_code == pytest.approx(0.25 * 1568 / 4096)
+    small = create_quantizer("vq", dim=8, codebook_size=256)
+    small.train()
+    for _ in range(2):
+        small(torch.randn(4096, 8))
+    assert small.inner._codebook.threshold_ema_dead_code == 2  # capped at the configured count
+    fixed = create_quantizer("vq", dim=8, codebook_size=4096, dead_code_share=None)
+    fixed.train()
+    for _ in range(2):
+        fixed(torch.randn(1568, 8))
+    assert fixed.inner._codebook.threshold_ema_dead_code == 2
+    with pytest.raises(ValueError, match="dead_code_share"):
+        create_quantizer("vq", dead_code_share=-1)

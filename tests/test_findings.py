@@ -1,0 +1,115 @@
+"""The findings section's logic on synthetic rows: each claim's verdict follows from the figures."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from vqbench.reports._data import prepare
+from vqbench.reports.findings import (
+    NOT_MEASURED,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    findings,
+    findings_blocks,
+)
+
+SIZES = (256, 1024, 4096)
+
+
+def _rows(figures: dict[tuple[str, int | None], dict[str, tuple[float, ...]]], converged: bool = True):
+    """Reconstruction rows: ``{(quantizer, size): {metric: values over seeds}}`` on fashion-mnist."""
+    rows = []
+    for (quantizer, size), metrics in figures.items():
+        for metric, values in metrics.items():
+            for seed, value in enumerate(values):
+                rows.append({
+                    "run_id": "r", "time": "2026-01-01T00:00:00", "suite": "standard",
+                    "benchmark": "reconstruction", "quantizer": quantizer,
+                    "config": "{}" if size is None else f'{{"codebook_size": {size}}}',
+                    "config_hash": "h", "backend": "eager", "device": "cpu", "dataset": "fashion-mnist",
+                    "dataset_checksum": "", "metric": metric, "value": value,
+                    "unit": "dB" if metric == "psnr" else "ratio", "higher_is_better": 1, "spread": None,
+                    "n": 10, "seed": seed, "cell_id": f"{quantizer}{size}{seed}", "status": "ok",
+                    "message": "", "extra": f'{{"converged": {str(converged).lower()}}}',
+                })
+    return prepare(pd.DataFrame(rows))
+
+
+def _paper(fsq_util=(0.97, 0.98, 0.96), plain_util=(0.5, 0.09, 0.01), fsq_psnr=(20.0, 21.0, 22.0),
+           vq_util=(0.99, 0.99, 0.97), vq_psnr=(20.5, 21.0, 21.5), plain_psnr=(19.5, 19.8, 19.9)):
+    figs = {}
+    for i, k in enumerate(SIZES):
+        figs[("fsq", k)] = {"utilization": _seeds(fsq_util[i]), "psnr": _seeds(fsq_psnr[i], 0.1)}
+        figs[("vq-plain", k)] = {"utilization": _seeds(plain_util[i]), "psnr": _seeds(plain_psnr[i], 0.1)}
+        figs[("vq", k)] = {"utilization": _seeds(vq_util[i]), "psnr": _seeds(vq_psnr[i], 0.1)}
+    figs[("no-quantizer", None)] = {"psnr": _seeds(25.0, 0.1)}
+    return figs
+
+
+def _seeds(mean: float, step: float = 0.005) -> tuple[float, ...]:
+    return (mean - step, mean, mean + step)
+
+
+def _verdicts(rows) -> dict[str, str]:
+    return {f.claim.split(" ")[0] + " " + f.claim.split(" ")[1]: f.verdict for f in findings(rows)}
+
+
+def test_the_papers_figures_reproduce_every_claim():
+    found = findings(_rows(_paper()))
+    assert [f.verdict for f in found] == [REPRODUCED] * 4
+    assert all(f.dataset == "fashion-mnist" and f.figures for f in found)
+    assert "n=3" in found[0].figures[0] and "±" in found[0].figures[0]
+    assert any("ceiling" in text for text in found[2].figures)  # FSQ's PSNR beside the no-quantizer ceiling
+
+
+@pytest.mark.parametrize(
+    ("change", "claim_index"),
+    [
+        ({"fsq_util": (0.93, 0.2, 0.09)}, 0),  # FSQ's usage falls with the codebook
+        ({"plain_util": (0.5, 0.45, 0.4)}, 1),  # plain VQ keeps its codes
+        ({"fsq_psnr": (22.0, 21.9, 22.05)}, 2),  # within the seeds' noise
+        ({"vq_util": (0.99, 0.5, 0.02)}, 3),  # restarts do not help
+        ({"vq_psnr": (19.0, 19.0, 18.0)}, 3),  # restarts keep codes but lose PSNR
+    ],
+)
+def test_figures_against_a_claim_give_not_reproduced(change, claim_index):
+    found = findings(_rows(_paper(**change)))
+    assert found[claim_index].verdict == NOT_REPRODUCED
+    others = [f.verdict for i, f in enumerate(found) if i != claim_index]
+    assert others == [REPRODUCED] * 3
+
+
+def test_noise_over_seeds_decides_a_rise():
+    figs = _paper()
+    figs[("fsq", 256)]["psnr"] = (19.0, 20.0, 21.0)  # +1 dB at 2^12 with a 1 dB seed sd: not beyond noise
+    figs[("fsq", 4096)]["psnr"] = (20.0, 21.0, 22.0)
+    assert findings(_rows(figs))[2].verdict == NOT_REPRODUCED
+    figs[("fsq", 4096)]["psnr"] = (23.0, 23.1, 23.2)
+    assert findings(_rows(figs))[2].verdict == REPRODUCED
+
+
+def test_claims_without_a_sweep_are_not_measured():
+    figs = {k: v for k, v in _paper().items() if k[1] in (None, 1024)}  # one codebook size
+    found = findings(_rows(figs))
+    assert [f.verdict for f in found] == [NOT_MEASURED] * 4  # no codebook-size sweep in this run
+    no_plain = {k: v for k, v in _paper().items() if k[0] != "vq-plain"}
+    found = findings(_rows(no_plain))
+    assert [f.verdict for f in found] == [REPRODUCED, NOT_MEASURED, REPRODUCED, NOT_MEASURED]
+
+
+def test_unconverged_cells_are_counted_in_the_reason():
+    found = findings(_rows(_paper(), converged=False))
+    assert found[0].unconverged == 9
+    blocks = findings_blocks(_rows(_paper(), converged=False), "standard", "stamp")
+    table = next(b for b in blocks if getattr(b, "title", "").startswith("Findings"))
+    assert "stopped at the step cap" in table.rows[0][4].text
+
+
+def test_quick_says_it_is_a_smoke_run():
+    rows = _rows(_paper())
+    texts = [getattr(b, "text", "") for b in findings_blocks(rows, "quick", "stamp")]
+    assert any("smoke run" in t for t in texts)
+    other = [getattr(b, "text", "") for b in findings_blocks(rows, "standard", "stamp")]
+    assert not any("smoke run" in t for t in other)
+    assert any("jointly" in t and "alone" in t for t in texts)  # which benchmark answers which
