@@ -168,6 +168,21 @@ path = "{missing}"
     assert "this cell" in out and "16.8 min" in out  # 1000 s of cells + a worker start
 
 
+def test_known_cost_of_a_training_cell_follows_its_step_cap_and_codebook():
+    def cell(quantizer, size, steps):
+        config = {"codebook_size": size} if size else {}
+        return Cell("s", "reconstruction", quantizer, config, "digits", params={"steps": steps})
+
+    fsq, vq_small, vq_large, fsq_long = (
+        c.seconds
+        for c in cell_costs(
+            [cell("fsq", 4096, 1000), cell("vq", 256, 1000), cell("vq", 4096, 1000), cell("fsq", 4096, 4000)]
+        )
+    )
+    assert fsq_long == pytest.approx(4 * fsq)
+    assert fsq < vq_small < vq_large
+
+
 def test_wall_time_spreads_cells_longest_first():
     assert wall_time([10, 10, 10, 10], 2, start=0) == 20
     assert wall_time([30, 10, 10, 10], 2, start=0) == 30
