@@ -63,7 +63,12 @@ def counted():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(timing, "clock", CLOCK)
         mp.setattr(timing, "copy_bandwidth", lambda *a, **k: 10.0)
+        mp.setattr(timing, "control_workload", lambda device: _counted_control)
         return {k: _by_metric(throughput.measure(_cell(f"test-counted-{k}"))) for k in ("1x", "2x")}
+
+
+def _counted_control() -> None:
+    CLOCK.now += 1024 * COST
 
 
 def _cell(quantizer, config=None, params=None, backend="eager"):
@@ -94,6 +99,16 @@ def test_twice_the_work_halves_the_rate(counted):
     for op in ("forward", "encode", "decode"):
         ratio = one[f"{op}.vectors_per_s@4096"]["value"] / two[f"{op}.vectors_per_s@4096"]["value"]
         assert ratio == pytest.approx(2.0, rel=1e-6)
+
+
+def test_relative_time_divides_by_the_interleaved_control(counted):
+    one, two = counted["1x"], counted["2x"]
+    for op in ("forward", "encode", "decode"):
+        rel = one[f"{op}.relative_time@4096"]
+        assert rel["value"] == pytest.approx(4.0, rel=1e-6)  # 4096 vectors / 1024 of control work
+        assert rel["higher_is_better"] is False and len(rel["extra"]["samples"]) == rel["n"] == 9
+        assert two[f"{op}.relative_time@4096"]["value"] == pytest.approx(8.0, rel=1e-6)
+        assert one[f"{op}.control_time@4096"]["value"] == pytest.approx(1024 * COST, rel=1e-6)
 
 
 def test_bytes_the_operations_must_move(counted):

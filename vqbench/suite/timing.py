@@ -120,6 +120,109 @@ def time_cpu(
     )
 
 
+#: Elements of the control workload's buffer (1 MiB of float32: stays in a CPU's L2/L3).
+CONTROL_ELEMENTS = 2**18
+
+
+def control_workload(device: str | torch.device = "cpu") -> Callable[[], object]:
+    """A fixed workload timed beside every operation: tanh, scale and round over a fixed buffer.
+
+    It does what quantizers do (elementwise maths over a buffer) and never changes, so its time
+    moves only with the machine (load, clock, other jobs); an operation's time divided by it,
+    measured in the same moments, is what the nightly gate judges.
+    """
+    gen = torch.Generator().manual_seed(0)
+    buf = torch.randn(CONTROL_ELEMENTS, generator=gen).to(device)
+    out = torch.empty_like(buf)
+
+    def control() -> object:
+        torch.tanh(buf, out=out)
+        out.mul_(3.5)
+        return out.round_()
+
+    return control
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """An operation and the control timed in alternating blocks; ``ratios`` pairs one of each."""
+
+    op: Timing
+    control: Timing
+    ratios: tuple[float, ...]
+
+    @property
+    def relative(self) -> float:
+        """The median over rounds of operation time / control time."""
+        return statistics.median(self.ratios)
+
+
+def _calls_per_block(timer: object, block_s: float) -> int:
+    one = min(timer.timeit(1).median for _ in range(3))  # type: ignore[attr-defined]
+    return max(1, min(100_000, int(round(block_s / max(one, 1e-9)))))
+
+
+def time_interleaved(
+    fn: Callable[[], object],
+    control: Callable[[], object],
+    device: str | torch.device = "cpu",
+    *,
+    threads: int | None = None,
+    min_run_time: float = 0.2,
+    rounds: int = 9,
+) -> Interleaved:
+    """Time ``fn`` and ``control`` in ``rounds`` alternating blocks (ABBA order), each block about
+    ``min_run_time / rounds / 2`` seconds, so that both see the same moments of the machine.
+
+    CPU blocks are ``torch.utils.benchmark.Timer.timeit`` calls at a fixed thread count; CUDA
+    blocks are event-timed calls after a synchronize. Returns both timings (per-call seconds, one
+    entry per round) and the per-round ratios.
+    """
+    if not isinstance(rounds, int) or rounds < 3:
+        raise ValueError(f"rounds must be an integer >= 3, got {rounds!r}")
+    block = max(min_run_time / rounds / 2, 1e-3)
+    cuda = device_type(device) == "cuda"
+    threads = fix_threads(threads)
+    if cuda:
+        def run_block(f: Callable[[], object], n: int) -> float:
+            return time_cuda(f, device=device, warmup=1, repeats=n, flush_l2=False).median
+
+        def calls(f: Callable[[], object]) -> int:
+            return max(1, int(round(block / max(run_block(f, 3), 1e-9))))
+
+        n_fn, n_ctl = calls(fn), calls(control)
+        method = "interleaved cuda.Event blocks"
+    else:
+        from torch.utils import benchmark
+
+        t_fn = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, timer=clock)
+        t_ctl = benchmark.Timer(stmt="fn()", globals={"fn": control}, num_threads=threads, timer=clock)
+        n_fn, n_ctl = _calls_per_block(t_fn, block), _calls_per_block(t_ctl, block)
+        timers = {id(fn): t_fn, id(control): t_ctl}
+
+        def run_block(f: Callable[[], object], n: int) -> float:
+            return float(timers[id(f)].timeit(n).median)
+
+        method = "interleaved torch.utils.benchmark.Timer.timeit blocks"
+    op_times, ctl_times = [], []
+    for r in range(rounds):
+        order = ((fn, n_fn), (control, n_ctl)) if r % 4 in (0, 3) else ((control, n_ctl), (fn, n_fn))
+        for f, n in order:
+            (op_times if f is fn else ctl_times).append(run_block(f, n))
+    if min(ctl_times) <= 0:
+        raise RuntimeError("the control workload took no measurable time; the clock does not advance")
+    ratios = tuple(a / b for a, b in zip(op_times, ctl_times, strict=True))
+
+    def pack(times: list[float], n: int) -> Timing:
+        return Timing(
+            median=statistics.median(times), iqr=iqr(times), times=tuple(times), calls_per_repeat=n,
+            device="cpu" if not cuda else str(torch.device(device)), threads=threads, method=method,
+            extra={"rounds": rounds},
+        )
+
+    return Interleaved(op=pack(op_times, n_fn), control=pack(ctl_times, n_ctl), ratios=ratios)
+
+
 def l2_cache_bytes(device: str | torch.device = "cuda") -> int:
     """The GPU's L2 size in bytes (0 where unknown)."""
     props = torch.cuda.get_device_properties(torch.device(device))
@@ -278,7 +381,11 @@ def peak_memory(fn: Callable[[], object], device: str | torch.device = "cpu") ->
 
 
 __all__ = [
+    "CONTROL_ELEMENTS",
     "COPY_PROBE_BYTES",
+    "Interleaved",
+    "control_workload",
+    "time_interleaved",
     "Timing",
     "copy_bandwidth",
     "device_type",
