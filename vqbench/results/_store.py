@@ -278,7 +278,10 @@ class ResultStore:
     def resolve_run(self, run_id: str | None = "latest") -> str:
         """A run id as given, or the latest run's id for ``None``/"latest"; a unique prefix works too."""
         if run_id in (None, "latest"):
-            found = self._read("SELECT run_id FROM runs ORDER BY started DESC, rowid DESC LIMIT 1")
+            found = self._read(
+                "SELECT run_id FROM runs WHERE status != 'remeasure' "
+                "ORDER BY started DESC, rowid DESC LIMIT 1"
+            )
             if not found:
                 raise KeyError(f"result store {self.path} holds no runs yet; run `vqbench run` first")
             return found[0][0]
