@@ -71,8 +71,9 @@ def select(names: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
+
+    from vqbench._console import make_console
 
     from . import DatasetUnavailableError, get_dataset_spec, load_dataset
 
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             notes.append(f"[{len(notes) + 1}] {name}: read from {ds.meta['path']}")
             available += f" [{len(notes)}]"
         table.add_row(name, ds.kind, counts, shape, spec.source, available, *extra)
-    console = Console()
+    console = make_console()
     console.print(table)
     for note in notes:
         console.print(note, markup=False, highlight=False, soft_wrap=True)

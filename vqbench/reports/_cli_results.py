@@ -82,13 +82,12 @@ def run(args: argparse.Namespace) -> int:
     """List, show, export or import."""
     import fnmatch
 
-    from rich.console import Console
-
+    from vqbench._console import make_console
     from vqbench.reports.document import Document, Section
     from vqbench.reports.render_terminal import figures_table, print_document
     from vqbench.results import open_store
 
-    console = Console()
+    console = make_console()
     with open_store(args.store, readonly=not args.import_files) as store:
         if args.import_files:
             for path in args.import_files:

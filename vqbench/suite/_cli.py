@@ -68,8 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the suite, print the run id, a summary table and where the results are."""
-    from rich.console import Console
+    from rich.text import Text
 
+    from vqbench._console import make_console
     from vqbench.results import open_store
 
     from .runner import RunInterrupted, run_suite
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and args.suite:
         raise ValueError("--resume continues a stored run with its own suite and settings; drop --suite")
-    console = Console()
+    console = make_console()
     store = open_store(args.store)  # a corrupt or unwritable store fails here, before anything runs
     try:
         try:
@@ -94,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
             )
         except RunInterrupted as exc:
-            console.print(f"[yellow]{exc}[/]")
+            console.print(Text(str(exc), style="yellow"))
             console.print(f"finished cells are in {store.path}")
             return 130
-        console.print(f"run id: [bold]{run_id}[/]")
+        console.print(Text("run id: ") + Text(run_id, style="bold"))
         print_summary(store, run_id, console)
         rows = store.rows(run_id)
         errors = int((rows["status"] == "error").sum()) if len(rows) else 0
