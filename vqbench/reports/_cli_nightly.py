@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threshold must be a fraction such as 0.1, got {args.threshold}")
         config.threshold = args.threshold
     console = make_console()
-    with open_store(args.store) as store:
+    store = open_store(args.store)
+    try:
         if args.existing_run:
             run_id = store.resolve_run(args.existing_run)
         else:
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
             outcome = gate_run(store, run_id, config, confirm_run=confirm)
         baseline = None if str(args.baseline).lower() in ("", "none") else args.baseline
         doc = nightly_document(store, outcome, baseline=baseline)
+    finally:
+        store.close_or_discard()
     summary = nightly_summary(outcome)
     paths = write_nightly(doc, summary, Path(args.out) if args.out else Path(".vqbench") / "nightly" / run_id)
     verdict = doc.sections[0].blocks[0]

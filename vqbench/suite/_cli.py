@@ -6,11 +6,18 @@ Examples:
   vqbench run --suite my_profile.toml --store results.sqlite
   vqbench run --quantizers path/to/my_quant.py:MyQuantizer
   vqbench run --resume 20260101-120000-abc123   # only the cells that have no rows yet
+
+Exit codes: 0 every cell measured (skipped cells, such as a dataset not present here, are fine);
+1 some cells failed (their errors are listed); 3 nothing was measured at all; 2 bad input
+(nothing ran); 130 interrupted (finished cells are stored; resume with --resume).
 """
 
 from __future__ import annotations
 
 import argparse
+
+EXIT_CELLS_FAILED = 1
+EXIT_NOTHING_MEASURED = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,8 +113,11 @@ def run(args: argparse.Namespace) -> int:
         console.print(
             f"{len(rows) - errors - skipped} figures, {errors} errors, {skipped} skipped; results in "
             f"{store.path} (`vqbench results {run_id}`, `vqbench report {run_id}`)",
-            highlight=False,
         )
-        return 0
+        measured = len(rows) - errors - skipped
+        if measured == 0:
+            console.print(Text("nothing was measured (exit 3)", style="bold red"))
+            return EXIT_NOTHING_MEASURED
+        return EXIT_CELLS_FAILED if errors else 0
     finally:
-        store.close()
+        store.close_or_discard()

@@ -27,6 +27,7 @@ from . import _worker
 from .cells import BENCHMARK_MODULES, Cell
 from .checks import check_cells, check_devices
 from .expand import Plan, expand_profile
+from .input_checks import check_inputs
 from .profiles import Profile, load_profile
 
 #: How long a worker may take to start (import torch and the engines) before it counts as failed.
@@ -509,6 +510,7 @@ def _run(
             seed=seed,
             timeout=timeout,
         )
+        check_inputs(profile, plan.cells)
         check_cells(plan.cells, profile.source)
         todo = plan.cells
         config = {

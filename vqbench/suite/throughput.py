@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import timing
-from ._common import build_quantizer, figure, positive_float, positive_int, resolve_params
+from ._common import build_quantizer, drop_finite_check, figure, positive_float, positive_int, resolve_params
 
 if TYPE_CHECKING:
     from .cells import Cell
@@ -225,6 +225,7 @@ def measure(cell: Cell) -> list[dict]:
         )
         n = size
         ops = Operations(call, quantizer, x, compiled=cell.backend == "compile")
+        drop_finite_check(quantizer)  # checked on the first call; timing calls stay unchecked
         for op in params["operations"]:
             fn = ops.fn(op)
             first_s = timing.time_first_call(fn, cell.device)  # warm-up; compiles for "compile"
@@ -261,7 +262,8 @@ def measure(cell: Cell) -> list[dict]:
                        n=t.repeats, extra={**extra, "copy_gbps": bandwidth}),
             ]
             if paired is not None:
-                ctl = {**extra, "control": CONTROL_WHAT, "control_calls_per_round": paired.control.calls_per_repeat}
+                ctl = {**extra, "control": CONTROL_WHAT,
+                       "control_calls_per_round": paired.control.calls_per_repeat}
                 rows += [
                     figure(f"{op}.relative_time{key}", paired.relative, "x control", False,
                            spread=timing.iqr(paired.ratios), n=len(paired.ratios),
