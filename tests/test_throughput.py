@@ -191,3 +191,28 @@ def test_registered_quantizers(name):
     rows = _by_metric(throughput.measure(_cell(name, {"dim": 8, "codebook_size": 256}, {"sizes": [1024]})))
     for op in throughput.OPERATIONS:
         assert rows[f"{op}.vectors_per_s@1024"]["value"] > 0
+
+
+def test_a_compile_failure_of_the_pattern_matcher_is_retried_without_it_and_recorded():
+    """Inductor's joint-graph pattern matcher fails on VectorQuantize's train step (torch 2.11-2.13)."""
+    import torch._inductor.config as inductor_config
+
+    class BackendCompilerFailed(RuntimeError):
+        pass
+
+    seen = []
+
+    def step():
+        seen.append(inductor_config.pattern_matcher)
+        if inductor_config.pattern_matcher:
+            raise BackendCompilerFailed(
+                "backend='inductor' raised:\nRuntimeError: Node view was invalid, but is output"
+            )
+
+    cell = _cell("fsq", backend="compile")
+    seconds, workaround = throughput._first_call(step, cell, "train")
+    assert seen == [True, False] and seconds >= 0
+    assert workaround == "inductor pattern_matcher off (RuntimeError: Node view was invalid, but is output)"
+    eager = _cell("fsq")
+    with pytest.raises(BackendCompilerFailed):
+        throughput._first_call(step, eager, "train")
