@@ -96,7 +96,7 @@ n_eval = 8192
 
 [benchmarks.throughput]
 sizes = [4096]
-operations = ["forward", "train", "encode", "decode"]
+operations = ["forward", "encode", "decode"]
 min_run_time = 0.1
 memory = false
 

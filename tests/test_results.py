@@ -189,6 +189,9 @@ def test_default_path_and_environment_variable(tmp_path, monkeypatch):
         assert st.path == Path(".vqbench/results.sqlite")
     assert (tmp_path / ".vqbench" / "results.sqlite").is_file()
     monkeypatch.setenv("VQBENCH_STORE", str(tmp_path / "elsewhere" / "x.sqlite"))
+    with pytest.raises(StoreError, match="does not exist"):  # a folder is never created silently
+        ResultStore()
+    (tmp_path / "elsewhere").mkdir()
     with ResultStore() as st:
         assert st.path == tmp_path / "elsewhere" / "x.sqlite"
     assert (tmp_path / "elsewhere" / "x.sqlite").is_file()

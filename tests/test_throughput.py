@@ -62,6 +62,7 @@ def counted():
     """Rows of the 1x and 2x counted quantizers, timed with the work clock."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(timing, "clock", CLOCK)
+        mp.setattr(timing, "thread_clock", CLOCK)
         mp.setattr(timing, "copy_bandwidth", lambda *a, **k: 10.0)
         mp.setattr(timing, "control_workload", lambda device: _counted_control)
         return {k: _by_metric(throughput.measure(_cell(f"test-counted-{k}"))) for k in ("1x", "2x")}

@@ -88,6 +88,7 @@ def _rows(seed: int, machine: float = 1.0, slow: dict | None = None, run_id: str
 
 def _prepared(tmp_path, nights: list[list[dict]]) -> list[pd.DataFrame]:
     out = []
+    tmp_path.mkdir(parents=True, exist_ok=True)
     with ResultStore(tmp_path / "s.sqlite") as st:
         for i, rows in enumerate(nights):
             rid = st.start_run("t", {"x": 1}, run_id=f"run{i:02d}")

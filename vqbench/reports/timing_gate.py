@@ -103,7 +103,12 @@ def judge(
     from vqbench.reports.history import step_changes
 
     values = [v for _, v, _ in past]
-    steps = step_changes(values, threshold, noise_k) if len(values) >= 4 else []
+    # a step counts once enough runs after it tell the new level (a lone point is not a step)
+    steps = [
+        i
+        for i in step_changes(values, threshold, noise_k, min_size=min_history)
+        if len(values) - i >= min_history
+    ]
     since = steps[-1] if steps else 0
     segment = past[since:]
     note = f" (history since the step change at run {past[since][0]})" if steps else ""

@@ -22,6 +22,8 @@ import torch
 
 #: The CPU clock (seconds); tests may replace it with a clock that counts work instead.
 clock: Callable[[], float] = time.perf_counter
+#: CPU time of the calling thread (seconds): what other processes on the machine cannot move.
+thread_clock: Callable[[], float] = time.thread_time
 
 #: Bytes of the copy used to probe a device's bandwidth (well beyond CPU caches and a GPU's L2).
 COPY_PROBE_BYTES = {"cpu": 64 * 2**20, "cuda": 512 * 2**20}
@@ -157,11 +159,6 @@ class Interleaved:
         return statistics.median(self.ratios)
 
 
-def _calls_per_block(timer: object, block_s: float) -> int:
-    one = min(timer.timeit(1).median for _ in range(3))  # type: ignore[attr-defined]
-    return max(1, min(100_000, int(round(block_s / max(one, 1e-9)))))
-
-
 def time_interleaved(
     fn: Callable[[], object],
     control: Callable[[], object],
@@ -174,50 +171,60 @@ def time_interleaved(
     """Time ``fn`` and ``control`` in ``rounds`` alternating blocks (ABBA order), each block about
     ``min_run_time / rounds / 2`` seconds, so that both see the same moments of the machine.
 
-    CPU blocks are ``torch.utils.benchmark.Timer.timeit`` calls at a fixed thread count; CUDA
-    blocks are event-timed calls after a synchronize. Returns both timings (per-call seconds, one
-    entry per round) and the per-round ratios.
+    CPU: each block is timed on the wall clock (``op``/``control`` timings: what users see) and,
+    with one thread, on the thread's CPU clock, which time slices taken by other processes do not
+    move; the per-round ratios come from the CPU clock then (the wall clock with several threads,
+    whose work runs outside the calling thread). CUDA: event-timed blocks after a synchronize.
     """
     if not isinstance(rounds, int) or rounds < 3:
         raise ValueError(f"rounds must be an integer >= 3, got {rounds!r}")
     block = max(min_run_time / rounds / 2, 1e-3)
     cuda = device_type(device) == "cuda"
     threads = fix_threads(threads)
+    use_cpu_clock = not cuda and threads == 1
     if cuda:
-        def run_block(f: Callable[[], object], n: int) -> float:
-            return time_cuda(f, device=device, warmup=1, repeats=n, flush_l2=False).median
+        def run_block(f: Callable[[], object], n: int) -> tuple[float, float]:
+            t = time_cuda(f, device=device, warmup=1, repeats=n, flush_l2=False).median
+            return t, t
 
-        def calls(f: Callable[[], object]) -> int:
-            return max(1, int(round(block / max(run_block(f, 3), 1e-9))))
-
-        n_fn, n_ctl = calls(fn), calls(control)
         method = "interleaved cuda.Event blocks"
     else:
-        from torch.utils import benchmark
+        def run_block(f: Callable[[], object], n: int) -> tuple[float, float]:
+            w0, c0 = clock(), thread_clock()
+            for _ in range(n):
+                f()
+            return (clock() - w0) / n, (thread_clock() - c0) / n
 
-        t_fn = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, timer=clock)
-        t_ctl = benchmark.Timer(stmt="fn()", globals={"fn": control}, num_threads=threads, timer=clock)
-        n_fn, n_ctl = _calls_per_block(t_fn, block), _calls_per_block(t_ctl, block)
-        timers = {id(fn): t_fn, id(control): t_ctl}
+        method = "interleaved blocks, wall clock"
+        if use_cpu_clock:
+            method += " (ratios on the thread's CPU clock)"
 
-        def run_block(f: Callable[[], object], n: int) -> float:
-            return float(timers[id(f)].timeit(n).median)
+    def calls(f: Callable[[], object]) -> int:
+        one = min(run_block(f, 1)[0] for _ in range(3))
+        return max(1, min(100_000, int(round(block / max(one, 1e-9)))))
 
-        method = "interleaved torch.utils.benchmark.Timer.timeit blocks"
-    op_times, ctl_times = [], []
+    n_fn, n_ctl = calls(fn), calls(control)
+    op_times, ctl_times, op_cpu, ctl_cpu = [], [], [], []
     for r in range(rounds):
         order = ((fn, n_fn), (control, n_ctl)) if r % 4 in (0, 3) else ((control, n_ctl), (fn, n_fn))
         for f, n in order:
-            (op_times if f is fn else ctl_times).append(run_block(f, n))
-    if min(ctl_times) <= 0:
+            wall, cpu = run_block(f, n)
+            if f is fn:
+                op_times.append(wall)
+                op_cpu.append(cpu)
+            else:
+                ctl_times.append(wall)
+                ctl_cpu.append(cpu)
+    num, den = (op_cpu, ctl_cpu) if use_cpu_clock else (op_times, ctl_times)
+    if min(den) <= 0:
         raise RuntimeError("the control workload took no measurable time; the clock does not advance")
-    ratios = tuple(a / b for a, b in zip(op_times, ctl_times, strict=True))
+    ratios = tuple(a / b for a, b in zip(num, den, strict=True))
 
     def pack(times: list[float], n: int) -> Timing:
         return Timing(
             median=statistics.median(times), iqr=iqr(times), times=tuple(times), calls_per_repeat=n,
             device="cpu" if not cuda else str(torch.device(device)), threads=threads, method=method,
-            extra={"rounds": rounds},
+            extra={"rounds": rounds, "ratio_clock": "thread CPU time" if use_cpu_clock else "wall"},
         )
 
     return Interleaved(op=pack(op_times, n_fn), control=pack(ctl_times, n_ctl), ratios=ratios)
