@@ -183,6 +183,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the load on the way out
     folder = Path(tempfile.mkdtemp(prefix="vqbench-gate-"))
     plugin = folder / "gate_quantizers.py"
     plugin.write_text(textwrap.dedent(PLUGIN))

@@ -131,6 +131,7 @@ def nightly_summary(outcome: NightlyOutcome) -> dict:
         "improvements": pick("improvement"),
         "errors": pick("error"),
         "missing": pick("missing"),
+        "checks": [_record(r) for r in checks.to_dict("records")],  # every figure and why
         "notes": gate.notes,
     }
 
@@ -351,6 +352,21 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
         figs[1].title = "History of improved figures"
     if figs:
         doc.sections.append(Section("History", list(figs)))
+    if not checks.empty:
+        doc.sections.append(
+            Section(
+                "Every figure",
+                [
+                    _checks_table(
+                        checks,
+                        "",
+                        "Every figure of tonight's run with the gate's verdict and why: which test decided "
+                        "(threshold, noise band, Mann-Whitney p-value, re-measurement) or why it is not "
+                        f"gated. {stamp}",
+                    )
+                ],
+            )
+        )
     report = build_report(store, run.run_id, baseline=baseline)
     for section in report.sections:
         section.title = f"Tonight · {section.title}"
