@@ -143,7 +143,7 @@ def summary_renderables(rows: Any, run: dict[str, Any] | None = None) -> list[An
         table = Table(box=box.SIMPLE_HEAD)
         table.add_column("status", no_wrap=True)
         table.add_column("cell", no_wrap=True)
-        table.add_column("message", overflow="fold", ratio=1, min_width=30)
+        table.add_column("message", overflow="fold")
         for _, r in bad.iterrows():
             message = str(r["message"]).splitlines()[0] if r["message"] else ""
             cell = " ".join(
