@@ -72,7 +72,6 @@ def select(names: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from rich import box
     from rich.table import Table
-
     from rich.text import Text
 
     from vqbench._console import make_console
