@@ -102,7 +102,7 @@ def test_env_names_the_file(tmp_path, monkeypatch):
 
 
 def test_missing_file_is_unavailable(tmp_path):
-    with pytest.raises(DatasetUnavailableError, match=r"no such file: .*nothere.npy"):
+    with pytest.raises(FileNotFoundError, match=r"no such file: .*nothere.npy"):
         load_dataset(str(tmp_path / "nothere.npy"))
 
 

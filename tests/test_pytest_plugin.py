@@ -205,3 +205,28 @@ def test_quantizer_option_filters_a_tests_own_list(toy_project) -> None:
     assert result.ret == pytest.ExitCode.OK
     ids = [line for line in result.outlines if "::test_throughput[" in line]
     assert ids and all("Toy2" in line for line in ids)
+
+
+def test_the_pytest_path_runs_with_the_suites_threads_and_records_them():
+    """The quick profile sets threads = 1; the fixture sets torch to it and records both."""
+    import torch
+
+    from vqbench._pytest_fixtures import QuantizerBench
+    from vqbench._pytest_settings import Settings
+
+    class FakeBenchmark:
+        disabled = False
+        extra_info: dict = {}
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        settings = Settings(enabled=False, patterns=None, suite="quick")
+        assert settings.suite_info.threads == 1
+        bench = QuantizerBench(FakeBenchmark(), settings)
+        assert torch.get_num_threads() == 1
+        call, q, name, config = bench.build("fsq", torch.device("cpu"), "eager")
+        info = bench._info(q, name, torch.device("cpu"), "eager", config)
+        assert info["threads"] == 1 and info["suite_threads"] == 1
+    finally:
+        torch.set_num_threads(before)

@@ -189,6 +189,9 @@ def test_default_path_and_environment_variable(tmp_path, monkeypatch):
         assert st.path == Path(".vqbench/results.sqlite")
     assert (tmp_path / ".vqbench" / "results.sqlite").is_file()
     monkeypatch.setenv("VQBENCH_STORE", str(tmp_path / "elsewhere" / "x.sqlite"))
+    with pytest.raises(StoreError, match="does not exist"):  # a folder is never created silently
+        ResultStore()
+    (tmp_path / "elsewhere").mkdir()
     with ResultStore() as st:
         assert st.path == tmp_path / "elsewhere" / "x.sqlite"
     assert (tmp_path / "elsewhere" / "x.sqlite").is_file()
@@ -237,7 +240,7 @@ def test_a_process_killed_mid_run_leaves_whole_batches_only(tmp_path):
         assert len(df) >= 250
         assert len(df) % 50 == 0
         assert (df.groupby("cell_id").size() == 50).all()
-        assert st.runs().loc[0, "status"] == "running"
+        assert st.runs().loc[0, "status"] == "died"  # its process is gone
 
 
 def test_corrupt_file_is_reported_and_left_untouched(tmp_path):
@@ -280,7 +283,7 @@ def test_other_sqlite_database_is_refused(tmp_path):
 def test_unwritable_location_is_reported(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    with pytest.raises(StoreError, match="cannot create the folder"):
+    with pytest.raises(StoreError, match="does not exist"):
         ResultStore(blocker / "sub" / "results.sqlite")
     with pytest.raises(StoreError, match="not a file"):
         ResultStore(tmp_path)

@@ -39,7 +39,7 @@ path = "{missing}"
 """
     path = profile(tmp_path, quantizers, extra)
     store = tmp_path / "r.sqlite"
-    assert main(["run", "--suite", str(path), "--store", str(store), "--no-progress"]) == 0
+    assert main(["run", "--suite", str(path), "--store", str(store), "--no-progress"]) == 1  # cells failed
     out = capsys.readouterr().out
     assert "run id:" in out and str(store) in out
     with ResultStore(store, readonly=True) as st:

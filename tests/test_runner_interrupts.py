@@ -83,7 +83,7 @@ def test_interrupts_keep_finished_rows_and_resume_runs_only_missing_cells(tmp_pa
     assert "interrupted after 0 of 2 cells" in out
     assert _gone(worker)
 
-    # SIGKILL of the runner: its worker exits too, whole rows only, the run stays "running".
+    # SIGKILL of the runner: its worker exits too, whole rows only, the run shows as "died".
     pid_file.unlink()
     proc = _start(["run", "--resume", run_id, "--store", str(store), "--no-progress"], env)
     worker = _wait_for(pid_file, proc)
@@ -91,7 +91,13 @@ def test_interrupts_keep_finished_rows_and_resume_runs_only_missing_cells(tmp_pa
     proc.communicate(timeout=30)
     assert _gone(worker), "the worker outlived its killed runner"
     rows, info = rows_of(store, run_id)
-    assert info["status"] == "running" and len(rows) == first_rows
+    assert info["status"] == "died" and len(rows) == first_rows
+    listed = subprocess.run(
+        [sys.executable, "-m", "vqbench.cli", "results", "--store", str(store)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(ln for ln in listed.splitlines() if run_id in ln)
+    assert "died" in line and f"vqbench run --resume {run_id}" in listed
 
     # Resume runs only the two missing cells, in the same run.
     with pytest.raises(ValueError, match="drop quantizers"):

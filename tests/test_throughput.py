@@ -62,8 +62,14 @@ def counted():
     """Rows of the 1x and 2x counted quantizers, timed with the work clock."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(timing, "clock", CLOCK)
+        mp.setattr(timing, "thread_clock", CLOCK)
         mp.setattr(timing, "copy_bandwidth", lambda *a, **k: 10.0)
+        mp.setattr(timing, "control_workload", lambda device: _counted_control)
         return {k: _by_metric(throughput.measure(_cell(f"test-counted-{k}"))) for k in ("1x", "2x")}
+
+
+def _counted_control() -> None:
+    CLOCK.now += 1024 * COST
 
 
 def _cell(quantizer, config=None, params=None, backend="eager"):
@@ -94,6 +100,16 @@ def test_twice_the_work_halves_the_rate(counted):
     for op in ("forward", "encode", "decode"):
         ratio = one[f"{op}.vectors_per_s@4096"]["value"] / two[f"{op}.vectors_per_s@4096"]["value"]
         assert ratio == pytest.approx(2.0, rel=1e-6)
+
+
+def test_relative_time_divides_by_the_interleaved_control(counted):
+    one, two = counted["1x"], counted["2x"]
+    for op in ("forward", "encode", "decode"):
+        rel = one[f"{op}.relative_time@4096"]
+        assert rel["value"] == pytest.approx(4.0, rel=1e-6)  # 4096 vectors / 1024 of control work
+        assert rel["higher_is_better"] is False and len(rel["extra"]["samples"]) == rel["n"] == 9
+        assert two[f"{op}.relative_time@4096"]["value"] == pytest.approx(8.0, rel=1e-6)
+        assert one[f"{op}.control_time@4096"]["value"] == pytest.approx(1024 * COST, rel=1e-6)
 
 
 def test_bytes_the_operations_must_move(counted):
@@ -176,3 +192,28 @@ def test_registered_quantizers(name):
     rows = _by_metric(throughput.measure(_cell(name, {"dim": 8, "codebook_size": 256}, {"sizes": [1024]})))
     for op in throughput.OPERATIONS:
         assert rows[f"{op}.vectors_per_s@1024"]["value"] > 0
+
+
+def test_a_compile_failure_of_the_pattern_matcher_is_retried_without_it_and_recorded():
+    """Inductor's joint-graph pattern matcher fails on VectorQuantize's train step (torch 2.11-2.13)."""
+    import torch._inductor.config as inductor_config
+
+    class BackendCompilerFailed(RuntimeError):
+        pass
+
+    seen = []
+
+    def step():
+        seen.append(inductor_config.pattern_matcher)
+        if inductor_config.pattern_matcher:
+            raise BackendCompilerFailed(
+                "backend='inductor' raised:\nRuntimeError: Node view was invalid, but is output"
+            )
+
+    cell = _cell("fsq", backend="compile")
+    seconds, workaround = throughput._first_call(step, cell, "train")
+    assert seen == [True, False] and seconds >= 0
+    assert workaround == "inductor pattern_matcher off (RuntimeError: Node view was invalid, but is output)"
+    eager = _cell("fsq")
+    with pytest.raises(BackendCompilerFailed):
+        throughput._first_call(step, eager, "train")

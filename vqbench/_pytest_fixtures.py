@@ -57,6 +57,9 @@ class QuantizerBench:
         self.benchmark = benchmark
         self.settings = settings
         self._used_by: str | None = None
+        threads = settings.suite_info.threads
+        if threads is not None:  # the suite's thread count, as `vqbench run` uses it
+            torch.set_num_threads(threads)
         if not settings.enabled:
             benchmark.disabled = True  # smoke mode: run once, record nothing
 
@@ -145,6 +148,7 @@ class QuantizerBench:
             "bits_per_token": float(q.bits_per_token),
             "config": {k: v for k, v in config.items() if _plain(v)},
             "threads": torch.get_num_threads(),
+            "suite_threads": self.settings.suite_info.threads,
             "suite": self.settings.suite,
             "mode": self.settings.mode,
         }
@@ -181,6 +185,7 @@ class QuantizerBench:
         measured. ``size`` defaults to the suite's first size; smoke mode makes it tiny.
         """
         from vqbench.suite import throughput
+        from vqbench.suite._common import drop_finite_check
 
         throughput.check_operation(operation)
         n = self._size(size)
@@ -192,6 +197,7 @@ class QuantizerBench:
             gen = torch.Generator().manual_seed(seed)
             x = throughput.gaussian_input(n, int(q.dim), generator=gen, device=dev)
             ops = throughput.Operations(call, q, x, compiled=backend == "compile")
+            drop_finite_check(q)  # checked on the first call; timed calls stay unchecked
             fn = _timed(ops.fn(operation), dev)
             info = self._info(q, name, dev, backend, config)
             info.update(operation=operation, vectors=n, bytes_moved=sum(ops.bytes_moved(operation).values()))

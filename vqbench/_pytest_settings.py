@@ -53,6 +53,7 @@ class PytestSuite:
     codebook_size: int | None
     operations: tuple[str, ...] = ("forward", "train", "encode", "decode")
     devices: tuple[str, ...] = ("cpu",)
+    threads: int | None = None  # torch threads, as the suite's runner sets them (recorded)
     quantizers: tuple[str, ...] = ("default",)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     usage: BenchSpec = field(default_factory=BenchSpec)
@@ -150,6 +151,7 @@ def _from_profile(profile: Any) -> PytestSuite:
         codebook_size=codebook_sizes[0] if codebook_sizes else None,
         operations=operations,
         devices=tuple(devices),
+        threads=profile.threads,
         quantizers=tuple(quantizers),
         configs={k: dict(v) for k, v in profile.quantizer_config.items()},
         usage=bench("usage"),

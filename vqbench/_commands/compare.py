@@ -58,8 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compare, print the table, write the report."""
-    from rich.console import Console
-
+    from vqbench._console import make_console
     from vqbench.reports.compare import verdict_counts
     from vqbench.reports.compare_report import candidate_document, compare_runs_document
     from vqbench.reports.document import Document
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     fmts = formats(args.format)
     if args.noise_k < 0:
         raise ValueError(f"--noise-k must be >= 0, got {args.noise_k}")
-    console = Console()
+    console = make_console()
     if args.candidate:
         if args.runs:
             raise ValueError("give either two runs or --candidate, not both")

@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default=None, metavar="DIR", help="output folder (default: .vqbench/nightly/<run>)"
     )
+    parser.add_argument(
+        "--no-remeasure",
+        action="store_true",
+        help="report timing suspects without re-measuring their cells first",
+    )
     add_store(parser)
 
 
@@ -59,10 +64,16 @@ def run(args: argparse.Namespace) -> int:
     """Run (or take) a run, gate it, write the outputs; 1 on regression, else 0."""
     from pathlib import Path
 
-    from rich.console import Console
     from rich.text import Text
 
-    from vqbench.reports.nightly import gate_run, nightly_document, nightly_summary, write_nightly
+    from vqbench._console import make_console
+    from vqbench.reports.nightly import (
+        gate_run,
+        nightly_document,
+        nightly_summary,
+        suspect_cells,
+        write_nightly,
+    )
     from vqbench.reports.render_terminal import rich_table
     from vqbench.reports.thresholds import load_gate_config
     from vqbench.results import open_store
@@ -76,16 +87,26 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= args.threshold < 10:
             raise ValueError(f"--threshold must be a fraction such as 0.1, got {args.threshold}")
         config.threshold = args.threshold
-    console = Console()
-    with open_store(args.store) as store:
+    console = make_console()
+    store = open_store(args.store)
+    try:
         if args.existing_run:
             run_id = store.resolve_run(args.existing_run)
         else:
             quantizers = args.quantizers.split(",") if args.quantizers else None
             run_id = suite_options.run_suite_for(store, args.suite, quantizers, **suite_kwargs(args))
         outcome = gate_run(store, run_id, config)
+        suspects = suspect_cells(outcome)
+        if suspects and not args.no_remeasure and not args.existing_run:
+            from vqbench.suite.remeasure import remeasure_cells
+
+            console.print(f"re-measuring {len(suspects)} suspect cell(s) before reporting", highlight=False)
+            confirm = remeasure_cells(store, run_id, suspects, progress=not args.no_progress)
+            outcome = gate_run(store, run_id, config, confirm_run=confirm)
         baseline = None if str(args.baseline).lower() in ("", "none") else args.baseline
         doc = nightly_document(store, outcome, baseline=baseline)
+    finally:
+        store.close_or_discard()
     summary = nightly_summary(outcome)
     paths = write_nightly(doc, summary, Path(args.out) if args.out else Path(".vqbench") / "nightly" / run_id)
     verdict = doc.sections[0].blocks[0]

@@ -71,8 +71,10 @@ def select(names: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from vqbench._console import make_console
 
     from . import DatasetUnavailableError, get_dataset_spec, load_dataset
 
@@ -107,17 +109,17 @@ def run(args: argparse.Namespace) -> int:
             notes.append(
                 f"[{len(notes) + 1}] " + (str(exc) if unavailable else f"{name}: {type(exc).__name__}: {exc}")
             )
-            state = "[red]no[/red]" if unavailable else "[red]error[/red]"
-            table.add_row(name, spec.kind, "", "", spec.source, f"{state} [{len(notes)}]", *extra)
+            state = Text("no" if unavailable else "error", style="red") + f" [{len(notes)}]"
+            table.add_row(name, spec.kind, "", "", spec.source, state, *extra)
             continue
         counts = f"{len(ds.train)}/{len(ds.eval)}"
         shape = "x".join(str(n) for n in ds.sample_shape)
-        available = "[green]yes[/green]"
+        available = Text("yes", style="green")
         if "path" in ds.meta:
             notes.append(f"[{len(notes) + 1}] {name}: read from {ds.meta['path']}")
             available += f" [{len(notes)}]"
         table.add_row(name, ds.kind, counts, shape, spec.source, available, *extra)
-    console = Console()
+    console = make_console()
     console.print(table)
     for note in notes:
         console.print(note, markup=False, highlight=False, soft_wrap=True)

@@ -90,8 +90,8 @@ def _resolve(path: str | os.PathLike | None) -> Path:
     file = Path(path).expanduser()
     if file.suffix.lower() not in SUFFIXES:
         raise ValueError(f"latents: expected a {' / '.join(SUFFIXES)} file, got {str(file)!r}")
-    if not file.is_file():
-        raise DatasetUnavailableError(
+    if not file.is_file():  # a file the user named: an error, never a skip
+        raise FileNotFoundError(
             f"latents: no such file: {file}. Expected a {' / '.join(SUFFIXES)} file of latents "
             "(numpy.save or torch.save)"
         )

@@ -39,16 +39,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(infos, measured: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not wrap names at 80 columns
-        console = Console(width=max(console.width, 180))
+    from vqbench._console import make_console
+
+    console = make_console()
     table = Table(title="vqbench quantizers", title_justify="left")
-    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("name", style="bold", overflow="fold")
     table.add_column("family")
-    table.add_column("source", no_wrap=True)
+    table.add_column("source", overflow="fold")
     if measured:
         for header in ("codebook", "dim", "books", "bits/token"):
             table.add_column(header, justify="right")
@@ -72,9 +72,9 @@ def _print_table(infos, measured: bool) -> None:
             ]
         if info.error:
             failed += 1
-            cells.append(f"[red]error: {_escape(info.error)}[/red]")
+            cells.append(Text(f"error: {info.error}", style="red"))
         else:
-            cells.append(_escape(info.description))
+            cells.append(info.description)
         table.add_row(*cells)
     console.print(table)
     footer = f"{len(infos)} quantizer{'s' if len(infos) != 1 else ''}"
@@ -91,9 +91,3 @@ def _num(value) -> str:
 
 def _yes_no(value) -> str:
     return "" if value is None else ("yes" if value else "no")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

@@ -37,14 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build and write the report; print where it is."""
-    from rich.console import Console
-
+    from vqbench._console import make_console
     from vqbench.reports.report import build_report, write_report
     from vqbench.results import open_store
 
     fmts = formats(args.format)
     baseline = None if str(args.baseline).lower() in ("", "none") else args.baseline
-    console = Console()
+    console = make_console()
     with open_store(args.store, readonly=True) as store:
         run_id = store.resolve_run(args.run_id)
         doc = build_report(store, run_id, baseline=baseline, figures=not args.no_figures)

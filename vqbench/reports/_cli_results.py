@@ -64,7 +64,8 @@ def _list_runs(store, console, limit: int) -> None:
         duration = ""
         if rec["finished"] is not None and rec["finished"] == rec["finished"]:
             duration = f"{(rec['finished'] - rec['started']).total_seconds():.0f} s"
-        style = {"finished": "green", "interrupted": "yellow", "running": "cyan"}.get(rec["status"], "")
+        styles = {"finished": "green", "interrupted": "yellow", "died": "red", "running": "cyan"}
+        style = styles.get(rec["status"], "")
         table.add_row(
             Text(rec["run_id"]),
             Text(rec["suite"]),
@@ -76,19 +77,24 @@ def _list_runs(store, console, limit: int) -> None:
             Text(rec["env_hash"]),
         )
     console.print(table)
+    for rec in runs.tail(limit).to_dict("records"):
+        if rec["status"] == "died":
+            console.print(
+                Text(f"run {rec['run_id']} died (its process is gone); continue it with "
+                     f"`vqbench run --resume {rec['run_id']}`", style="yellow")
+            )
 
 
 def run(args: argparse.Namespace) -> int:
     """List, show, export or import."""
     import fnmatch
 
-    from rich.console import Console
-
+    from vqbench._console import make_console
     from vqbench.reports.document import Document, Section
     from vqbench.reports.render_terminal import figures_table, print_document
     from vqbench.results import open_store
 
-    console = Console()
+    console = make_console()
     with open_store(args.store, readonly=not args.import_files) as store:
         if args.import_files:
             for path in args.import_files:

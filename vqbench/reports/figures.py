@@ -22,7 +22,8 @@ def _new_figure(width: float, height: float) -> Any:
     import seaborn as sns
     from matplotlib.figure import Figure as MplFigure
 
-    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
+    # labels carry user text (quantizer names, file paths): "$" must not start mathtext
+    sns.set_theme(rc={"text.parse_math": False}, style="whitegrid", context="notebook", font_scale=0.9)
     return MplFigure(figsize=(width, height), dpi=110, layout="constrained")
 
 

@@ -229,10 +229,19 @@ def _check(
 
 
 def evaluate_gate(
-    current: Any, history: Any, run_id: str, history_runs: list[str], config: GateConfig | None = None
+    current: Any,
+    history: Any,
+    run_id: str,
+    history_runs: list[str],
+    config: GateConfig | None = None,
+    confirm: Any = None,
 ) -> GateResult:
     """Check every figure of ``current`` (prepared rows of one run) against ``history`` (prepared rows
-    of ``history_runs``); returns a ``GateResult`` whose ``checks`` has one line per figure."""
+    of ``history_runs``); returns a ``GateResult`` whose ``checks`` has one line per figure.
+
+    Timing figures with a relative time (see ``timing_gate``) are judged through it alone; a suspect
+    is a regression only when ``confirm`` (prepared rows of its cell re-measured) confirms it. Without
+    ``confirm`` a suspect counts as a regression and its line has ``suspect`` = True."""
     import pandas as pd
 
     cfg = config or GateConfig()
@@ -256,6 +265,7 @@ def evaluate_gate(
                     past_errors[key] = past_errors.get(key, 0) + 1
     timing = {k: bool(r["timing"]) for k, r in {**template, **cur}.items()}
     pooled = pooled_relative_sigma(past_values, timing)
+    rel = _RelativeJudge(current, history, history_runs, cur, template, confirm, cfg)
     lines = []
     for key in list(cur) + [k for k in template if k not in cur]:
         ref = cur.get(key) or template[key]
@@ -274,7 +284,10 @@ def evaluate_gate(
             hit = failed.get(tuple(ref[k] for k in CELL_COLUMNS))
             if hit is not None:
                 now = {**ref, "status": hit[0], "message": hit[1]}
-        line.update(_check(now, past_values.get(key, []), past_errors.get(key, 0), settings, cfg, pooled))
+        verdict = rel.check(key, now, settings)
+        if verdict is None:
+            verdict = _check(now, past_values.get(key, []), past_errors.get(key, 0), settings, cfg, pooled)
+        line.update(verdict)
         lines.append(line)
     checks = pd.DataFrame.from_records(lines)
     notes = []
@@ -283,9 +296,109 @@ def evaluate_gate(
             "No comparable past runs (same suite and environment fingerprint): nothing is gated yet; "
             "this run starts the history."
         )
-    if pooled:
+    if rel.keys:
+        notes.append(
+            "Timing: one figure per operation is gated, its time relative to a fixed control workload "
+            "timed in the same moments (relative_time); vectors/s, time, GB/s and copy fraction are "
+            "its views and are reported, not gated. A suspect is re-measured before it is reported."
+        )
+        if rel.pooled:
+            notes.append(
+                f"Typical night-to-night noise of relative times in this history: {rel.pooled * 100:.1f}%."
+            )
+    elif pooled:
         notes.append(f"Typical run-to-run noise of timing figures in this history: {pooled * 100:.1f}%.")
     return GateResult(run_id=run_id, history_runs=list(history_runs), checks=checks, config=cfg, notes=notes)
+
+
+class _RelativeJudge:
+    """Judges relative times (``timing_gate``) and marks the other views of their timings."""
+
+    def __init__(
+        self, current: Any, history: Any, history_runs: list[str], cur: dict, template: dict,
+        confirm: Any, cfg: GateConfig,
+    ) -> None:
+        from vqbench.reports import timing_gate as tg
+
+        self.tg, self.cfg = tg, cfg
+        self.keys = {k for k in {**template, **cur} if tg.is_relative(k[KEY_COLUMNS.index("metric")])}
+        self.samples = tg.samples_of(current)
+        self.past: dict[tuple, list[tuple[str, float, list[float]]]] = {}
+        if history is not None and not history.empty:
+            for rid in history_runs:
+                rows = history[history["run_id"] == rid]
+                samples = tg.samples_of(rows)
+                for rec in collapse(rows).to_dict("records"):
+                    key = tuple(rec[k] for k in KEY_COLUMNS)
+                    if key in self.keys and rec["status"] == "ok" and rec["value"] > 0:
+                        self.past.setdefault(key, []).append((rid, float(rec["value"]), samples.get(key, [])))
+        self.pooled = tg.pooled_sigma(self.past)
+        self.confirm: dict[tuple, dict] = {}
+        self.confirm_samples: dict[tuple, list[float]] = {}
+        if confirm is not None and len(confirm):
+            self.confirm = {tuple(r[k] for k in KEY_COLUMNS): r for r in collapse(confirm).to_dict("records")}
+            self.confirm_samples = tg.samples_of(confirm)
+
+    def _sibling(self, key: tuple) -> tuple | None:
+        i = KEY_COLUMNS.index("metric")
+        metric = key[i]
+        target = self.tg.relative_metric(metric)
+        if target is None and metric == "copy_bandwidth":
+            same = [k for k in self.keys if k[:i] == key[:i]]
+            return same[0] if same else None
+        if target is None:
+            return None
+        sib = (*key[:i], target, *key[i + 1 :])
+        return sib if sib in self.keys else None
+
+    def check(self, key: tuple, now: Any, settings: Any) -> dict | None:
+        """A verdict for relative times and their views; None for every other figure."""
+        base = {"baseline": math.nan, "band": math.nan, "change": math.nan, "rel_change": math.nan,
+                "limit": math.nan, "history_n": len(self.past.get(key, []))}
+        if settings.ignore:
+            return None
+        if key not in self.keys:
+            sib = self._sibling(key)
+            if sib is None:
+                return None
+            what = sib[KEY_COLUMNS.index("metric")]
+            why = ("a probe of the machine's copy bandwidth, not a property of the quantizer"
+                   if key[KEY_COLUMNS.index("metric")] == "copy_bandwidth" else f"a view of {what}")
+            return {**base, "status": "not gated", "reason": f"{why}; the gate judges {what}, "
+                    "the operation's time relative to the interleaved control"}
+        if now is None or now["status"] != "ok" or now["direction"] is None:
+            return None  # missing, failed or undirected: the general rules apply
+        past = self.past.get(key, [])
+        value = float(now["value"])
+        verdict = self.tg.judge(
+            value, self.samples.get(key, []), past, threshold=settings.threshold, noise_k=settings.noise_k,
+            pooled_sigma=self.pooled, min_history=self.cfg.min_timing_history,
+        )
+        out = {**base, **verdict, "limit": settings.threshold}
+        if verdict["baseline"] == verdict["baseline"]:
+            out["change"] = value - verdict["baseline"]
+        if verdict["status"] != "suspect":
+            return out
+        again = self.confirm.get(key)
+        if not self.confirm:
+            return {**out, "status": "regression", "suspect": True,
+                    "reason": verdict["reason"] + " (not re-measured)"}
+        if again is None or again["status"] != "ok":
+            why = verdict["reason"] + "; its re-measurement failed"
+            return {**out, "status": "regression", "reason": why}
+        second = self.tg.judge(
+            float(again["value"]), self.confirm_samples.get(key, []), past, threshold=settings.threshold,
+            noise_k=settings.noise_k, pooled_sigma=self.pooled, min_history=self.cfg.min_timing_history,
+        )
+        if second["status"] == "suspect":
+            return {**out, "status": "regression",
+                    "reason": f"{verdict['reason']}; confirmed when re-measured "
+                    f"({second['rel_change'] * 100:+.1f}%, "
+                    f"p={second['p_value']:.2g})"}
+        return {**out, "status": "ok",
+                "reason": f"suspect on first measurement ({verdict['rel_change'] * 100:+.1f}%) "
+                "but not confirmed "
+                f"when re-measured: {second['reason']}"}
 
 
 def step_changes(

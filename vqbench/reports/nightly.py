@@ -33,8 +33,14 @@ class NightlyOutcome:
     series: Any  # DataFrame: KEY_COLUMNS + run_id, started, value, spread, status
 
 
-def gate_run(store: Any, run_id: str | None = "latest", config: GateConfig | None = None) -> NightlyOutcome:
-    """Compare a stored run with the recent comparable runs of ``store`` (see ``history``)."""
+def gate_run(
+    store: Any,
+    run_id: str | None = "latest",
+    config: GateConfig | None = None,
+    confirm_run: str | None = None,
+) -> NightlyOutcome:
+    """Compare a stored run with the recent comparable runs of ``store`` (see ``history``);
+    ``confirm_run`` holds its suspect cells re-measured (see ``suspect_cells``)."""
     import pandas as pd
 
     from vqbench.reports._data import prepare
@@ -51,8 +57,24 @@ def gate_run(store: Any, run_id: str | None = "latest", config: GateConfig | Non
         series.append(collapse(rows).assign(run_id=rid, started=started[rid]))
     series.append(collapse(run.rows).assign(run_id=run.run_id, started=started[run.run_id]))
     history = pd.concat(frames, ignore_index=True) if frames else None
-    gate = evaluate_gate(run.rows, history, run.run_id, hist_ids, cfg)
+    confirm = prepare(store.rows(confirm_run)) if confirm_run else None
+    gate = evaluate_gate(run.rows, history, run.run_id, hist_ids, cfg, confirm=confirm)
     return NightlyOutcome(run=run, gate=gate, series=pd.concat(series, ignore_index=True))
+
+
+def suspect_cells(outcome: NightlyOutcome) -> list[str]:
+    """The cell ids of the timing figures that are suspects, to be re-measured before reporting."""
+    checks = outcome.gate.checks
+    if checks.empty or "suspect" not in checks:
+        return []
+    flagged = checks[checks["suspect"].eq(True)]
+    rows = outcome.run.rows
+    ids: list[str] = []
+    for rec in flagged.to_dict("records"):
+        keys = rows[list(KEY_COLUMNS)].astype(object).fillna("")
+        mask = (keys == [rec[k] for k in KEY_COLUMNS]).all(axis=1)
+        ids += [c for c in rows.loc[mask, "cell_id"] if c and c not in ids]
+    return ids
 
 
 def _record(line: dict) -> dict:
@@ -109,6 +131,7 @@ def nightly_summary(outcome: NightlyOutcome) -> dict:
         "improvements": pick("improvement"),
         "errors": pick("error"),
         "missing": pick("missing"),
+        "checks": [_record(r) for r in checks.to_dict("records")],  # every figure and why
         "notes": gate.notes,
     }
 
@@ -329,6 +352,21 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
         figs[1].title = "History of improved figures"
     if figs:
         doc.sections.append(Section("History", list(figs)))
+    if not checks.empty:
+        doc.sections.append(
+            Section(
+                "Every figure",
+                [
+                    _checks_table(
+                        checks,
+                        "",
+                        "Every figure of tonight's run with the gate's verdict and why: which test decided "
+                        "(threshold, noise band, Mann-Whitney p-value, re-measurement) or why it is not "
+                        f"gated. {stamp}",
+                    )
+                ],
+            )
+        )
     report = build_report(store, run.run_id, baseline=baseline)
     for section in report.sections:
         section.title = f"Tonight · {section.title}"
@@ -351,6 +389,7 @@ def write_nightly(doc: Document, summary: dict, out_dir: str | Path) -> dict[str
 
 __all__ = [
     "NightlyOutcome",
+    "suspect_cells",
     "gate_run",
     "history_figure",
     "nightly_document",

@@ -85,10 +85,11 @@ def figures_table(rows: Any, title: str) -> Any:
 
 def print_document(doc: Document, console: Any = None, tables_only: bool = False) -> None:
     """Print the document's text blocks and tables (figures are named, not drawn)."""
-    from rich.console import Console
     from rich.text import Text
 
-    console = console or Console()
+    from vqbench._console import make_console, rule
+
+    console = console or make_console()
     console.print(Text(doc.title, style="bold"))
     if doc.subtitle:
         console.print(Text(doc.subtitle, style="dim"))
@@ -96,7 +97,7 @@ def print_document(doc: Document, console: Any = None, tables_only: bool = False
         blocks = [b for b in section.blocks if isinstance(b, Table) or not tables_only]
         if not blocks:
             continue
-        console.rule(Text(section.title))
+        rule(console, section.title)
         for block in blocks:
             if isinstance(block, Table):
                 console.print(rich_table(block))

@@ -46,7 +46,7 @@ RUN_COLUMNS: dict[str, str] = {
 }
 
 ROW_STATUSES = ("ok", "error", "skipped")
-RUN_STATUSES = ("running", "finished", "interrupted")
+RUN_STATUSES = ("running", "finished", "interrupted", "remeasure")
 REQUIRED_ROW_KEYS = ("benchmark", "quantizer", "metric")
 
 TEXT_COLUMNS = (

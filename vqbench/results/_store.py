@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import sqlite3
 import threading
 from datetime import datetime, timezone
@@ -57,6 +58,35 @@ def _schema_sql() -> list[str]:
     ]
 
 
+def _owner() -> dict:
+    """The process that runs a run: its pid and host, to tell a died run from a running one."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _owner_alive(config: dict) -> bool:
+    """False when the run's process is known to be gone: same host, no such pid. Runs started
+    elsewhere, or before owners were recorded, count as alive (nothing here can tell)."""
+    owner = config.get("owner") if isinstance(config, dict) else None
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return True
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped by its parent) is gone too
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def _new_run_id() -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{secrets.token_hex(3)}"
@@ -74,6 +104,7 @@ class ResultStore:
         self.readonly = readonly
         self.current_run: str | None = None
         self._lock = threading.Lock()
+        self.created = not self.path.exists()
         self._check_file()
         self._conn = self._connect()
 
@@ -135,6 +166,12 @@ class ResultStore:
 
     def _check_creatable(self) -> None:
         parent = self.path.parent
+        default_parent = (Path.cwd() / DEFAULT_STORE).parent
+        if not parent.exists() and parent.resolve() != default_parent.resolve():
+            raise StoreError(
+                f"the folder {parent} of result store {self.path} does not exist; "
+                "create it first or pass another --store path"
+            )
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -179,6 +216,15 @@ class ResultStore:
         """Close the connection (the store object is unusable afterwards)."""
         with self._lock:
             self._conn.close()
+
+    def close_or_discard(self) -> None:
+        """Close; a store file that this object created and that holds no run is removed again,
+        so that a command that refused to run leaves nothing behind."""
+        empty = not self.readonly and self.created and not self._read("SELECT 1 FROM runs LIMIT 1")
+        self.close()
+        if empty:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     def __enter__(self) -> ResultStore:
         return self
@@ -231,7 +277,8 @@ class ResultStore:
         if not isinstance(environment, dict):
             raise TypeError(f"environment must be a dict, got {type(environment).__name__}")
         env_json = canonical_json(environment, "run environment")
-        config_json = canonical_json(config or {}, "run config")
+        config = {**(config or {}), "owner": _owner()}
+        config_json = canonical_json(config, "run config")
         if run_id is not None:
             if not isinstance(run_id, str) or not run_id.strip():
                 raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
@@ -239,8 +286,16 @@ class ResultStore:
             if existing:
                 if existing[0][0] != suite:
                     raise ValueError(f"run {run_id!r} exists with suite {existing[0][0]!r}, not {suite!r}")
+                old = json.loads(self._read("SELECT config FROM runs WHERE run_id = ?", (run_id,))[0][0])
+                owned = canonical_json({**old, "owner": _owner()}, "run config")
                 self._write(
-                    [("UPDATE runs SET status = 'running', finished = NULL WHERE run_id = ?", (run_id,))]
+                    [
+                        (
+                            "UPDATE runs SET status = 'running', finished = NULL, config = ? "
+                            "WHERE run_id = ?",
+                            (owned, run_id),
+                        )
+                    ]
                 )
                 self.current_run = run_id
                 return run_id
@@ -278,7 +333,10 @@ class ResultStore:
     def resolve_run(self, run_id: str | None = "latest") -> str:
         """A run id as given, or the latest run's id for ``None``/"latest"; a unique prefix works too."""
         if run_id in (None, "latest"):
-            found = self._read("SELECT run_id FROM runs ORDER BY started DESC, rowid DESC LIMIT 1")
+            found = self._read(
+                "SELECT run_id FROM runs WHERE status != 'remeasure' "
+                "ORDER BY started DESC, rowid DESC LIMIT 1"
+            )
             if not found:
                 raise KeyError(f"result store {self.path} holds no runs yet; run `vqbench run` first")
             return found[0][0]
@@ -299,6 +357,8 @@ class ResultStore:
         info = dict(zip(RUN_COLUMNS, row, strict=True))
         info["environment"] = json.loads(info["environment"])
         info["config"] = json.loads(info["config"])
+        if info["status"] == "running" and not _owner_alive(info["config"]):
+            info["status"] = "died"
         return info
 
     def runs(self) -> Any:
@@ -309,7 +369,11 @@ class ResultStore:
             "FROM runs r LEFT JOIN results x ON x.run_id = r.run_id "
             "GROUP BY r.run_id ORDER BY r.started, r.rowid"
         )
-        return runs_frame(records, extra_columns=("n_rows", "n_errors"))
+        frame = runs_frame(records, extra_columns=("n_rows", "n_errors"))
+        for i in frame.index[frame["status"] == "running"]:
+            if not _owner_alive(json.loads(frame.at[i, "config"])):
+                frame.at[i, "status"] = "died"
+        return frame
 
     # -- rows --------------------------------------------------------------------------------
     def write_rows(self, rows: list[dict]) -> None:

@@ -9,6 +9,10 @@ Examples:
   vqbench run --suite full --dry-run            # cells, missing data, cost, wall time; runs nothing
   vqbench run --suite full --executor slurm --workers 16 --partition gpu --gpus-per-job 1
   vqbench run --suite full --executor ray --address auto
+
+Exit codes: 0 every cell measured (skipped cells, such as a dataset not present here, are fine);
+1 some cells failed (their errors are listed); 3 nothing was measured at all; 2 bad input
+(nothing ran); 130 interrupted (finished cells are stored; resume with --resume).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from __future__ import annotations
 import argparse
 
 from .executors._options import add_executor_options, executor_overrides
+
+EXIT_CELLS_FAILED = 1
+EXIT_NOTHING_MEASURED = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the suite, print the run id, a summary table and where the results are."""
-    from rich.console import Console
+    from rich.text import Text
 
+    from vqbench._console import make_console
     from vqbench.results import open_store
 
     from .runner import RunInterrupted, run_suite
@@ -88,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and args.suite:
         raise ValueError("--resume continues a stored run with its own suite and settings; drop --suite")
-    console = Console()
+    console = make_console()
     if args.dry_run:
         return _dry_run(args, console)
     store = open_store(args.store)  # a corrupt or unwritable store fails here, before anything runs
@@ -109,10 +117,10 @@ def run(args: argparse.Namespace) -> int:
                 workers=args.workers,
             )
         except RunInterrupted as exc:
-            console.print(f"[yellow]{exc}[/]")
+            console.print(Text(str(exc), style="yellow"))
             console.print(f"finished cells are in {store.path}")
             return 130
-        console.print(f"run id: [bold]{run_id}[/]")
+        console.print(Text("run id: ") + Text(run_id, style="bold"))
         print_summary(store, run_id, console)
         rows = store.rows(run_id)
         errors = int((rows["status"] == "error").sum()) if len(rows) else 0
@@ -120,11 +128,14 @@ def run(args: argparse.Namespace) -> int:
         console.print(
             f"{len(rows) - errors - skipped} figures, {errors} errors, {skipped} skipped; results in "
             f"{store.path} (`vqbench results {run_id}`, `vqbench report {run_id}`)",
-            highlight=False,
         )
-        return 0
+        measured = len(rows) - errors - skipped
+        if measured == 0:
+            console.print(Text("nothing was measured (exit 3)", style="bold red"))
+            return EXIT_NOTHING_MEASURED
+        return EXIT_CELLS_FAILED if errors else 0
     finally:
-        store.close()
+        store.close_or_discard()
 
 
 def _dry_run(args: argparse.Namespace, console: object) -> int:

@@ -120,8 +120,44 @@ def build_quantizer(cell: Cell, **overrides: Any) -> tuple[nn.Module, nn.Module]
                 f"expected one of {', '.join(BACKENDS_BUILTIN + offered)}"
             )
     module = module.to(torch.device(cell.device))
+    module._vqbench_finite_check = module.register_forward_hook(_finite_hook(cell.quantizer))
     call = torch.compile(module) if backend == "compile" else module
     return call, module
+
+
+class NonFiniteOutputError(RuntimeError):
+    """A quantizer returned NaN or infinite codes for finite input: the quantizer's fault."""
+
+
+def _finite_hook(name: str) -> Any:
+    """A forward hook that raises :class:`NonFiniteOutputError` when finite input gives non-finite
+    codes, so that the error names the quantizer, not whatever later consumes its codes."""
+    import torch
+
+    def hook(module: Any, args: tuple, out: Any) -> None:
+        if torch.compiler.is_compiling():
+            return
+        codes = getattr(out, "codes", None)
+        x = args[0] if args else None
+        if not isinstance(codes, torch.Tensor) or not isinstance(x, torch.Tensor):
+            return
+        if not codes.is_floating_point() or bool(torch.isfinite(codes).all()):
+            return
+        if x.is_floating_point() and bool(torch.isfinite(x).all()):
+            raise NonFiniteOutputError(
+                f"quantizer {name!r} returned non-finite codes (NaN or inf) for finite input of shape "
+                f"{tuple(x.shape)}; expected finite codes of the input's shape. The fault is in this "
+                "quantizer's forward"
+            )
+
+    return hook
+
+
+def drop_finite_check(module: Any) -> None:
+    """Remove the output check of ``build_quantizer`` (before timing, where it would cost)."""
+    handle = getattr(module, "_vqbench_finite_check", None)
+    if handle is not None:
+        handle.remove()
 
 
 def aux_loss(loss: torch.Tensor | None) -> torch.Tensor | None:

@@ -29,6 +29,7 @@ from .checks import check_cells, check_devices
 from .executors import Done, ExecutorSettings, Lost, StartFailed, make_executor, require_engine
 from .executors.local import START_FAILURE_HINT
 from .expand import Plan, expand_profile
+from .input_checks import check_inputs
 from .profiles import Profile, load_profile
 
 #: Consecutive worker start failures (at least one per worker) after which the run stops.
@@ -427,6 +428,7 @@ def prepare_run(
     settings = executor_settings(profile.executor, executor, workers, profile.source)
     if settings.workers is None and plan.workers is not None:
         settings = settings.merged(workers=plan.workers)
+    check_inputs(profile, plan.cells)
     check_cells(plan.cells, profile.source, local=settings.kind == "local" and check_devices_here)
     config = {
         "profile": profile.source,

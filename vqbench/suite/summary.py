@@ -134,7 +134,7 @@ def summary_renderables(rows: Any, run: dict[str, Any] | None = None) -> list[An
                 hit = hit[hit["dataset"] == dataset]
                 cells.append(_fmt(float(hit["value"].iloc[0]), style) if len(hit) else "")
             if any(cells):
-                table.add_row(short_name(q), k, *([] if one_place else [where]), *cells)
+                table.add_row(Text(short_name(q)), k, *([] if one_place else [Text(where)]), *cells)
         out.append(table)
         out.append(Text(_caption(columns), style="dim"))
     bad = rows[rows["status"] != "ok"]
@@ -143,22 +143,22 @@ def summary_renderables(rows: Any, run: dict[str, Any] | None = None) -> list[An
         table = Table(box=box.SIMPLE_HEAD)
         table.add_column("status", no_wrap=True)
         table.add_column("cell", no_wrap=True)
-        table.add_column("message", overflow="fold", ratio=1, min_width=30)
+        table.add_column("message", overflow="fold")
         for _, r in bad.iterrows():
             message = str(r["message"]).splitlines()[0] if r["message"] else ""
             cell = " ".join(
                 p for p in (r["benchmark"], short_name(r["quantizer"]), r["K"], r["dataset"]) if p
             )
-            table.add_row(r["status"], cell, message[:300])
+            table.add_row(Text(r["status"]), Text(cell), Text(message))
         out.append(table)
     return out
 
 
 def print_summary(store: Any, run_id: str, console: Any = None) -> None:
     """Print the summary tables of ``run_id`` from ``store``."""
-    from rich.console import Console
+    from vqbench._console import make_console
 
-    console = console or Console()
+    console = console or make_console()
     run = store.run_info(run_id)
     for renderable in summary_renderables(store.rows(run_id), run):
         console.print(renderable)

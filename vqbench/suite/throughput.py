@@ -22,7 +22,12 @@ Defaults (``PARAMS``), each overridable from ``cell.params``:
   operation, ``timer`` = "blocked" (``blocked_autorange``) or "adaptive";
 - CUDA: ``warmup`` = 5, ``repeats`` = 50, ``flush_l2`` = "auto" (flush when the operation's
   bytes are under 4x the L2 size), or true / false;
-- ``memory`` = True: measure peak memory (one extra call per operation).
+- ``memory`` = True: measure peak memory (one extra call per operation);
+- ``control`` = True, ``rounds`` = 9: time the operation in ``rounds`` blocks interleaved with a
+  fixed control workload (``timing.control_workload``) and report ``{operation}.relative_time``
+  (operation time / control time, the median over rounds; the per-round ratios in
+  ``extra["samples"]``) and ``{operation}.control_time``. The relative time is what the nightly
+  gate judges: a machine that is slower tonight for everyone moves both and leaves it.
 The input dimension is the quantizer's own ``dim`` (``config["dim"]``, else what it was built with).
 """
 
@@ -34,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import timing
-from ._common import build_quantizer, figure, positive_float, positive_int, resolve_params
+from ._common import build_quantizer, drop_finite_check, figure, positive_float, positive_int, resolve_params
 
 if TYPE_CHECKING:
     from .cells import Cell
@@ -53,7 +58,11 @@ PARAMS: dict[str, Any] = {
     "repeats": 50,
     "flush_l2": "auto",
     "memory": True,
+    "control": True,
+    "rounds": 9,
 }
+
+CONTROL_WHAT = f"tanh, scale and round over {timing.CONTROL_ELEMENTS} float32 values, interleaved"
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -185,8 +194,42 @@ def _check(params: dict[str, Any]) -> None:
         positive_int(params, name)
     positive_int(params, "warmup", allow_zero=True)
     positive_float(params, "min_run_time")
+    for name in ("memory", "control"):
+        if not isinstance(params[name], bool):
+            raise ValueError(f"param {name!r} must be true or false, got {params[name]!r}")
+    if not isinstance(params["rounds"], int) or isinstance(params["rounds"], bool) or params["rounds"] < 3:
+        raise ValueError(f"param 'rounds' must be an integer >= 3, got {params['rounds']!r}")
     if params["threads"] is not None:
         positive_int(params, "threads")
+
+
+def _first_call(fn: Callable[[], object], cell: Cell, op: str) -> tuple[float, str]:
+    """The first call's wall time, and the workaround it needed ("" for none).
+
+    Inductor's joint-graph pattern matcher fails on some training graphs (VectorQuantize's train
+    step with torch 2.11-2.13: "Node view was invalid, but is output" or "Not all inputs to pattern
+    found in match.kwargs"). Such a step is compiled again with the pattern matcher off, and the
+    rows say so; any other compile failure is raised with the operation named.
+    """
+    try:
+        return timing.time_first_call(fn, cell.device), ""
+    except Exception as exc:  # noqa: BLE001 - torch._dynamo.exc.BackendCompilerFailed and relatives
+        if cell.backend != "compile" or type(exc).__name__ != "BackendCompilerFailed":
+            raise
+        first = str(exc).strip().splitlines()
+        fallback = first[-1] if first else ""
+        cause = next((ln for ln in first if "Error" in ln and "backend=" not in ln), fallback)
+        import torch._inductor.config as inductor_config
+
+        try:
+            with inductor_config.patch(pattern_matcher=False):
+                return timing.time_first_call(fn, cell.device), f"inductor pattern_matcher off ({cause})"
+        except Exception as again:  # noqa: BLE001
+            raise RuntimeError(
+                f"torch.compile failed on the {op} operation of {cell.quantizer!r}, with and without "
+                f"inductor's pattern matcher: {cause}; an inductor limitation on this graph, not a "
+                "fault of the quantizer's eager code (the eager backend measures it)"
+            ) from again
 
 
 def measure(cell: Cell) -> list[dict]:
@@ -203,6 +246,7 @@ def measure(cell: Cell) -> list[dict]:
     context = {"threads": threads, "device": cell.device, "dtype": params["dtype"], "backend": cell.backend}
     probe = {"probe_bytes": timing.COPY_PROBE_BYTES[kind], "what": "bytes read + written per second by copy_"}
     rows = [figure("copy_bandwidth", bandwidth, "GB/s", None, extra={**context, **probe})]
+    control = timing.control_workload(cell.device)
     gen = torch.Generator().manual_seed(cell.seed)
     for size in params["sizes"]:
         x = gaussian_input(
@@ -210,19 +254,31 @@ def measure(cell: Cell) -> list[dict]:
         )
         n = size
         ops = Operations(call, quantizer, x, compiled=cell.backend == "compile")
+        drop_finite_check(quantizer)  # checked on the first call; timing calls stay unchecked
         for op in params["operations"]:
             fn = ops.fn(op)
-            first_s = timing.time_first_call(fn, cell.device)  # warm-up; compiles for "compile"
+            first_s, workaround = _first_call(fn, cell, op)  # warm-up; compiles for "compile"
             parts = ops.bytes_moved(op)
             moved = sum(parts.values())
-            t = timing.time_fn(
-                fn, cell.device, threads=threads, min_run_time=params["min_run_time"],
-                method=params["timer"], warmup=params["warmup"], repeats=params["repeats"],
-                flush_l2=kind == "cuda" and _flush_l2(params["flush_l2"], moved, cell.device),
-            )
+            paired = None
+            if params["control"]:
+                paired = timing.time_interleaved(
+                    fn, control, cell.device, threads=threads, min_run_time=params["min_run_time"],
+                    rounds=params["rounds"],
+                )
+            if paired is not None and kind == "cpu":
+                t = paired.op
+            else:
+                t = timing.time_fn(
+                    fn, cell.device, threads=threads, min_run_time=params["min_run_time"],
+                    method=params["timer"], warmup=params["warmup"], repeats=params["repeats"],
+                    flush_l2=kind == "cuda" and _flush_l2(params["flush_l2"], moved, cell.device),
+                )
             extra = {**context, "operation": op, "size": n, "input_shape": list(x.shape), **t.as_dict()}
             if op == "encode":
                 extra["encode_path"] = ops.encode_path
+            if workaround:
+                extra["compile_workaround"] = workaround
             key = f"@{n}"
             byte_extra = {**extra, "bytes": moved, "bytes_parts": parts}
             rates = [n / s for s in t.times]
@@ -236,6 +292,18 @@ def measure(cell: Cell) -> list[dict]:
                 figure(f"{op}.copy_fraction{key}", moved / t.median / 1e9 / bandwidth, "ratio", True,
                        n=t.repeats, extra={**extra, "copy_gbps": bandwidth}),
             ]
+            if paired is not None:
+                ctl = {**extra, "control": CONTROL_WHAT,
+                       "control_calls_per_round": paired.control.calls_per_repeat}
+                rows += [
+                    figure(f"{op}.relative_time{key}", paired.relative, "x control", False,
+                           spread=timing.iqr(paired.ratios), n=len(paired.ratios),
+                           extra={**ctl, "samples": [round(r, 6) for r in paired.ratios],
+                                  "gated_figure": True}),
+                    figure(f"{op}.control_time{key}", paired.control.median, "s", False,
+                           spread=paired.control.iqr, n=paired.control.repeats,
+                           extra={**ctl, "samples": list(paired.control.times)}),
+                ]
             if cell.backend == "compile":
                 rows.append(figure(f"{op}.compile_time{key}", first_s, "s", False, n=1, extra=extra))
             peak = timing.peak_memory(fn, cell.device) if params["memory"] else None

@@ -22,6 +22,8 @@ import torch
 
 #: The CPU clock (seconds); tests may replace it with a clock that counts work instead.
 clock: Callable[[], float] = time.perf_counter
+#: CPU time of the calling thread (seconds): what other processes on the machine cannot move.
+thread_clock: Callable[[], float] = time.thread_time
 
 #: Bytes of the copy used to probe a device's bandwidth (well beyond CPU caches and a GPU's L2).
 COPY_PROBE_BYTES = {"cpu": 64 * 2**20, "cuda": 512 * 2**20}
@@ -118,6 +120,114 @@ def time_cpu(
         threads=threads,
         method=f"torch.utils.benchmark.{method}_autorange",
     )
+
+
+#: Elements of the control workload's buffer (1 MiB of float32: stays in a CPU's L2/L3).
+CONTROL_ELEMENTS = 2**18
+
+
+def control_workload(device: str | torch.device = "cpu") -> Callable[[], object]:
+    """A fixed workload timed beside every operation: tanh, scale and round over a fixed buffer.
+
+    It does what quantizers do (elementwise maths over a buffer) and never changes, so its time
+    moves only with the machine (load, clock, other jobs); an operation's time divided by it,
+    measured in the same moments, is what the nightly gate judges.
+    """
+    gen = torch.Generator().manual_seed(0)
+    buf = torch.randn(CONTROL_ELEMENTS, generator=gen).to(device)
+    out = torch.empty_like(buf)
+
+    def control() -> object:
+        torch.tanh(buf, out=out)
+        out.mul_(3.5)
+        return out.round_()
+
+    return control
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """An operation and the control timed in alternating blocks; ``ratios`` pairs one of each."""
+
+    op: Timing
+    control: Timing
+    ratios: tuple[float, ...]
+
+    @property
+    def relative(self) -> float:
+        """The median over rounds of operation time / control time."""
+        return statistics.median(self.ratios)
+
+
+def time_interleaved(
+    fn: Callable[[], object],
+    control: Callable[[], object],
+    device: str | torch.device = "cpu",
+    *,
+    threads: int | None = None,
+    min_run_time: float = 0.2,
+    rounds: int = 9,
+) -> Interleaved:
+    """Time ``fn`` and ``control`` in ``rounds`` alternating blocks (ABBA order), each block about
+    ``min_run_time / rounds / 2`` seconds, so that both see the same moments of the machine.
+
+    CPU: each block is timed on the wall clock (``op``/``control`` timings: what users see) and,
+    with one thread, on the thread's CPU clock, which time slices taken by other processes do not
+    move; the per-round ratios come from the CPU clock then (the wall clock with several threads,
+    whose work runs outside the calling thread). CUDA: event-timed blocks after a synchronize.
+    """
+    if not isinstance(rounds, int) or rounds < 3:
+        raise ValueError(f"rounds must be an integer >= 3, got {rounds!r}")
+    block = max(min_run_time / rounds / 2, 1e-3)
+    cuda = device_type(device) == "cuda"
+    threads = fix_threads(threads)
+    use_cpu_clock = not cuda and threads == 1
+    if cuda:
+        def run_block(f: Callable[[], object], n: int) -> tuple[float, float]:
+            t = time_cuda(f, device=device, warmup=1, repeats=n, flush_l2=False).median
+            return t, t
+
+        method = "interleaved cuda.Event blocks"
+    else:
+        def run_block(f: Callable[[], object], n: int) -> tuple[float, float]:
+            w0, c0 = clock(), thread_clock()
+            for _ in range(n):
+                f()
+            return (clock() - w0) / n, (thread_clock() - c0) / n
+
+        method = "interleaved blocks, wall clock"
+        if use_cpu_clock:
+            method += " (ratios on the thread's CPU clock)"
+
+    def calls(f: Callable[[], object]) -> int:
+        one = min(run_block(f, 1)[0] for _ in range(3))
+        return max(1, min(100_000, int(round(block / max(one, 1e-9)))))
+
+    n_fn, n_ctl = calls(fn), calls(control)
+    op_times, ctl_times, op_cpu, ctl_cpu = [], [], [], []
+    for r in range(rounds):
+        order = ((fn, n_fn), (control, n_ctl)) if r % 4 in (0, 3) else ((control, n_ctl), (fn, n_fn))
+        for f, n in order:
+            wall, cpu = run_block(f, n)
+            if f is fn:
+                op_times.append(wall)
+                op_cpu.append(cpu)
+            else:
+                ctl_times.append(wall)
+                ctl_cpu.append(cpu)
+    num, den = (op_cpu, ctl_cpu) if use_cpu_clock else (op_times, ctl_times)
+    if min(den) <= 0:
+        raise RuntimeError("the control workload took no measurable time; the clock does not advance")
+    ratios = tuple(a / b for a, b in zip(num, den, strict=True))
+
+    def pack(times: list[float], n: int) -> Timing:
+        return Timing(
+            median=statistics.median(times), iqr=iqr(times), times=tuple(times), calls_per_repeat=n,
+            device="cpu" if not cuda else str(torch.device(device)), threads=threads, method=method,
+            extra={"rounds": rounds, "ratio_clock": "thread CPU time" if use_cpu_clock else "wall"},
+        )
+
+    return Interleaved(op=pack(op_times, n_fn), control=pack(ctl_times, n_ctl), ratios=ratios)
 
 
 def l2_cache_bytes(device: str | torch.device = "cuda") -> int:
@@ -278,7 +388,11 @@ def peak_memory(fn: Callable[[], object], device: str | torch.device = "cpu") ->
 
 
 __all__ = [
+    "CONTROL_ELEMENTS",
     "COPY_PROBE_BYTES",
+    "Interleaved",
+    "control_workload",
+    "time_interleaved",
     "Timing",
     "copy_bandwidth",
     "device_type",

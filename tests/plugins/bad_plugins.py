@@ -1,0 +1,35 @@
+"""Quantizer plugins with faults of their own, for the bad-input tests.
+
+``NaNCodes`` wraps vqbench's FSQ and returns NaN codes; ``Marked`` fails with an error text that
+looks like rich markup. Loaded as ``tests/plugins/bad_plugins.py:Name``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vqbench.quantizers import QuantizerOutput, create_quantizer
+
+
+class NaNCodes(torch.nn.Module):
+    """vqbench's FSQ inside, but the codes it returns are NaN."""
+
+    def __init__(self, dim: int | None = None, codebook_size: int | None = None) -> None:
+        super().__init__()
+        self.inner = create_quantizer("fsq", codebook_size=codebook_size or 256, dim=dim)
+        self.dim, self.codebook_size = self.inner.dim, self.inner.codebook_size
+        self.num_codebooks, self.bits_per_token = 1, self.inner.bits_per_token
+
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        out = self.inner(x)
+        return QuantizerOutput(out.codes * float("nan"), out.indices, out.loss)
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.inner.indices_to_codes(indices)
+
+
+class Marked(NaNCodes):
+    """Fails with an error text that rich would read as markup."""
+
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        raise ValueError("closing tag [/x] and [bold]not bold[/bold] in an error")

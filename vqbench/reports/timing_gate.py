@@ -1,0 +1,180 @@
+"""The gate's judgement of timing figures: one figure per operation, relative to a control.
+
+The throughput engine times each operation interleaved with a fixed control workload and stores
+``{operation}.relative_time@{size}`` (operation time / control time, with the per-round ratios in
+``extra["samples"]``). That is the one timing figure the gate judges per operation; its other views
+(vectors/s, time, effective GB/s, copy fraction) and the control's own time are reported, not gated:
+they move with the machine's load, the relative time does not.
+
+A relative time is a *suspect* when, against the comparable history after its last step change:
+1. it is worse than the history median by more than ``threshold``;
+2. it is beyond ``noise_k`` robust sigmas of the night-to-night noise (log scale, pooled over the
+   history's relative figures); and
+3. a one-sided Mann-Whitney U test of tonight's per-round samples against the history's says
+   "slower" with p < ``alpha``.
+A suspect becomes a regression only when its cell, re-measured (again interleaved with the
+control), is a suspect too (asv ``continuous`` re-runs before it reports).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+GATED_BASE = "relative_time"
+VIEW_BASES = ("vectors_per_s", "time", "effective_gbps", "copy_fraction", "control_time")
+ALPHA = 0.01
+MAD_TO_SIGMA = 1.4826
+
+
+def relative_metric(metric: str) -> str | None:
+    """``forward.relative_time@4096`` for any timing view ``forward.<view>@4096`` (else None)."""
+    op, dot, rest = str(metric).partition(".")
+    if not dot:
+        return None
+    base, at, size = rest.partition("@")
+    if base not in VIEW_BASES:
+        return None
+    return f"{op}.{GATED_BASE}{at}{size}"
+
+
+def is_relative(metric: str) -> bool:
+    """True for the gated figure ``<op>.relative_time[@size]``."""
+    _, dot, rest = str(metric).partition(".")
+    return bool(dot) and rest.partition("@")[0] == GATED_BASE
+
+
+def samples_of(rows: Any) -> dict[tuple, list[float]]:
+    """Per figure key, the per-round samples stored with the relative times of prepared ``rows``."""
+    from vqbench.reports._data import KEY_COLUMNS
+
+    out: dict[tuple, list[float]] = {}
+    if rows is None or len(rows) == 0:
+        return out
+    for rec in rows[rows["status"] == "ok"].to_dict("records"):
+        if not is_relative(rec["metric"]):
+            continue
+        samples = rec["ext"].get("samples") or []
+        key = tuple("" if rec[k] is None else rec[k] for k in KEY_COLUMNS)
+        out.setdefault(key, []).extend(float(s) for s in samples if s is not None and s > 0)
+    return out
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def log_mad_sigma(values: list[float]) -> float:
+    """1.4826 x the median absolute deviation of the log values (0 for fewer than 3)."""
+    if len(values) < 3 or min(values) <= 0:
+        return 0.0
+    logs = [math.log(v) for v in values]
+    med = _median(logs)
+    return MAD_TO_SIGMA * _median([abs(v - med) for v in logs])
+
+
+def slower_p_value(tonight: list[float], history: list[float]) -> float:
+    """One-sided Mann-Whitney U p-value that tonight's samples are larger (1.0 without samples)."""
+    if len(tonight) < 3 or len(history) < 3:
+        return 1.0
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(tonight, history, alternative="greater").pvalue)
+
+
+def judge(
+    value: float,
+    samples: list[float],
+    past: list[tuple[str, float, list[float]]],
+    *,
+    threshold: float,
+    noise_k: float,
+    pooled_sigma: float,
+    min_history: int,
+    alpha: float = ALPHA,
+) -> dict:
+    """The verdict on one relative time: ``status`` (ok / suspect / improvement / not gated),
+    ``baseline``, ``rel_change``, ``band`` and a ``reason`` that says which test decided.
+
+    ``past`` holds (run id, value, samples) of the comparable history, oldest first.
+    """
+    from vqbench.reports.history import step_changes
+
+    values = [v for _, v, _ in past]
+    # a step counts once enough runs after it tell the new level (a lone point is not a step)
+    steps = [
+        i
+        for i in step_changes(values, threshold, noise_k, min_size=min_history)
+        if len(values) - i >= min_history
+    ]
+    since = steps[-1] if steps else 0
+    segment = past[since:]
+    note = f" (history since the step change at run {past[since][0]})" if steps else ""
+    out: dict[str, Any] = {
+        "baseline": math.nan,
+        "rel_change": math.nan,
+        "band": math.nan,
+        "p_value": math.nan,
+    }
+    if len(segment) < min_history:
+        return {
+            **out,
+            "status": "not gated",
+            "reason": f"{len(segment)} comparable past run(s){note}; the timing gate needs {min_history}",
+        }
+    seg_values = [v for _, v, _ in segment]
+    base = _median(seg_values)
+    sigma = max(log_mad_sigma(seg_values), pooled_sigma)
+    rel = value / base - 1
+    log_change = math.log(value / base)
+    band = math.expm1(noise_k * sigma)
+    hist_samples = [s for _, _, ss in segment for s in ss]
+    out.update(baseline=base, rel_change=rel, band=base * band)
+    if rel < -threshold and -log_change > noise_k * sigma:
+        return {
+            **out,
+            "status": "improvement",
+            "reason": f"{-rel * 100:.1f}% faster relative to the control{note}",
+        }
+    beyond_threshold = rel > threshold
+    beyond_band = log_change > noise_k * sigma
+    p = slower_p_value(samples, hist_samples)
+    out["p_value"] = p
+    tests = (
+        f"change {rel * 100:+.1f}% vs threshold {threshold * 100:.0f}%, "
+        f"noise band ±{band * 100:.1f}%, Mann-Whitney p={p:.2g} vs {alpha:g}"
+    )
+    if beyond_threshold and beyond_band and p < alpha:
+        return {**out, "status": "suspect", "reason": f"slower relative to the control: {tests}{note}"}
+    failed = [
+        what
+        for what, ok in (
+            ("within the threshold", not beyond_threshold),
+            ("within the noise band", not beyond_band),
+            ("samples not significantly slower", p >= alpha),
+        )
+        if ok
+    ]
+    return {**out, "status": "ok", "reason": f"{'; '.join(failed)} ({tests}){note}"}
+
+
+def pooled_sigma(past_by_key: dict[tuple, list[tuple[str, float, list[float]]]]) -> float:
+    """The typical night-to-night noise of relative times: the median of their log-MAD sigmas."""
+    sigmas = [log_mad_sigma([v for _, v, _ in past]) for past in past_by_key.values() if len(past) >= 3]
+    return _median(sigmas) if sigmas else 0.0
+
+
+__all__ = [
+    "ALPHA",
+    "GATED_BASE",
+    "VIEW_BASES",
+    "is_relative",
+    "judge",
+    "log_mad_sigma",
+    "pooled_sigma",
+    "relative_metric",
+    "samples_of",
+    "slower_p_value",
+]
