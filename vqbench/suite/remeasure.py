@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .runner import _plan_from_run, _Progress, _Runner
+from .runner import _make_pool, _plan_from_run, _Progress, _Runner, executor_settings
 
 
 def remeasure_cells(store: Any, run_id: str, cell_ids: list[str], *, progress: bool = False) -> str:
@@ -24,7 +24,8 @@ def remeasure_cells(store: Any, run_id: str, cell_ids: list[str], *, progress: b
     new_id = store.start_run(info["suite"], info["environment"], config=config)
     with _Progress(len(cells), progress, f"re-measure {plan.suite}") as bar:
         try:
-            _Runner(plan, store, new_id, cells, bar, workers=1).run()
+            pool = _make_pool(plan, cells, executor_settings(None, "local", 1))  # here, one worker
+            _Runner(plan, store, new_id, cells, bar, pool).run()
         except BaseException:
             store.finish_run(new_id, "interrupted")
             raise

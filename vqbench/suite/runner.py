@@ -515,13 +515,18 @@ def run_suite(
             st.close()
 
 
+def _make_pool(plan: Plan, todo: list[Cell], settings: ExecutorSettings) -> Any:
+    """The executor for ``todo``, its workers set to the plan's thread count."""
+    require_engine(settings.kind)
+    env = {"OMP_NUM_THREADS": str(plan.threads), "MKL_NUM_THREADS": str(plan.threads)} if plan.threads else {}
+    return make_executor(settings, todo, workers=settings.workers, threads=plan.threads, env=env)
+
+
 def _run(st: Any, prepared: Prepared, progress: bool) -> str:
     from vqbench.results import environment_fingerprint
 
     plan, todo, settings = prepared.plan, prepared.todo, prepared.settings
-    require_engine(settings.kind)
-    env = {"OMP_NUM_THREADS": str(plan.threads), "MKL_NUM_THREADS": str(plan.threads)} if plan.threads else {}
-    pool = make_executor(settings, todo, workers=settings.workers, threads=plan.threads, env=env)
+    pool = _make_pool(plan, todo, settings)
     if prepared.run_id is not None:
         run_id = prepared.run_id
         info = st.run_info(run_id)
