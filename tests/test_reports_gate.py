@@ -57,6 +57,17 @@ def test_pure_noise_of_realistic_size_raises_no_alarm(store, seed0, noise):
     assert nightly_summary(outcome)["exit_code"] == 0
 
 
+def test_a_training_time_slower_under_load_is_reported_not_gated(store):
+    _history(store, fit_s=10.0)
+    run = add_run(store, seed=100, samples=False, fit_s=20.0)  # the whole machine twice as busy
+    outcome = gate_run(store, run)
+    assert _flagged(outcome).empty
+    checks = outcome.gate.checks
+    fit = checks[checks["metric"] == "fit_time"]
+    assert len(fit) and (fit["status"] == "not gated").all()
+    assert fit["reason"].str.contains("no interleaved control").all()
+
+
 def test_a_usage_drop_beyond_tolerance_is_flagged(store):
     _history(store)
     run = add_run(store, seed=100, samples=False, util_drop={"lfq": 0.05})

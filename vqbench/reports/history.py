@@ -351,6 +351,15 @@ class _RelativeJudge:
         sib = (*key[:i], target, *key[i + 1 :])
         return sib if sib in self.keys else None
 
+    @staticmethod
+    def _training_time(key: tuple, now: Any, base: dict) -> dict | None:
+        """Wall-clock training times of usage and reconstruction cells: reported, not gated."""
+        if key[KEY_COLUMNS.index("benchmark")] == "throughput" or now is None or not now.get("timing"):
+            return None
+        return {**base, "status": "not gated", "reason": "a wall-clock training time with no interleaved "
+                "control moves with the machine's load; a training step's speed is gated as the throughput "
+                "benchmark's train.relative_time"}
+
     def check(self, key: tuple, now: Any, settings: Any) -> dict | None:
         """A verdict for relative times and their views; None for every other figure."""
         base = {"baseline": math.nan, "band": math.nan, "change": math.nan, "rel_change": math.nan,
@@ -360,7 +369,7 @@ class _RelativeJudge:
         if key not in self.keys:
             sib = self._sibling(key)
             if sib is None:
-                return None
+                return self._training_time(key, now, base)
             what = sib[KEY_COLUMNS.index("metric")]
             why = ("a probe of the machine's copy bandwidth, not a property of the quantizer"
                    if key[KEY_COLUMNS.index("metric")] == "copy_bandwidth" else f"a view of {what}")
