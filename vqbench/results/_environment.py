@@ -65,7 +65,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _driver_version() -> str | None:
+def driver_version() -> str | None:
+    """The NVIDIA driver's version (nvidia-smi), or None where there is none."""
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
@@ -125,7 +126,7 @@ def environment_fingerprint(threads: int | None = None) -> dict:
         env["gpu_count"] = count
         env["gpu"] = ", ".join(sorted({torch.cuda.get_device_name(i) for i in range(count)}))
         env["cudnn"] = torch.backends.cudnn.version()
-        env["driver"] = _driver_version()
+        env["driver"] = driver_version()
     return env
 
 

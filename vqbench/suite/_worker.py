@@ -17,7 +17,6 @@ import importlib
 import os
 import signal
 import socket
-import subprocess
 import threading
 import time
 import traceback
@@ -66,25 +65,11 @@ def _engines(names: dict[str, str]) -> dict[str, Any]:
     return modules
 
 
-def _driver() -> str | None:
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.splitlines()[0] if out else None
-
-
 def worker_fingerprint(setup: WorkerSetup | None = None) -> dict[str, Any]:
     """Where this worker runs: host, GPU and driver, CPUs it is pinned to, threads, job ids."""
     import torch
 
-    from vqbench.results._environment import _cpu_model
+    from vqbench.results._environment import _cpu_model, driver_version
 
     info: dict[str, Any] = {
         "host": socket.gethostname(),
@@ -107,7 +92,7 @@ def worker_fingerprint(setup: WorkerSetup | None = None) -> dict[str, Any]:
         info["gpu"] = ", ".join(
             sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
         )
-        info["driver"] = _driver()
+        info["driver"] = driver_version()
     return info
 
 

@@ -393,13 +393,9 @@ def prepare_run(
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if resume is not None:
-        given = {
-            k: v
-            for k, v in dict(
-                quantizers=quantizers, datasets=datasets, devices=devices, backends=backends, seed=seed
-            ).items()
-            if v is not None
-        }
+        given = _given(
+            quantizers=quantizers, datasets=datasets, devices=devices, backends=backends, seed=seed
+        )
         if given:
             raise ValueError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
         run_id = st.resolve_run(resume)
@@ -432,18 +428,10 @@ def prepare_run(
     check_cells(plan.cells, profile.source, local=settings.kind == "local" and check_devices_here)
     config = {
         "profile": profile.source,
-        "overrides": {
-            k: v
-            for k, v in dict(
-                quantizers=quantizers,
-                datasets=datasets,
-                devices=devices,
-                backends=backends,
-                seed=seed,
-                timeout=timeout,
-            ).items()
-            if v is not None
-        },
+        "overrides": _given(
+            quantizers=quantizers, datasets=datasets, devices=devices, backends=backends, seed=seed,
+            timeout=timeout,
+        ),
         "argv": list(sys.argv),
         "workers": settings.workers,
         "threads": plan.threads,
@@ -513,6 +501,11 @@ def run_suite(
     finally:
         if st is not store:
             st.close()
+
+
+def _given(**overrides: Any) -> dict[str, Any]:
+    """The overrides that were given (not None)."""
+    return {k: v for k, v in overrides.items() if v is not None}
 
 
 def _make_pool(plan: Plan, todo: list[Cell], settings: ExecutorSettings) -> Any:
