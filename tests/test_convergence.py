@@ -30,6 +30,51 @@ def test_plateau_needs_flat_loss_and_flat_utilization_over_the_window():
     assert not _plateau([1.0, 1.0, 1.0], [0.5, 0.5, 0.5], min_steps=1000).converged()
 
 
+def test_plateau_compares_the_best_loss_so_noise_does_not_end_training_early():
+    # the latest point is noisy-high but the best of the window is 20% below the best before it
+    assert not _plateau([1.0, 0.8, 0.95], [0.5, 0.5, 0.5]).converged()
+    # a noisy dip before the window: nothing in the window beats it, so the loss is flat
+    assert _plateau([0.9, 1.0, 0.95, 0.97], [0.5] * 4).converged()
+
+
+def test_each_plateau_cuts_the_rate_until_the_last_one_converges():
+    p = Plateau(max_steps=10_000, eval_every=100, window=200, lr_cuts=2, lr_decay=0.5)
+    actions = []
+    for i, loss in enumerate([1.0, 0.995, 0.995, 0.8, 0.79, 0.79, 0.79, 0.79], start=1):
+        p.record(i * 100, loss=loss, utilization=0.5)
+        actions.append(p.check())
+    # flat at 300 -> cut; the window restarts there: 400 is too soon, 500 and 600 still falling,
+    # 700 flat since 500 -> second cut, then a whole window again before converging
+    assert actions == ["train", "train", "cut", "train", "train", "train", "cut", "train"]
+    assert p.cuts == [300, 700] and not p.converged()
+    p.record(900, loss=0.79, utilization=0.5)
+    assert p.check() == "converged" and p.converged()
+    summary = p.summary(900)
+    assert summary["lr_cut_steps"] == [300, 700] and summary["converged"] is True
+    assert summary["criterion"]["lr_cuts"] == 2 and summary["criterion"]["lr_decay"] == 0.5
+
+
+def test_the_rate_is_cut_on_a_flat_loss_but_convergence_also_needs_flat_utilization():
+    p = Plateau(max_steps=10_000, eval_every=100, window=200, lr_cuts=1)
+    actions = []
+    for i, util in enumerate([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], start=1):
+        p.record(i * 100, loss=1.0, utilization=util)
+        actions.append(p.check())
+    assert actions == ["train", "train", "cut", "train", "train", "train"]  # utilization still climbing
+    p.record(700, loss=1.0, utilization=0.6)
+    p.record(800, loss=1.0, utilization=0.6)
+    assert p.check() == "converged"
+
+
+def test_lr_decay_outside_zero_to_one_is_refused():
+    base = {"eval_every": 100, "plateau_window": 200, "min_steps": 0, "loss_tol": 0.01, "util_tol": 0.01,
+            "lr_cuts": 1}
+    for bad in (0, 1, 1.5, -0.2, True, "0.2"):
+        with pytest.raises(ValueError, match="lr_decay"):
+            Plateau.from_params({**base, "lr_decay": bad}, 1000)
+    assert Plateau.from_params({**base, "lr_decay": 0.1}, 1000).lr_decay == 0.1
+
+
 def test_chunks_reach_the_cap_and_summary_keeps_the_curve():
     p = Plateau(max_steps=250, eval_every=100)
     assert p.chunks() == [100, 100, 50]
@@ -73,6 +118,16 @@ def test_reconstruction_stops_at_the_plateau_and_records_the_curve(digits):
     strict = _recon("fsq", {"codebook_size": 256}, loss_tol=0.0, util_tol=0.0, steps=200)
     rows = {r["metric"]: r for r in reconstruction.measure(strict, digits)}
     assert rows["train_steps"]["value"] == 200 and rows["train_steps"]["extra"]["converged"] is False
+
+
+def test_reconstruction_cuts_the_learning_rate_at_plateaus(digits):
+    cell = _recon("fsq", {"codebook_size": 256}, loss_tol=10.0, util_tol=10.0, lr_cuts=1, lr_decay=0.1,
+                  lr=1e-3)
+    steps = {r["metric"]: r for r in reconstruction.measure(cell, digits)}["train_steps"]
+    # plateau at 150 (a window after 50) -> cut; converged a window later, at 250
+    assert steps["extra"]["lr_cut_steps"] == [150] and steps["value"] == 250
+    assert steps["extra"]["converged"] is True
+    assert steps["extra"]["curve"]["lr"] == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4, 1e-4])
 
 
 def test_the_ceiling_trains_the_same_autoencoder_without_a_quantizer(digits):

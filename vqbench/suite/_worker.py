@@ -24,6 +24,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._allocator import keep_freed_memory
 from .cells import BENCHMARK_MODULES, Cell
 
 _PARENT_POLL_S = 1.0
@@ -99,6 +100,7 @@ def worker_fingerprint(setup: WorkerSetup | None = None) -> dict[str, Any]:
 def prepare(setup: WorkerSetup) -> tuple[dict[str, Any], dict[str, Any]]:
     """Apply ``setup`` in this process; return the loaded engines and this worker's fingerprint."""
     os.environ.update(setup.env)
+    keep_freed_memory()
     if setup.cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, setup.cpus)
     import torch  # the expensive import, once per worker

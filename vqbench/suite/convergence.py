@@ -3,11 +3,16 @@
 The usage and reconstruction engines train in chunks of ``eval_every`` steps; after each chunk they
 measure held-out figures (a monitor split carved from the train split, never the eval split) and
 append a point to the curve: step, held-out loss, utilization (and PSNR where there is one).
-Training stops at the first check, at or after ``min_steps``, where over the last
-``plateau_window`` steps the held-out loss fell by at most ``loss_tol`` (relative) and the
-utilization moved by at most ``util_tol`` (relative); or at the cap ``steps``. The rows record the
-steps taken, whether the plateau was reached, and the whole curve, so a reader sees whether a
-figure converged.
+A check finds the loss *flat* when, at or after ``min_steps``, the best held-out loss of the last
+``plateau_window`` steps is at most ``loss_tol`` (relative) below the best before them; a *plateau*
+when, besides, the utilization moved by at most ``util_tol`` (relative) over those steps.
+
+The learning rate follows the loss (as ``ReduceLROnPlateau`` does): each of the first ``lr_cuts``
+times the loss is flat, the rate is multiplied by ``lr_decay`` and the window starts again from that
+step; the plateau after the last cut ends training as converged. ``lr_cuts`` 0 keeps the rate
+constant and stops at the first plateau. Training also stops at the cap ``steps``, then not
+converged. The rows record the steps taken, the steps where the rate was cut, whether training
+converged, and the whole curve, so a reader sees whether a figure had stopped moving.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ CONVERGENCE_PARAMS: dict[str, Any] = {
     "min_steps": 0,
     "loss_tol": 0.01,
     "util_tol": 0.02,
+    "lr_cuts": 0,
+    "lr_decay": 0.2,
     "monitor_samples": 1024,
 }
 
@@ -38,7 +45,10 @@ class Plateau:
     min_steps: int = 0
     loss_tol: float = 0.01
     util_tol: float = 0.02
+    lr_cuts: int = 0
+    lr_decay: float = 0.2
     curve: list[dict[str, float]] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)  # steps at which the learning rate was cut
 
     @classmethod
     def from_params(cls, params: dict[str, Any], max_steps: int) -> Plateau:
@@ -50,6 +60,8 @@ class Plateau:
             min_steps=positive_int(params, "min_steps", allow_zero=True),
             loss_tol=positive_float(params, "loss_tol", allow_zero=True),
             util_tol=positive_float(params, "util_tol", allow_zero=True),
+            lr_cuts=positive_int(params, "lr_cuts", allow_zero=True),
+            lr_decay=_decay(params),
         )
 
     def chunks(self) -> list[int]:
@@ -64,20 +76,38 @@ class Plateau:
         """Append one point of the curve (``loss`` and ``utilization`` are the criterion's)."""
         self.curve.append({"step": int(step), **{k: float(v) for k, v in figures.items()}})
 
+    def check(self) -> str:
+        """After a :meth:`record`: ``"converged"``, ``"cut"`` (scale the rate by ``lr_decay``) or ``"train"``."""
+        if len(self.cuts) < self.lr_cuts:
+            if not self._flat(utilization=False):
+                return "train"
+            self.cuts.append(int(self.curve[-1]["step"]))
+            return "cut"
+        return "converged" if self._flat() else "train"
+
     def converged(self) -> bool:
-        """Whether the latest point ends a plateau of ``window`` steps (see the module docstring)."""
+        """Whether every rate cut was made and the latest point ends a plateau after the last one."""
+        return len(self.cuts) >= self.lr_cuts and self._flat()
+
+    def _flat(self, utilization: bool = True) -> bool:
+        """Whether the latest point ends ``window`` flat steps (loss, and utilization) since the last cut."""
         if not self.curve or not self.eval_every:
             return False
-        now = self.curve[-1]
-        if now["step"] < max(self.min_steps, self.window):
+        since = self.cuts[-1] if self.cuts else 0
+        points = [p for p in self.curve if p["step"] >= since]
+        now = points[-1]
+        if now["step"] < max(self.min_steps, since + self.window):
             return False
-        then = next((p for p in reversed(self.curve) if p["step"] <= now["step"] - self.window), None)
+        then = next((p for p in reversed(points) if p["step"] <= now["step"] - self.window), None)
         if then is None:
             return False
-        loss_ok = then["loss"] - now["loss"] <= self.loss_tol * abs(then["loss"])
+        before = min(p["loss"] for p in points if p["step"] <= then["step"])
+        within = min(p["loss"] for p in points if p["step"] > then["step"])
+        loss_ok = before - within <= self.loss_tol * abs(before)
         u0, u1 = then.get("utilization"), now.get("utilization")
-        util_ok = u0 is None or u1 is None or abs(u1 - u0) <= self.util_tol * max(u0, u1, 1e-12)
-        return loss_ok and util_ok
+        if not utilization or u0 is None or u1 is None:
+            return loss_ok
+        return loss_ok and abs(u1 - u0) <= self.util_tol * max(u0, u1, 1e-12)
 
     def summary(self, steps_taken: int) -> dict[str, Any]:
         """Steps taken, whether the plateau was reached, the criterion and the curve (for ``extra``)."""
@@ -85,15 +115,32 @@ class Plateau:
             "steps_taken": steps_taken,
             "converged": self.converged(),
             "step_cap": self.max_steps,
+            "lr_cut_steps": list(self.cuts),
             "criterion": {
                 "eval_every": self.eval_every,
                 "plateau_window": self.window,
                 "min_steps": self.min_steps,
                 "loss_tol": self.loss_tol,
                 "util_tol": self.util_tol,
+                "lr_cuts": self.lr_cuts,
+                "lr_decay": self.lr_decay,
             },
             "curve": {key: [p.get(key) for p in self.curve] for key in _curve_keys(self.curve)},
         }
+
+
+def _decay(params: dict[str, Any]) -> float:
+    decay = params["lr_decay"]
+    if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 < decay < 1:
+        raise ValueError(f"param 'lr_decay' must be a number between 0 and 1 (exclusive), got {decay!r}")
+    return float(decay)
+
+
+def scale_lr(optimizer: Any, factor: float) -> float:
+    """Multiply every parameter group's learning rate by ``factor``; the first group's new rate."""
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+    return float(optimizer.param_groups[0]["lr"])
 
 
 def _curve_keys(curve: list[dict[str, float]]) -> list[str]:
@@ -117,4 +164,4 @@ def split_monitor(train: Any, count: int, seed: int) -> tuple[Any, Any]:
     return train[order[count:]], train[order[:count]]
 
 
-__all__ = ["CONVERGENCE_PARAMS", "Plateau", "split_monitor"]
+__all__ = ["CONVERGENCE_PARAMS", "Plateau", "scale_lr", "split_monitor"]

@@ -30,12 +30,13 @@ KNOWN_SECONDS: dict[tuple[str, str], float] = {
     ("fsq_speed", "cpu"): 30.0,
 }
 #: Rough seconds per reconstruction training step with no history (its step cap, ``steps``, bounds
-#: the cell): the standard profile's conv autoencoder at batch 16 on one loaded CPU thread took about
-#: 18-20 ms of CPU a step with FSQ or no quantizer, and VQ about 100 ms at 2^12 codes (its distance
-#: matrix grows with the codebook). On an H100, 5000 steps take 13 s (FSQ) to 49 s (LFQ).
-STEP_SECONDS: dict[str, float] = {"cpu": 0.02, "cuda": 0.005}
+#: the cell, so the estimate is an upper bound): the standard profile's conv autoencoder at batch 16
+#: on one CPU thread takes about 15 ms of CPU a step with FSQ or no quantizer, VQ about 45 ms and LFQ
+#: about 85 ms at 2^12 codes (their distances grow with the codebook). On an H100, 5000 steps take
+#: 13 s (FSQ) to 49 s (LFQ).
+STEP_SECONDS: dict[str, float] = {"cpu": 0.016, "cuda": 0.005}
 #: Extra cost per step of a learned codebook, per 1024 codes, relative to the base step.
-LEARNED_PER_1024 = 1.0
+LEARNED_PER_1024 = 0.6
 #: Seconds a worker takes to start (import torch and the engines), on top of its cells.
 WORKER_START_S = 10.0
 

@@ -26,7 +26,8 @@ Defaults (``PARAMS``), each overridable from ``cell.params``:
   ``eval_every`` = 100 steps the held-out MSE, PSNR and utilization are measured on
   ``monitor_samples`` = 1024 samples held out of the train split, and training stops once over
   ``plateau_window`` = 500 steps (and after ``min_steps``) the MSE fell by at most ``loss_tol`` = 1%
-  and utilization moved by at most ``util_tol`` = 2% (relative). ``eval_every`` = 0 trains exactly
+  and utilization moved by at most ``util_tol`` = 2% (relative); with ``lr_cuts`` > 0 each of the
+  first plateaus instead multiplies the rate by ``lr_decay``. ``eval_every`` = 0 trains exactly
   ``steps``. The ``train_steps`` row holds the steps taken, ``converged`` and the curve.
 
 Which question it answers: how a quantizer behaves when trained *jointly* with an encoder and a
@@ -60,7 +61,7 @@ from ._common import (
     resolve_params,
 )
 from .cells import NO_QUANTIZER
-from .convergence import CONVERGENCE_PARAMS, Plateau, split_monitor
+from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
 from .timing import fix_threads, iqr
 from .usage import UsageCounter, usage_figures
 
@@ -318,15 +319,20 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
             raise FloatingPointError(f"training diverged: the loss is {losses[-1]} after {done} steps")
         if monitor is not None and done < steps:
             t0 = time.perf_counter()
-            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device))
+            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device),
+                           lr=opt.param_groups[0]["lr"])
             monitor_s += time.perf_counter() - t0
-            if plateau.converged():
+            action = plateau.check()
+            if action == "converged":
                 break
+            if action == "cut":
+                scale_lr(opt, plateau.lr_decay)
     counter = None if ceiling else UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
     mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter)
     if monitor is not None and done:  # the last point: the held-out figures at the end of training
         if not plateau.curve or plateau.curve[-1]["step"] != done:
-            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device))
+            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device),
+                           lr=opt.param_groups[0]["lr"])
     cpu_s = time.process_time() - cpu0
     convergence = plateau.summary(done)
     n_eval = eval.shape[0]

@@ -49,7 +49,7 @@ from ._common import (
     positive_int,
     resolve_params,
 )
-from .convergence import CONVERGENCE_PARAMS, Plateau, split_monitor
+from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
 from .timing import fix_threads
 
 if TYPE_CHECKING:
@@ -303,9 +303,12 @@ def fit_and_count(
         fit_s += time.perf_counter() - t0
         done += chunk
         if monitor is not None:
-            plateau.record(done, **held_out())
-            if done < steps and plateau.converged():
+            plateau.record(done, **held_out(), lr=opt.param_groups[0]["lr"] if opt is not None else lr)
+            action = plateau.check() if done < steps else "train"
+            if action == "converged":
                 break
+            if action == "cut" and opt is not None:
+                scale_lr(opt, plateau.lr_decay)
     quantizer.eval()
     counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
     eval_batch = eval_batch_size(eval_batch, 1, counter.codebook_size * counter.num_codebooks)
