@@ -77,7 +77,7 @@ class Plateau:
         self.curve.append({"step": int(step), **{k: float(v) for k, v in figures.items()}})
 
     def check(self) -> str:
-        """After a :meth:`record`: ``"converged"``, ``"cut"`` (scale the rate by ``lr_decay``), ``"train"``."""
+        """After a :meth:`record`: ``"converged"``, ``"train"`` or ``"cut"`` (times ``lr_decay``)."""
         if len(self.cuts) < self.lr_cuts:
             if not self._flat(utilization=False):
                 return "train"
