@@ -106,6 +106,22 @@ def test_unconverged_cells_are_counted_in_the_reason():
     assert "stopped at the step cap" in table.rows[0][4].text
 
 
+def test_convergence_table_shows_steps_cuts_and_converged_seeds():
+    from vqbench.reports.findings import convergence_table
+
+    figs = {("fsq", 256): {"train_steps": (4000.0, 5000.0, 6000.0)}}
+    rows = _rows(figs)
+    exts = [{"converged": True, "step_cap": 6000, "lr_cut_steps": [2000, 3000]},
+            {"converged": True, "step_cap": 6000, "lr_cut_steps": [2500, 3500]},
+            {"converged": False, "step_cap": 6000, "lr_cut_steps": [3000]}]
+    rows["ext"] = exts
+    table = convergence_table(rows, "stamp")
+    assert "rate cuts" in table.columns
+    cells = [c.text for c in table.rows[0]]
+    assert cells[4:] == ["4000-6000", "6000", "1-2", "2/3"]
+    assert table.rows[0][-1].verdict == "worse"  # a seed stopped at the cap
+
+
 def test_quick_says_it_is_a_smoke_run():
     rows = _rows(_paper())
     texts = [getattr(b, "text", "") for b in findings_blocks(rows, "quick", "stamp")]

@@ -249,7 +249,7 @@ def _verdict_kind(verdict: str) -> str:
 
 
 def convergence_table(rows: Any, stamp: str) -> Any:
-    """Steps taken and plateaus reached per benchmark, quantizer, codebook size and dataset."""
+    """Steps taken, rate cuts and convergence per benchmark, quantizer, codebook size and dataset."""
     from vqbench.reports.document import Table, TableCell
 
     sel = rows[(rows["metric"] == "train_steps") & rows["status"].eq("ok")]
@@ -261,6 +261,7 @@ def convergence_table(rows: Any, stamp: str) -> Any:
         steps = [int(v) for v in group["value"]]
         done = sum(bool(e.get("converged")) for e in group["ext"])
         cap = max(int(e.get("step_cap") or 0) for e in group["ext"])
+        cuts = [len(e.get("lr_cut_steps") or []) for e in group["ext"]]
         size_text = "—" if size != size or size is None else _size(int(size))
         body.append(
             [
@@ -270,14 +271,17 @@ def convergence_table(rows: Any, stamp: str) -> Any:
                 TableCell(dataset, kind="label"),
                 TableCell(f"{min(steps)}-{max(steps)}" if min(steps) != max(steps) else str(steps[0])),
                 TableCell(str(cap)),
+                TableCell(f"{min(cuts)}-{max(cuts)}" if min(cuts) != max(cuts) else str(cuts[0])),
                 TableCell(f"{done}/{len(steps)}", verdict="" if done == len(steps) else "worse"),
             ]
         )
     return Table(
-        "Convergence: steps taken to the plateau",
-        ["benchmark", "quantizer", "K", "dataset", "steps taken (over seeds)", "step cap", "converged"],
+        "Convergence: steps taken, learning-rate cuts, converged",
+        ["benchmark", "quantizer", "K", "dataset", "steps taken (over seeds)", "step cap", "rate cuts",
+         "converged"],
         body,
-        caption=f"A cell that reached the step cap before the plateau is not converged. {stamp}",
+        caption="Converged: after its last learning-rate cut, a window of steps where the held-out loss "
+        f"and utilization stopped moving; a cell that reached the step cap first is not converged. {stamp}",
     )
 
 
@@ -305,7 +309,7 @@ def findings_blocks(rows: Any, suite: str, stamp: str) -> list[Any]:
             TableCell(
                 f.reason
                 + (
-                    f"; {f.unconverged} cell(s) stopped at the step cap before the plateau"
+                    f"; {f.unconverged} cell(s) stopped at the step cap before converging"
                     if f.unconverged
                     else ""
                 ),
