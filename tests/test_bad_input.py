@@ -28,6 +28,8 @@ def _run(*args: str) -> int:
         ("datasets.gaussian", "n_eval", '"many"', "non-negative integer"),
         ("benchmarks.usage", "lr", "-1.0", "non-negative number"),
         ("benchmarks.usage", "standardize", '"yes"', "true or false"),
+        ("benchmarks.usage", "lr_decay", "1.5", "between 0 and 1"),
+        ("benchmarks.usage", "lr_cuts", "-1", "non-negative integer"),
     ],
 )
 def test_profile_values_are_checked_before_anything_runs(tmp_path, capsys, table, key, value, expected):

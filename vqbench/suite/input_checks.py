@@ -2,7 +2,7 @@
 
 Engine parameters are checked against the type of the engine's default (``PARAMS``): a list
 default wants a list (or one value) of its items' type, an int a non-negative integer, a float a
-finite non-negative number, a bool true or false, a str a string. Dataset options are checked
+finite non-negative number, a bool true or false, a str a string; ``lr_decay`` a factor in (0, 1). Dataset options are checked
 against the loader's signature (annotation, else default). A dataset given as a file path, or the
 ``path`` option of ``latents``, must name an existing file. Each error names the profile file and the key.
 """
@@ -98,6 +98,10 @@ def check_engine_params(profile: Profile) -> None:
         for key, value in bench.params.items():
             if key in defaults:
                 check_value(value, defaults[key], f"benchmarks.{label}.{key}", profile)
+        decay = bench.params.get("lr_decay")
+        if "lr_decay" in defaults and decay is not None and not 0 < decay < 1:
+            raise profile.error(f"benchmarks.{label}.lr_decay",
+                                f"expected a factor between 0 and 1 (exclusive), got {decay!r}")
 
 
 def check_dataset_options(profile: Profile) -> None:
