@@ -2,9 +2,10 @@
 
 Engine parameters are checked against the type of the engine's default (``PARAMS``): a list
 default wants a list (or one value) of its items' type, an int a non-negative integer, a float a
-finite non-negative number, a bool true or false, a str a string; ``lr_decay`` a factor in (0, 1). Dataset options are checked
-against the loader's signature (annotation, else default). A dataset given as a file path, or the
-``path`` option of ``latents``, must name an existing file. Each error names the profile file and the key.
+finite non-negative number, a bool true or false, a str a string; ``lr_decay`` a factor in (0, 1).
+Dataset options are checked against the loader's signature (annotation, else default). A dataset
+given as a file path, or the ``path`` option of ``latents``, must name an existing file. Each error
+names the profile file and the key.
 """
 
 from __future__ import annotations
