@@ -33,10 +33,11 @@ KNOWN_SECONDS: dict[tuple[str, str], float] = {
 #: the cell, so the estimate is an upper bound): the standard profile's conv autoencoder at batch 16
 #: on one CPU thread takes about 15 ms of CPU a step with FSQ or no quantizer, VQ about 45 ms and LFQ
 #: about 85 ms at 2^12 codes (their distances grow with the codebook). On an H100, 5000 steps take
-#: 13 s (FSQ) to 49 s (LFQ).
-STEP_SECONDS: dict[str, float] = {"cpu": 0.016, "cuda": 0.005}
-#: Extra cost per step of a learned codebook, per 1024 codes, relative to the base step.
-LEARNED_PER_1024 = 0.6
+#: 13 s (FSQ) to 49 s (LFQ) at 2^16 codes.
+STEP_SECONDS: dict[str, float] = {"cpu": 0.016, "cuda": 0.0026}
+#: Extra cost per step of a learned codebook, per 1024 codes, relative to the base step: on the CPU
+#: VQ and LFQ at 2^12 cost 3-5.7x FSQ's step; on an H100 VQ and LFQ at 2^16 cost 2.8-3.8x.
+LEARNED_PER_1024: dict[str, float] = {"cpu": 0.6, "cuda": 0.04}
 #: Seconds a worker takes to start (import torch and the engines), on top of its cells.
 WORKER_START_S = 10.0
 
@@ -117,7 +118,7 @@ def _known_seconds(cell: Cell, device: str) -> float:
     size = cell.config.get("codebook_size")
     learned = not cell.quantizer.startswith("fsq") and cell.quantizer != "no-quantizer"
     if learned and isinstance(size, int):
-        per_step *= 1 + LEARNED_PER_1024 * size / 1024
+        per_step *= 1 + LEARNED_PER_1024[device] * size / 1024
     return steps * per_step
 
 
