@@ -53,6 +53,14 @@ def test_throughput_sizes_must_be_integers(tmp_path, capsys):
     assert "benchmarks.throughput.sizes" in err and "'big'" in err
 
 
+def test_a_parameter_whose_default_is_none_is_checked_by_its_declared_type(tmp_path, capsys):
+    extra = '[benchmarks.rd]\nkind = "reconstruction"\ndatasets = ["digits"]\nceiling_steps = "long"\n'
+    path = profile(tmp_path, ["fsq"], extra=extra)
+    assert _run("--suite", str(path), "--store", str(tmp_path / "s.sqlite")) == 2
+    err = capsys.readouterr().err
+    assert "benchmarks.rd.ceiling_steps" in err and "non-negative integer" in err and "'long'" in err
+
+
 @pytest.mark.parametrize("how", ["name", "option"])
 def test_a_missing_latents_file_is_an_error_not_a_skip(tmp_path, capsys, how):
     missing = tmp_path / "nowhere" / "z.npy"

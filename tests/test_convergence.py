@@ -130,6 +130,14 @@ def test_reconstruction_cuts_the_learning_rate_at_plateaus(digits):
     assert steps["extra"]["curve"]["lr"] == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4, 1e-4])
 
 
+def test_the_ceiling_has_its_own_step_cap(digits):
+    params = {"steps": 50, "ceiling_steps": 150, "loss_tol": 0.0, "util_tol": 0.0}
+    ceiling = {r["metric"]: r for r in reconstruction.measure(_recon(NO_QUANTIZER, {}, **params), digits)}
+    fsq = {r["metric"]: r for r in reconstruction.measure(_recon("fsq", {"codebook_size": 256}, **params), digits)}
+    assert ceiling["train_steps"]["value"] == 150 and ceiling["train_steps"]["extra"]["step_cap"] == 150
+    assert fsq["train_steps"]["value"] == 50
+
+
 def test_the_ceiling_trains_the_same_autoencoder_without_a_quantizer(digits):
     rows = {r["metric"]: r for r in reconstruction.measure(_recon(NO_QUANTIZER, {}, steps=100), digits)}
     assert {"psnr", "mse", "train_steps"} <= set(rows)

@@ -95,10 +95,12 @@ def check_engine_params(profile: Profile) -> None:
         module = BENCHMARK_MODULES.get(bench.kind)
         if module is None:
             continue
-        defaults = getattr(importlib.import_module(module), "PARAMS", {}) or {}
+        engine = importlib.import_module(module)
+        defaults = getattr(engine, "PARAMS", {}) or {}
+        types = getattr(engine, "PARAM_TYPES", {}) or {}  # for defaults of None
         for key, value in bench.params.items():
             if key in defaults:
-                check_value(value, defaults[key], f"benchmarks.{label}.{key}", profile)
+                check_value(value, defaults[key], f"benchmarks.{label}.{key}", profile, types.get(key))
         decay = bench.params.get("lr_decay")
         if "lr_decay" in defaults and decay is not None and not 0 < decay < 1:
             raise profile.error(f"benchmarks.{label}.lr_decay",

@@ -33,7 +33,8 @@ Defaults (``PARAMS``), each overridable from ``cell.params``:
 Which question it answers: how a quantizer behaves when trained *jointly* with an encoder and a
 decoder, the setting of the FSQ paper's claims (usage and reconstruction against codebook size).
 The cell whose quantizer is ``NO_QUANTIZER`` trains the same autoencoder with an identity
-bottleneck: the ceiling that a rate-distortion figure draws.
+bottleneck: the ceiling that a rate-distortion figure draws. Its step cap is ``ceiling_steps``
+where given (an autoencoder with no bottleneck keeps improving longer; it costs as little as FSQ).
 """
 
 from __future__ import annotations
@@ -84,8 +85,11 @@ PARAMS: dict[str, Any] = {
     "reconstructions": 4,
     "min_tokens_per_code": 10,
     "threads": None,
+    "ceiling_steps": None,
     **CONVERGENCE_PARAMS,
 }
+#: The types of parameters whose default is None (checked before a run).
+PARAM_TYPES = {"downsample": "int | None", "threads": "int | None", "ceiling_steps": "int | None"}
 
 
 class Bottlenecked(nn.Module):
@@ -268,6 +272,8 @@ def _monitor(model: Bottlenecked, quantizer: nn.Module | None, monitor: torch.Te
 def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> list[dict]:
     """Build, train (to a plateau or the step cap) and measure the autoencoder of ``cell``."""
     steps = positive_int(params, "steps", allow_zero=True)
+    if cell.quantizer == NO_QUANTIZER and params["ceiling_steps"] is not None:
+        steps = positive_int(params, "ceiling_steps", allow_zero=True)
     batch = positive_int(params, "batch")
     eval_batch = positive_int(params, "eval_batch")
     lr = positive_float(params, "lr")
