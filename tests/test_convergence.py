@@ -132,8 +132,10 @@ def test_reconstruction_cuts_the_learning_rate_at_plateaus(digits):
 
 def test_the_ceiling_has_its_own_step_cap(digits):
     params = {"steps": 50, "ceiling_steps": 150, "loss_tol": 0.0, "util_tol": 0.0}
-    ceiling = {r["metric"]: r for r in reconstruction.measure(_recon(NO_QUANTIZER, {}, **params), digits)}
-    fsq = {r["metric"]: r for r in reconstruction.measure(_recon("fsq", {"codebook_size": 256}, **params), digits)}
+    def run(quantizer, config):
+        return {r["metric"]: r for r in reconstruction.measure(_recon(quantizer, config, **params), digits)}
+
+    ceiling, fsq = run(NO_QUANTIZER, {}), run("fsq", {"codebook_size": 256})
     assert ceiling["train_steps"]["value"] == 150 and ceiling["train_steps"]["extra"]["step_cap"] == 150
     assert fsq["train_steps"]["value"] == 50
 
