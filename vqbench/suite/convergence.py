@@ -61,7 +61,7 @@ class Plateau:
             loss_tol=positive_float(params, "loss_tol", allow_zero=True),
             util_tol=positive_float(params, "util_tol", allow_zero=True),
             lr_cuts=positive_int(params, "lr_cuts", allow_zero=True),
-            lr_decay=_decay(params),
+            lr_decay=lr_decay(params["lr_decay"]),
         )
 
     def chunks(self) -> list[int]:
@@ -129,11 +129,11 @@ class Plateau:
         }
 
 
-def _decay(params: dict[str, Any]) -> float:
-    decay = params["lr_decay"]
-    if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 < decay < 1:
-        raise ValueError(f"param 'lr_decay' must be a number between 0 and 1 (exclusive), got {decay!r}")
-    return float(decay)
+def lr_decay(value: Any) -> float:
+    """``value`` checked to be a factor between 0 and 1 (exclusive)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ValueError(f"param 'lr_decay' must be a number between 0 and 1 (exclusive), got {value!r}")
+    return float(value)
 
 
 def scale_lr(optimizer: Any, factor: float) -> float:
@@ -164,4 +164,4 @@ def split_monitor(train: Any, count: int, seed: int) -> tuple[Any, Any]:
     return train[order[count:]], train[order[:count]]
 
 
-__all__ = ["CONVERGENCE_PARAMS", "Plateau", "scale_lr", "split_monitor"]
+__all__ = ["CONVERGENCE_PARAMS", "Plateau", "lr_decay", "scale_lr", "split_monitor"]

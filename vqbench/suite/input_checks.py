@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .cells import BENCHMARK_MODULES, Cell
+from .convergence import lr_decay
 from .profiles import Profile
 
 _FILE_SUFFIXES = (".npy", ".pt", ".pth")
@@ -101,10 +102,11 @@ def check_engine_params(profile: Profile) -> None:
         for key, value in bench.params.items():
             if key in defaults:
                 check_value(value, defaults[key], f"benchmarks.{label}.{key}", profile, types.get(key))
-        decay = bench.params.get("lr_decay")
-        if "lr_decay" in defaults and decay is not None and not 0 < decay < 1:
-            raise profile.error(f"benchmarks.{label}.lr_decay",
-                                f"expected a factor between 0 and 1 (exclusive), got {decay!r}")
+        if "lr_decay" in defaults and bench.params.get("lr_decay") is not None:
+            try:
+                lr_decay(bench.params["lr_decay"])
+            except ValueError as exc:
+                raise profile.error(f"benchmarks.{label}.lr_decay", str(exc)) from None
 
 
 def check_dataset_options(profile: Profile) -> None:
