@@ -269,19 +269,24 @@ def fit_and_count(
     monitor_count = positive_int(params, "monitor_samples", allow_zero=True) if plateau.eval_every else 0
     train, monitor = split_monitor(train, monitor_count, cell.seed)
 
-    def held_out() -> dict[str, float]:
+    def count(tokens: torch.Tensor) -> tuple[float, UsageCounter, int]:
+        """Mean squared error, index counts and batch size of one pass over ``tokens`` (eval mode)."""
         quantizer.eval()
         counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
         step = eval_batch_size(eval_batch, 1, counter.codebook_size * counter.num_codebooks)
         err = 0.0
         with torch.no_grad():
-            for start in range(0, monitor.shape[0], step):
-                x = monitor[start : start + step].to(device)
+            for start in range(0, tokens.shape[0], step):
+                x = tokens[start : start + step].to(device)
                 out = call(proj_in(x).unsqueeze(0))
                 err += float((proj_out(out.codes.squeeze(0)) - x).square().sum())
                 counter.update(out.indices)
+        return err / tokens.numel(), counter, step
+
+    def held_out() -> dict[str, float]:
+        mse, counter, _ = count(monitor)
         quantizer.train()
-        return {"loss": err / monitor.numel(), "utilization": float(counter.figures()["utilization"])}
+        return {"loss": mse, "utilization": float(counter.figures()["utilization"])}
 
     fit_s = 0.0
     done = 0
@@ -309,18 +314,9 @@ def fit_and_count(
                 break
             if action == "cut" and opt is not None:
                 scale_lr(opt, plateau.lr_decay)
-    quantizer.eval()
-    counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
-    eval_batch = eval_batch_size(eval_batch, 1, counter.codebook_size * counter.num_codebooks)
-    sq_err = 0.0
-    with torch.no_grad():
-        for start in range(0, eval.shape[0], eval_batch):
-            x = eval[start : start + eval_batch].to(device)
-            out = call(proj_in(x).unsqueeze(0))
-            sq_err += float((proj_out(out.codes.squeeze(0)) - x).square().sum())
-            counter.update(out.indices)
+    mse, counter, eval_batch = count(eval)
     stats = counter.figures()
-    side = {"mse": sq_err / eval.numel(), "fit_s": fit_s, "dim": dim, "quantizer_dim": qdim,
+    side = {"mse": mse, "fit_s": fit_s, "dim": dim, "quantizer_dim": qdim,
             "eval_batch": eval_batch, "convergence": plateau.summary(done)}
     return stats, side
 
