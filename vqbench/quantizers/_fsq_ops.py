@@ -52,6 +52,13 @@ from . import _fsq_reference as ref
 
 #: The paths an operator can run, besides ``"auto"``.
 PATHS: tuple[str, ...] = ("reference", "torch", "cpu", "triton")
+#: The device types each path runs on (None: any): what the suite's backend axis offers for ``fsq``.
+PATH_DEVICES: dict[str, tuple[str, ...] | None] = {
+    "reference": None,
+    "torch": None,
+    "cpu": ("cpu",),
+    "triton": ("cuda",),
+}
 
 _local = threading.local()
 
@@ -390,6 +397,7 @@ def _decode_fake(indices, levels, symmetric):
 
 __all__ = [
     "PATHS",
+    "PATH_DEVICES",
     "available_paths",
     "choose",
     "constants",

@@ -229,6 +229,56 @@ def reload_entry_points() -> None:
     REGISTRY.reload_entry_points()
 
 
+#: Backends that every quantizer runs on any device: the module as built, and ``torch.compile``-d.
+BUILTIN_BACKENDS = ("eager", "compile")
+
+
+def offered_backends(name: str) -> dict[str, tuple[str, ...] | None]:
+    """The backends that quantizer ``name`` offers, each with the device types it runs on (None: any).
+
+    The one place where the suite learns them, for planning cells and for building them alike:
+    ``eager`` and ``compile`` for every quantizer, plus the ``BACKENDS`` attribute of the registered
+    factory (class or function), either a sequence of names (any device) or a mapping from name to
+    device types, e.g. ``{"reference": None, "cpu": ("cpu",), "triton": ("cuda",)}``. Each such
+    backend is passed to the factory as ``backend=``.
+    """
+    factory = REGISTRY.get(name).load()
+    declared = getattr(factory, "BACKENDS", None) or ()
+    where = f"quantizer {name!r}: BACKENDS"
+    if isinstance(declared, str):
+        raise TypeError(
+            f"{where} must be a sequence of names or a mapping name -> device types, got {declared!r}"
+        )
+    items = declared.items() if isinstance(declared, dict) else ((b, None) for b in declared)
+    out: dict[str, tuple[str, ...] | None] = {b: None for b in BUILTIN_BACKENDS}
+    for backend, devices in items:
+        if not isinstance(backend, str) or not backend or backend in BUILTIN_BACKENDS:
+            raise ValueError(
+                f"{where}: expected names other than {BUILTIN_BACKENDS} (offered to every quantizer), "
+                f"got {backend!r}"
+            )
+        if devices is not None:
+            if isinstance(devices, str) or not all(isinstance(d, str) and d for d in devices):
+                raise TypeError(
+                    f"{where}[{backend!r}]: expected None (any device) or a tuple of device types such as "
+                    f"('cpu',) or ('cuda',), got {devices!r}"
+                )
+            devices = tuple(devices)
+        out[backend] = devices
+    return out
+
+
+def backend_unavailable(offered: dict[str, tuple[str, ...] | None], backend: str, device: str) -> str:
+    """'' when ``backend`` of ``offered`` (:func:`offered_backends`) runs on ``device``, else why not."""
+    if backend not in offered:
+        return f"backend {backend!r} is not offered; expected one of {', '.join(offered)}"
+    types = offered[backend]
+    kind = str(device).split(":")[0]
+    if types is not None and kind not in types:
+        return f"backend {backend!r} runs on {', '.join(types)} devices only, not on {device!r}"
+    return ""
+
+
 def create_quantizer(name: str, **config: Any):
     """Build the quantizer registered as ``name`` with ``config`` (e.g. ``codebook_size=2**12``)."""
     spec = REGISTRY.get(name)

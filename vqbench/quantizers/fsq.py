@@ -531,7 +531,9 @@ def fsq_quantizer(
     )
 
 
-fsq_quantizer.BACKENDS = FSQ.BACKENDS  # the suite's backend axis offers FSQ's paths
+#: The suite's backend axis offers FSQ's paths, each on the devices it runs on (read by
+#: ``vqbench.quantizers.offered_backends``, for planning and for building cells).
+fsq_quantizer.BACKENDS = dict(_fsq_ops.PATH_DEVICES)
 
 
 __all__ = ["DEFAULT_CODEBOOK_SIZE", "FSQ", "FSQOutput", "MAX_CODEBOOK_SIZE", "fsq_quantizer"]

@@ -92,15 +92,19 @@ def build_quantizer(cell: Cell, **overrides: Any) -> tuple[nn.Module, nn.Module]
 
     Returns ``(callable, module)``: the module to call (``torch.compile``-d for the "compile"
     backend) and the plain module (for attributes, parameters and ``indices_to_codes``).
-    A backend other than "eager"/"compile" is passed as ``backend=`` to the constructor and must
-    be listed in the class's ``BACKENDS``.
+    A backend other than "eager"/"compile" is passed as ``backend=`` to the constructor; it must be
+    one that ``vqbench.quantizers.offered_backends`` lists for the quantizer on the cell's device
+    (the same declaration that planning reads).
     """
     import torch
 
-    from vqbench.quantizers import create_quantizer, is_quantizer
+    from vqbench.quantizers import backend_unavailable, create_quantizer, is_quantizer, offered_backends
 
     config = {**cell.config, **overrides}
     backend = cell.backend
+    reason = backend_unavailable(offered_backends(cell.quantizer), backend, cell.device)
+    if reason:
+        raise ValueError(f"quantizer {cell.quantizer!r}: {reason}")
     if backend not in BACKENDS_BUILTIN:
         if "backend" in config:
             raise ValueError(
@@ -112,13 +116,6 @@ def build_quantizer(cell: Cell, **overrides: Any) -> tuple[nn.Module, nn.Module]
         raise TypeError(
             f"quantizer {cell.quantizer!r} built a {type(module).__name__}, not a protocol quantizer"
         )
-    if backend not in BACKENDS_BUILTIN:
-        offered = tuple(getattr(type(module), "BACKENDS", ()) or ())
-        if backend not in offered:
-            raise ValueError(
-                f"backend {backend!r} is not offered by {cell.quantizer!r} ({type(module).__name__}); "
-                f"expected one of {', '.join(BACKENDS_BUILTIN + offered)}"
-            )
     module = module.to(torch.device(cell.device))
     module._vqbench_finite_check = module.register_forward_hook(_finite_hook(cell.quantizer))
     call = torch.compile(module) if backend == "compile" else module

@@ -75,16 +75,14 @@ def resolve_quantizers(patterns: list[str] | tuple[str, ...], where: str) -> lis
     return out
 
 
-def quantizer_backends(name: str) -> tuple[str, ...]:
-    """The backends that ``name`` accepts: eager, compile, and its class's ``BACKENDS``."""
-    from vqbench.quantizers import get_quantizer_spec
+def quantizer_backends(name: str) -> dict[str, tuple[str, ...] | None]:
+    """The backends that ``name`` offers, with their device types: ``offered_backends`` of the registry."""
+    from vqbench.quantizers import offered_backends
 
     try:
-        factory = get_quantizer_spec(name).load()
+        return offered_backends(name)
     except Exception:  # a broken plugin fails in its cells, as an error row
-        return BASE_BACKENDS
-    extra = getattr(factory, "BACKENDS", ()) or ()
-    return BASE_BACKENDS + tuple(b for b in extra if b not in BASE_BACKENDS)
+        return dict.fromkeys(BASE_BACKENDS)
 
 
 def quantizer_config(profile: Profile, name: str) -> dict[str, Any]:
@@ -212,12 +210,17 @@ def expand_profile(
         return [n for n in names if n in only] if only is not None else names
 
     base = only if only is not None else select(profile.quantizers, "suite.quantizers")
-    backend_cache: dict[str, tuple[str, ...]] = {}
+    backend_cache: dict[str, dict[str, tuple[str, ...] | None]] = {}
 
-    def accepts(q: str) -> tuple[str, ...]:
+    def accepts(q: str) -> dict[str, tuple[str, ...] | None]:
         if q not in backend_cache:
             backend_cache[q] = quantizer_backends(q)
         return backend_cache[q]
+
+    def runs(q: str, backend: str, device: str) -> bool:
+        from vqbench.quantizers import backend_unavailable
+
+        return q == NO_QUANTIZER or not backend_unavailable(accepts(q), backend, device)
 
     cells: list[Cell] = []
     timeouts: dict[str, float] = {}
@@ -242,7 +245,7 @@ def expand_profile(
                 for d in dsets:
                     for dev in devs:
                         for be in bes:
-                            if q != NO_QUANTIZER and be not in accepts(q):
+                            if not runs(q, be, dev):
                                 continue
                             for s in seeds:
                                 cell = Cell(
