@@ -39,7 +39,20 @@ import torch
 from vqbench.suite.timing import copy_bandwidth, iqr, peak_memory, time_cpu, time_cuda
 
 PRESETS = ([8, 5, 5, 5], [8, 8, 8, 6, 5], [8, 8, 8, 5, 5, 5])
-SECTIONS = ("inference", "encode", "decode", "training", "model")
+SECTIONS = ("inference", "encode", "decode", "training", "model", "per-call")
+#: The per-call section: sizes where a tokenizer calls FSQ once per step (16: the fixed cost alone).
+PER_CALL_SIZES = (16, 1024, 4096, 65536)
+PER_CALL_OPS = ("forward-grad", "training")
+#: Per-call goals on the CPU (1 thread, [8,5,5,5]): (op, vectors) -> anchor -> ratio.
+PER_CALL_GOALS = {
+    ("forward-grad", 16): {"upstream": 3.0},
+    ("training", 16): {"upstream": 2.0},
+    ("training", 4096): {"upstream": 2.0, "upstream-compiled": 2.0},
+    ("training", 65536): {"upstream": 2.5},
+}
+#: CUDA: sizes and operations of the device-time section, each against compiled upstream.
+CUDA_SIZES = (4096, 2**20, 2**24)
+CUDA_OPS = ("inference", "forward-grad", "training", "encode", "decode")
 DECODE_SMALL = 4096
 MODEL_VECTORS = 2**18
 MODEL_WIDTH = 64
@@ -235,7 +248,8 @@ def _model_contenders(levels: list[int], n: int, device: str, train: bool) -> di
 def _time(fn: Callable[[], object], device: str, threads: int, min_run_time: float) -> list[float]:
     """Seconds per call of every repeat (CPU: benchmark blocks; GPU: one event pair per call)."""
     if device == "cuda":
-        return list(time_cuda(fn, warmup=3, repeats=10, flush_l2=False).times)
+        # L2 flushed before each call: 1M vectors in and out fit in an H200's L2
+        return list(time_cuda(fn, warmup=10, repeats=50, flush_l2=True).times)
     return list(time_cpu(fn, threads=threads, min_run_time=min_run_time).times)
 
 
@@ -395,6 +409,223 @@ def bench_gpu_bandwidth(levels, n, paths, compiled=True) -> list[Figure]:
     return figures
 
 
+# -- per call: the sizes where a tokenizer calls FSQ once per step ---------------------------------
+
+
+def _per_call_contenders(op: str, levels: list[int], n: int, device: str, compiled: bool):
+    """vqbench (auto), eager upstream and compiled upstream for one operation at one size."""
+    d = len(levels)
+    x = _inputs(n, d, device).requires_grad_()
+    grad = _inputs(n, d, device, seed=1)
+    modules = {UPSTREAM: _upstream(levels, device).train(), "vqbench": _ours(levels, device).train()}
+    calls: dict[str, Callable] = dict(modules)
+    if compiled:
+        calls[COMPILED] = _compile(modules[UPSTREAM])
+    out = {}
+    for name, call in calls.items():
+        if op == "forward-grad":
+
+            def fn(call=call):
+                return call(x)
+
+        elif op == "training":
+
+            def fn(call=call):
+                x.grad = None
+                _codes(call(x)).backward(grad)
+
+        else:
+            raise ValueError(f"unknown per-call operation {op!r}; expected one of {PER_CALL_OPS}")
+        module = modules.get(name) if name == "vqbench" else None
+        out[name] = Contender(fn, module, path=name, compiled=name == COMPILED)
+    return out
+
+
+def _thread_seconds_per_call(fn: Callable[[], object], calls: int) -> float:
+    """Thread CPU seconds per call over ``calls`` calls (with 1 thread, all of a call's work)."""
+    start = time.thread_time_ns()
+    for _ in range(calls):
+        fn()
+    return (time.thread_time_ns() - start) / 1e9 / calls
+
+
+def bench_per_call(
+    levels, sizes, device: str, rounds: int, block_s: float = 0.02, compiled: bool = True
+) -> list[Figure]:
+    """Per-call time of forward with grad and of a training step, interleaved, in thread CPU time.
+
+    Every round times each contender in turn over a block of calls (about ``block_s`` seconds, the
+    same count of calls for every round); the median over rounds is the figure. Thread CPU time
+    counts the calling thread's work only, so run with 1 thread (``--threads 1``).
+    """
+    if device != "cpu":
+        raise ValueError(f"the per-call section times thread CPU time on the CPU, got device {device!r}")
+    figures = []
+    for n in sizes:
+        for op in PER_CALL_OPS:
+            torch._dynamo.reset()
+            contenders = _per_call_contenders(op, list(levels), n, device, compiled)
+            first, blocks = {}, {}
+            for name, c in contenders.items():
+                first[name] = _first_call(c.fn, device)
+                for _ in range(3):
+                    c.fn()
+                one = _thread_seconds_per_call(c.fn, 5)
+                blocks[name] = max(1, min(20000, int(block_s / max(one, 1e-7))))
+            times: dict[str, list[float]] = {name: [] for name in contenders}
+            for _ in range(rounds):
+                for name, c in contenders.items():
+                    times[name].append(_thread_seconds_per_call(c.fn, blocks[name]))
+            compiled_first = {k: v for k, v in first.items() if contenders[k].compiled}
+            new = _figures(f"per-call {op}", levels, n, contenders, times, compiled_first)
+            for f in new:
+                f.extra["calls_per_block"] = blocks[f.contender]
+                f.extra["clock"] = "thread CPU time"
+            figures += new
+    return figures
+
+
+def _per_call_verdicts(figures) -> list[dict[str, Any]]:
+    out = []
+    for (op, n), anchors in PER_CALL_GOALS.items():
+        f = _pick(figures, f"per-call {op}", "vqbench", PRESETS[0], n)
+        if f is None:
+            continue
+        for anchor, target in anchors.items():
+            value = f.ratio if anchor == UPSTREAM else f.ratio_compiled
+            out.append(_goal(f"per call: {op} {n:,} vectors vs {anchor}", value, target, "x"))
+    return out
+
+
+# -- CUDA: device time with L2 flushed, steady state, host time ------------------------------------
+
+
+def cuda_call_times(fn: Callable[[], object], *, repeats: int = 100, steady_calls: int = 200) -> dict:
+    """Seconds per call of ``fn`` on the current CUDA device, three ways (after warm-up).
+
+    - ``device_s``: median of one event pair per call, each call after a write of twice the L2
+      (``vqbench.suite.timing.time_cuda``, as ``triton.testing.do_bench`` does), so no call finds
+      its input in L2; the flush also queues work ahead of the call, so the host's launch cost
+      stays hidden;
+    - ``steady_s``: ``steady_calls`` calls back to back between two events, per call (L2 warm,
+      host and device overlapping: what a training loop sees);
+    - ``host_s``: the wall time of issuing ``steady_calls`` calls without waiting, per call.
+    """
+    device_s = statistics.median(time_cuda(fn, warmup=5, repeats=repeats, flush_l2=True).times)
+    begin, finish = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record()
+    host_start = time.perf_counter()
+    for _ in range(steady_calls):
+        fn()
+    host_s = (time.perf_counter() - host_start) / steady_calls
+    finish.record()
+    torch.cuda.synchronize()
+    steady_s = begin.elapsed_time(finish) / 1e3 / steady_calls
+    return {"device_s": device_s, "steady_s": steady_s, "host_s": host_s}
+
+
+def _cuda_contenders(op: str, levels: list[int], n: int):
+    """vqbench (auto) and compiled upstream (and eager upstream) for one CUDA operation."""
+    d = len(levels)
+    x = _inputs(n, d, "cuda")
+    xg = x.clone().requires_grad_()
+    grad = _inputs(n, d, "cuda", seed=1)
+    up, ours = _upstream(levels, "cuda").train(), _ours(levels, "cuda").train()
+    with torch.no_grad():
+        idx = up(x)[1]
+
+    def make(m, compile_it: bool):
+        if op == "inference":
+            call = _compile(m) if compile_it else m
+            return _no_grad(lambda: call(x))
+        if op == "encode":
+            enc = getattr(m, "encode", None) or (lambda t: m(t)[1])
+            call = _compile(enc) if compile_it else enc
+            return _no_grad(lambda: call(x))
+        if op == "decode":
+            call = _compile(m.indices_to_codes) if compile_it else m.indices_to_codes
+            return _no_grad(lambda: call(idx))
+        call = _compile(m) if compile_it else m
+        if op == "forward-grad":
+            return lambda: call(xg)
+
+        def step():
+            xg.grad = None
+            _codes(call(xg)).backward(grad)
+
+        return step
+
+    return {
+        "vqbench": Contender(make(ours, False), ours, path="vqbench"),
+        UPSTREAM: Contender(make(up, False)),
+        COMPILED: Contender(make(up, True), path=COMPILED, compiled=True),
+    }
+
+
+def _device_copy_seconds(nbytes: int, repeats: int = 50) -> float:
+    """Device seconds of one copy that reads and writes ``nbytes`` in all, L2 flushed before each."""
+    src = torch.empty(nbytes // 2, dtype=torch.int8, device="cuda")
+    dst = torch.empty_like(src)
+    return cuda_call_times(lambda: dst.copy_(src), repeats=repeats, steady_calls=20)["device_s"]
+
+
+def bench_cuda(levels, sizes=CUDA_SIZES, ops=CUDA_OPS) -> list[Figure]:
+    """Each CUDA operation and size: device, steady-state and host time per call vs compiled upstream."""
+    figures = []
+    for n in sizes:
+        for op in ops:
+            torch._dynamo.reset()
+            contenders = _cuda_contenders(op, list(levels), n)
+            measured = {name: cuda_call_times(c.fn) for name, c in contenders.items()}
+            base = measured[COMPILED]
+            for name, t in measured.items():
+                f = Figure(f"cuda {op}", list(levels), n, name, _path_of(contenders[name]), t["device_s"])
+                f.vectors_per_s = n / t["device_s"]
+                f.ratio_compiled = base["device_s"] / t["device_s"]
+                f.extra.update(
+                    {k: v for k, v in t.items()}
+                    | {
+                        "steady_ratio_compiled": base["steady_s"] / t["steady_s"],
+                        "host_us": t["host_s"] * 1e6,
+                    }
+                )
+                if op == "inference" and n == max(sizes):
+                    moved = n * len(levels) * 4 * 2 + n * 4  # float32 in, codes out, int32 index out
+                    f.extra["copy_fraction"] = _device_copy_seconds(moved) / t["device_s"]
+                figures.append(f)
+    return figures
+
+
+def _cuda_verdicts(figures) -> list[dict[str, Any]]:
+    out = []
+    for f in figures:
+        if not f.section.startswith("cuda ") or f.contender != "vqbench":
+            continue
+        what = f"{f.section} {f.vectors:,}"
+        out.append(
+            _goal(f"{what}: device time (L2 flushed) vs compiled upstream", f.ratio_compiled, 1.2, "x")
+        )
+        steady = f.extra["steady_ratio_compiled"]
+        out.append(_goal(f"{what}: steady-state time per call vs compiled upstream", steady, 1.2, "x"))
+        if f.section == "cuda inference" and f.vectors == 4096:
+            us = f.extra["host_us"]
+            out.append(
+                {
+                    "goal": "CUDA host time per forward call (4,096 vectors)",
+                    "value": f"{us:.1f} us",
+                    "target": f"<= {GOALS['gpu_host_us']:g} us",
+                    "met": us <= GOALS["gpu_host_us"],
+                }
+            )
+        if "copy_fraction" in f.extra:
+            out.append(
+                _goal(
+                    f"{what}: forward against a device copy of its bytes", f.extra["copy_fraction"], 0.8, ""
+                )
+            )
+    return out
+
+
 def _environment(threads: int, device: str) -> dict[str, Any]:
     from vqbench.quantizers import _fsq_cpu, _fsq_triton
 
@@ -425,6 +656,7 @@ def run(
     min_run_time: float = 0.3,
     sections: tuple[str, ...] = SECTIONS,
     compiled: bool = True,
+    per_call_rounds: int = 21,
 ) -> dict[str, Any]:
     """Measure everything; return the environment, the figures and the goal verdicts.
 
@@ -439,13 +671,23 @@ def run(
         torch.set_num_threads(threads)
     try:
         return _run(
-            device, torch.get_num_threads(), vectors, sweep, rounds, min_run_time, tuple(sections), compiled
+            device,
+            torch.get_num_threads(),
+            vectors,
+            sweep,
+            rounds,
+            min_run_time,
+            tuple(sections),
+            compiled,
+            per_call_rounds,
         )
     finally:
         torch.set_num_threads(previous)
 
 
-def _run(device, threads, vectors, sweep, rounds, min_run_time, sections, compiled) -> dict[str, Any]:
+def _run(
+    device, threads, vectors, sweep, rounds, min_run_time, sections, compiled, per_call_rounds
+) -> dict[str, Any]:
     from vqbench.quantizers.fsq import FSQ
 
     paths = FSQ.available_backends(device)
@@ -474,15 +716,20 @@ def _run(device, threads, vectors, sweep, rounds, min_run_time, sections, compil
                 )
     if "model" in sections and compiled:
         figures += bench_model(PRESETS[0], min(vectors, MODEL_VECTORS), device, **timing)
+    if "per-call" in sections and device == "cpu":
+        figures += bench_per_call(PRESETS[0], PER_CALL_SIZES, device, per_call_rounds, compiled=compiled)
     figures += bench_memory(PRESETS[0], vectors, device, paths)
     if device == "cuda":
         figures += bench_gpu_bandwidth(PRESETS[0], 16 * 2**20, paths, compiled)
         figures += bench_host_time(PRESETS[0], DECODE_SMALL, auto_path)
+        if "per-call" in sections:
+            figures += bench_cuda(PRESETS[0])
+    goals = _verdicts(figures, auto_path, vectors, device) + _per_call_verdicts(figures)
     return {
         "environment": _environment(threads, device),
         "auto_path": auto_path,
         "figures": figures,
-        "goals": _verdicts(figures, auto_path, vectors, device),
+        "goals": goals + _cuda_verdicts(figures),
     }
 
 
@@ -616,6 +863,7 @@ def _print(result: dict[str, Any]) -> None:
                 _fmt(f.compile_s, ".1f"),
             )
         console.print(table)
+    _print_per_call(console, result["figures"])
     vectors = next((f.vectors for f in result["figures"] if f.section == "memory"), 0)
     table = Table(title=f"Peak memory of one inference call ({vectors:,} vectors, levels 8,5,5,5)")
     for col in ("contender", "path ran", "peak MiB", "outputs MiB", "extra MiB", "upstream / this"):
@@ -657,6 +905,50 @@ def _print(result: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _print_per_call(console, figures) -> None:
+    from rich.table import Table
+
+    rows = [f for f in figures if f.section.startswith("per-call ")]
+    if rows:
+        table = Table(title="Per call (thread CPU time, median of interleaved rounds), levels 8,5,5,5")
+        for col in ("operation", "vectors", "contender", "us per call", "calls per block", "rounds"):
+            table.add_column(col, justify="left" if col in ("operation", "contender") else "right")
+        table.add_column("vs eager", justify="right")
+        table.add_column("vs compiled", justify="right")
+        for f in rows:
+            table.add_row(
+                f.section.removeprefix("per-call "),
+                f"{f.vectors:,}",
+                f.contender,
+                f"{f.median_s * 1e6:.1f}",
+                str(f.extra.get("calls_per_block", "")),
+                str(f.repeats),
+                _fmt(f.ratio, ".2f") + ("x" if f.ratio is not None else ""),
+                _fmt(f.ratio_compiled, ".2f") + ("x" if f.ratio_compiled is not None else ""),
+            )
+        console.print(table)
+    rows = [f for f in figures if f.section.startswith("cuda ")]
+    if rows:
+        table = Table(title="CUDA per call: device time (L2 flushed), steady state, host, levels 8,5,5,5")
+        cols = ("operation", "vectors", "contender", "device us", "steady us", "host us", "vs compiled")
+        for col in cols + ("steady vs compiled", "of copy"):
+            table.add_column(col)
+        for f in rows:
+            e = f.extra
+            table.add_row(
+                f.section.removeprefix("cuda "),
+                f"{f.vectors:,}",
+                f.contender,
+                f"{e['device_s'] * 1e6:.1f}",
+                f"{e['steady_s'] * 1e6:.1f}",
+                f"{e['host_us']:.1f}",
+                f"{f.ratio_compiled:.2f}x",
+                f"{e['steady_ratio_compiled']:.2f}x",
+                f"{e['copy_fraction']:.0%}" if "copy_fraction" in e else "",
+            )
+        console.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m vqbench.suite.fsq_speed``; exit 0 when every goal is met, else 1."""
     parser = argparse.ArgumentParser(
@@ -673,6 +965,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated, among {','.join(SECTIONS)} (inference always runs)",
     )
     parser.add_argument("--no-compile", action="store_true", help="leave out the compiled contenders")
+    parser.add_argument(
+        "--per-call-rounds", type=int, default=21, help="interleaved rounds of the per-call section"
+    )
     parser.add_argument("--quick", action="store_true", help="one round, a short sweep (a smoke run)")
     parser.add_argument("--json", default=None, help="write every figure to this JSON file")
     args = parser.parse_args(argv)
@@ -694,9 +989,14 @@ def main(argv: list[str] | None = None) -> int:
         min_run_time=args.min_run_time,
         sections=sections,
         compiled=not args.no_compile,
+        per_call_rounds=args.per_call_rounds,
     )
+    if args.per_call_rounds < 1:
+        parser.error(f"--per-call-rounds must be >= 1, got {args.per_call_rounds}")
     if args.quick:
-        options.update(rounds=1, min_run_time=min(args.min_run_time, 0.1), sweep=(2**12, 2**16))
+        options.update(
+            rounds=1, min_run_time=min(args.min_run_time, 0.1), sweep=(2**12, 2**16), per_call_rounds=3
+        )
     result = run(**options)
     _print(result)
     if args.json:
