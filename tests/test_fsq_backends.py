@@ -295,13 +295,13 @@ def test_training_runs_the_kernel_backward(monkeypatch):
     if not _fsq_cpu.available():
         pytest.skip(f"kernel: {_fsq_cpu.unavailable_reason()}")
     calls = []
-    original = _fsq_cpu.backward
+    original = _fsq_cpu.backward_unchecked
 
     def spy(*args, **kwargs):
         calls.append(args[0].shape)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(_fsq_cpu, "backward", spy)
+    monkeypatch.setattr(_fsq_cpu, "backward_unchecked", spy)
     monkeypatch.setattr(_fsq_cpu, "_MIN_ROWS_PER_THREAD", 1000)
     x = _x(2, 50_000, 4).requires_grad_()
     grad = _x(2, 50_000, 4, seed=1)
@@ -347,7 +347,13 @@ def test_speed_benchmark_smoke(tmp_path, capsys):
     assert "Goals" in printed and "upstream" in printed
     data = json.loads(target.read_text())
     sections = {f["section"] for f in data["figures"]}
-    assert sections == {"inference", "encode", "decode", "training", "memory"}
+    assert sections == {
+        "inference", "encode", "decode", "training", "memory", "per-call forward-grad", "per-call training"
+    }  # fmt: skip
+    per_call = {(f["section"], f["vectors"], f["contender"]) for f in data["figures"]}
+    assert ("per-call training", 4096, "vqbench") in per_call
+    assert ("per-call forward-grad", 16, "upstream") in per_call
+    assert any(g["goal"] == "per call: training 16 vectors vs upstream" for g in data["goals"])
     decode_sizes = {f["vectors"] for f in data["figures"] if f["section"] == "decode"}
     assert decode_sizes == {3000, fsq_speed.DECODE_SMALL}
     assert {g["goal"].split()[0] for g in data["goals"]} >= {"inference", "training", "inference:"}

@@ -522,6 +522,11 @@ def forward(
     cp = None if codes is None else codes.data_ptr()
     ip = None if idx is None else idx.data_ptr()
 
+    if rows < 2 * _MIN_ROWS_PER_THREAD or torch.get_num_threads() == 1:  # one thread: call it here
+        nt, rb, mode = prep.n_thresholds, prep.rows_per_block, prep.mode
+        bad = fn(zp, cp, ip, rows, d, nt, rb, *consts, mode, int(check_finite), int(mark_nonfinite))
+        return codes, idx, bad
+
     def run(r0: int, r1: int) -> int:
         return fn(
             zp + r0 * d * esize,
@@ -638,9 +643,6 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
     pass applies the Div/Mul backward steps and ``tanh_backward``; for the hard clamp, one pass in
     all. Bit-identical to autograd through the reference graph.
     """
-    from . import _fsq_torch
-
-    lib = _lib()
     d = z.shape[-1] if z.ndim == 2 else -1
     if z.dtype != torch.float32 or z.device.type != "cpu" or z.ndim != 2 or d != params.levels.numel():
         raise ValueError(
@@ -652,17 +654,51 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
             f"expected grad_codes like z, float32 {tuple(z.shape)} on the CPU, got {grad_codes.dtype} "
             f"{tuple(grad_codes.shape)} on {grad_codes.device}"
         )
-    tanh_mode = 2 if params.hard_clamp else _tanh_backward_mode(lib)
-    if tanh_mode is None:
+    return backward_unchecked(z, grad_codes, params)
+
+
+def _backward_plan(params) -> tuple | None:
+    """What :func:`backward` needs per configuration, found once: None where torch must replay it."""
+    key = ("_fsq_cpu.backward_plan",)
+    if key not in params.patterns:
+        lib = _lib()
+        tanh_mode = 2 if params.hard_clamp else _tanh_backward_mode(lib)
+        if tanh_mode is None:
+            params.patterns[key] = None
+        else:
+            d = params.levels.numel()
+            rb = max(1, 1024 // d)
+            m1, dv, m2, shift = _backward_constants(params, rb)
+            ptrs = (m1.data_ptr(), dv.data_ptr(), m2.data_ptr(), shift.data_ptr())
+            chunk = max(1, _BACKWARD_CHUNK // (rb * d)) * rb
+            consts = (m1, dv, m2, shift, shift[:d].clone())  # kept alive: ptrs point into them
+            params.patterns[key] = (lib.fsq_backward, tanh_mode, rb, ptrs, chunk, consts)
+    return params.patterns[key]
+
+
+def backward_unchecked(z: Tensor, grad_codes: Tensor, params) -> Tensor:
+    """:func:`backward` without its argument checks (the caller passes float32 CPU ``(R, d)`` pairs)."""
+    plan = _backward_plan(params)
+    if plan is None:
+        from . import _fsq_torch
+
         return _fsq_torch.reference_backward(z, grad_codes, params)
-    z, grad_codes = z.detach().contiguous(), grad_codes.detach().contiguous()
-    rows = z.shape[0]
-    rb = max(1, 1024 // d)
-    m1, dv, m2, shift = _backward_constants(params, rb)
-    out = torch.empty_like(z)
-    fn = lib.fsq_backward
-    ptrs = (m1.data_ptr(), dv.data_ptr(), m2.data_ptr(), shift.data_ptr())
+    fn, tanh_mode, rb, ptrs, chunk, (_, _, _, shift, shift_d) = plan
+    if not z.is_contiguous():
+        z = z.contiguous()
+    if not grad_codes.is_contiguous():
+        grad_codes = grad_codes.contiguous()
+    rows, d = z.shape
+    out = torch.empty_like(z, memory_format=torch.contiguous_format)
     zp, gp, op = z.data_ptr(), grad_codes.data_ptr(), out.data_ptr()
+    if tanh_mode != 2 and rows <= chunk:  # one chunk: tanh of all rows in one torch call, one pass
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                y = torch.tanh(z) if params.symmetric else torch.add(z, shift_d).tanh_()
+        else:
+            y = torch.tanh(z) if params.symmetric else torch.add(z, shift_d).tanh_()
+        fn(None, gp, y.data_ptr(), op, rows, d, rb, *ptrs, tanh_mode)
+        return out
     if tanh_mode == 2:  # the clamp's mask needs no tanh: one pass over all rows
 
         def run(r0: int, r1: int) -> None:
@@ -673,7 +709,7 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
         return out
     # tanh of the bound's input, by torch as in the reference, into a cache-sized scratch chunk;
     # chunks stay below ATen's grain size, so each thread's torch calls run inline on that thread
-    chunk = max(1, _BACKWARD_CHUNK // (rb * d)) * rb
+    z = z.detach()
 
     def run_tanh(r0: int, r1: int) -> None:
         with torch.no_grad():  # grad mode is per thread, and pool threads start with it on

@@ -252,6 +252,11 @@ def _quantize_impl(z, levels, symmetric, hard_clamp, with_indices, backend, chec
     path = choose(backend, z)
     _local.path = path
     c = constants(levels, symmetric, hard_clamp, z.device)
+    return run_path(path, c, z, with_indices, check_finite)
+
+
+def run_path(path: str, c: Constants, z: Tensor, with_indices: bool, check_finite: bool):
+    """Codes and int32 indices of rows ``z`` on ``path`` (chosen by :func:`choose`) with constants ``c``."""
     z = z.contiguous()
     if path == "cpu":
         kernel = _fsq_cpu.forward
@@ -298,6 +303,17 @@ def _quantize_impl(z, levels, symmetric, hard_clamp, with_indices, backend, chec
     return codes, idx
 
 
+def run_backward(c: Constants, z: Tensor, grad: Tensor) -> Tensor:
+    """The reference's straight-through gradient with respect to rows ``z`` (constants ``c``)."""
+    grad = grad.to(z.dtype)
+    if z.dtype == torch.float32:
+        if z.device.type == "cpu" and _fsq_cpu.available():
+            return _fsq_cpu.backward_unchecked(z, grad, c.params)
+        if z.device.type == "cuda" and _fsq_triton.available(z.device):
+            return _fsq_triton.backward(z.contiguous(), grad.contiguous(), c.params)
+    return _fsq_torch.reference_backward(z, grad, c.params)
+
+
 @custom_op("vqbench::fsq_quantize", mutates_args=())
 def fsq_quantize(
     z: Tensor,
@@ -324,17 +340,7 @@ def fsq_quantize_backward(
     z: Tensor, grad: Tensor, levels: list[int], symmetric: bool, hard_clamp: bool
 ) -> Tensor:
     """The reference's straight-through gradient with respect to rows ``z`` for ``grad`` on the codes."""
-    c = constants(levels, symmetric, hard_clamp, z.device)
-    grad = grad.to(z.dtype)
-    for module, device_type in ((_fsq_cpu, "cpu"), (_fsq_triton, "cuda")):
-        kernel = getattr(module, "backward", None)
-        if kernel is not None and z.device.type == device_type and z.dtype == torch.float32:
-            if device_type == "cpu" and not _fsq_cpu.available():
-                continue
-            if device_type == "cuda" and not _fsq_triton.available(z.device):
-                continue
-            return kernel(z.contiguous(), grad.contiguous(), c.params)
-    return _fsq_torch.reference_backward(z, grad, c.params)
+    return run_backward(constants(levels, symmetric, hard_clamp, z.device), z, grad)
 
 
 @fsq_quantize_backward.register_fake
@@ -359,6 +365,88 @@ def _backward(ctx, grad_codes, grad_indices):
 fsq_quantize.register_autograd(_backward, setup_context=_setup_context)
 
 
+# -- eager calls: the kernels without the operator dispatcher -----------------------------------
+
+
+def direct_call_ok(t: Tensor) -> bool:
+    """Whether an eager call may run the kernels directly on ``t``, outside the custom operators.
+
+    Not while torch.compile, export or ``torch.jit.trace`` records, under a dispatch mode (fake or
+    meta tensors, ``make_fx``, ``opcheck``), under functorch transforms, or for tensor subclasses:
+    those see the custom operators.
+    """
+    return (
+        type(t) is Tensor
+        and t.device.type in ("cpu", "cuda")
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and torch._C._len_torch_dispatch_stack() == 0
+        and not torch._C._are_functorch_transforms_active()
+    )
+
+
+class _EagerQuantize(torch.autograd.Function):
+    """``fsq_quantize`` for eager calls: the same path and gradient, with no operator dispatch.
+
+    Takes ``z`` of any shape ``(..., d)`` and returns codes of that shape and indices of
+    ``z.shape[:-1]``, so that no view of the caller's records a backward node of its own.
+    """
+
+    @staticmethod
+    def forward(ctx, z, runner, check_finite):
+        shape = z.shape
+        codes, idx = run_path(runner.path, runner.constants, z.reshape(-1, shape[-1]), True, check_finite)
+        ctx.constants = runner.constants
+        ctx.save_for_backward(z)
+        ctx.mark_non_differentiable(idx)
+        ctx.set_materialize_grads(False)
+        return codes.view(shape), idx.view(shape[:-1])
+
+    @staticmethod
+    def backward(ctx, grad_codes, grad_idx):  # the kernels' gradient is not differentiable again
+        if grad_codes is None:
+            return None, None, None
+        (z,) = ctx.saved_tensors
+        d = z.shape[-1]
+        grad = run_backward(ctx.constants, z.reshape(-1, d), grad_codes.reshape(-1, d))
+        return grad.view(z.shape), None, None
+
+
+#: ``_EagerQuantize.apply`` without its Python wrapper, which only binds default arguments (none
+#: here) and unwraps functorch's dead wrappers (none: :func:`direct_call_ok` excludes functorch).
+_apply_eager_quantize = torch._C._FunctionBase.__dict__["apply"].__get__(None, _EagerQuantize)
+
+
+@dataclass
+class EagerRunner:
+    """One configuration's path and constants for one device, dtype and backend: built once, reused."""
+
+    path: str
+    constants: Constants
+    with_indices: bool
+
+    def __call__(self, z: Tensor, check_finite: bool) -> tuple[Tensor, Tensor | None]:
+        """Codes ``(..., d)`` and int32 indices ``(...)`` of ``z`` ``(..., d)``, differentiable in ``z``.
+
+        Indices are None without ``with_indices`` (computed anyway when ``z`` needs a gradient).
+        """
+        _local.path = self.path
+        if z.requires_grad and torch.is_grad_enabled():
+            codes, idx = _apply_eager_quantize(z, self, check_finite)
+            return codes, (idx if self.with_indices else None)
+        shape = z.shape
+        codes, idx = run_path(
+            self.path, self.constants, z.reshape(-1, shape[-1]), self.with_indices, check_finite
+        )
+        return codes.view(shape), (idx.view(shape[:-1]) if self.with_indices else None)
+
+
+def eager_runner(z: Tensor, levels, symmetric: bool, hard_clamp: bool, with_indices: bool, backend: str):
+    """The :class:`EagerRunner` for ``z``'s device and dtype (the caller caches it per device and dtype)."""
+    path = choose(backend, z)
+    return EagerRunner(path, constants(levels, symmetric, hard_clamp, z.device), bool(with_indices))
+
+
 # -- fsq_decode ---------------------------------------------------------------------------------
 
 
@@ -370,24 +458,24 @@ def decode_reference(indices: Tensor, p: ref.FSQParams, codebook_size: int) -> T
     return torch.where(valid.unsqueeze(-1), codes, float("nan"))
 
 
-@custom_op("vqbench::fsq_decode", mutates_args=())
-def fsq_decode(indices: Tensor, levels: list[int], symmetric: bool) -> Tensor:
-    """float32 codes ``(..., d)`` of integer indices ``(...)``; NaN rows outside the codebook."""
-    c = constants(levels, symmetric, False, indices.device)
-    size = math.prod(levels)
+def run_decode(c: Constants, indices: Tensor, size: int) -> Tensor:
+    """float32 codes ``(..., d)``, contiguous, of integer indices ``(...)``; NaN rows outside the codebook."""
     if indices.dtype in (torch.int32, torch.int64) and indices.numel():
         try:
-            if indices.device.type == "cpu" and hasattr(_fsq_cpu, "decode") and _fsq_cpu.available():
+            if indices.device.type == "cpu" and _fsq_cpu.available():
                 return _fsq_cpu.decode(indices, c.cpu_prepared())
-            if (
-                indices.device.type == "cuda"
-                and hasattr(_fsq_triton, "decode")
-                and _fsq_triton.available(indices.device)
-            ):
+            if indices.device.type == "cuda" and _fsq_triton.available(indices.device):
                 return _fsq_triton.decode(indices, c.code_table(torch.float32), c.params.basis)
         except ValueError:
             pass  # an index outside the codebook: the torch arithmetic below gives NaN there
-    return decode_reference(indices, c.params, size)
+    # contiguous as the fake implementation says (elementwise results follow a strided input's layout)
+    return decode_reference(indices, c.params, size).contiguous()
+
+
+@custom_op("vqbench::fsq_decode", mutates_args=())
+def fsq_decode(indices: Tensor, levels: list[int], symmetric: bool) -> Tensor:
+    """float32 codes ``(..., d)`` of integer indices ``(...)``; NaN rows outside the codebook."""
+    return run_decode(constants(levels, symmetric, False, indices.device), indices, math.prod(levels))
 
 
 @fsq_decode.register_fake
@@ -402,10 +490,15 @@ __all__ = [
     "choose",
     "constants",
     "decode_reference",
+    "direct_call_ok",
+    "eager_runner",
     "fsq_decode",
     "fsq_quantize",
     "fsq_quantize_backward",
     "last_path",
     "mark_non_finite",
+    "run_backward",
+    "run_decode",
+    "run_path",
     "unavailable_reason",
 ]

@@ -224,6 +224,7 @@ class FSQ(nn.Module):
         self.backend = backend
         self.check_finite = bool(check_finite)
         self.last_backend: str | None = None
+        self._runners: dict = {}  # eager calls' path and constants per (device, dtype): _fsq_ops.EagerRunner
 
     # -- upstream's methods: the reference arithmetic ------------------------------------------
 
@@ -317,7 +318,7 @@ class FSQ(nn.Module):
                     "pass check_finite=False to skip this check (such rows then get index -1)"
                 )
 
-    def _quantize_rows(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
+    def _quantize_rows(self, z: Tensor, eager: bool) -> tuple[Tensor, Tensor | None]:
         """Codes ``(R, d)`` in the compute dtype and int32 indices ``(R,)`` of rows ``z``."""
         reference = self.backend == "reference" or (self.backend == "auto" and z.dtype not in _OP_DTYPES)
         if reference:
@@ -328,8 +329,8 @@ class FSQ(nn.Module):
                 level = self._scale_and_shift(codes.detach()).round()  # on the grid, or NaN
                 indices = self._level_indices_to_indices(level, checked=False)
                 indices = indices.masked_fill(_fsq_ops.non_finite_rows(z.detach()), -1)
-            if _eager():
-                self.last_backend = "reference"
+            if eager:
+                self.__dict__["last_backend"] = "reference"
             return codes, indices
         codes, indices = torch.ops.vqbench.fsq_quantize(
             z,
@@ -338,39 +339,97 @@ class FSQ(nn.Module):
             self.bound_hard_clamp,
             self.return_indices,
             self.backend,
-            self.check_finite and _eager(),
+            self.check_finite and eager,
         )
-        if _eager():
-            self.last_backend = _fsq_ops.last_path()
+        if eager:
+            self.__dict__["last_backend"] = _fsq_ops.last_path()
         return codes, (indices if self.return_indices else None)
+
+    def _runner(self, h: Tensor) -> _fsq_ops.EagerRunner:
+        """The eager path and constants for ``h``'s device and dtype (built on first use, then cached)."""
+        key = (h.device, h.dtype)
+        runner = self._runners.get(key)
+        if runner is None:
+            runner = _fsq_ops.eager_runner(
+                h,
+                self.levels,
+                self.preserve_symmetry,
+                self.bound_hard_clamp,
+                self.return_indices,
+                self.backend,
+            )
+            self._runners[key] = runner
+        return runner
 
     def forward(self, z: Tensor) -> FSQOutput:
         """Quantize ``z``: ``(out, indices)``; see the class docstring for layouts."""
         move = self._check_input(z)
+        eager = _eager()
         x = z.movedim(1, -1) if move else z
+        if (
+            eager
+            and not self.has_projections
+            and self.num_codebooks == 1
+            and not self.orthogonal_rotation
+            and not (self.training and self.noise_dropout > 0.0)
+            and self.backend != "reference"
+            and _fsq_ops.direct_call_ok(x)
+        ):
+            # an eager call: the kernels without the operator dispatcher, on x's own shape (no views
+            # with backward nodes), path and constants cached per device and dtype
+            orig_dtype = x.dtype
+            h = x.float() if self.force_quantization_f32 and orig_dtype not in self.allowed_dtypes else x
+            if h.dtype in _OP_DTYPES or self.backend != "auto":
+                runner = self._runner(h)
+                codes, indices = runner(h, self.check_finite)
+                self.__dict__["last_backend"] = runner.path
+                if codes.dtype != orig_dtype:
+                    codes = codes.to(orig_dtype)
+                if move:
+                    codes = codes.movedim(-1, 1)
+                if indices is not None and self.keep_num_codebooks_dim:
+                    indices = indices.unsqueeze(-1)
+                return FSQOutput(codes, indices)
         lead = x.shape[:-1]
-        h = self.project_in(x.reshape(-1, self.dim))
-        h = h.reshape(-1, self.codebook_dim)  # one row per token and codebook
+        h = x.reshape(-1, self.dim)
+        if self.has_projections:
+            h = self.project_in(h).reshape(-1, self.codebook_dim)  # one row per token and codebook
+        elif self.num_codebooks > 1:
+            h = h.reshape(-1, self.codebook_dim)
         if self.orthogonal_rotation:
             h = h @ self.orthogonal_rot.to(h.dtype)
         force_f32 = self.force_quantization_f32
-        context = torch.autocast("cuda", enabled=False) if force_f32 and h.is_cuda else nullcontext()
+        # autocast off around the quantizer as upstream, where it could change anything: only its
+        # matrix products (the rotation) are autocast, and only while autocast is on
+        context = (
+            torch.autocast("cuda", enabled=False)
+            if force_f32 and h.is_cuda and self.orthogonal_rotation and torch.is_autocast_enabled("cuda")
+            else nullcontext()
+        )
         with context:
             orig_dtype = h.dtype
             if force_f32 and orig_dtype not in self.allowed_dtypes:
                 h = h.float()
-            codes, indices = self._quantize_rows(h)
-            codes = self.maybe_apply_noise(codes)
+            codes, indices = self._quantize_rows(h, eager)
+            if self.training and self.noise_dropout > 0.0:
+                codes = self.maybe_apply_noise(codes)
             if self.orthogonal_rotation:
                 codes = codes @ self.orthogonal_rot.to(codes.dtype).t()
-            codes = codes.reshape(-1, self.effective_codebook_dim).to(orig_dtype)
-        out = self.project_out(codes).reshape(*lead, self.dim)
+            if self.num_codebooks > 1:
+                codes = codes.reshape(-1, self.effective_codebook_dim)
+            if codes.dtype != orig_dtype:
+                codes = codes.to(orig_dtype)
+        if self.has_projections:
+            codes = self.project_out(codes)
+        out = codes.reshape(*lead, self.dim)
         if move:
             out = out.movedim(-1, 1)
         if indices is not None:
-            indices = indices.reshape(*lead, self.num_codebooks)
-            if not self.keep_num_codebooks_dim:
-                indices = indices.squeeze(-1)
+            indices = (
+                indices.reshape(*lead, self.num_codebooks)
+                if self.keep_num_codebooks_dim
+                else indices.reshape(lead)
+            )
         return FSQOutput(out, indices)
 
     # -- codes and indices ----------------------------------------------------------------------
@@ -420,6 +479,9 @@ class FSQ(nn.Module):
         if self.backend == "reference":
             valid = (indices >= 0) & (indices < self.codebook_size)
             return torch.where(valid.unsqueeze(-1), self._indices_to_codes(indices), float("nan"))
+        if _eager() and _fsq_ops.direct_call_ok(indices):  # the kernels without the operator dispatcher
+            c = self._constants(indices.device)
+            return _fsq_ops.run_decode(c, indices, self.codebook_size)
         return torch.ops.vqbench.fsq_decode(indices, self.levels, self.preserve_symmetry)
 
     def indices_to_codes(self, indices: Tensor) -> Tensor:

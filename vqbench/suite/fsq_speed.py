@@ -657,6 +657,7 @@ def run(
     sections: tuple[str, ...] = SECTIONS,
     compiled: bool = True,
     per_call_rounds: int = 21,
+    per_call_sizes: tuple[int, ...] = PER_CALL_SIZES,
 ) -> dict[str, Any]:
     """Measure everything; return the environment, the figures and the goal verdicts.
 
@@ -680,13 +681,14 @@ def run(
             tuple(sections),
             compiled,
             per_call_rounds,
+            tuple(per_call_sizes),
         )
     finally:
         torch.set_num_threads(previous)
 
 
 def _run(
-    device, threads, vectors, sweep, rounds, min_run_time, sections, compiled, per_call_rounds
+    device, threads, vectors, sweep, rounds, min_run_time, sections, compiled, per_call_rounds, per_call_sizes
 ) -> dict[str, Any]:
     from vqbench.quantizers.fsq import FSQ
 
@@ -717,7 +719,7 @@ def _run(
     if "model" in sections and compiled:
         figures += bench_model(PRESETS[0], min(vectors, MODEL_VECTORS), device, **timing)
     if "per-call" in sections and device == "cpu":
-        figures += bench_per_call(PRESETS[0], PER_CALL_SIZES, device, per_call_rounds, compiled=compiled)
+        figures += bench_per_call(PRESETS[0], per_call_sizes, device, per_call_rounds, compiled=compiled)
     figures += bench_memory(PRESETS[0], vectors, device, paths)
     if device == "cuda":
         figures += bench_gpu_bandwidth(PRESETS[0], 16 * 2**20, paths, compiled)
@@ -995,7 +997,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-call-rounds must be >= 1, got {args.per_call_rounds}")
     if args.quick:
         options.update(
-            rounds=1, min_run_time=min(args.min_run_time, 0.1), sweep=(2**12, 2**16), per_call_rounds=3
+            rounds=1,
+            min_run_time=min(args.min_run_time, 0.1),
+            sweep=(2**12, 2**16),
+            per_call_rounds=3,
+            per_call_sizes=(16, 4096),
         )
     result = run(**options)
     _print(result)
