@@ -435,7 +435,7 @@ for levels in ([8, 5, 5, 5], [8, 8, 8, 6, 5]):
         leaf = z.clone().requires_grad_()
         Up(levels, **opts)(leaf[None])[0][0].backward(g)
         gz = torch.empty_like(z)
-        T._fsq_backward_kernel[grid](z, g, gz, *T.backward_constants(p), rows, D=d,
+        T._fsq_backward_kernel[grid](z, g, gz, *T.backward_constants(p), p.shift, rows, D=d,
             D_PAD=triton.next_power_of_2(d), BLOCK=T.BLOCK_ROWS, MODE=mode)
         if mode == 2:
             assert torch.equal(gz, leaf.grad)

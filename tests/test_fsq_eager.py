@@ -114,3 +114,66 @@ def test_compiled_and_traced_calls_still_see_the_operators():
     assert torch.equal(compiled(x)[0], m(x)[0])
     seen = _ops_seen(lambda: compiled(x))
     assert any(k.startswith("vqbench::fsq_quantize") for k in seen)
+
+
+@pytest.mark.parametrize("path", ["reference", *PATHS])
+@pytest.mark.parametrize(
+    "shape, kwargs",
+    [((2, 33, 4), {}), ((2, 4, 3, 5), {}), ((2, 9, 8), {"num_codebooks": 2}), ((3, 6), {"dim": 6})],
+)
+def test_encode_gives_forward_indices_without_codes(path, shape, kwargs, monkeypatch):
+    torch.manual_seed(0)
+    m = FSQ([8, 5, 5, 5], backend=path, **kwargs)
+    x = torch.randn(*shape) * 2
+    x.view(-1)[7] = float("nan")
+    expected = m(x)[1]
+    if path == "cpu":
+        seen = []
+        original = _fsq_cpu.forward
+        monkeypatch.setattr(
+            _fsq_cpu, "forward", lambda *a, **k: seen.append(k["with_codes"]) or original(*a, **k)
+        )
+    got = m.encode(x)
+    assert got.dtype == torch.int32 and torch.equal(got, expected) and m.last_backend == path
+    if path == "cpu":
+        assert seen == [False]  # the kernel wrote indices only
+    with pytest.raises(ValueError, match="expected finite input"):
+        FSQ([8, 5, 5, 5], backend=path, check_finite=True, **kwargs).encode(x)
+
+
+def test_encode_compiles_whole_and_the_adapter_offers_it():
+    from vqbench.quantizers import create_quantizer
+
+    m = FSQ([8, 5, 5, 5])
+    x = torch.randn(2, 64, 4)
+    torch._dynamo.reset()
+    compiled = torch.compile(m.encode, fullgraph=True)
+    assert torch.equal(compiled(x), m(x)[1])
+    q = create_quantizer("fsq", levels=[8, 5, 5, 5])
+    y = torch.randn(5, 7, 4)
+    assert torch.equal(q.encode(y), q(y).indices)
+
+
+def test_operators_pass_opcheck_and_fake_strides_match():
+    """Fake (meta) implementations give the real outputs' shapes and strides, strided input included."""
+    from torch.library import opcheck
+
+    idx = torch.randint(0, 1000, (6, 10), dtype=torch.int32)
+    z = torch.randn(40, 4) * 2
+    cases = [
+        (torch.ops.vqbench.fsq_decode.default, (idx, [8, 5, 5, 5], False)),
+        (torch.ops.vqbench.fsq_decode.default, (idx.t(), [8, 5, 5, 5], False)),  # transposed
+        (torch.ops.vqbench.fsq_decode.default, (idx[:, ::3].to(torch.int16), [8, 5, 5, 5], False)),
+        (torch.ops.vqbench.fsq_decode.default, (idx[:0], [8, 5, 5, 5], False)),
+        (torch.ops.vqbench.fsq_encode.default, (z, [8, 5, 5, 5], False, False, "auto", False)),
+        (torch.ops.vqbench.fsq_encode.default, (z[::2], [8, 5, 5, 5], True, False, "torch", False)),
+        (torch.ops.vqbench.fsq_quantize.default, (z, [8, 5, 5, 5], False, False, True, "torch", False)),
+        (torch.ops.vqbench.fsq_quantize.default, (z[::3], [8, 5, 5, 5], False, False, True, "auto", False)),
+    ]
+    for op, args in cases:
+        opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
+    with pytest.MonkeyPatch.context() as mp:  # the torch fallback of decode (no C kernel)
+        mp.setattr(_fsq_cpu, "available", lambda: False)
+        opcheck(torch.ops.vqbench.fsq_decode.default, (idx.t(), [8, 5, 5, 5], False))
+        out = torch.ops.vqbench.fsq_decode(idx.t(), [8, 5, 5, 5], False)
+        assert out.is_contiguous()

@@ -10,6 +10,13 @@ Operators (``torch.ops.vqbench.*``), each with a fake (meta) implementation for 
   straight-through gradient, bit for bit.
 - ``fsq_decode(indices, levels, symmetric) -> codes``: integer indices ``(...)`` to float32 codes
   ``(..., d)``.
+- ``fsq_encode(z, levels, symmetric, hard_clamp, backend, check_finite) -> indices``:
+  ``fsq_quantize``'s indices alone; the fused kernels write no codes (encode moves the input and
+  the indices only).
+
+Eager calls of :class:`~vqbench.quantizers.fsq.FSQ` run the same paths without the operators'
+dispatch (:class:`EagerRunner`, :func:`direct_call_ok`); compiled, exported and traced graphs
+see the operators.
 
 Non-finite values, in graph and without a host synchronization: a row with any NaN/Inf input gets
 index -1 (never a valid index); its codes are the reference's (NaN for NaN input, the saturated
@@ -365,6 +372,51 @@ def _backward(ctx, grad_codes, grad_indices):
 fsq_quantize.register_autograd(_backward, setup_context=_setup_context)
 
 
+# -- fsq_encode: indices only ------------------------------------------------------------------
+
+
+def run_encode(path: str, c: Constants, z: Tensor, check_finite: bool) -> Tensor:
+    """int32 indices ``(R,)`` of rows ``z`` on ``path``; the fused kernels write no codes."""
+    z = z.contiguous()
+    if path == "cpu":
+        _, idx, bad = _fsq_cpu.forward(
+            z, c.cpu_prepared(), with_indices=True, with_codes=False, check_finite=True, mark_nonfinite=True
+        )
+        if bad and check_finite:
+            _raise_non_finite(int(bad), z.numel())
+        return idx
+    if path == "triton":
+        _, idx, bad = _fsq_triton.forward(
+            z,
+            c.thresholds(),
+            c.code_table(torch.float32),
+            c.params.basis,
+            with_indices=True,
+            with_codes=False,
+            check_finite=check_finite,
+            mark_nonfinite=True,
+        )
+        if bad:
+            _raise_non_finite(int(bad), z.numel())
+        return idx
+    return run_path(path, c, z, True, check_finite)[1]
+
+
+@custom_op("vqbench::fsq_encode", mutates_args=())
+def fsq_encode(
+    z: Tensor, levels: list[int], symmetric: bool, hard_clamp: bool, backend: str, check_finite: bool
+) -> Tensor:
+    """int32 indices ``(R,)`` of rows ``z`` ``(R, d)``: ``fsq_quantize``'s, without writing codes."""
+    path = choose(backend, z)
+    _local.path = path
+    return run_encode(path, constants(levels, symmetric, hard_clamp, z.device), z, check_finite)
+
+
+@fsq_encode.register_fake
+def _encode_fake(z, levels, symmetric, hard_clamp, backend, check_finite):
+    return z.new_empty(z.shape[:-1], dtype=torch.int32)
+
+
 # -- eager calls: the kernels without the operator dispatcher -----------------------------------
 
 
@@ -493,12 +545,14 @@ __all__ = [
     "direct_call_ok",
     "eager_runner",
     "fsq_decode",
+    "fsq_encode",
     "fsq_quantize",
     "fsq_quantize_backward",
     "last_path",
     "mark_non_finite",
     "run_backward",
     "run_decode",
+    "run_encode",
     "run_path",
     "unavailable_reason",
 ]

@@ -19,7 +19,8 @@ Entry points besides :func:`forward` (``with_codes=False`` is the encode path, i
 - :func:`backward`: the straight-through gradient with respect to the input in one pass: the
   reference's Div/Mul backward steps in IEEE arithmetic (``div_rn``, no contraction), ``tanh`` of
   the bound's input by libdevice, and ``tanh_backward`` rounded as ATen rounds it on this device
-  (found once per device by :func:`tanh_backward_rounding`), or the hard clamp's mask.
+  (found once per device by :class:`RoundingProbe`, on the device and without a host
+  synchronization), or the hard clamp's mask.
 
 The host side keeps per-device constants cached (:func:`backward_constants`), copies nothing per
 call, and synchronizes only where a count must reach Python (``check_finite`` / ``check_range``;
@@ -27,6 +28,10 @@ pass ``sync=False`` to get the count as a device tensor instead).
 """
 
 from __future__ import annotations
+
+import os
+import warnings
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor
@@ -53,6 +58,9 @@ if triton is not None:  # pragma: no cover - depends on the Triton version
             _tanh = getattr(tl.math, "tanh", None)
 
 BLOCK_ROWS = 1024
+#: Triton's interpreter (``TRITON_INTERPRET=1``, read when this module is imported) runs the kernels
+#: on CPU tensors with numpy: the host functions then accept CPU tensors, so tests check them too.
+INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def available(device: torch.device | str | None = None) -> bool:
@@ -64,11 +72,20 @@ def unavailable_reason(device: torch.device | str | None = None) -> str:
     """Why the kernel cannot run ('' when it can)."""
     if triton is None:
         return "triton is not installed"
+    if INTERPRETING and device is not None and torch.device(device).type == "cpu":
+        return ""
     if not torch.cuda.is_available():
         return "no CUDA device"
     if device is not None and torch.device(device).type != "cuda":
         return f"input is on {torch.device(device).type}, the Triton kernel needs a CUDA tensor"
     return ""
+
+
+def _on_device(device: torch.device):
+    """Launch on ``device``: Triton launches on the current CUDA device, whatever the tensors' device."""
+    if device.type == "cuda" and device.index is not None and device.index != torch.cuda.current_device():
+        return torch.cuda.device(device.index)
+    return nullcontext()
 
 
 if triton is not None:  # pragma: no cover - needs a GPU
@@ -174,6 +191,7 @@ if triton is not None:  # pragma: no cover - needs a GPU
         dv_ptr,
         m2_ptr,
         shift_ptr,
+        rounding_ptr,  # read in MODE 3: ATen's tanh_backward rounding as the device's probe found it
         n_rows,
         D: tl.constexpr,
         D_PAD: tl.constexpr,
@@ -200,8 +218,11 @@ if triton is not None:  # pragma: no cover - needs a GPU
             y = _tanh(u)
             if MODE == 0:  # tanh_backward as ATen computes it here: a * fma(-y, y, 1)
                 grad = t * tl.fma(-y, y, 1.0)
-            else:  # or with two roundings: a * (1 - y * y)
+            elif MODE == 1:  # or with two roundings: a * (1 - y * y)
                 grad = t * (1.0 - y * y)
+            else:  # not known on the host yet: the probe's result, read on the device (no sync)
+                rounding = tl.load(rounding_ptr)
+                grad = tl.where(rounding == 0, t * tl.fma(-y, y, 1.0), t * (1.0 - y * y))
         tl.store(out_ptr + offsets, grad, mask=mask)
 
 
@@ -242,26 +263,27 @@ def forward(
     if rows:
         grid = (triton.cdiv(rows, BLOCK_ROWS),)
         dummy = z  # never written: the kernel's flags switch those stores off
-        _fsq_kernel[grid](
-            z,
-            dummy if codes is None else codes,
-            dummy if idx is None else idx,
-            dummy if bad is None else bad,
-            thresholds if thresholds.is_contiguous() else thresholds.contiguous(),
-            table if table.is_contiguous() else table.contiguous(),
-            basis,  # int32 or int64: the kernel widens it
-            rows,
-            D=d,
-            D_PAD=triton.next_power_of_2(d),
-            J=thresholds.shape[1],
-            L_MAX=table.shape[1],
-            BLOCK=BLOCK_ROWS,
-            WITH_CODES=with_codes,
-            WITH_INDICES=with_indices,
-            CHECK=check_finite,
-            MARK=mark_nonfinite,
-            num_warps=8,
-        )
+        with _on_device(z.device):
+            _fsq_kernel[grid](
+                z,
+                dummy if codes is None else codes,
+                dummy if idx is None else idx,
+                dummy if bad is None else bad,
+                thresholds if thresholds.is_contiguous() else thresholds.contiguous(),
+                table if table.is_contiguous() else table.contiguous(),
+                basis,  # int32 or int64: the kernel widens it
+                rows,
+                D=d,
+                D_PAD=triton.next_power_of_2(d),
+                J=thresholds.shape[1],
+                L_MAX=table.shape[1],
+                BLOCK=BLOCK_ROWS,
+                WITH_CODES=with_codes,
+                WITH_INDICES=with_indices,
+                CHECK=check_finite,
+                MARK=mark_nonfinite,
+                num_warps=8,
+            )
     if bad is None:
         return codes, idx, 0
     return codes, idx, (int(bad.item()) if sync else bad)
@@ -281,27 +303,28 @@ def decode(indices: Tensor, table: Tensor, basis: Tensor, *, check_range: bool =
     if indices.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"expected int32 or int64 indices, got {indices.dtype}")
     d = table.shape[0]
-    flat = indices.reshape(-1)
+    flat = indices.contiguous().view(-1)  # the kernel reads indices as one dense run
     rows = flat.numel()
     codes = torch.empty((rows, d), dtype=table.dtype, device=indices.device)
     bad = torch.zeros(1, dtype=torch.int32, device=indices.device) if check_range else codes
     if rows:
         grid = (triton.cdiv(rows, BLOCK_ROWS),)
-        _fsq_decode_kernel[grid](
-            flat,
-            codes,
-            bad,
-            table,
-            basis,
-            rows,
-            D=d,
-            D_PAD=triton.next_power_of_2(d),
-            L_MAX=table.shape[1],
-            L_PAD=triton.next_power_of_2(table.shape[1]),
-            BLOCK=BLOCK_ROWS,
-            CHECK=check_range,
-            num_warps=4,
-        )
+        with _on_device(indices.device):
+            _fsq_decode_kernel[grid](
+                flat,
+                codes,
+                bad,
+                table,
+                basis,
+                rows,
+                D=d,
+                D_PAD=triton.next_power_of_2(d),
+                L_MAX=table.shape[1],
+                L_PAD=triton.next_power_of_2(table.shape[1]),
+                BLOCK=BLOCK_ROWS,
+                CHECK=check_range,
+                num_warps=4,
+            )
     if check_range and rows and int(bad.item()):
         raise ValueError(f"expected indices inside the codebook, got {int(bad.item())} value(s) outside it")
     return codes.view(*indices.shape, d)
@@ -328,6 +351,64 @@ def tanh_backward_rounding(device: torch.device | str) -> int | None:
 
 
 _ROUNDING: dict[torch.device, int | None] = {}
+
+_PENDING = 3  # the backward kernel's MODE that reads the rounding from device memory
+_NEITHER = 2  # the probe's flag when neither known rounding matches ATen's
+
+
+class RoundingProbe:
+    """ATen's ``tanh_backward`` rounding on one device, found without a host synchronization.
+
+    The probe runs on the device's stream once (its inputs drawn there, so nothing is copied from
+    the host) and leaves its verdict in ``flag`` (int32: 0 fused, 1 two roundings, 2 neither). A
+    non-blocking copy brings it to pinned host memory; :meth:`known` reads it once the copy's event
+    has completed, never waiting. Until then the backward kernel reads ``flag`` itself.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        gen = torch.Generator(device=device).manual_seed(0)
+        a = torch.randn(8191, generator=gen, device=device)
+        y = torch.tanh(torch.randn(8191, generator=gen, device=device) * 2)
+        expected = torch.ops.aten.tanh_backward(a, y)
+        fused = (expected == a * (1.0 - y.double() * y.double()).float()).all()
+        plain = (expected == a * (1.0 - y * y)).all()
+        self.flag = torch.where(fused, 0, torch.where(plain, 1, _NEITHER)).to(torch.int32).reshape(1)
+        self._value: int | None = None
+        self._event = None
+        if device.type == "cuda":
+            self._host = torch.empty(1, dtype=torch.int32, pin_memory=True)
+            self._host.copy_(self.flag, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:  # the interpreter's CPU tensors: nothing to wait for
+            self._value = int(self.flag[0])
+
+    def known(self) -> int:
+        """0 or 1 (the rounding), 2 (neither: replay torch), or 3 (not on the host yet)."""
+        if self._value is None and not torch.cuda.is_current_stream_capturing() and self._event.query():
+            self._value = int(self._host[0])  # pinned memory the copy has filled: no CUDA call
+            if self._value == _NEITHER:
+                warnings.warn(
+                    "ATen's tanh_backward on this device matches neither known rounding; FSQ's Triton "
+                    "backward replays the torch formulation instead (slower, still exact)",
+                    stacklevel=3,
+                )
+        return _PENDING if self._value is None else self._value
+
+
+_PROBES: dict[torch.device, RoundingProbe] = {}
+
+
+def rounding_probe(device: torch.device | str) -> RoundingProbe:
+    """The :class:`RoundingProbe` of ``device`` (started on first use)."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    probe = _PROBES.get(device)
+    if probe is None:
+        with _on_device(device):
+            probe = _PROBES[device] = RoundingProbe(device)
+    return probe
 
 
 def backward_constants(params) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -363,33 +444,44 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
             f"expected float32 z and grad_codes of one shape (R, d), got {z.dtype} {tuple(z.shape)} "
             f"and {grad_codes.dtype} {tuple(grad_codes.shape)}"
         )
-    mode = 2 if params.hard_clamp else tanh_backward_rounding(z.device)
-    if mode is None or _tanh is None:
-        from ._fsq_torch import reference_backward
+    probe = None
+    if params.hard_clamp:
+        mode = 2
+    else:
+        probe = rounding_probe(z.device)
+        mode = probe.known()
+        if mode == _NEITHER or _tanh is None:
+            from ._fsq_torch import reference_backward
 
-        return reference_backward(z, grad_codes, params)
+            return reference_backward(z, grad_codes, params)
     z, grad_codes = z.contiguous(), grad_codes.contiguous()
     rows, d = z.shape
     out = torch.empty_like(z)
     if rows:
         m1, dv, m2, shift = backward_constants(params)
         grid = (triton.cdiv(rows, BLOCK_ROWS),)
-        _fsq_backward_kernel[grid](
-            z,
-            grad_codes,
-            out,
-            m1,
-            dv,
-            m2,
-            shift,
-            rows,
-            D=d,
-            D_PAD=triton.next_power_of_2(d),
-            BLOCK=BLOCK_ROWS,
-            MODE=mode,
-            num_warps=8,
-            **_launch_options(),
-        )
+        with _on_device(z.device):
+            _fsq_backward_kernel[grid](
+                z,
+                grad_codes,
+                out,
+                m1,
+                dv,
+                m2,
+                shift,
+                m1 if probe is None else probe.flag,  # read only in MODE 3
+                rows,
+                D=d,
+                D_PAD=triton.next_power_of_2(d),
+                BLOCK=BLOCK_ROWS,
+                MODE=mode,
+                num_warps=8,
+                **_launch_options(),
+            )
+        if mode == _PENDING:  # until the host knows: neither rounding matched -> the torch formulation
+            from ._fsq_torch import reference_backward
+
+            out = torch.where(probe.flag == _NEITHER, reference_backward(z, grad_codes, params), out)
     return out
 
 
@@ -439,6 +531,7 @@ __all__ = [
     "decode_formulation",
     "forward",
     "level_index_formulation",
+    "rounding_probe",
     "tanh_backward_rounding",
     "unavailable_reason",
 ]

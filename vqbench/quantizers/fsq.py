@@ -432,6 +432,47 @@ class FSQ(nn.Module):
             )
         return FSQOutput(out, indices)
 
+    def encode(self, z: Tensor) -> Tensor:
+        """The indices of :meth:`forward` alone (same layouts), without computing or writing codes.
+
+        vqbench's own method (upstream has none): a tokenizer's encode step. Indices are not
+        differentiable; they follow ``forward``'s for the same input (before noise dropout).
+        """
+        move = self._check_input(z)
+        eager = _eager()
+        x = z.movedim(1, -1) if move else z
+        lead = x.shape[:-1]
+        h = x.reshape(-1, self.dim)
+        if self.has_projections:
+            h = self.project_in(h)
+        h = h.reshape(-1, self.codebook_dim)
+        if self.orthogonal_rotation:
+            h = h @ self.orthogonal_rot.to(h.dtype)
+        if self.force_quantization_f32 and h.dtype not in self.allowed_dtypes:
+            h = h.float()
+        h = h.detach()
+        if self.backend == "reference" or (self.backend == "auto" and h.dtype not in _OP_DTYPES):
+            self._raise_if_non_finite(h)
+            level = self._scale_and_shift(self.quantize(h)).round()
+            indices = self._level_indices_to_indices(level, checked=False)
+            indices = indices.masked_fill(_fsq_ops.non_finite_rows(h), -1)
+            path = "reference"
+        elif eager and _fsq_ops.direct_call_ok(h):
+            runner = self._runner(h)
+            indices = _fsq_ops.run_encode(runner.path, runner.constants, h, self.check_finite)
+            path = runner.path
+        else:
+            indices = torch.ops.vqbench.fsq_encode(
+                h, self.levels, self.preserve_symmetry, self.bound_hard_clamp, self.backend,
+                self.check_finite and eager,
+            )  # fmt: skip
+            path = _fsq_ops.last_path()
+        if eager:
+            self.__dict__["last_backend"] = path
+        if self.keep_num_codebooks_dim:
+            return indices.reshape(*lead, self.num_codebooks)
+        return indices.reshape(lead)
+
     # -- codes and indices ----------------------------------------------------------------------
 
     def _level_indices_to_indices(self, level: Tensor, checked: bool = True) -> Tensor:
@@ -555,6 +596,17 @@ def _describe(t: object) -> str:
     return f"{t.dtype} tensor" if isinstance(t, Tensor) else type(t).__name__
 
 
+class VqbenchFSQAdapter(FSQAdapter):
+    """The protocol adapter of ``vqbench.FSQ``: upstream FSQ's, plus ``encode`` (indices only)."""
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Indices ``x.shape[:-1]`` (plus the codebook axis) of channel-last ``x``, no codes written."""
+        self.check_input(x)
+        flat = x.reshape(-1, self.dim).to(self._dtype_probe.dtype)
+        indices = self.inner.encode(flat[None])[0]
+        return indices.reshape(*x.shape[:-1], *indices.shape[1:])
+
+
 def fsq_quantizer(
     dim: int | None = None,
     codebook_size: int | None = None,
@@ -562,7 +614,7 @@ def fsq_quantizer(
     levels: Sequence[int] | None = None,
     num_codebooks: int = 1,
     **kwargs: Any,
-) -> FSQAdapter:
+) -> VqbenchFSQAdapter:
     """vqbench's FSQ on the suite's protocol: channel-last ``(..., dim)`` in, ``QuantizerOutput`` out.
 
     The registry's ``fsq``. ``codebook_size`` is an operating point (the FSQ paper's levels), or
@@ -584,7 +636,7 @@ def fsq_quantizer(
         )
     inner = FSQ(levels, dim, num_codebooks, codebook_size=codebook_size, **kwargs)
     config = dict(levels=inner.levels, dim=inner.dim, num_codebooks=inner.num_codebooks, **kwargs)
-    return FSQAdapter(
+    return VqbenchFSQAdapter(
         inner,
         dim=inner.dim,
         codebook_size=inner.codebook_size,
@@ -598,4 +650,11 @@ def fsq_quantizer(
 fsq_quantizer.BACKENDS = dict(_fsq_ops.PATH_DEVICES)
 
 
-__all__ = ["DEFAULT_CODEBOOK_SIZE", "FSQ", "FSQOutput", "MAX_CODEBOOK_SIZE", "fsq_quantizer"]
+__all__ = [
+    "DEFAULT_CODEBOOK_SIZE",
+    "FSQ",
+    "FSQOutput",
+    "MAX_CODEBOOK_SIZE",
+    "VqbenchFSQAdapter",
+    "fsq_quantizer",
+]

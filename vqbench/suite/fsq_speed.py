@@ -6,7 +6,7 @@ busy machine slows every contender alike, each operation through the public clas
 - ``inference``: forward without grad, float32, on 1M vectors for levels [8,5,5,5], [8,8,8,6,5]
   and [8,8,8,5,5,5] (every vqbench path), and a size sweep for [8,5,5,5];
 - ``encode``: indices only (upstream's forward indices, compiled on their own so that the
-  compiler may drop the codes);
+  compiler may drop the codes; vqbench's ``FSQ.encode``, whose kernels write no codes);
 - ``decode``: ``indices_to_codes`` at 1M and 4096 indices;
 - ``training``: forward + backward through the straight-through estimator;
 - ``model``: a small model (linear -> FSQ -> linear) compiled whole with ``torch.compile``, with
@@ -172,7 +172,8 @@ def _contenders(section: str, levels: list[int], n: int, device: str, paths: lis
             out[COMPILED] = Contender(_no_grad(lambda: step(x)), path=COMPILED, compiled=True)
         for name in paths:
             m = _ours(levels, device, name)
-            out[f"vqbench:{name}"] = Contender(_no_grad(lambda m=m: pick(m(x))), m)
+            call = m.encode if section == "encode" else (lambda t, m=m: pick(m(t)))  # encode: no codes
+            out[f"vqbench:{name}"] = Contender(_no_grad(lambda call=call: call(x)), m)
     elif section == "decode":
         with torch.no_grad():
             idx = up(_inputs(n, d, device))[1]
