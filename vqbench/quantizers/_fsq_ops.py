@@ -195,6 +195,8 @@ def choose(backend: str, z: Tensor) -> str:
             )
         return backend
     for name in ("triton", "cpu", "torch"):
+        if name == "triton" and z.device.type != "cuda":
+            continue  # Triton's interpreter runs CPU tensors too, when asked for by name only
         if not unavailable_reason(name, z):
             return name
     return "reference"
