@@ -11,7 +11,12 @@ Paths (``backend=``, ``FSQ.BACKENDS``): ``"reference"`` runs upstream's arithmet
 (plain tensor operations, what ``torch.compile`` fuses); ``"torch"``, ``"cpu"`` (a C kernel) and
 ``"triton"`` run inside the custom operator ``torch.ops.vqbench.fsq_quantize`` (``_fsq_ops``), so
 eager, compiled (``fullgraph=True``), exported and traced models run the fused kernels. ``"auto"``
-(default) lets the operator pick the fastest path that can run, per call.
+(default) lets the operator pick the fastest path that can run, per call. Eager calls skip the
+operators' dispatch: they call the same kernels through a lean ``torch.autograd.Function`` on the
+input's own shape, with the path and constants cached per device and dtype (the fixed cost of a
+call: 16 vectors, training step, about 70 us of CPU time where the operators took 160 us);
+graphs that torch.compile, export or ``make_fx`` record still see the operators. ``encode`` gives
+the indices alone, and its kernels write no codes.
 
 Non-finite input, without a host synchronization or a graph break: a row (token) with any NaN/Inf
 gets index -1, outside the codebook; its codes stay upstream's (NaN for NaN, the saturated level for
