@@ -1,7 +1,7 @@
 """FSQ's fused GPU kernel (Triton): one read of the input, one write of codes and of indices.
 
 Importing this module never needs Triton or CUDA; :func:`available` says whether the kernel can
-run. Each program loads a tile of ``BLOCK_ROWS`` rows of ``(R, d)`` input in its own dtype (float32,
+run. Each program loads a tile of ``block_rows(d)`` rows of ``(R, d)`` input in its own dtype (float32,
 bfloat16 or float16, widened to float32 exactly), counts per element the thresholds of
 ``_fsq_thresholds`` that it reaches (computed with the device's own ``tanh``, so the counts are the
 reference's level indices), gathers the code from a small per-channel table already in the output
@@ -57,7 +57,17 @@ if triton is not None:  # pragma: no cover - depends on the Triton version
         except Exception:
             _tanh = getattr(tl.math, "tanh", None)
 
-BLOCK_ROWS = 1024
+BLOCK_ROWS = 1024  # the most rows per program (for 1 or 2 channels): see block_rows
+#: Elements per program: with 8 warps, 8 per thread. At 1024 rows for every width, ptxas (Triton
+#: 3.7.1, sm_90a) gave the forward kernel 148 registers per thread for 4 channels and 243 for 5 or 6
+#: (decode 152 / 225, backward 114 / 215): one block per SM. At 2048 elements: 71 / 62, 48 / 40,
+#: 60 / 64 registers.
+ELEMENTS_PER_PROGRAM = 2048
+
+
+def block_rows(d: int) -> int:
+    """Rows per program for ``d`` channels (padded to a power of two in the kernels)."""
+    return max(64, min(BLOCK_ROWS, ELEMENTS_PER_PROGRAM // triton.next_power_of_2(d)))
 #: Triton's interpreter (``TRITON_INTERPRET=1``, read when this module is imported) runs the kernels
 #: on CPU tensors with numpy: the host functions then accept CPU tensors, so tests check them too.
 INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
@@ -261,7 +271,8 @@ def forward(
     idx = torch.empty(rows, dtype=torch.int32, device=z.device) if with_indices else None
     bad = torch.zeros(1, dtype=torch.int32, device=z.device) if check_finite else None
     if rows:
-        grid = (triton.cdiv(rows, BLOCK_ROWS),)
+        block = block_rows(d)
+        grid = (triton.cdiv(rows, block),)
         dummy = z  # never written: the kernel's flags switch those stores off
         with _on_device(z.device):
             _fsq_kernel[grid](
@@ -277,7 +288,7 @@ def forward(
                 D_PAD=triton.next_power_of_2(d),
                 J=thresholds.shape[1],
                 L_MAX=table.shape[1],
-                BLOCK=BLOCK_ROWS,
+                BLOCK=block,
                 WITH_CODES=with_codes,
                 WITH_INDICES=with_indices,
                 CHECK=check_finite,
@@ -308,7 +319,8 @@ def decode(indices: Tensor, table: Tensor, basis: Tensor, *, check_range: bool =
     codes = torch.empty((rows, d), dtype=table.dtype, device=indices.device)
     bad = torch.zeros(1, dtype=torch.int32, device=indices.device) if check_range else codes
     if rows:
-        grid = (triton.cdiv(rows, BLOCK_ROWS),)
+        block = block_rows(d)
+        grid = (triton.cdiv(rows, block),)
         with _on_device(indices.device):
             _fsq_decode_kernel[grid](
                 flat,
@@ -321,9 +333,9 @@ def decode(indices: Tensor, table: Tensor, basis: Tensor, *, check_range: bool =
                 D_PAD=triton.next_power_of_2(d),
                 L_MAX=table.shape[1],
                 L_PAD=triton.next_power_of_2(table.shape[1]),
-                BLOCK=BLOCK_ROWS,
+                BLOCK=block,
                 CHECK=check_range,
-                num_warps=4,
+                num_warps=8,
             )
     if check_range and rows and int(bad.item()):
         raise ValueError(f"expected indices inside the codebook, got {int(bad.item())} value(s) outside it")
@@ -459,7 +471,8 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
     out = torch.empty_like(z)
     if rows:
         m1, dv, m2, shift = backward_constants(params)
-        grid = (triton.cdiv(rows, BLOCK_ROWS),)
+        block = block_rows(d)
+        grid = (triton.cdiv(rows, block),)
         with _on_device(z.device):
             _fsq_backward_kernel[grid](
                 z,
@@ -473,7 +486,7 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
                 rows,
                 D=d,
                 D_PAD=triton.next_power_of_2(d),
-                BLOCK=BLOCK_ROWS,
+                BLOCK=block,
                 MODE=mode,
                 num_warps=8,
                 **_launch_options(),
@@ -523,6 +536,7 @@ def backward_formulation(z: Tensor, grad_codes: Tensor, params, rounding: int) -
 
 __all__ = [
     "BLOCK_ROWS",
+    "block_rows",
     "available",
     "backward",
     "backward_constants",
