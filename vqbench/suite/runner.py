@@ -400,6 +400,12 @@ def prepare_run(
             raise ValueError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
         run_id = st.resolve_run(resume)
         info = st.run_info(run_id)
+        if info["status"] == "running":  # its writer is alive (run_info says "died" otherwise)
+            from vqbench.results._store import RunBusyError, _busy_message
+
+            raise RunBusyError(_busy_message(run_id, info["config"]))
+        if (info.get("config") or {}).get("imported"):
+            raise ValueError(f"run {run_id} was imported from a file; only runs measured here can be resumed")
         plan = _plan_from_run(info)
         if timeout is not None:
             plan.timeouts = {c.cell_id: float(timeout) for c in plan.cells}
