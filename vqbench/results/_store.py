@@ -277,10 +277,13 @@ class ResultStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("BEGIN IMMEDIATE")
-            for sql in _schema_sql():
-                conn.execute(sql)
-            conn.execute("COMMIT")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if not {"runs", "results", "results_run", "results_metric"} <= tables or version != SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                for sql in _schema_sql():
+                    conn.execute(sql)
+                conn.execute("COMMIT")
             return conn
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open result store {self.path} for writing: {exc}") from exc
