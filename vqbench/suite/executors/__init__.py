@@ -44,7 +44,7 @@ class ExecutorSettings:
     folder: str | None = None
     cluster: str | None = None  # submitit's cluster: "slurm" (default) or "local" (tests, no Slurm)
     host: str | None = None  # the coordinator's address as jobs reach it (default: its hostname)
-    bind: str = "0.0.0.0"
+    bind: str | None = None  # the interface to listen on (default: the address ``host`` resolves to)
     start_timeout: float = 600.0  # seconds a running job may take to connect (queue time not counted)
     # ray
     address: str | None = None
