@@ -243,7 +243,6 @@ class _Progress:
         self.bar = None
         self.counts = {"err": 0, "skip": 0}
         if enabled and total:
-            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -253,6 +252,8 @@ class _Progress:
                 TimeRemainingColumn,
             )
             from rich.table import Column
+
+            from vqbench._console import safe_console_class
 
             self.bar = Progress(
                 TextColumn("[bold]{task.fields[title]}"),
@@ -266,7 +267,7 @@ class _Progress:
                     "{task.description}",
                     table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=10),
                 ),
-                console=Console(stderr=True),
+                console=safe_console_class()(stderr=True),
                 expand=True,
             )
             self.task = self.bar.add_task("", total=total, title=title, problems="")
