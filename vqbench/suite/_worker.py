@@ -47,6 +47,7 @@ class WorkerSetup:
     cpus: tuple[int, ...] | None = None
     pinned_gpu: str | None = None
     executor: str = "local"
+    shared_cpus: tuple[int, ...] | None = None  # cores another run on this machine holds too
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -85,6 +86,8 @@ def worker_fingerprint(setup: WorkerSetup | None = None) -> dict[str, Any]:
     }
     if hasattr(os, "sched_getaffinity"):
         info["cpus"] = sorted(os.sched_getaffinity(0))
+    if setup is not None and setup.shared_cpus:
+        info["shared_cpus"] = list(setup.shared_cpus)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         info["cuda_visible_devices"] = visible

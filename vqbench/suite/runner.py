@@ -527,14 +527,18 @@ def _run(st: Any, prepared: Prepared, progress: bool) -> str:
 
     plan, todo, settings = prepared.plan, prepared.todo, prepared.settings
     pool = _make_pool(plan, todo, settings)
-    if prepared.run_id is not None:
-        run_id = prepared.run_id
-        info = st.run_info(run_id)
-        st.start_run(info["suite"], info["environment"], run_id=run_id)
-    else:
-        assert prepared.profile is not None
-        environment = environment_fingerprint(threads=plan.threads)
-        run_id = st.start_run(prepared.profile.name, environment, config=prepared.config)
+    try:
+        if prepared.run_id is not None:
+            run_id = prepared.run_id
+            info = st.run_info(run_id)
+            st.start_run(info["suite"], info["environment"], run_id=run_id)
+        else:
+            assert prepared.profile is not None
+            environment = environment_fingerprint(threads=plan.threads)
+            run_id = st.start_run(prepared.profile.name, environment, config=prepared.config)
+    except BaseException:
+        pool.close(cancel=True)  # nothing started; its cores are free again
+        raise
     with _Progress(len(todo), progress, plan.suite) as bar:
         runner = _Runner(plan, st, run_id, todo, bar, pool)
         try:

@@ -134,11 +134,13 @@ def make_executor(
     n_cells = max(1, len(cells))
     uses_cuda = any(c.device.startswith("cuda") for c in cells)
     if settings.kind == "local":
-        from .local import LocalExecutor, available_cpus, plan_workers, visible_gpus
+        from .local import LocalExecutor, available_cpus, claim_and_plan, visible_gpus
 
         gpus = visible_gpus() if uses_cuda else []
-        pins = plan_workers(cells, workers, threads, available_cpus(), gpus)
-        return LocalExecutor(pins[:n_cells], setup)
+        pins, claims, shared = claim_and_plan(cells, workers, threads, available_cpus(), gpus)
+        pins = pins[:n_cells]
+        claims.keep({c for pin in pins for c in (pin.cpus or ())})
+        return LocalExecutor(pins, setup, claims, [c for c in shared if any(c in (p.cpus or ()) for p in pins)])
     if settings.kind == "slurm":
         from .slurm import SlurmExecutor
 
