@@ -309,3 +309,32 @@ def test_a_corrupt_store_gets_no_journal_files_beside_it(tmp_path):
     with pytest.raises(StoreError):
         ResultStore(path)
     assert _listing(tmp_path) == before
+
+
+# -- a valid store in a folder this user cannot write ---------------------------------------------
+def test_a_store_in_a_read_only_folder_is_read_by_results_and_report(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    store = folder / "results.sqlite"
+    run = _finished_run(store)
+    before = _listing(folder)
+    if os.geteuid() == 0:  # permissions do not bind root: the folder is read-only as far as vqbench asks
+        import vqbench.results._store as store_module
+
+        real = os.access
+        monkeypatch.setattr(store_module.os, "access",
+                            lambda p, mode: False if Path(p).resolve() == folder.resolve() else real(p, mode))
+    else:
+        folder.chmod(0o555)
+    try:
+        assert main(["results", "--store", str(store)]) == 0
+        assert main(["results", run, "--store", str(store)]) == 0
+        assert main(["report", run, "--store", str(store), "--out", str(tmp_path / "r")]) == 0
+        err = capsys.readouterr().err
+        assert "corrupt" not in err
+        assert (tmp_path / "r" / "report.md").is_file()
+        assert _listing(folder) == before  # nothing written beside it
+        assert main(["run", "--store", str(store), "--no-progress"]) == 2  # writing is refused, clearly
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        folder.chmod(0o755)
