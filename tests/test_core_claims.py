@@ -16,8 +16,10 @@ from vqbench.results import ResultStore
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "tests" / "plugins" / "escape_profile.toml"
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
-                                reason="needs two cores and CPU affinity")
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs two cores and CPU affinity",
+)
 
 _HOLDER = textwrap.dedent(
     """
@@ -40,16 +42,36 @@ def _env() -> dict:
 def _hold(tmp_path: Path, threads: int) -> tuple[subprocess.Popen, list[int]]:
     script = tmp_path / "holder.py"
     script.write_text(_HOLDER)
-    proc = subprocess.Popen([sys.executable, str(script), str(threads)], env=_env(), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(threads)],
+        env=_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     cores = [c for pin in json.loads(proc.stdout.readline()) for c in pin]
     return proc, cores
 
 
 def _run_cores(tmp_path: Path) -> list[dict]:
     store = tmp_path / "s.sqlite"
-    proc = subprocess.run([sys.executable, "-m", "vqbench.cli", "run", "--store", str(store), "--no-progress",
-                           "--suite", str(PROFILE)], env=_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vqbench.cli",
+            "run",
+            "--store",
+            str(store),
+            "--no-progress",
+            "--suite",
+            str(PROFILE),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with ResultStore(store, readonly=True) as st:
         extra = json.loads(st.rows(st.resolve_run("latest"))["extra"].iloc[0])

@@ -17,8 +17,19 @@ from vqbench.suite.profiles import ProfileError, load_profile
 
 #: Parameters for which 0 is a meaningful value (no training, no warm-up, no checks, ...).
 ZERO_OK = {
-    "train_steps", "steps", "warmup", "eval_every", "min_steps", "loss_tol", "util_tol", "lr_cuts",
-    "monitor_samples", "aux_loss_weight", "min_tokens_per_code", "reconstructions", "ceiling_steps",
+    "train_steps",
+    "steps",
+    "warmup",
+    "eval_every",
+    "min_steps",
+    "loss_tol",
+    "util_tol",
+    "lr_cuts",
+    "monitor_samples",
+    "aux_loss_weight",
+    "min_tokens_per_code",
+    "reconstructions",
+    "ceiling_steps",
 }
 DATASET = {"usage": "gaussian-mixture", "reconstruction": "digits"}
 
@@ -34,8 +45,18 @@ def _toml(value) -> str:
 
 
 def _profile(tmp_path: Path, kind: str, key: str, value) -> Path:
-    lines = ["[suite]", 'quantizers = ["fsq"]', 'devices = ["cpu"]', 'backends = ["eager"]', "seeds = [0]",
-             "codebook_sizes = [256]", "", "[benchmarks.b]", f'kind = "{kind}"', f"{key} = {_toml(value)}"]
+    lines = [
+        "[suite]",
+        'quantizers = ["fsq"]',
+        'devices = ["cpu"]',
+        'backends = ["eager"]',
+        "seeds = [0]",
+        "codebook_sizes = [256]",
+        "",
+        "[benchmarks.b]",
+        f'kind = "{kind}"',
+        f"{key} = {_toml(value)}",
+    ]
     if kind in DATASET:
         lines.append(f'datasets = ["{DATASET[kind]}"]')
     path = tmp_path / f"{kind}-{key}.toml"
@@ -75,7 +96,9 @@ def test_every_engine_parameter_has_a_rule():
 
 @pytest.mark.parametrize(("kind", "key", "value"), list(_walk()))
 def test_each_bad_engine_value_is_refused_before_the_run(tmp_path, kind, key, value):
-    profile = load_profile(_profile(tmp_path, kind, key, value)) if not isinstance(value, list) or value else None
+    profile = (
+        load_profile(_profile(tmp_path, kind, key, value)) if not isinstance(value, list) or value else None
+    )
     if profile is None:  # an empty list: the profile loader or the pre-check refuses it
         with pytest.raises(ProfileError):
             profile = load_profile(_profile(tmp_path, kind, key, value))

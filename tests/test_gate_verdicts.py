@@ -59,7 +59,10 @@ def test_a_run_that_died_part_way_fails_the_gate_with_its_own_code(history, tmp_
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, str(script), str(history), str(tmp_path / "rows.json"), json.dumps(ENV)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == -signal.SIGKILL
     run_id = proc.stdout.strip()

@@ -18,8 +18,14 @@ CONTROLS = ("\x1b", "\x07", "\r", "\u202e")
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "vqbench.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "vqbench.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def _clean(text: str) -> bool:
@@ -35,8 +41,17 @@ def test_printable_escapes_controls_and_keeps_plain_text():
 
 def test_escape_sequences_in_a_plugin_error_reach_neither_terminal_nor_markdown(tmp_path):
     store = tmp_path / "s.sqlite"
-    run = _cli("run", "--store", str(store), "--no-progress", "--quantizers", f"{PLUGIN}:Hostile",
-               "--suite", str(ROOT / "tests" / "plugins" / "escape_profile.toml"), cwd=tmp_path)
+    run = _cli(
+        "run",
+        "--store",
+        str(store),
+        "--no-progress",
+        "--quantizers",
+        f"{PLUGIN}:Hostile",
+        "--suite",
+        str(ROOT / "tests" / "plugins" / "escape_profile.toml"),
+        cwd=tmp_path,
+    )
     assert run.returncode in (1, 3), run.stderr
     assert _clean(run.stdout) and _clean(run.stderr), repr(run.stdout[-800:])
     assert "\\x1b]0;owned" in run.stdout  # shown, escaped
@@ -57,10 +72,24 @@ def test_escape_sequences_in_an_imported_file_are_shown_escaped(tmp_path):
     doc = {
         "format": "vqbench-results",
         "version": 1,
-        "run": {"run_id": "imp\x1b]0;title\x07", "suite": "quick\x1b[2J", "status": "finished",
-                "environment": {"cpu": "x\x1b[31m"}, "config": {}},
-        "rows": [{"benchmark": "usage", "quantizer": "q\x1b[5m", "metric": "utilization", "value": 0.5,
-                  "unit": "", "cell_id": "c", "time": "2026-01-01T00:00:00+00:00"}],
+        "run": {
+            "run_id": "imp\x1b]0;title\x07",
+            "suite": "quick\x1b[2J",
+            "status": "finished",
+            "environment": {"cpu": "x\x1b[31m"},
+            "config": {},
+        },
+        "rows": [
+            {
+                "benchmark": "usage",
+                "quantizer": "q\x1b[5m",
+                "metric": "utilization",
+                "value": 0.5,
+                "unit": "",
+                "cell_id": "c",
+                "time": "2026-01-01T00:00:00+00:00",
+            }
+        ],
     }
     path = tmp_path / "hostile.json"
     path.write_text(json.dumps(doc))

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from vqbench.suite._worker import WorkerSetup
-from vqbench.suite.executors import ExecutorSettings
-from vqbench.suite.executors import _wire
+from vqbench.suite.executors import ExecutorSettings, _wire
 from vqbench.suite.executors._base import Done, StartFailed
 from vqbench.suite.executors._connections import Slot
 
@@ -146,8 +145,13 @@ def test_a_pickle_with_reduce_runs_nothing_and_is_refused(tmp_path):
 
 def test_forged_results_from_a_wrong_key_or_token_store_nothing(tmp_path):
     executor = _coordinator(tmp_path)
-    forged = _wire.encode({"type": "result", "index": 0, "outcome": {"status": "ok", "seconds": 1.0,
-                                                                    "figures": [{"metric": "m", "value": 1e9}]}})
+    forged = _wire.encode(
+        {
+            "type": "result",
+            "index": 0,
+            "outcome": {"status": "ok", "seconds": 1.0, "figures": [{"metric": "m", "value": 1e9}]},
+        }
+    )
     try:
         slot = _fake_slot(executor)
         slot.ready, slot.task = True, (0, None)
@@ -158,7 +162,7 @@ def test_forged_results_from_a_wrong_key_or_token_store_nothing(tmp_path):
                 sock.sendall(_frame(forged))
             except (OSError, _wire.ProtocolError):
                 pass  # refused during the handshake
-            assert _wait_until(lambda: not _recv_open(sock), 10)
+            assert _wait_until(lambda s=sock: not _recv_open(s), 10)
             sock.close()
         assert _events(executor, 1.0) == []
         assert slot.conn is None and slot.task == (0, None)
@@ -209,8 +213,14 @@ def test_a_cell_round_trips_as_json_through_a_real_job(tmp_path):
     from vqbench.suite.cells import Cell
 
     executor = _coordinator(tmp_path, WorkerSetup(threads=1), start_timeout=240)
-    cell = Cell(suite="t", benchmark="usage", quantizer="fsq", config={"codebook_size": 256},
-                dataset="gaussian", params={"train_steps": 2, "batch": 64})
+    cell = Cell(
+        suite="t",
+        benchmark="usage",
+        quantizer="fsq",
+        config={"codebook_size": 256},
+        dataset="gaussian",
+        params={"train_steps": 2, "batch": 64},
+    )
     try:
         executor._fill()
         done: list = []

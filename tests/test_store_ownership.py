@@ -40,8 +40,15 @@ def _wait_for(path: Path, timeout: float = 120.0) -> None:
 
 
 def _row(**kw):
-    row = {"benchmark": "usage", "quantizer": "fsq", "metric": "utilization", "value": 0.5, "unit": "",
-           "higher_is_better": True, "cell_id": "c0"}
+    row = {
+        "benchmark": "usage",
+        "quantizer": "fsq",
+        "metric": "utilization",
+        "value": 0.5,
+        "unit": "",
+        "higher_is_better": True,
+        "cell_id": "c0",
+    }
     row.update(kw)
     return row
 
@@ -95,11 +102,24 @@ def test_a_refused_run_never_removes_the_store_another_run_writes(tmp_path):
     script.write_text(_OTHER_RUN)
     store = tmp_path / "new.sqlite"
     env = {**_env(), "GATE_DIR": str(gate)}
-    other = subprocess.Popen([sys.executable, str(script), str(store)], env=env, stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen(
+        [sys.executable, str(script), str(store)], env=env, stdout=subprocess.PIPE, text=True
+    )
     refused = subprocess.run(
-        [sys.executable, str(refuser), "run", "--store", str(store), "--no-progress",
-         "--suite", str(tmp_path / "no-such-profile.toml")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(refuser),
+            "run",
+            "--store",
+            str(store),
+            "--no-progress",
+            "--suite",
+            str(tmp_path / "no-such-profile.toml"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     (gate / "a_done").touch()
     out, _ = other.communicate(timeout=120)
@@ -137,7 +157,9 @@ def test_resume_of_a_run_that_is_still_being_written_is_refused(tmp_path, capsys
     script = tmp_path / "live.py"
     script.write_text(_LIVE_RUN)
     store = tmp_path / "s.sqlite"
-    live = subprocess.Popen([sys.executable, str(script), str(store)], env=_env(), stdout=subprocess.PIPE, text=True)
+    live = subprocess.Popen(
+        [sys.executable, str(script), str(store)], env=_env(), stdout=subprocess.PIPE, text=True
+    )
     try:
         run_id = live.stdout.readline().strip()
         assert run_id
@@ -165,8 +187,9 @@ def test_of_two_resumes_at_once_one_wins(tmp_path):
         run = st.start_run("quick", ENV)
         st.finish_run(run, "interrupted")
     script = tmp_path / "claim.py"
-    script.write_text(textwrap.dedent(
-        """
+    script.write_text(
+        textwrap.dedent(
+            """
         import sys, time
         from vqbench.results import ResultStore
         from vqbench.results._store import RunBusyError
@@ -179,9 +202,14 @@ def test_of_two_resumes_at_once_one_wins(tmp_path):
         print("claimed", flush=True)
         time.sleep(20)
         """
-    ))
-    procs = [subprocess.Popen([sys.executable, str(script), str(path), run], env=_env(), stdout=subprocess.PIPE,
-                              text=True) for _ in range(3)]
+        )
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(path), run], env=_env(), stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     try:
         answers = sorted(p.stdout.readline().strip() for p in procs)
     finally:
@@ -322,8 +350,11 @@ def test_a_store_in_a_read_only_folder_is_read_by_results_and_report(tmp_path, m
         import vqbench.results._store as store_module
 
         real = os.access
-        monkeypatch.setattr(store_module.os, "access",
-                            lambda p, mode: False if Path(p).resolve() == folder.resolve() else real(p, mode))
+        monkeypatch.setattr(
+            store_module.os,
+            "access",
+            lambda p, mode: False if Path(p).resolve() == folder.resolve() else real(p, mode),
+        )
     else:
         folder.chmod(0o555)
     try:

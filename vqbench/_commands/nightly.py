@@ -130,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
 
             console.print(f"re-measuring {len(suspects)} suspect cell(s) before reporting", highlight=False)
             confirm = remeasure_cells(store, run_id, suspects, progress=not args.no_progress)
-            outcome = gate_run(store, run_id, config, confirm_run=confirm, include_imported=args.include_imported)
+            outcome = gate_run(
+                store, run_id, config, confirm_run=confirm, include_imported=args.include_imported
+            )
         baseline = None if str(args.baseline).lower() in ("", "none") else args.baseline
         doc = nightly_document(store, outcome, baseline=baseline)
         _record_verdict(store, run_id, outcome)
@@ -158,7 +160,8 @@ def _record_verdict(store, run_id: str, outcome) -> None:
     gate = outcome.gate
     status = "regression" if gate.regressed else ("incomplete" if gate.incomplete else "pass")
     try:
-        store.update_config(run_id, gate={"status": status, "time": utc_now(), "history": len(gate.history_runs)})
+        verdict = {"status": status, "time": utc_now(), "history": len(gate.history_runs)}
+        store.update_config(run_id, gate=verdict)
     except StoreError:  # a read-only store: the verdict is in summary.json
         pass
 

@@ -246,7 +246,9 @@ class ResultStore:
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the folder {parent} for result store {self.path}: {exc}") from exc
+            raise StoreError(
+                f"cannot create the folder {parent} for result store {self.path}: {exc}"
+            ) from exc
         tmp = parent / f".{self.path.name}.new-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             conn = sqlite3.connect(str(tmp), isolation_level=None)
@@ -277,9 +279,11 @@ class ResultStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+            names = conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")
+            tables = {r[0] for r in names}
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if not {"runs", "results", "results_run", "results_metric"} <= tables or version != SCHEMA_VERSION:
+            wanted = {"runs", "results", "results_run", "results_metric"}
+            if not wanted <= tables or version != SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
                 for sql in _schema_sql():
                     conn.execute(sql)
@@ -381,7 +385,8 @@ class ResultStore:
 
         def claim(conn: sqlite3.Connection) -> bool:
             """Reopen the existing run (checked and taken in one transaction), or False."""
-            found = conn.execute("SELECT suite, status, config FROM runs WHERE run_id = ?", (run_id,)).fetchall()
+            sql = "SELECT suite, status, config FROM runs WHERE run_id = ?"
+            found = conn.execute(sql, (run_id,)).fetchall()
             if not found:
                 return False
             old_suite, status, old_config = found[0]
@@ -451,7 +456,8 @@ class ResultStore:
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchall():
                 raise ValueError(f"run {run_id} already exists in {self.path}")
             conn.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({marks})", values)
-            conn.executemany(f"INSERT INTO results ({', '.join(ROW_COLUMNS)}) VALUES ({row_marks})", normalized)
+            sql = f"INSERT INTO results ({', '.join(ROW_COLUMNS)}) VALUES ({row_marks})"
+            conn.executemany(sql, normalized)
 
         self._transaction(work)
         return run_id
@@ -461,7 +467,8 @@ class ResultStore:
         self._require_run(run_id)
 
         def work(conn: sqlite3.Connection) -> None:
-            old = json.loads(conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0])
+            row = conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            old = json.loads(row[0])
             new = canonical_json({**old, **entries}, "run config")
             conn.execute("UPDATE runs SET config = ? WHERE run_id = ?", (new, run_id))
 

@@ -184,7 +184,8 @@ def serve(conn: Any, setup: WorkerSetup) -> None:
     try:
         loaded, info = prepare(setup)
     except BaseException as exc:
-        _wire.send(conn, {"type": "fatal", "message": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"})
+        message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        _wire.send(conn, {"type": "fatal", "message": message})
         return
     _wire.send(conn, {"type": "ready", "info": info})
     while True:

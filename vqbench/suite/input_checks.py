@@ -165,7 +165,9 @@ def _power_of_two(params: dict, name: str) -> None:
 def _int_list(params: dict, name: str) -> None:
     values = params[name] if isinstance(params[name], list) else [params[name]]
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(f"param {name!r} must be a non-empty list of positive integers, got {params[name]!r}")
+        raise ValueError(
+            f"param {name!r} must be a non-empty list of positive integers, got {params[name]!r}"
+        )
 
 
 def _sections(params: dict, name: str) -> None:
@@ -246,10 +248,11 @@ def check_engine_values(profile: Profile, cells: list[Cell]) -> None:
         key = f"{cell.benchmark}:{cell.params!r}"
         label = label_of.get(cell.benchmark, cell.benchmark)
         if cell.benchmark in NEEDS_DATASET and not cell.dataset:
+            given = list(profile.benchmarks[label].datasets) if label in profile.benchmarks else []
             raise profile.error(
                 f"benchmarks.{label}.datasets",
                 f"the {cell.benchmark} benchmark needs a dataset: expected a non-empty list of dataset "
-                f"names, got {list(profile.benchmarks[label].datasets) if label in profile.benchmarks else []}",
+                f"names, got {given}",
             )
         if key in seen:
             continue

@@ -140,7 +140,8 @@ def make_executor(
         pins, claims, shared = claim_and_plan(cells, workers, threads, available_cpus(), gpus)
         pins = pins[:n_cells]
         claims.keep({c for pin in pins for c in (pin.cpus or ())})
-        return LocalExecutor(pins, setup, claims, [c for c in shared if any(c in (p.cpus or ()) for p in pins)])
+        used = {c for pin in pins for c in (pin.cpus or ())}
+        return LocalExecutor(pins, setup, claims, [c for c in shared if c in used])
     if settings.kind == "slurm":
         from .slurm import SlurmExecutor
 

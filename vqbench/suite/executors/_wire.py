@@ -213,7 +213,9 @@ def serve_handshake(sock: socket.socket, key: bytes, timeout: float = HANDSHAKE_
     return hello["token"]
 
 
-def client_handshake(sock: socket.socket, key: bytes, token: str, timeout: float = HANDSHAKE_TIMEOUT_S) -> None:
+def client_handshake(
+    sock: socket.socket, key: bytes, token: str, timeout: float = HANDSHAKE_TIMEOUT_S
+) -> None:
     """The worker's side of :func:`serve_handshake`."""
     sock.settimeout(timeout)
     challenge = _recv_frame(sock)

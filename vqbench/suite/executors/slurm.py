@@ -8,10 +8,11 @@ after that is schema-checked JSON, so nothing a connection sends can run code he
 are accepted on a thread of their own and authenticated each on its own, under a timeout, so an
 idle or foreign connection delays no worker. The listener binds the address that the jobs reach
 (``host``: this machine's name as the cluster resolves it), not every interface, unless ``bind``
-says otherwise; submitit's local cluster binds 127.0.0.1. Rows travel back over that connection: workers never open the result store (SQLite over a
-network file system corrupts). A job that is preempted, cancelled, hits its time limit or is lost
-with its node takes its cell with it: the cell is run again once on another job, then recorded as an
-error; a new job replaces the lost one. Job folders (logs, pickles) live under ``folder``.
+says otherwise; submitit's local cluster binds 127.0.0.1. Rows travel back over that connection:
+workers never open the result store (SQLite over a network file system corrupts). A job that is
+preempted, cancelled, hits its time limit or is lost with its node takes its cell with it: the cell
+is run again once on another job, then recorded as an error; a new job replaces the lost one. Job
+folders (logs, pickles) live under ``folder``.
 
 ``cluster="local"`` runs the same jobs through submitit's local executor (processes on this machine,
 real job folders and pickling): the tests use it, and so can a machine without Slurm.
@@ -135,7 +136,8 @@ class SlurmExecutor(ConnectionPool):
         listener.settimeout(0.5)
         self.listener = listener
         self.address = (host, listener.getsockname()[1])
-        threading.Thread(target=self._accept, args=(listener,), name="vqbench-slurm-accept", daemon=True).start()
+        accept = threading.Thread(target=self._accept, args=(listener,), name="vqbench-accept", daemon=True)
+        accept.start()
 
     def _accept(self, listener: socket.socket) -> None:
         """Accept connections and hand each to a thread of its own: none waits on another."""
