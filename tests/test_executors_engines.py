@@ -203,3 +203,29 @@ def test_a_cancelled_slurm_job_has_its_cell_run_again_on_a_new_job(slurm_cluster
     extras = [json.loads(e) for e in slow["extra"]]
     assert {e["attempts"] for e in extras} == {2}
     assert {e["worker"]["slurm_job_id"] for e in extras} != {cancelled[0]}  # ran on a new job
+
+
+def test_sigterm_on_a_ray_run_exits_130_like_the_others(tmp_path):
+    pytest.importorskip("ray", reason="the ray executor needs: pip install 'vqbench[ray]'")
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "worker.pid"
+    path = profile(tmp_path, ["fsq", f"{PLUG}:Slow"])
+    store = tmp_path / "r.sqlite"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "VQBENCH_TEST_PID_FILE": str(pid_file), "VQBENCH_TEST_SLOW_S": "300",
+           "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vqbench.cli", "run", "--suite", str(path), "--store", str(store),
+         "--executor", "ray", "--workers", "1", "--no-progress"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    end = time.monotonic() + 300
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < end:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "interrupted after" in out

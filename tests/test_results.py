@@ -187,6 +187,8 @@ def test_default_path_and_environment_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("VQBENCH_STORE", raising=False)
     with ResultStore() as st:
         assert st.path == Path(".vqbench/results.sqlite")
+        assert not st.path.exists()  # the file appears at the first write
+        st.start_run("quick", ENV)
     assert (tmp_path / ".vqbench" / "results.sqlite").is_file()
     monkeypatch.setenv("VQBENCH_STORE", str(tmp_path / "elsewhere" / "x.sqlite"))
     with pytest.raises(StoreError, match="does not exist"):  # a folder is never created silently
@@ -194,6 +196,7 @@ def test_default_path_and_environment_variable(tmp_path, monkeypatch):
     (tmp_path / "elsewhere").mkdir()
     with ResultStore() as st:
         assert st.path == tmp_path / "elsewhere" / "x.sqlite"
+        st.start_run("quick", ENV)
     assert (tmp_path / "elsewhere" / "x.sqlite").is_file()
 
 
@@ -292,17 +295,19 @@ def test_unwritable_location_is_reported(tmp_path):
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
 def test_read_only_store_is_reported(tmp_path):
     path = tmp_path / "s.sqlite"
-    ResultStore(path).close()
+    with ResultStore(path) as st:
+        st.finish_run(st.start_run("quick", ENV))
     path.chmod(0o444)
     with pytest.raises(StoreError, match="not writable"):
         ResultStore(path)
     with ResultStore(path, readonly=True) as st:
-        assert st.runs().empty
+        assert len(st.runs()) == 1
 
 
 def test_readonly_store_refuses_writes(tmp_path):
     path = tmp_path / "s.sqlite"
-    ResultStore(path).close()
+    with ResultStore(path) as st:
+        st.start_run("quick", ENV)
     with ResultStore(path, readonly=True) as st, pytest.raises(StoreError, match="read-only"):
         st.start_run("quick", ENV)
 

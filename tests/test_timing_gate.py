@@ -148,9 +148,18 @@ def test_a_real_slowdown_is_a_suspect_then_confirmed_or_cleared(tmp_path):
 
 def test_judge_needs_all_three_tests_and_uses_the_history_after_a_step():
     past = [(f"r{i}", 1.0 * (1.3 if i >= 4 else 1.0), [1.0 * (1.3 if i >= 4 else 1.0)] * 5) for i in range(8)]
-    verdict = judge(1.32, [1.32] * 9, past, threshold=0.1, noise_k=3.5, pooled_sigma=0.02, min_history=3)
+    # a step to slower stays flagged until a run at or after it is accepted
+    held = judge(1.32, [1.32] * 9, past, threshold=0.1, noise_k=3.5, pooled_sigma=0.02, min_history=3)
+    assert held["status"] == "suspect" and "nightly --accept" in held["reason"]
+    assert abs(held["baseline"] - 1.0) < 1e-9
+    verdict = judge(1.32, [1.32] * 9, past, threshold=0.1, noise_k=3.5, pooled_sigma=0.02, min_history=3,
+                    accepted={"r5"})
     assert verdict["status"] == "ok" and "step change at run r4" in verdict["reason"]
     assert abs(verdict["baseline"] - 1.3) < 1e-9
+    # a step to faster becomes the baseline by itself
+    faster = [(rid, 1 / v, [1 / s for s in ss]) for rid, v, ss in past]
+    quick = judge(0.77, [0.77] * 9, faster, threshold=0.1, noise_k=3.5, pooled_sigma=0.02, min_history=3)
+    assert quick["status"] == "ok" and abs(quick["baseline"] - 1 / 1.3) < 1e-9
     small = judge(1.08, [1.08] * 9, past[:4], threshold=0.1, noise_k=3.5, pooled_sigma=0.0, min_history=3)
     assert small["status"] == "ok" and "within the threshold" in small["reason"]
     assert slower_p_value([2.0] * 9, [1.0] * 9) < 0.01 and slower_p_value([1.0] * 9, [1.0] * 9) > 0.5

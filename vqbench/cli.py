@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, KeyError, FileNotFoundError, RuntimeError, ImportError) as exc:
-        print(f"vqbench {args.command}: error: {exc}", file=sys.stderr)
+        from vqbench._text import printable
+
+        print(f"vqbench {args.command}: error: {printable(exc)}", file=sys.stderr)
         return 2
 
 

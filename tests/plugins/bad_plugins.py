@@ -33,3 +33,14 @@ class Marked(NaNCodes):
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
         raise ValueError("closing tag [/x] and [bold]not bold[/bold] in an error")
+
+
+#: A window title, a cleared screen, a colour and a right-to-left override, in one error message.
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[31mred\u202eevil\r"
+
+
+class Hostile(NaNCodes):
+    """Fails with an error text full of terminal escape sequences."""
+
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        raise ValueError(f"bad {HOSTILE} end")

@@ -69,6 +69,19 @@ class Slow(_Rounding):
         return super().forward(x)
 
 
+class StuckInC(_Rounding):
+    """Writes its pid, then sleeps in C with the GIL held (``ctypes.PyDLL`` keeps it): no Python
+    thread of the worker runs again."""
+
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        import ctypes
+
+        with open(os.environ["VQBENCH_TEST_PID_FILE"], "w") as fh:
+            fh.write(str(os.getpid()))
+        ctypes.PyDLL(None).sleep(int(os.environ.get("VQBENCH_TEST_SLOW_S", "120")))
+        return super().forward(x)
+
+
 class CrashingOnce(_Rounding):
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
         mark = os.environ["VQBENCH_TEST_CRASH_MARK"]

@@ -6,12 +6,20 @@ the history's noise band; quality figures (usage, PSNR, MSE) regress beyond abso
 a figure that measured before and fails now regresses. Thresholds per metric and per quantizer
 pattern come from a TOML file (--config; see vqbench.reports.thresholds).
 
-Writes nightly.html, nightly.md (+ figures) and summary.json; exits 1 on a regression, else 0.
+Writes nightly.html, nightly.md (+ figures) and summary.json. Exit codes: 0 pass; 1 a regression;
+4 the run cannot be judged whole (it is not finished, or figures that its history measured are
+missing); 2 bad input.
+
+A run with a regression stays out of the history, so a lasting slowdown is flagged every night
+(never silently the new baseline) until it is accepted: `vqbench nightly --accept RUN` records
+that in the store, and from then on that run (and a step change it shows) is the baseline.
+Imported runs (`vqbench results --import`) join the history only with --include-imported.
 
 Examples:
   vqbench nightly --suite full
   vqbench nightly --suite standard --config thresholds.toml --out /srv/nightly/$(date +%F)
   vqbench nightly --run latest            # gate a stored run without running anything
+  vqbench nightly --accept 20260102-030405-abc123   # the slowdown is intended: the new baseline
 """
 
 from __future__ import annotations
@@ -36,6 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="RUN",
         help="gate this stored run instead of running the suite",
+    )
+    parser.add_argument(
+        "--accept",
+        default=None,
+        metavar="RUN",
+        help="accept RUN's figures as the new baseline (recorded in the store); runs nothing else",
+    )
+    parser.add_argument(
+        "--include-imported",
+        action="store_true",
+        help="let runs imported from files join the history",
     )
     parser.add_argument("--config", default=None, metavar="TOML", help="gate thresholds (window, rules, ...)")
     parser.add_argument("--window", type=int, default=None, metavar="N", help="history runs to compare with")
@@ -68,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vqbench._console import make_console
     from vqbench.reports.nightly import (
+        EXIT_INCOMPLETE,
         gate_run,
         nightly_document,
         nightly_summary,
@@ -88,29 +108,41 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threshold must be a fraction such as 0.1, got {args.threshold}")
         config.threshold = args.threshold
     console = make_console()
+    if args.accept:
+        return _accept(args, console)
     store = open_store(args.store)
     try:
         if args.existing_run:
             run_id = store.resolve_run(args.existing_run)
+            if store.rows(run_id).empty:
+                console.print(
+                    Text(f"run {run_id} ({store.run_info(run_id)['status']}) holds no rows: nothing to gate. "
+                         f"Gate: fail (exit {EXIT_INCOMPLETE})", style="bold red")
+                )
+                return EXIT_INCOMPLETE
         else:
             quantizers = args.quantizers.split(",") if args.quantizers else None
             run_id = suite_options.run_suite_for(store, args.suite, quantizers, **suite_kwargs(args))
-        outcome = gate_run(store, run_id, config)
+        outcome = gate_run(store, run_id, config, include_imported=args.include_imported)
         suspects = suspect_cells(outcome)
         if suspects and not args.no_remeasure and not args.existing_run:
             from vqbench.suite.remeasure import remeasure_cells
 
             console.print(f"re-measuring {len(suspects)} suspect cell(s) before reporting", highlight=False)
             confirm = remeasure_cells(store, run_id, suspects, progress=not args.no_progress)
-            outcome = gate_run(store, run_id, config, confirm_run=confirm)
+            outcome = gate_run(
+                store, run_id, config, confirm_run=confirm, include_imported=args.include_imported
+            )
         baseline = None if str(args.baseline).lower() in ("", "none") else args.baseline
         doc = nightly_document(store, outcome, baseline=baseline)
+        _record_verdict(store, run_id, outcome)
     finally:
         store.close_or_discard()
     summary = nightly_summary(outcome)
     paths = write_nightly(doc, summary, Path(args.out) if args.out else Path(".vqbench") / "nightly" / run_id)
     verdict = doc.sections[0].blocks[0]
-    console.print(Text(verdict.text, style="bold red" if outcome.gate.regressed else "green"))
+    failed = summary["exit_code"] != 0
+    console.print(Text(verdict.text, style="bold red" if failed else "green"))
     for title in ("Regressions", "Improvements"):
         for section in doc.sections:
             if section.title == title:
@@ -118,3 +150,60 @@ def run(args: argparse.Namespace) -> int:
     for kind, path in paths.items():
         console.print(f"{kind}: {path}", highlight=False)
     return summary["exit_code"]
+
+
+def _record_verdict(store, run_id: str, outcome) -> None:
+    """Keep the verdict with the run: a flagged run stays out of later histories until accepted."""
+    from vqbench.results import StoreError
+    from vqbench.results._schema import utc_now
+
+    gate = outcome.gate
+    status = "regression" if gate.regressed else ("incomplete" if gate.incomplete else "pass")
+    try:
+        verdict = {"status": status, "time": utc_now(), "history": len(gate.history_runs)}
+        store.update_config(run_id, gate=verdict)
+    except StoreError:  # a read-only store: the verdict is in summary.json
+        pass
+
+
+def _accept(args, console) -> int:
+    """``--accept RUN``: record that RUN's figures are the intended new level."""
+    from vqbench.results import open_store
+    from vqbench.results._schema import utc_now
+
+    with open_store(args.store) as store:
+        if not store.path.exists():
+            raise FileNotFoundError(f"no result store at {store.path}; pass --store PATH")
+        run_id = store.resolve_run(args.accept)
+        info = store.run_info(run_id)
+        if info["status"] != "finished":
+            raise ValueError(f"run {run_id} is {info['status']}: only a finished run can be accepted")
+        block = _flagged_block(store, run_id, info)
+        now = utc_now()
+        for rid in block[:-1]:
+            store.update_config(rid, accepted={"time": now, "with": run_id})
+        store.update_config(run_id, accepted={"time": now, "from": block[0]})
+    console.print(
+        f"run {run_id} accepted ({len(block)} run(s) at its level, from {block[0]}): they join the "
+        "history, and from now on the history starts at that level",
+        highlight=False,
+    )
+    return 0
+
+
+def _flagged_block(store, run_id: str, info: dict) -> list[str]:
+    """``run_id`` and the runs flagged just before it (same suite and environment): one new level."""
+    from vqbench.reports.history import run_marks
+
+    runs = store.runs().sort_values("started")
+    runs = runs[(runs["suite"] == info["suite"]) & (runs["env_hash"] == info["env_hash"])]
+    runs = runs[runs["status"] == "finished"]
+    ids, configs = runs["run_id"].tolist(), runs["config"].tolist()
+    at = ids.index(run_id)
+    block = [run_id]
+    for rid, config in zip(reversed(ids[:at]), reversed(configs[:at]), strict=True):
+        marks = run_marks(config)
+        if not marks["flagged"] or marks["accepted"]:
+            break
+        block.insert(0, rid)
+    return block

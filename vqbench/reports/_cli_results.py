@@ -6,6 +6,10 @@ Examples:
   vqbench results RUN --quantizer 'fsq*' --benchmark usage
   vqbench results RUN --export run.parquet # also .json, .csv
   vqbench results --import .benchmarks/Linux-CPython-3.11-64bit/0001_bench.json
+  vqbench results --import run.json --new-id  # the run id is taken: import it under a new one
+
+A file never merges into a stored run. Imported runs enter the nightly history only with
+`vqbench nightly --include-imported`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="import vqbench JSON exports or pytest-benchmark JSON files into the store",
+    )
+    parser.add_argument(
+        "--new-id",
+        action="store_true",
+        help="with --import: store an export whose run id is already taken under a new id "
+        "(its origin is recorded); without it such a file is refused",
     )
     parser.add_argument(
         "--limit", type=int, default=30, metavar="N", help="runs to list (default: 30, newest)"
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     with open_store(args.store, readonly=not args.import_files) as store:
         if args.import_files:
             for path in args.import_files:
-                run_id = store.import_file(path)
+                run_id = store.import_file(path, new_id=args.new_id)
                 console.print(f"{path}: run {run_id}", highlight=False)
             return 0
         if args.export:

@@ -53,6 +53,7 @@ class GateResult:
     checks: Any  # DataFrame
     config: GateConfig
     notes: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # why the run cannot be judged whole
 
     @property
     def regressions(self) -> Any:
@@ -68,9 +69,57 @@ class GateResult:
         return not self.regressions.empty
 
 
-def history_run_ids(runs: Any, run_id: str, suite: str, env_hash: str, window: int) -> list[str]:
-    """The ``window`` most recent finished runs before ``run_id`` with the same suite and env hash."""
+def run_marks(config: Any) -> dict[str, bool]:
+    """What a run's stored config says about its place in the history: ``imported`` (from a file),
+    ``flagged`` (a nightly found a regression in it), ``accepted`` (``vqbench nightly --accept``)."""
+    import json
+
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            config = {}
+    config = config if isinstance(config, dict) else {}
+    gate = config.get("gate") if isinstance(config.get("gate"), dict) else {}
+    accepted = config.get("accepted") if isinstance(config.get("accepted"), dict) else {}
+    return {
+        "imported": bool(config.get("imported")),
+        "flagged": gate.get("status") == "regression",
+        "accepted": bool(config.get("accepted")),
+        "from": accepted.get("from"),  # an accepted new level: the history starts at this run
+    }
+
+
+def accepted_runs(runs: Any) -> set[str]:
+    """The run ids accepted with ``vqbench nightly --accept RUN``."""
+    if "config" not in runs:
+        return set()
+    return {r for r, c in zip(runs["run_id"], runs["config"], strict=True) if run_marks(c)["accepted"]}
+
+
+def history_run_ids(
+    runs: Any, run_id: str, suite: str, env_hash: str, window: int, include_imported: bool = False
+) -> list[str]:
+    """The ``window`` most recent finished runs before ``run_id`` with the same suite and env hash.
+
+    Left out: runs that a nightly flagged as regressed, until accepted (``vqbench nightly --accept
+    RUN``), so that a regression never becomes the baseline silently; and imported runs, unless
+    ``include_imported``. An accepted run that set a new level starts the history: runs before
+    the first run of that level are left out."""
     runs = runs.sort_values("started")
+    if "config" in runs:
+        marks = [run_marks(c) for c in runs["config"]]
+        keep = [
+            (not m["flagged"] or m["accepted"]) and (include_imported or not m["imported"] or m["accepted"])
+            for m in marks
+        ]
+        runs = runs[keep]
+        marks = [m for m, k in zip(marks, keep, strict=True) if k]
+        ids = runs["run_id"].tolist()
+        current_at = ids.index(run_id) if run_id in ids else len(ids)
+        starts = [m["from"] for m in marks[:current_at] if m["from"] in ids]
+        if starts:
+            runs = runs.iloc[ids.index(starts[-1]) :]
     current = runs[runs["run_id"] == run_id]
     if not current.empty:
         runs = runs[runs["started"] <= current["started"].iloc[0]]
@@ -235,6 +284,7 @@ def evaluate_gate(
     history_runs: list[str],
     config: GateConfig | None = None,
     confirm: Any = None,
+    accepted: set[str] | frozenset[str] = frozenset(),
 ) -> GateResult:
     """Check every figure of ``current`` (prepared rows of one run) against ``history`` (prepared rows
     of ``history_runs``); returns a ``GateResult`` whose ``checks`` has one line per figure.
@@ -266,6 +316,7 @@ def evaluate_gate(
     timing = {k: bool(r["timing"]) for k, r in {**template, **cur}.items()}
     pooled = pooled_relative_sigma(past_values, timing)
     rel = _RelativeJudge(current, history, history_runs, cur, template, confirm, cfg)
+    rel.accepted = set(accepted)
     lines = []
     for key in list(cur) + [k for k in template if k not in cur]:
         ref = cur.get(key) or template[key]
@@ -321,6 +372,7 @@ class _RelativeJudge:
         from vqbench.reports import timing_gate as tg
 
         self.tg, self.cfg = tg, cfg
+        self.accepted: set[str] = set()
         self.keys = {k for k in {**template, **cur} if tg.is_relative(k[KEY_COLUMNS.index("metric")])}
         self.samples = tg.samples_of(current)
         self.past: dict[tuple, list[tuple[str, float, list[float]]]] = {}
@@ -381,7 +433,7 @@ class _RelativeJudge:
         value = float(now["value"])
         verdict = self.tg.judge(
             value, self.samples.get(key, []), past, threshold=settings.threshold, noise_k=settings.noise_k,
-            pooled_sigma=self.pooled, min_history=self.cfg.min_timing_history,
+            pooled_sigma=self.pooled, min_history=self.cfg.min_timing_history, accepted=self.accepted,
         )
         out = {**base, **verdict, "limit": settings.threshold}
         if verdict["baseline"] == verdict["baseline"]:
@@ -398,6 +450,7 @@ class _RelativeJudge:
         second = self.tg.judge(
             float(again["value"]), self.confirm_samples.get(key, []), past, threshold=settings.threshold,
             noise_k=settings.noise_k, pooled_sigma=self.pooled, min_history=self.cfg.min_timing_history,
+            accepted=self.accepted,
         )
         if second["status"] == "suspect":
             return {**out, "status": "regression",
@@ -465,6 +518,8 @@ def step_changes(
 
 __all__ = [
     "GateResult",
+    "accepted_runs",
+    "run_marks",
     "STATUSES",
     "evaluate_gate",
     "history_run_ids",

@@ -22,6 +22,9 @@ from vqbench.reports.report import RunData, build_report, load_run
 from vqbench.reports.thresholds import GateConfig
 
 MAX_HISTORY_PANELS = 12
+#: Exit codes of the gate: pass, a regression, the run cannot be judged whole (not finished, or
+#: figures its history has are missing).
+EXIT_PASS, EXIT_REGRESSION, EXIT_INCOMPLETE = 0, 1, 4
 
 
 @dataclass
@@ -38,17 +41,20 @@ def gate_run(
     run_id: str | None = "latest",
     config: GateConfig | None = None,
     confirm_run: str | None = None,
+    include_imported: bool = False,
 ) -> NightlyOutcome:
     """Compare a stored run with the recent comparable runs of ``store`` (see ``history``);
-    ``confirm_run`` holds its suspect cells re-measured (see ``suspect_cells``)."""
+    ``confirm_run`` holds its suspect cells re-measured (see ``suspect_cells``). Imported runs
+    join the history only with ``include_imported``."""
     import pandas as pd
 
     from vqbench.reports._data import prepare
+    from vqbench.reports.history import accepted_runs
 
     cfg = config or GateConfig()
     run = load_run(store, run_id)
     runs = store.runs()
-    hist_ids = history_run_ids(runs, run.run_id, run.suite, run.env_hash, cfg.window)
+    hist_ids = history_run_ids(runs, run.run_id, run.suite, run.env_hash, cfg.window, include_imported)
     started = dict(zip(runs["run_id"], runs["started"], strict=True))
     frames, series = [], []
     for rid in hist_ids:
@@ -58,8 +64,29 @@ def gate_run(
     series.append(collapse(run.rows).assign(run_id=run.run_id, started=started[run.run_id]))
     history = pd.concat(frames, ignore_index=True) if frames else None
     confirm = prepare(store.rows(confirm_run)) if confirm_run else None
-    gate = evaluate_gate(run.rows, history, run.run_id, hist_ids, cfg, confirm=confirm)
+    gate = evaluate_gate(run.rows, history, run.run_id, hist_ids, cfg, confirm=confirm,
+                         accepted=accepted_runs(runs))
+    status = dict(zip(runs["run_id"], runs["status"], strict=True)).get(run.run_id, run.status)
+    if status != "finished":
+        gate.incomplete.append(
+            f"run {run.run_id} is {status}, not finished: the gate judges whole runs only"
+            + (f" (continue it with `vqbench run --resume {run.run_id}`)" if status in ("interrupted", "died")
+               else "")
+        )
+    missing = gate.checks[gate.checks["status"] == "missing"] if not gate.checks.empty else gate.checks
+    if len(missing):
+        gate.incomplete.append(
+            f"{len(missing)} figure(s) that the history measured are missing from this run "
+            f"(e.g. {missing.iloc[0]['quantizer']} {missing.iloc[0]['metric']})"
+        )
     return NightlyOutcome(run=run, gate=gate, series=pd.concat(series, ignore_index=True))
+
+
+def exit_code(gate: GateResult) -> int:
+    """1 on a regression, else 4 when the run is incomplete, else 0."""
+    if gate.regressed:
+        return EXIT_REGRESSION
+    return EXIT_INCOMPLETE if gate.incomplete else EXIT_PASS
 
 
 def suspect_cells(outcome: NightlyOutcome) -> list[str]:
@@ -105,13 +132,16 @@ def nightly_summary(outcome: NightlyOutcome) -> dict:
     gate, run = outcome.gate, outcome.run
     checks = gate.checks
     pick = lambda *states: [_record(r) for r in checks[checks["status"].isin(states)].to_dict("records")]  # noqa: E731
-    if not gate.history_runs:
-        status = "no-history"
+    if gate.regressed:
+        status = "regression"
+    elif gate.incomplete:
+        status = "incomplete"
     else:
-        status = "regression" if gate.regressed else "ok"
+        status = "ok" if gate.history_runs else "no-history"
     return {
         "status": status,
-        "exit_code": 1 if gate.regressed else 0,
+        "exit_code": exit_code(gate),
+        "incomplete": list(gate.incomplete),
         "run_id": run.run_id,
         "suite": run.suite,
         "env_hash": run.env_hash,
@@ -300,16 +330,25 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
     regress = checks[checks["status"].isin(["regression", "new error"])]
     improve = checks[checks["status"] == "improvement"]
     blocks: list[Any] = []
-    if not gate.history_runs:
-        blocks.append(Callout("No comparable history yet: this run starts it. Gate: pass.", "info"))
-    elif gate.regressed:
+    if gate.regressed:
         blocks.append(
             Callout(
                 f"REGRESSION: {len(regress)} figure(s) regressed against the last "
-                f"{len(gate.history_runs)} comparable run(s). Gate: fail (exit 1).",
+                f"{len(gate.history_runs)} comparable run(s). Gate: fail (exit 1). This run stays out "
+                f"of the history, and a lasting change stays flagged, until `vqbench nightly --accept "
+                f"{run.run_id}`.",
                 "error",
             )
         )
+    elif gate.incomplete:
+        blocks.append(
+            Callout(
+                "INCOMPLETE: " + "; ".join(gate.incomplete) + f". Gate: fail (exit {EXIT_INCOMPLETE}).",
+                "error",
+            )
+        )
+    elif not gate.history_runs:
+        blocks.append(Callout("No comparable history yet: this run starts it. Gate: pass.", "info"))
     else:
         blocks.append(
             Callout(
@@ -322,7 +361,8 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
     blocks.append(
         Paragraph(
             f"History: finished runs of suite {run.suite!r} with environment {run.env_hash}, "
-            f"the last {cfg.window}. Timing figures regress beyond {cfg.threshold * 100:.0f}% AND "
+            f"the last {cfg.window}, without runs a nightly flagged (until accepted) and imported runs. "
+            "Timing figures regress beyond {cfg.threshold * 100:.0f}% AND "
             f"beyond {cfg.noise_k:g} robust sigmas "
             f"of the history's noise, once {cfg.min_timing_history} comparable runs tell that noise; quality "
             "figures beyond their absolute tolerance. Settings: " + cfg.source + "."
@@ -388,7 +428,11 @@ def write_nightly(doc: Document, summary: dict, out_dir: str | Path) -> dict[str
 
 
 __all__ = [
+    "EXIT_INCOMPLETE",
+    "EXIT_PASS",
+    "EXIT_REGRESSION",
     "NightlyOutcome",
+    "exit_code",
     "suspect_cells",
     "gate_run",
     "history_figure",

@@ -12,8 +12,11 @@ _ICONS = {"ok": "✅", "info": "ℹ️", "warning": "⚠️", "error": "❌"}
 
 
 def md_escape(text: object) -> str:
-    """Text safe inside Markdown (and inside a table cell): specials escaped, no newlines."""
-    flat = " ".join(str(text).split())
+    """Text safe inside Markdown (and inside a table cell): specials escaped, no newlines, control
+    characters shown as escapes."""
+    from vqbench._text import printable
+
+    flat = printable(" ".join(str(text).split()), newlines=False)
     flat = flat.replace("&", "&amp;")
     return _SPECIAL.sub(lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(1), "\\" + m.group(1)), flat)
 

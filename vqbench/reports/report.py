@@ -53,6 +53,12 @@ def load_run(store: Any, run_id: str | None = "latest") -> RunData:
     """Read one run (an id, a unique prefix or "latest") from an open store."""
     run_id = store.resolve_run(run_id)
     info = store.run_info(run_id)
+    rows = store.rows(run_id)
+    if rows.empty:
+        raise ValueError(
+            f"run {run_id} ({info['status']}) holds no rows yet: nothing to report"
+            + ("; it is still running" if info["status"] == "running" else "")
+        )
     return RunData(
         run_id=run_id,
         suite=info["suite"],
@@ -62,7 +68,7 @@ def load_run(store: Any, run_id: str | None = "latest") -> RunData:
         environment=info["environment"],
         env_hash=info["env_hash"],
         config=info["config"],
-        rows=prepare(store.rows(run_id)),
+        rows=prepare(rows),
     )
 
 

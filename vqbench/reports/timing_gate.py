@@ -94,12 +94,17 @@ def judge(
     pooled_sigma: float,
     min_history: int,
     alpha: float = ALPHA,
+    accepted: frozenset[str] | set[str] = frozenset(),
 ) -> dict:
     """The verdict on one relative time: ``status`` (ok / suspect / improvement / not gated),
     ``baseline``, ``rel_change``, ``band`` and a ``reason`` that says which test decided.
 
-    ``past`` holds (run id, value, samples) of the comparable history, oldest first.
+    ``past`` holds (run id, value, samples) of the comparable history, oldest first. A step
+    change to a faster level becomes the baseline once enough runs tell the new level; a step to
+    a slower one only once a run at or after it was accepted (``accepted``: run ids, from
+    ``vqbench nightly --accept RUN``): until then the history before the step stays the baseline.
     """
+    from vqbench.reports.history import _median as median
     from vqbench.reports.history import step_changes
 
     values = [v for _, v, _ in past]
@@ -109,9 +114,21 @@ def judge(
         for i in step_changes(values, threshold, noise_k, min_size=min_history)
         if len(values) - i >= min_history
     ]
-    since = steps[-1] if steps else 0
-    segment = past[since:]
-    note = f" (history since the step change at run {past[since][0]})" if steps else ""
+    since, until, held = 0, len(past), None
+    for i, step in enumerate(steps):
+        end = steps[i + 1] if i + 1 < len(steps) else len(past)
+        slower = median(values[step:end]) > median(values[since:step])
+        if slower and not any(rid in accepted for rid, _, _ in past[step:]):
+            until, held = step, past[step][0]
+            break
+        since = step
+    segment = past[since:until]
+    note = f" (history since the step change at run {past[since][0]})" if since else ""
+    if held is not None:
+        note += (
+            f" (the slower level since run {held} is not the baseline until a run is accepted: "
+            "`vqbench nightly --accept RUN`)"
+        )
     out: dict[str, Any] = {
         "baseline": math.nan,
         "rel_change": math.nan,

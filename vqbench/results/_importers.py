@@ -15,6 +15,12 @@ pytest-benchmark files (``--benchmark-json`` / ``--benchmark-autosave``) become 
   else one is assembled from pytest-benchmark's machine and commit info.
 
 Importing a file twice is a no-op: the run id is derived from the file's content.
+
+A vqbench export keeps its run id; an export whose id is already in the store (a run measured
+here, or another file) is refused, unless ``new_id`` asks for a new one. Every imported run
+records where it came from in ``config["imported"]`` (file, original run id, content digest), and
+the nightly gate leaves imported runs out of its history unless asked (``--include-imported``).
+A file is imported whole or not at all (one transaction).
 """
 
 from __future__ import annotations
@@ -43,12 +49,12 @@ def _load_json(path: Path) -> Any:
         raise ValueError(f"{path} is not a JSON file: {exc}") from exc
 
 
-def import_file(store: ResultStore, path: str | Path) -> str:
+def import_file(store: ResultStore, path: str | Path, *, new_id: bool = False) -> str:
     """Import ``path`` (vqbench JSON export or pytest-benchmark JSON) into ``store``; returns the run id."""
     path = Path(path)
     doc = _load_json(path)
     if isinstance(doc, dict) and doc.get("format") == "vqbench-results":
-        return _import_vqbench(store, path)
+        return _import_vqbench(store, path, new_id)
     if isinstance(doc, dict) and "benchmarks" in doc and "machine_info" in doc:
         return import_pytest_benchmark(store, path, doc)
     raise ValueError(
@@ -57,37 +63,65 @@ def import_file(store: ResultStore, path: str | Path) -> str:
     )
 
 
-def _run_exists(store: ResultStore, run_id: str) -> bool:
+def _existing(store: ResultStore, run_id: str) -> dict | None:
     try:
-        store.run_info(run_id)
+        return store.run_info(run_id)
     except KeyError:
-        return False
-    return True
+        return None
 
 
-def _import_vqbench(store: ResultStore, path: Path) -> str:
+def _digest(doc: Any) -> str:
+    return hashlib.sha256(canonical_json(doc, "file").encode()).hexdigest()
+
+
+def _import_vqbench(store: ResultStore, path: Path, new_id: bool = False) -> str:
+    import secrets
+
     doc = read_json_export(path)
     run = doc["run"]
-    run_id = run.get("run_id")
-    if not run_id:
+    original = run.get("run_id")
+    if not isinstance(original, str) or not original.strip():
         raise ValueError(f"{path}: the run has no run_id")
-    have = set()
-    if _run_exists(store, run_id):
-        have = {(r.cell_id, r.metric, str(r.time)) for r in store.rows(run_id).itertuples()}
-    else:
-        store.start_run(run["suite"], run.get("environment") or {}, run.get("config"), run_id=run_id)
-    rows = []
-    import pandas as pd
-
-    for row in doc["rows"]:
-        key = (row.get("cell_id") or "", row.get("metric"), str(pd.Timestamp(row.get("time"))))
-        if key not in have:
-            rows.append({**row, "run_id": run_id})
-    store.write_rows(rows)
-    store.finish_run(
-        run_id, run.get("status") if run.get("status") in ("finished", "interrupted") else "finished"
+    suite = run.get("suite")
+    if not isinstance(suite, str) or not suite:
+        raise ValueError(f"{path}: the run has no suite")
+    if not all(isinstance(r, dict) for r in doc["rows"]):
+        raise ValueError(f"{path}: every row must be an object")
+    digest = _digest({"run": run, "rows": doc["rows"]})
+    run_id = original
+    have = _existing(store, run_id)
+    if have is not None and not new_id:
+        if (have["config"].get("imported") or {}).get("digest") == digest:
+            return run_id  # this very file, imported before
+        raise ValueError(
+            f"{path}: run {run_id} already exists in {store.path} (suite {have['suite']!r}, "
+            f"{have['status']}); a file never merges into a stored run: pass --new-id to import it "
+            "under a new run id"
+        )
+    if new_id:
+        run_id = f"{original}-import-{secrets.token_hex(3)}"
+    config = {k: v for k, v in (run.get("config") or {}).items() if k != "owner"}
+    config["imported"] = {"file": path.name, "run_id": original, "digest": digest, "time": _now()}
+    status = run.get("status") if run.get("status") in ("finished", "interrupted") else "interrupted"
+    store.add_run(
+        {
+            "run_id": run_id,
+            "suite": suite,
+            "environment": run.get("environment") or {},
+            "config": config,
+            "status": status,
+            "started": run.get("started"),
+            "finished": run.get("finished"),
+        },
+        [{k: v for k, v in row.items() if k != "row_id"} for row in doc["rows"]],
     )
     return run_id
+
+
+def _now() -> str:
+    from vqbench.results._schema import utc_now
+
+    return utc_now()
 
 
 def _pick(name: str, extra: dict, params: dict, default: Any = None) -> Any:
@@ -146,8 +180,8 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | No
     ).hexdigest()
     stamp = str(doc.get("datetime") or "")[:19].replace("-", "").replace(":", "").replace("T", "-")
     run_id = f"pytest-{stamp}-{digest[:8]}" if stamp else f"pytest-{digest[:12]}"
-    if _run_exists(store, run_id) and store.run_info(run_id)["status"] == "finished":
-        return run_id
+    if _existing(store, run_id) is not None:
+        return run_id  # the id is the content's digest: this file was imported before
     time = doc.get("datetime")
     rows: list[dict] = []
     for i, bench in enumerate(benches):
@@ -221,14 +255,20 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | No
                 value = extra_info.get(metric)
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                     rows.append({**common, "metric": str(metric), "value": float(value), "unit": str(unit)})
-    store.start_run(
-        PYTEST_SUITE,
-        _environment(doc),
-        {"source": str(path.name), "pytest_benchmark": doc.get("version")},
-        run_id=run_id,
+    store.add_run(
+        {
+            "run_id": run_id,
+            "suite": PYTEST_SUITE,
+            "environment": _environment(doc),
+            "config": {
+                "source": str(path.name),
+                "pytest_benchmark": doc.get("version"),
+                "imported": {"file": path.name, "run_id": run_id, "digest": digest, "time": _now()},
+            },
+            "status": "finished",
+        },
+        rows,
     )
-    store.write_rows(rows)
-    store.finish_run(run_id)
     return run_id
 
 

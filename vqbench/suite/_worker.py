@@ -1,11 +1,12 @@
 """The worker process: imports torch and the engines once, then runs cells sent by the coordinator.
 
 Protocol over a ``multiprocessing`` connection (a pipe for local workers, a TCP socket for workers
-that run as cluster jobs). Worker to coordinator: ``("ready", info)`` once started (``info`` is the
-worker's fingerprint: host, GPU, driver, CPUs), then one ``("result", index, outcome)`` per cell,
-where ``outcome`` is ``{"status": "ok", "figures": [...], "seconds": s}``, ``{"status": "skipped",
-"message": reason}`` or ``{"status": "error", "message": text, "traceback": tb}``; or ``("fatal",
-text)`` when it cannot start. Coordinator to worker: ``(index, cell)`` or ``None`` to stop.
+that run as cluster jobs), in JSON messages that ``executors._wire`` checks (never pickles). Worker
+to coordinator: ``ready`` with ``info`` once started (the worker's fingerprint: host, GPU, driver,
+CPUs), then one ``result`` with ``index`` and ``outcome`` per cell, where ``outcome`` is
+``{"status": "ok", "figures": [...], "seconds": s}``, ``{"status": "skipped", "message": reason}``
+or ``{"status": "error", "message": text, "traceback": tb}``; or ``fatal`` with a ``message`` when
+it cannot start. Coordinator to worker: ``cell`` with ``index`` and the cell's dict, or ``stop``.
 
 Workers never open the result store: their rows travel back to the coordinator.
 """
@@ -17,6 +18,7 @@ import importlib
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -45,6 +47,7 @@ class WorkerSetup:
     cpus: tuple[int, ...] | None = None
     pinned_gpu: str | None = None
     executor: str = "local"
+    shared_cpus: tuple[int, ...] | None = None  # cores another run on this machine holds too
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -83,6 +86,8 @@ def worker_fingerprint(setup: WorkerSetup | None = None) -> dict[str, Any]:
     }
     if hasattr(os, "sched_getaffinity"):
         info["cpus"] = sorted(os.sched_getaffinity(0))
+    if setup is not None and setup.shared_cpus:
+        info["shared_cpus"] = list(setup.shared_cpus)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         info["cuda_visible_devices"] = visible
@@ -174,57 +179,90 @@ def _failure(exc: Exception, cell: Cell) -> dict[str, Any]:
 
 def serve(conn: Any, setup: WorkerSetup) -> None:
     """Prepare, say ready, then serve cells over ``conn`` until told to stop or it closes."""
+    from .executors import _wire
+
     try:
         loaded, info = prepare(setup)
     except BaseException as exc:
-        conn.send(("fatal", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        _wire.send(conn, {"type": "fatal", "message": message})
         return
-    conn.send(("ready", info))
+    _wire.send(conn, {"type": "ready", "info": info})
     while True:
         try:
-            message = conn.recv()
-        except (EOFError, OSError):
+            message = _wire.receive(conn, sender="coordinator")
+        except (EOFError, OSError, _wire.ProtocolError):
             return
-        if message is None:
+        if message["type"] == "stop":
             return
-        index, cell = message
-        outcome = run_cell(cell, loaded, setup)
+        index = message["index"]
         try:
-            conn.send(("result", index, outcome))
-        except (EOFError, OSError):
-            return
-        except Exception as exc:  # figures that do not pickle
-            conn.send(
-                (
-                    "result",
-                    index,
-                    {
+            cell = Cell.from_dict(message["cell"])
+        except (TypeError, ValueError) as exc:
+            outcome = {"status": "error", "traceback": "", "message": f"the cell could not be read: {exc}"}
+        else:
+            outcome = run_cell(cell, loaded, setup)
+        try:
+            data = _wire.encode({"type": "result", "index": index, "outcome": outcome})
+        except (TypeError, ValueError) as exc:  # figures that are not plain data
+            data = _wire.encode(
+                {
+                    "type": "result",
+                    "index": index,
+                    "outcome": {
                         "status": "error",
                         "traceback": "",
                         "message": f"engine result could not be sent: {exc}",
                     },
-                )
+                }
             )
+        try:
+            conn.send_bytes(data)
+        except (EOFError, OSError):
+            return
+
+
+def _pin_to_parent() -> None:
+    """Have the kernel kill this process when its parent ends (Linux ``PR_SET_PDEATHSIG``): a
+    worker stuck in C code that holds the GIL then still goes with its coordinator."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def main(conn: Any, parent_pid: int, setup: WorkerSetup) -> None:
     """Local worker entry point (spawned by the local executor)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    _pin_to_parent()
+    if os.getppid() != parent_pid:  # the parent went before the pin took
+        os._exit(3)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     serve(conn, setup)
 
 
-def connect_and_serve(address: tuple[str, int], authkey: bytes, token: str, setup: WorkerSetup) -> str:
+def connect_and_serve(address: tuple[str, int], key_file: str, token: str, setup: WorkerSetup) -> str:
     """Cluster job entry point: connect back to the coordinator over TCP and serve cells.
 
-    ``token`` tells the coordinator which of its jobs this is. Returns when the coordinator says stop
-    or goes away (the job then ends).
+    ``key_file`` is the run's key, in a file only the user can read (never in the job's pickle);
+    both sides prove that they hold it before any message. ``token`` tells the coordinator which
+    of its jobs this is. Returns when the coordinator says stop or goes away (the job then ends).
     """
-    from multiprocessing.connection import Client
+    from .executors import _wire
 
-    conn = Client(tuple(address), authkey=authkey)
+    key = _wire.read_key(key_file)
+    sock = socket.create_connection(tuple(address), timeout=_wire.HANDSHAKE_TIMEOUT_S)
     try:
-        conn.send(("hello", token))
+        _wire.client_handshake(sock, key, token)
+    except BaseException:
+        sock.close()
+        raise
+    conn = _wire.connection(sock)
+    try:
         serve(conn, setup)
     finally:
         conn.close()

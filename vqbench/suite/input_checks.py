@@ -3,9 +3,13 @@
 Engine parameters are checked against the type of the engine's default (``PARAMS``): a list
 default wants a list (or one value) of its items' type, an int a non-negative integer, a float a
 finite non-negative number, a bool true or false, a str a string; ``lr_decay`` a factor in (0, 1).
-Dataset options are checked against the loader's signature (annotation, else default). A dataset
-given as a file path, or the ``path`` option of ``latents``, must name an existing file. Each error
-names the profile file and the key.
+Then each value against the range and choices its engine accepts (:data:`ENGINE_RULES`, with the
+engines' own checks: the throughput engine's ``_check``, ``positive_int``, ``lr_decay``), so that
+every value an engine would refuse is refused before the run (exit 2), never as error rows.
+Benchmarks that train on data need a dataset (``datasets = []`` is refused). Dataset options are
+checked against the loader's signature (annotation, else default). A dataset given as a file path,
+or the ``path`` option of ``latents``, must name an existing file. Each error names the profile
+file and the key.
 """
 
 from __future__ import annotations
@@ -109,6 +113,172 @@ def check_engine_params(profile: Profile) -> None:
                 raise profile.error(f"benchmarks.{label}.lr_decay", str(exc)) from None
 
 
+def _int(low: int) -> Any:
+    def rule(params: dict, name: str) -> None:
+        from ._common import positive_int
+
+        positive_int(params, name, allow_zero=low == 0)
+
+    return rule
+
+
+def _number(allow_zero: bool) -> Any:
+    def rule(params: dict, name: str) -> None:
+        from ._common import positive_float
+
+        positive_float(params, name, allow_zero=allow_zero)
+
+    return rule
+
+
+def _optional(rule: Any) -> Any:
+    def check(params: dict, name: str) -> None:
+        if params[name] is not None:
+            rule(params, name)
+
+    return check
+
+
+def _choice(params: dict, name: str, choices: tuple) -> None:
+    value = params[name]
+    if not any(value is c or (isinstance(c, str) and value == c) for c in choices):
+        raise ValueError(f"param {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def _flag(params: dict, name: str) -> None:
+    if not isinstance(params[name], bool):
+        raise ValueError(f"param {name!r} must be true or false, got {params[name]!r}")
+
+
+def _decay(params: dict, name: str) -> None:
+    lr_decay(params[name])
+
+
+def _power_of_two(params: dict, name: str) -> None:
+    value = params[name]
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value & (value - 1):
+        raise ValueError(f"param {name!r} must be a power of two (1, 2, 4, ...), got {value!r}")
+
+
+def _int_list(params: dict, name: str) -> None:
+    values = params[name] if isinstance(params[name], list) else [params[name]]
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        raise ValueError(
+            f"param {name!r} must be a non-empty list of positive integers, got {params[name]!r}"
+        )
+
+
+def _sections(params: dict, name: str) -> None:
+    from .fsq_speed import SECTIONS
+
+    values = params[name] if isinstance(params[name], list) else [params[name]]
+    bad = [v for v in values if v not in SECTIONS]
+    if not values or bad:
+        raise ValueError(f"param {name!r} must be a non-empty list among {SECTIONS}, got {params[name]!r}")
+
+
+_CONVERGENCE = {
+    "eval_every": _int(0),
+    "plateau_window": _int(1),
+    "min_steps": _int(0),
+    "loss_tol": _number(True),
+    "util_tol": _number(True),
+    "lr_cuts": _int(0),
+    "lr_decay": _decay,
+    "monitor_samples": _int(0),
+}
+#: Per engine, each parameter's rule: a function ``(params, name)`` that raises ValueError on a
+#: value the engine refuses. ``"*"``: a check of all parameters at once (the engine's own).
+ENGINE_RULES: dict[str, dict[str, Any]] = {
+    "throughput": {
+        "*": lambda params: importlib.import_module(BENCHMARK_MODULES["throughput"])._check(params),
+        "flush_l2": lambda params, name: _choice(params, name, ("auto", True, False)),
+    },
+    "usage": {
+        "train_steps": _int(0),
+        "batch": _int(1),
+        "lr": _number(False),
+        "aux_loss_weight": _number(True),
+        "eval_batch": _int(1),
+        "patch": _int(1),
+        "standardize": _flag,
+        "min_tokens_per_code": _number(True),
+        "threads": _optional(_int(1)),
+        **_CONVERGENCE,
+    },
+    "reconstruction": {
+        "steps": _int(0),
+        "batch": _int(1),
+        "lr": _number(False),
+        "aux_loss_weight": _number(True),
+        "latent_dim": _int(1),
+        "hidden": _int(1),
+        "channels": _int(1),
+        "tokens_per_sample": _int(1),
+        "downsample": _power_of_two,
+        "eval_batch": _int(1),
+        "reconstructions": _int(0),
+        "min_tokens_per_code": _number(True),
+        "threads": _optional(_int(1)),
+        "ceiling_steps": _optional(_int(0)),
+        **_CONVERGENCE,
+    },
+    "fsq_speed": {
+        "vectors": _int(1),
+        "sweep": _int_list,
+        "rounds": _int(1),
+        "min_run_time": _number(False),
+        "threads": _optional(_int(1)),
+        "sections": _sections,
+        "compiled": _flag,
+    },
+}
+#: Benchmarks whose cells need a dataset.
+NEEDS_DATASET = ("usage", "reconstruction")
+
+
+def check_engine_values(profile: Profile, cells: list[Cell]) -> None:
+    """Every cell's parameters against the ranges and choices of its engine (:data:`ENGINE_RULES`),
+    and a dataset for the benchmarks that need one; the error names the profile key."""
+    seen: set[str] = set()
+    label_of = {bench.kind: label for label, bench in profile.benchmarks.items()}
+    for cell in cells:
+        key = f"{cell.benchmark}:{cell.params!r}"
+        label = label_of.get(cell.benchmark, cell.benchmark)
+        if cell.benchmark in NEEDS_DATASET and not cell.dataset:
+            given = list(profile.benchmarks[label].datasets) if label in profile.benchmarks else []
+            raise profile.error(
+                f"benchmarks.{label}.datasets",
+                f"the {cell.benchmark} benchmark needs a dataset: expected a non-empty list of dataset "
+                f"names, got {given}",
+            )
+        if key in seen:
+            continue
+        seen.add(key)
+        rules = ENGINE_RULES.get(cell.benchmark, {})
+        engine = importlib.import_module(BENCHMARK_MODULES[cell.benchmark])
+        params = {**(getattr(engine, "PARAMS", {}) or {}), **cell.params}
+        for name, rule in rules.items():
+            try:
+                if name == "*":
+                    rule(params)
+                elif name in params:
+                    rule(params, name)
+            except ValueError as exc:
+                where = name if name != "*" else _named_in(str(exc), cell.params)
+                raise profile.error(f"benchmarks.{label}.{where}", str(exc)) from None
+
+
+def _named_in(message: str, params: dict) -> str:
+    """The parameter that an engine's message names (``param 'sizes' must ...``)."""
+    for name in params:
+        if f"'{name}'" in message:
+            return name
+    return "params"
+
+
 def check_dataset_options(profile: Profile) -> None:
     """Every dataset option (``[datasets.*]`` and benchmarks' ``dataset_options``) against its loader."""
     from vqbench import datasets as ds
@@ -158,8 +328,17 @@ def check_user_files(cells: list[Cell], source: str) -> None:
 def check_inputs(profile: Profile, cells: list[Cell]) -> None:
     """All value checks of this module (run before any cell)."""
     check_engine_params(profile)
+    check_engine_values(profile, cells)
     check_dataset_options(profile)
     check_user_files(cells, profile.source)
 
 
-__all__ = ["check_dataset_options", "check_engine_params", "check_inputs", "check_user_files", "check_value"]
+__all__ = [
+    "ENGINE_RULES",
+    "check_dataset_options",
+    "check_engine_params",
+    "check_engine_values",
+    "check_inputs",
+    "check_user_files",
+    "check_value",
+]

@@ -243,7 +243,6 @@ class _Progress:
         self.bar = None
         self.counts = {"err": 0, "skip": 0}
         if enabled and total:
-            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -253,6 +252,8 @@ class _Progress:
                 TimeRemainingColumn,
             )
             from rich.table import Column
+
+            from vqbench._console import safe_console_class
 
             self.bar = Progress(
                 TextColumn("[bold]{task.fields[title]}"),
@@ -266,7 +267,7 @@ class _Progress:
                     "{task.description}",
                     table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=10),
                 ),
-                console=Console(stderr=True),
+                console=safe_console_class()(stderr=True),
                 expand=True,
             )
             self.task = self.bar.add_task("", total=total, title=title, problems="")
@@ -400,6 +401,12 @@ def prepare_run(
             raise ValueError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
         run_id = st.resolve_run(resume)
         info = st.run_info(run_id)
+        if info["status"] == "running":  # its writer is alive (run_info says "died" otherwise)
+            from vqbench.results._store import RunBusyError, _busy_message
+
+            raise RunBusyError(_busy_message(run_id, info["config"]))
+        if (info.get("config") or {}).get("imported"):
+            raise ValueError(f"run {run_id} was imported from a file; only runs measured here can be resumed")
         plan = _plan_from_run(info)
         if timeout is not None:
             plan.timeouts = {c.cell_id: float(timeout) for c in plan.cells}
@@ -520,14 +527,18 @@ def _run(st: Any, prepared: Prepared, progress: bool) -> str:
 
     plan, todo, settings = prepared.plan, prepared.todo, prepared.settings
     pool = _make_pool(plan, todo, settings)
-    if prepared.run_id is not None:
-        run_id = prepared.run_id
-        info = st.run_info(run_id)
-        st.start_run(info["suite"], info["environment"], run_id=run_id)
-    else:
-        assert prepared.profile is not None
-        environment = environment_fingerprint(threads=plan.threads)
-        run_id = st.start_run(prepared.profile.name, environment, config=prepared.config)
+    try:
+        if prepared.run_id is not None:
+            run_id = prepared.run_id
+            info = st.run_info(run_id)
+            st.start_run(info["suite"], info["environment"], run_id=run_id)
+        else:
+            assert prepared.profile is not None
+            environment = environment_fingerprint(threads=plan.threads)
+            run_id = st.start_run(prepared.profile.name, environment, config=prepared.config)
+    except BaseException:
+        pool.close(cancel=True)  # nothing started; its cores are free again
+        raise
     with _Progress(len(todo), progress, plan.suite) as bar:
         runner = _Runner(plan, st, run_id, todo, bar, pool)
         try:

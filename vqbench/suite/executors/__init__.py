@@ -44,7 +44,7 @@ class ExecutorSettings:
     folder: str | None = None
     cluster: str | None = None  # submitit's cluster: "slurm" (default) or "local" (tests, no Slurm)
     host: str | None = None  # the coordinator's address as jobs reach it (default: its hostname)
-    bind: str = "0.0.0.0"
+    bind: str | None = None  # the interface to listen on (default: the address ``host`` resolves to)
     start_timeout: float = 600.0  # seconds a running job may take to connect (queue time not counted)
     # ray
     address: str | None = None
@@ -134,11 +134,14 @@ def make_executor(
     n_cells = max(1, len(cells))
     uses_cuda = any(c.device.startswith("cuda") for c in cells)
     if settings.kind == "local":
-        from .local import LocalExecutor, available_cpus, plan_workers, visible_gpus
+        from .local import LocalExecutor, available_cpus, claim_and_plan, visible_gpus
 
         gpus = visible_gpus() if uses_cuda else []
-        pins = plan_workers(cells, workers, threads, available_cpus(), gpus)
-        return LocalExecutor(pins[:n_cells], setup)
+        pins, claims, shared = claim_and_plan(cells, workers, threads, available_cpus(), gpus)
+        pins = pins[:n_cells]
+        claims.keep({c for pin in pins for c in (pin.cpus or ())})
+        used = {c for pin in pins for c in (pin.cpus or ())}
+        return LocalExecutor(pins, setup, claims, [c for c in shared if c in used])
     if settings.kind == "slurm":
         from .slurm import SlurmExecutor
 

@@ -1,5 +1,8 @@
 """Workers that speak the worker protocol over a ``multiprocessing`` connection (local and Slurm).
 
+Messages are schema-checked JSON (``_wire``), never pickles: a worker that sends anything else is
+dropped, and its cell recorded as an error.
+
 A slot is one worker: its handle (a process or a job), its connection once it has one, and the
 cell it runs. Subclasses say how a worker is started, killed and found dead.
 """
@@ -13,6 +16,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from ..cells import Cell
+from . import _wire
 from ._base import WORKER_START_TIMEOUT_S, Done, Event, Executor, Lost, StartFailed
 
 
@@ -93,7 +97,7 @@ class ConnectionPool(Executor):
         for slot in self.slots:
             if slot.ready and slot.task is None and slot.accepts(cell):
                 try:
-                    slot.conn.send((index, cell))
+                    _wire.send(slot.conn, {"type": "cell", "index": index, "cell": cell.to_dict()})
                 except (OSError, ValueError, EOFError):  # died while idle: replace it
                     self._drop(slot)
                     continue
@@ -121,17 +125,23 @@ class ConnectionPool(Executor):
         if slot.conn is not None:
             try:
                 while slot.conn.poll():
-                    message = slot.conn.recv()
-                    if message[0] == "ready":
-                        slot.ready, slot.info = True, dict(message[1])
-                    elif message[0] == "result":
-                        _, index, outcome = message
+                    message = _wire.receive(slot.conn)
+                    if message["type"] == "ready":
+                        slot.ready, slot.info = True, dict(message["info"])
+                    elif message["type"] == "result":
+                        index, outcome = message["index"], message["outcome"]
                         if slot.task is not None and slot.task[0] == index:
                             slot.task = None
                             events.append(Done(index, outcome, slot.info))
-                    elif message[0] == "fatal":
+                    else:  # fatal
                         self._drop(slot)
-                        return [*events, StartFailed(message[1])]
+                        return [*events, StartFailed(message["message"])]
+            except _wire.ProtocolError as exc:
+                why = f"the worker sent a message outside the protocol and was dropped: {exc}"
+                if not slot.ready:
+                    self._drop(slot)
+                    return [*events, StartFailed(why)]
+                return [*events, *self._lose(slot, why)]
             except (EOFError, OSError):
                 slot.conn = _closed(slot.conn)
                 if slot.ready or slot.task is not None:
@@ -169,7 +179,7 @@ class ConnectionPool(Executor):
         for slot in list(self.slots):
             if not cancel and slot.ready and slot.task is None and slot.conn is not None:
                 try:
-                    slot.conn.send(None)
+                    _wire.send(slot.conn, {"type": "stop"})
                 except (OSError, ValueError, EOFError):
                     pass
         if not cancel:

@@ -4,6 +4,12 @@ On CUDA there is one worker per visible GPU, each pinned to its GPU through
 ``CUDA_VISIBLE_DEVICES``, so that a timing cell never shares a GPU with another cell. Workers get
 disjoint sets of CPU cores (``sched_setaffinity``) with as many torch threads as cores, so that CPU
 timing cells never share cores either; each worker records its cores and threads with its rows.
+
+Runs at once on one machine take disjoint cores too: a run claims its workers' cores with an
+advisory lock per core (``flock`` on files in ``$TMPDIR/vqbench-cores-<uid>``, released when the
+run ends or dies), and takes cores no other run holds first. Where too few are free, it shares,
+and says so: the executor's description names the shared cores and the rows record them
+(``shared_cpus`` in the worker's fingerprint).
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import contextlib
 import dataclasses
 import multiprocessing as mp
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import _worker
 from ..cells import Cell
@@ -100,17 +108,88 @@ def plan_workers(
     ]
 
 
+class CoreClaims:
+    """Advisory locks on CPU cores, one file per core, held while a run uses them."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or Path(tempfile.gettempdir()) / f"vqbench-cores-{os.getuid()}"
+        self.held: dict[int, int] = {}  # core -> open file descriptor
+
+    def grab_free(self, cpus: list[int]) -> list[int]:
+        """Lock every core of ``cpus`` that no other run holds; returns those."""
+        import fcntl
+
+        try:
+            self.folder.mkdir(mode=0o700, exist_ok=True)
+        except OSError:
+            return []
+        for cpu in cpus:
+            if cpu in self.held:
+                continue
+            try:
+                fd = os.open(self.folder / f"core-{cpu}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            self.held[cpu] = fd
+        return [c for c in cpus if c in self.held]
+
+    def keep(self, cpus: set[int]) -> None:
+        """Release every held core not in ``cpus``."""
+        for cpu in [c for c in self.held if c not in cpus]:
+            self.release_one(cpu)
+
+    def release_one(self, cpu: int) -> None:
+        fd = self.held.pop(cpu, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # closing drops the lock
+
+    def release(self) -> None:
+        for cpu in list(self.held):
+            self.release_one(cpu)
+
+
+def claim_and_plan(
+    cells: list[Cell], workers: int | None, threads: int | None, cpus: list[int], gpus: list[str],
+    claims: CoreClaims | None = None,
+) -> tuple[list[WorkerPin], CoreClaims, list[int]]:
+    """:func:`plan_workers` over the cores other runs do not hold first; returns the pins, the
+    claims that hold their cores, and the cores shared with another run."""
+    claims = claims or CoreClaims()
+    free = claims.grab_free(cpus) if hasattr(os, "sched_setaffinity") else []
+    order = free + [c for c in cpus if c not in free]
+    try:
+        pins = plan_workers(cells, workers, threads, order, gpus)
+    except BaseException:
+        claims.release()
+        raise
+    used = {c for pin in pins for c in (pin.cpus or ())}
+    claims.keep(used)
+    shared = sorted(used - set(free))
+    return pins, claims, shared
+
+
 class LocalExecutor(ConnectionPool):
     """Worker processes on this machine, each pinned as :func:`plan_workers` says."""
 
     kind = "local"
     lost_retries = 0  # a worker that dies here died of its cell: running it again dies again
 
-    def __init__(self, pins: list[WorkerPin], setup: _worker.WorkerSetup) -> None:
+    def __init__(
+        self, pins: list[WorkerPin], setup: _worker.WorkerSetup, claims: CoreClaims | None = None,
+        shared: list[int] | None = None,
+    ) -> None:
         super().__init__(len(pins))
         self.pins = pins
         self.setup = setup
         self.ctx = mp.get_context("spawn")
+        self.claims = claims
+        self.shared = list(shared or [])
 
     def _setup_for(self, pin: WorkerPin) -> _worker.WorkerSetup:
         env = dict(self.setup.env)
@@ -119,8 +198,10 @@ class LocalExecutor(ConnectionPool):
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         if pin.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = pin.gpu
+        shared = tuple(c for c in (pin.cpus or ()) if c in self.shared) or None
         return dataclasses.replace(
-            self.setup, env=env, threads=threads, cpus=pin.cpus, pinned_gpu=pin.gpu, executor="local"
+            self.setup, env=env, threads=threads, cpus=pin.cpus, pinned_gpu=pin.gpu, executor="local",
+            shared_cpus=shared,
         )
 
     def _spawn(self, number: int) -> Slot:
@@ -158,13 +239,26 @@ class LocalExecutor(ConnectionPool):
             if slot.task is None:
                 slot.handle.join(timeout=5)
 
+    def close(self, cancel: bool = False) -> None:
+        try:
+            super().close(cancel)
+        finally:
+            if self.claims is not None:
+                self.claims.release()
+
     def describe(self) -> str:
         parts = []
         for i, pin in enumerate(self.pins):
             where = f"GPU {pin.gpu}" if pin.gpu is not None else "CPU"
             cores = f", cores {','.join(map(str, pin.cpus))}" if pin.cpus else ""
             parts.append(f"#{i}: {where}{cores}")
-        return f"local executor, {len(self.pins)} worker(s) ({'; '.join(parts)})"
+        text = f"local executor, {len(self.pins)} worker(s) ({'; '.join(parts)})"
+        if self.shared:
+            text += (
+                f"; cores {','.join(map(str, self.shared))} are shared with another vqbench run on this "
+                "machine (too few free cores): its timings and these may disturb each other"
+            )
+        return text
 
 
 START_FAILURE_HINT = (
@@ -172,4 +266,12 @@ START_FAILURE_HINT = (
     'again: a script that calls run_suite() must do so under `if __name__ == "__main__":`'
 )
 
-__all__ = ["LocalExecutor", "WorkerPin", "available_cpus", "plan_workers", "visible_gpus"]
+__all__ = [
+    "CoreClaims",
+    "LocalExecutor",
+    "WorkerPin",
+    "available_cpus",
+    "claim_and_plan",
+    "plan_workers",
+    "visible_gpus",
+]

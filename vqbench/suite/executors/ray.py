@@ -85,6 +85,7 @@ class RayExecutor(Executor):
     def start(self) -> None:
         ray = self.ray
         if not ray.is_initialized():
+            before = _sigterm_handler()
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.settings.address:
                 kwargs["address"] = self.settings.address
@@ -94,6 +95,7 @@ class RayExecutor(Executor):
                     kwargs["num_gpus"] = int(self.num_gpus * self.workers)
             ray.init(**kwargs)
             self.owns_cluster = True
+            _keep_sigterm(before)
         if not self.settings.workers:  # as many actors as the cluster holds (never more than cells)
             have = ray.cluster_resources()
             fit = have.get("GPU", 0) / self.num_gpus if self.num_gpus else have.get("CPU", 1) / self.num_cpus
@@ -188,6 +190,24 @@ class RayExecutor(Executor):
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+def _sigterm_handler() -> Any:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGTERM)
+
+
+def _keep_sigterm(before: Any) -> None:
+    """``ray.init`` installs its own SIGTERM handler (it exits with a stack trace); the run's
+    handler, which stops the run the way Ctrl-C does (exit 130), is put back."""
+    import signal
+
+    if before is not None and signal.getsignal(signal.SIGTERM) is not before:
+        signal.signal(signal.SIGTERM, before)
 
 
 __all__ = ["RayExecutor", "RayWorker"]

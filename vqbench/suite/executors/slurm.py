@@ -1,11 +1,18 @@
 """The Slurm executor: long-lived workers as Slurm jobs, submitted through submitit.
 
-Each job runs one worker that connects back to the coordinator over TCP (``multiprocessing``
-connections with a random key) and serves cells until the run ends, so torch is imported once per
-job. Rows travel back over that connection: workers never open the result store (SQLite over a
-network file system corrupts). A job that is preempted, cancelled, hits its time limit or is lost
-with its node takes its cell with it: the cell is run again once on another job, then recorded as an
-error; a new job replaces the lost one. Job folders (logs, pickles) live under ``folder``.
+Each job runs one worker that connects back to the coordinator over TCP and serves cells until
+the run ends, so torch is imported once per job. The run's random key reaches the jobs in a file
+only the user can read (mode 0600, in the job folder, mode 0700), never inside submitit's job
+pickle; each side proves it holds the key (HMAC challenges) before any message, and every message
+after that is schema-checked JSON, so nothing a connection sends can run code here. Connections
+are accepted on a thread of their own and authenticated each on its own, under a timeout, so an
+idle or foreign connection delays no worker. The listener binds the address that the jobs reach
+(``host``: this machine's name as the cluster resolves it), not every interface, unless ``bind``
+says otherwise; submitit's local cluster binds 127.0.0.1. Rows travel back over that connection:
+workers never open the result store (SQLite over a network file system corrupts). A job that is
+preempted, cancelled, hits its time limit or is lost with its node takes its cell with it: the cell
+is run again once on another job, then recorded as an error; a new job replaces the lost one. Job
+folders (logs, pickles) live under ``folder``.
 
 ``cluster="local"`` runs the same jobs through submitit's local executor (processes on this machine,
 real job folders and pickling): the tests use it, and so can a machine without Slurm.
@@ -21,13 +28,16 @@ import shutil
 import socket
 import threading
 import time
-from multiprocessing.connection import Listener
 from pathlib import Path
 from typing import Any
 
 from .. import _worker
+from . import _wire
 from ._base import MissingExtraError
 from ._connections import ConnectionPool, Slot
+
+#: Connections being authenticated at once; more are closed at once.
+MAX_PENDING_HANDSHAKES = 64
 
 #: Job states of a job that waits for its turn (its start timeout restarts).
 _WAITING = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "CONFIGURING", "RESIZING", "SUSPENDED")
@@ -67,11 +77,14 @@ class SlurmExecutor(ConnectionPool):
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self.setup = dataclasses.replace(setup, env=env, threads=threads, executor="slurm")
-        self.authkey = secrets.token_bytes(32)
-        self.listener: Listener | None = None
+        self.key_file: Path | None = None
+        self.authkey = b""
+        self.listener: socket.socket | None = None
         self.address: tuple[str, int] | None = None
         self.arrived: queue.Queue = queue.Queue()
         self.by_token: dict[str, Slot] = {}
+        self.refused: list[str] = []  # why connections were refused (for tests and the curious)
+        self._pending = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
 
     def _parameters(self) -> dict[str, Any]:
         s = self.settings
@@ -90,32 +103,68 @@ class SlurmExecutor(ConnectionPool):
         return params
 
     # -- TCP -----------------------------------------------------------------------------------
+    def _addresses(self) -> tuple[str, str]:
+        """(the address to bind, the address jobs connect to)."""
+        s = self.settings
+        if self.cluster != "slurm":  # submitit's local jobs run on this machine
+            host = s.host or "127.0.0.1"
+            return s.bind or host, host
+        host = s.host or socket.gethostname()
+        if s.bind:
+            return s.bind, host
+        try:
+            ip = socket.gethostbyname(host)
+        except OSError as exc:
+            raise RuntimeError(
+                f"the slurm executor binds the address that jobs reach, {host!r}, which does not resolve "
+                f"here ({exc}); set host (and bind) in [executor]"
+            ) from exc
+        if ip.startswith("127.") and not s.host:  # the hostname is a loopback alias here: the routed address
+            ip = _routed_address() or ip
+            return ip, ip
+        return ip, host
+
     def start(self) -> None:
-        self.listener = Listener((self.settings.bind, 0), authkey=self.authkey)
-        port = self.listener.address[1]
-        host = self.settings.host or socket.gethostname()
-        self.address = (host, port)
-        threading.Thread(target=self._accept, name="vqbench-slurm-accept", daemon=True).start()
+        self._listen()
         super().start()
 
-    def _accept(self) -> None:
-        listener = self.listener
-        while listener is not None:
+    def _listen(self) -> None:
+        """Write the key file and listen; jobs are submitted after this."""
+        bind, host = self._addresses()
+        self.key_file, self.authkey = _wire.write_key(self.folder)
+        listener = socket.create_server((bind, 0), backlog=64)
+        listener.settimeout(0.5)
+        self.listener = listener
+        self.address = (host, listener.getsockname()[1])
+        accept = threading.Thread(target=self._accept, args=(listener,), name="vqbench-accept", daemon=True)
+        accept.start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        """Accept connections and hand each to a thread of its own: none waits on another."""
+        while self.listener is listener:
             try:
-                conn = listener.accept()
+                sock, peer = listener.accept()
+            except TimeoutError:
+                continue
             except OSError:  # closed: the run is over
                 return
-            except Exception:  # a client with the wrong key, say
+            if not self._pending.acquire(blocking=False):
+                self.refused.append(f"{peer}: too many connections being authenticated")
+                sock.close()
                 continue
-            try:
-                if conn.poll(30):
-                    hello = conn.recv()
-                    if isinstance(hello, tuple) and hello[:1] == ("hello",):
-                        self.arrived.put((hello[1], conn))
-                        continue
-            except (EOFError, OSError):
-                pass
-            conn.close()
+            threading.Thread(target=self._authenticate, args=(sock, peer), daemon=True).start()
+
+    def _authenticate(self, sock: socket.socket, peer: Any) -> None:
+        try:
+            token = _wire.serve_handshake(sock, self.authkey)
+            if token not in self.by_token:
+                raise _wire.ProtocolError(f"unknown job token {token!r:.40}")
+            self.arrived.put((token, _wire.connection(sock)))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:  # wrong key, garbage, timeout
+            self.refused.append(f"{peer}: {type(exc).__name__}: {exc}")
+            sock.close()
+        finally:
+            self._pending.release()
 
     def _poll_new(self) -> None:
         while True:
@@ -124,17 +173,23 @@ class SlurmExecutor(ConnectionPool):
             except queue.Empty:
                 return
             slot = self.by_token.get(token)
-            if slot is None or slot not in self.slots:
-                conn.close()  # a job that was already given up
+            if slot is None or slot not in self.slots or slot.conn is not None:
+                conn.close()  # a job that was already given up, or a second connection
             else:
                 slot.conn = conn
 
     # -- jobs ----------------------------------------------------------------------------------
     def _spawn(self, number: int) -> Slot:
-        token = f"{number}-{secrets.token_hex(4)}"
-        job = self.engine.submit(_worker.connect_and_serve, self.address, self.authkey, token, self.setup)
-        slot = Slot(handle=job, checked=time.monotonic())
-        self.by_token[token] = slot
+        token = f"{number}-{secrets.token_hex(8)}"
+        slot = Slot(handle=None, checked=time.monotonic())
+        self.by_token[token] = slot  # before the job exists: a quick job finds its token known
+        try:
+            slot.handle = self.engine.submit(
+                _worker.connect_and_serve, self.address, str(self.key_file), token, self.setup
+            )
+        except BaseException:
+            del self.by_token[token]
+            raise
         return slot
 
     def _terminate(self, slot: Slot) -> None:
@@ -199,6 +254,8 @@ class SlurmExecutor(ConnectionPool):
             if listener is not None:
                 with contextlib.suppress(Exception):
                     listener.close()
+            if self.key_file is not None:
+                self.key_file.unlink(missing_ok=True)
 
     def describe(self) -> str:
         s = self.settings
@@ -211,6 +268,19 @@ class SlurmExecutor(ConnectionPool):
                 bits.append(f"{label} {value}")
         bits.append(f"time limit {s.time_limit} min, job folders in {self.folder}")
         return f"slurm executor, {', '.join(bits)}"
+
+
+def _routed_address() -> str | None:
+    """This machine's address on the interface of its default route (no packet is sent)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.255", 9))
+        ip = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if ip.startswith("127.") or ip == "0.0.0.0" else ip
 
 
 __all__ = ["SlurmExecutor"]
