@@ -64,7 +64,8 @@ from ._common import (
 from .cells import NO_QUANTIZER
 from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
 from .timing import fix_threads, iqr
-from .usage import UsageCounter, usage_figures
+from .diagnostics import Diagnostics
+from .usage import TOKEN_TOL, UsageCounter, usage_figures
 
 if TYPE_CHECKING:
     from vqbench.datasets import Dataset
@@ -76,7 +77,9 @@ PARAMS: dict[str, Any] = {
     "batch": 128,
     "lr": 2e-3,
     "aux_loss_weight": 1.0,
-    "latent_dim": 8,
+    "latent_dim": None,
+    "ceiling_width_note": None,
+    "token_tol": TOKEN_TOL,
     "hidden": 128,
     "channels": 32,
     "tokens_per_sample": 4,
@@ -89,11 +92,19 @@ PARAMS: dict[str, Any] = {
     **CONVERGENCE_PARAMS,
 }
 #: The types of parameters whose default is None (checked before a run).
-PARAM_TYPES = {"downsample": "int | None", "threads": "int | None", "ceiling_steps": "int | None"}
+PARAM_TYPES = {"downsample": "int | None", "threads": "int | None", "ceiling_steps": "int | None",
+               "latent_dim": "int | None", "ceiling_width_note": "str | None", "perplexity_tol": "float | None"}
+#: The ceiling's width when no sweep gave it one (a lone no-quantizer cell).
+CEILING_WIDTH = 8
 
 
 class Bottlenecked(nn.Module):
-    """Encoder -> quantizer (channel-last tokens) -> decoder; returns the output and the quantizer's."""
+    """Encoder -> quantizer (channel-last tokens) -> decoder; returns the output and the quantizer's.
+
+    ``project_in`` / ``project_out`` sit between the encoder's tokens and the quantizer: identities
+    at the quantizer's own width, a linear pair when a profile asks for one shared width. In eval
+    mode the last quantizer input is kept as ``quantizer_input`` (for the diagnostics).
+    """
 
     to_tokens: Any
     from_tokens: Any
@@ -102,12 +113,18 @@ class Bottlenecked(nn.Module):
         super().__init__()
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         self.to_tokens, self.from_tokens = to_tokens, from_tokens
+        self.project_in: nn.Module = nn.Identity()
+        self.project_out: nn.Module = nn.Identity()
+        self.quantizer_input: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor):
         z = self.encoder(x)
         tokens, shape = self.to_tokens(z)
+        tokens = self.project_in(tokens)
+        if not self.training:
+            self.quantizer_input = tokens.detach()
         out = self.quantizer(tokens)
-        return self.decoder(self.from_tokens(out.codes, shape)), out
+        return self.decoder(self.from_tokens(self.project_out(out.codes), shape)), out
 
 
 def mlp_autoencoder(
@@ -201,14 +218,52 @@ def eval_tokens(data: Dataset, params: dict[str, Any]) -> int:
     return int(data.eval.shape[0]) * per_sample
 
 
+def native_width(quantizer: str, config: dict[str, Any]) -> int:
+    """The input width of quantizer ``quantizer`` built from ``config`` without a ``dim``: its own width
+    (FSQ ``len(levels) * num_codebooks``, LFQ/BSQ their bits, VQ ``codebook_dim``, a plugin its default)."""
+    from vqbench.quantizers import create_quantizer
+
+    return int(create_quantizer(quantizer, **{k: v for k, v in config.items() if k != "dim"}).dim)
+
+
+def _widths(cell: Cell, quantizer: nn.Module | None, params: dict[str, Any]) -> dict[str, Any]:
+    """The widths of the cell: encoder output, quantizer input, and how they meet (for every row)."""
+    shared = params["latent_dim"]
+    if shared is not None:
+        shared = positive_int(params, "latent_dim")
+    if quantizer is None:  # the ceiling: the width the sweep gave it (its widest), else the default
+        latent = shared or CEILING_WIDTH
+        note = params["ceiling_width_note"] or (
+            f"shared width {shared}" if shared else f"default width {CEILING_WIDTH} (no sweep width given)")
+        return {"latent_dim": latent, "width": "ceiling", "width_note": note}
+    qdim = int(quantizer.dim)
+    out: dict[str, Any] = {"quantizer_dim": qdim}
+    if "dim" in cell.config:
+        native = native_width(cell.quantizer, cell.config)
+        out["native_dim"] = native
+        inside = "" if native == qdim else f"; the quantizer projects {qdim} -> {native} inside"
+        note = f"config dim {qdim}{inside}"
+    else:
+        out["native_dim"] = qdim
+        note = f"native width {qdim}"
+    if shared is None:
+        out.update(latent_dim=qdim, width="native" if out["native_dim"] == qdim else "config", width_note=note)
+    else:
+        out.update(latent_dim=shared, width="shared",
+                   width_note=f"shared width {shared}: explicit Linear({shared}->{qdim}) and "
+                   f"Linear({qdim}->{shared}) around the quantizer")
+    return out
+
+
 def _build(
     cell: Cell, data: Dataset, params: dict[str, Any]
 ) -> tuple[Bottlenecked, nn.Module | None, int, dict]:
-    latent = int(cell.config.get("dim") or positive_int(params, "latent_dim"))
     if cell.quantizer == NO_QUANTIZER:
         call, quantizer = NoQuantizer(), None
     else:
-        call, quantizer = build_quantizer(cell, dim=latent)
+        call, quantizer = build_quantizer(cell)  # at its own width (or the config's dim)
+    widths = _widths(cell, quantizer, params)
+    latent = widths["latent_dim"]
     if data.kind == "images":
         _, c, h, w = data.train.shape
         down = params["downsample"] or auto_downsample(h, w)
@@ -225,12 +280,16 @@ def _build(
         shape = {}
     else:
         raise ValueError(f"expected dataset kind 'vectors', 'images' or 'audio', got {data.kind!r}")
-    return model.to(torch.device(cell.device)), quantizer, tokens, {"latent_dim": latent, **shape}
+    if widths["width"] == "shared":
+        qdim = widths["quantizer_dim"]
+        model.project_in, model.project_out = nn.Linear(latent, qdim), nn.Linear(qdim, latent)
+    return model.to(torch.device(cell.device)), quantizer, tokens, {**widths, **shape}
 
 
 def _evaluate(model: Bottlenecked, quantizer: nn.Module | None, eval: torch.Tensor, peak: float, batch: int,
-              device: torch.device, counter: UsageCounter | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample MSE and PSNR over ``eval``; counts indices into ``counter``."""
+              device: torch.device, counter: UsageCounter | None,
+              probe: Diagnostics | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample MSE and PSNR over ``eval``; counts indices into ``counter``, inputs into ``probe``."""
     model.eval()
     mses: list[torch.Tensor] = []
     with torch.no_grad():
@@ -240,6 +299,8 @@ def _evaluate(model: Bottlenecked, quantizer: nn.Module | None, eval: torch.Tens
             mses.append((y - x).square().flatten(1).mean(1).double().cpu())
             if counter is not None:
                 counter.update(out.indices)
+            if probe is not None:
+                probe.update(model.quantizer_input, out.codes)
     mse = torch.cat(mses)
     psnr = 10 * torch.log10(peak**2 / mse.clamp_min(1e-12))
     return mse, psnr
@@ -265,7 +326,9 @@ def _monitor(model: Bottlenecked, quantizer: nn.Module | None, monitor: torch.Te
     model.train()
     out = {"loss": float(mse.mean()), "psnr": float(psnr.mean())}
     if counter is not None:
-        out["utilization"] = float(counter.figures()["utilization"])
+        usage = counter.figures()
+        out["utilization"] = float(usage["utilization"])
+        out["perplexity"] = float(usage["perplexity"])
     return out
 
 
@@ -334,7 +397,8 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
             if action == "cut":
                 scale_lr(opt, plateau.lr_decay)
     counter = None if ceiling else UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
-    mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter)
+    probe = Diagnostics(quantizer)
+    mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter, probe)
     if monitor is not None and done:  # the last point: the held-out figures at the end of training
         if not plateau.curve or plateau.curve[-1]["step"] != done:
             plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device),
@@ -365,6 +429,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
             "monitor_s": monitor_s, "cpu_s": cpu_s}),
         figure("train_steps", done, "steps", None, n=done, extra={**ctx, **convergence}),
     ]
+    rows += probe.rows(ctx)
     if ceiling:
         return rows
     bits = float(quantizer.bits_per_token)
@@ -372,9 +437,11 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         figure("bits_per_token", bits, "bits", None, extra=ctx),
         figure("bits_per_sample", bits * tokens, "bits", None, extra=ctx),
     ]
-    usage = usage_figures(counter.figures(), positive_float(params, "min_tokens_per_code", allow_zero=True))
+    usage = usage_figures(counter.figures(), positive_float(params, "min_tokens_per_code", allow_zero=True),
+                          token_tol=positive_float(params, "token_tol", allow_zero=True))
+    keep = ("steps", "converged", "latent_dim", "quantizer_dim", "native_dim", "width", "width_note")
     for row in usage:
-        row["extra"] = {**row["extra"], "steps": done, "converged": convergence["converged"]}
+        row["extra"] = {**row["extra"], **{k: ctx[k] for k in keep if k in ctx}}
     return rows + usage
 
 
@@ -393,5 +460,6 @@ __all__ = [
     "eval_tokens",
     "measure",
     "mlp_autoencoder",
+    "native_width",
     "png_strip",
 ]
