@@ -35,8 +35,9 @@ def channel_levels(quantizer: nn.Module | None) -> list[int] | None:
         return None
     for module in (quantizer, getattr(quantizer, "inner", None)):
         levels = getattr(module, "levels", None) if module is not None else None
-        if levels is None and module is not None and isinstance(getattr(module, "_levels", None), torch.Tensor):
-            levels = module._levels
+        buffer = getattr(module, "_levels", None) if module is not None else None
+        if levels is None and isinstance(buffer, torch.Tensor):
+            levels = buffer
         if isinstance(levels, torch.Tensor):
             levels = levels.tolist()
         if isinstance(levels, list | tuple) and levels and all(isinstance(v, int) for v in levels):
@@ -144,8 +145,8 @@ class Diagnostics:
                 "levels_used": used,
                 "entropy_bits": [round(h, 4) for h in entropy],
                 "reachable_share": reach,
-                "summary": "levels used per channel: " + " ".join(f"{u}/{n}" for u, n in zip(used, self.levels,
-                                                                                         strict=True)),
+                "summary": "levels used per channel: "
+                + " ".join(f"{u}/{n}" for u, n in zip(used, self.levels, strict=True)),
             }
         return None
 
@@ -171,7 +172,8 @@ class Diagnostics:
                        extra=extra),
             ]
         else:
-            share = sum(u / n for u, n in zip(ch["levels_used"], ch["levels"], strict=True)) / len(ch["levels"])
+            pairs = zip(ch["levels_used"], ch["levels"], strict=True)
+            share = sum(u / n for u, n in pairs) / len(ch["levels"])
             rows += [
                 figure("levels_used", share, "ratio", True, n=self.n, extra=extra),
                 figure("levels_entropy_bits", sum(ch["entropy_bits"]), "bits", True, n=self.n, extra=extra),

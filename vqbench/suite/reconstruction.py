@@ -63,8 +63,8 @@ from ._common import (
 )
 from .cells import NO_QUANTIZER
 from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
-from .timing import fix_threads, iqr
 from .diagnostics import Diagnostics
+from .timing import fix_threads, iqr
 from .usage import TOKEN_TOL, UsageCounter, usage_figures
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ PARAMS: dict[str, Any] = {
 }
 #: The types of parameters whose default is None (checked before a run).
 PARAM_TYPES = {"downsample": "int | None", "threads": "int | None", "ceiling_steps": "int | None",
-               "latent_dim": "int | None", "ceiling_width_note": "str | None", "perplexity_tol": "float | None"}
+               "latent_dim": "int | None", "ceiling_width_note": "str | None",
+               "perplexity_tol": "float | None"}
 #: The ceiling's width when no sweep gave it one (a lone no-quantizer cell).
 CEILING_WIDTH = 8
 
@@ -247,7 +248,8 @@ def _widths(cell: Cell, quantizer: nn.Module | None, params: dict[str, Any]) -> 
         out["native_dim"] = qdim
         note = f"native width {qdim}"
     if shared is None:
-        out.update(latent_dim=qdim, width="native" if out["native_dim"] == qdim else "config", width_note=note)
+        kind = "native" if out["native_dim"] == qdim else "config"
+        out.update(latent_dim=qdim, width=kind, width_note=note)
     else:
         out.update(latent_dim=shared, width="shared",
                    width_note=f"shared width {shared}: explicit Linear({shared}->{qdim}) and "

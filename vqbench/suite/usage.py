@@ -133,7 +133,8 @@ class UsageCounter:
             self._first.scatter_reduce_(0, ids, pos, reduce="amin")
         else:
             values, inverse, counts = torch.unique(ids, return_inverse=True, return_counts=True)
-            first = torch.full((len(values),), NEVER, dtype=torch.int64).scatter_reduce_(0, inverse, pos, "amin")
+            first = torch.full((len(values),), NEVER, dtype=torch.int64)
+            first.scatter_reduce_(0, inverse, pos, "amin")
             self._sparse.append((values, counts, first))
             if len(self._sparse) > 16:
                 self._sparse = [self._merged()]
@@ -234,7 +235,8 @@ _UNITS = {
 
 
 def token_limited(curve: dict[str, list], tol: float = TOKEN_TOL) -> tuple[bool, float]:
-    """``(limited, gain)``: the utilization the last doubling of tokens added, and whether it passes ``tol``."""
+    """``(limited, gain)``: what the last doubling of tokens added to utilization, and whether it
+    passes ``tol``."""
     util = curve["utilization"]
     gain = util[-1] - util[-2] if len(util) >= 2 else 0.0
     return gain > tol, gain
@@ -268,7 +270,8 @@ def usage_figures(
         )
     if limited:
         warnings.append(
-            f"token-limited: the last doubling of eval tokens ({curve['tokens'][-2]} -> {curve['tokens'][-1]}) "
+            f"token-limited: the last doubling of eval tokens "
+            f"({curve['tokens'][-2]} -> {curve['tokens'][-1]}) "
             f"added {100 * gain:.1f} points of utilization (tolerance {100 * token_tol:.1f})"
         )
     if warnings:
@@ -403,7 +406,8 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     stats, side = fit_and_count(cell, train, eval, params)
     rows = usage_figures(stats, positive_float(params, "min_tokens_per_code", allow_zero=True))
     convergence = side["convergence"]
-    steps = {"steps": convergence["steps_taken"], "converged": convergence["converged"]}
+    steps = {"steps": convergence["steps_taken"], "converged": convergence["converged"],
+             "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"]}
     for row in rows:
         row["extra"] = {**row["extra"], **steps}
     context = {"dataset_kind": data.kind, "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"],
