@@ -86,13 +86,12 @@ def size_note(rows: Any, quantizer: str, size: int, dataset: str) -> str:
         return ""
     parts = []
     capped = {s: m["reachable_share"][0] for s, m in seeds.items() if "reachable_share" in m}
-    kind = next((m[k][1] for m in seeds.values() for k in ("live_bits", "levels_used") if k in m), None)
+    kind = next((m["reachable_share"][1] for m in seeds.values() if "reachable_share" in m), None)
     if kind is not None:
         short = {s: r for s, r in capped.items() if r < 1}
         if short:
             texts = [
-                f"seed {s}: {seeds[s].get('live_bits', seeds[s].get('levels_used'))[1].get('summary')}"
-                f" (utilization at most {r:.0%})"
+                f"seed {s}: {seeds[s]['reachable_share'][1].get('summary')} (utilization at most {r:.0%})"
                 for s, r in sorted(short.items())
             ]
             parts.append("; ".join(texts))
