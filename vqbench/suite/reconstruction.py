@@ -2,10 +2,15 @@
 
 Images: a conv net (stride-2 convs down to a grid of tokens, transposed convs back up).
 Vectors and audio frames: an MLP whose encoder emits ``tokens_per_sample`` tokens per row.
-The quantizer is built as ``create_quantizer(name, dim=latent_dim, **config)`` (a ``dim`` in the
-config is the latent dim). Trained with a fixed seed, Adam, ``steps`` and ``batch`` on the train
-split, with loss MSE + ``aux_loss_weight`` x the quantizer's own auxiliary loss; then measured on
-the whole eval split: per-sample MSE and PSNR averaged, codebook usage, bits per token.
+The quantizer is built as ``create_quantizer(name, **config)``, at its own input width (FSQ
+``len(levels) * num_codebooks``, LFQ/BSQ their bits, VQ ``codebook_dim``, a plugin its default
+``dim``; a ``dim`` in the config overrides it), and the encoder emits exactly that width: no
+projection inside the quantizer, none beside it. With ``latent_dim`` set, the latent has that one
+shared width for every quantizer and an explicit ``Linear(latent_dim -> width)`` /
+``Linear(width -> latent_dim)`` pair sits around each quantizer (the rows say so). Trained with
+a fixed seed, Adam, ``steps`` and ``batch`` on the train split, with loss MSE +
+``aux_loss_weight`` x the quantizer's own auxiliary loss; then measured on the whole eval split:
+per-sample MSE and PSNR averaged, codebook usage, bits per token.
 
 Vectors and audio frames are z-scored with the train split's mean and std first, so their MSE is
 in units of the feature variance (1.0 = predicting the mean); PSNR uses the eval split's value range
@@ -13,28 +18,38 @@ as the peak (1.0 for images, which stay in [0, 1]).
 
 Defaults (``PARAMS``), each overridable from ``cell.params``:
 - ``steps`` = 200, ``batch`` = 128, ``lr`` = 2e-3, ``aux_loss_weight`` = 1.0;
-- ``latent_dim`` = 8 (used when the config has no ``dim``), ``hidden`` = 128 (MLP width) /
-  ``channels`` = 32 (conv width);
+- ``latent_dim`` = None (each quantizer's own width; an int: one shared width, see above),
+  ``hidden`` = 128 (MLP width) / ``channels`` = 32 (conv width); every row's extra holds
+  ``latent_dim``, ``quantizer_dim``, ``native_dim``, ``width`` (native / config / shared) and
+  ``width_note``;
 - ``tokens_per_sample`` = 4 (vectors, audio); ``downsample`` = None: images, the largest of 4, 2, 1
   that leaves a grid of at least 4 x 4 tokens;
 - ``eval_batch`` = 1024 samples (capped so that tokens x codes stays under 2^25);
 - ``reconstructions`` = 4: images whose original and reconstruction are stored as a PNG strip
   (base64) in the ``psnr`` figure's extra (0: none);
-- ``min_tokens_per_code`` = 10: usage figures below this carry a warning;
+- ``min_tokens_per_code`` = 10: usage figures below this carry a warning; ``token_tol`` = 0.03:
+  utilization whose last doubling of eval tokens (1/2 -> all) added more than this is marked
+  ``token_limited`` (the token curve at 1/16, 1/4, 1/2, all is in every usage row);
 - ``threads`` = None: CPU threads (None keeps torch's count); recorded with the training time;
 - training to convergence (``vqbench.suite.convergence``): ``steps`` is the cap; every
   ``eval_every`` = 100 steps the held-out MSE, PSNR and utilization are measured on
   ``monitor_samples`` = 1024 samples held out of the train split, and training stops once over
   ``plateau_window`` = 500 steps (and after ``min_steps``) the MSE fell by at most ``loss_tol`` = 1%
-  and utilization moved by at most ``util_tol`` = 2% (relative); with ``lr_cuts`` > 0 each of the
-  first plateaus instead multiplies the rate by ``lr_decay``. ``eval_every`` = 0 trains exactly
-  ``steps``. The ``train_steps`` row holds the steps taken, ``converged`` and the curve.
+  and utilization and perplexity moved by at most ``util_tol`` = 2% / ``perplexity_tol`` (relative);
+  with ``lr_cuts`` > 0 each of the first plateaus instead multiplies the rate by ``lr_decay``.
+  ``eval_every`` = 0 trains exactly ``steps``. The ``train_steps`` row holds the steps taken,
+  ``converged`` (never at the cap) and the curve.
+- diagnostics over the eval tokens (``vqbench.suite.diagnostics``): the participation ratio and
+  effective rank of the quantizer's input (also for the ceiling), levels used per channel (FSQ),
+  live bits and balance (LFQ/BSQ), and the share of codes those leave reachable.
 
 Which question it answers: how a quantizer behaves when trained *jointly* with an encoder and a
 decoder, the setting of the FSQ paper's claims (usage and reconstruction against codebook size).
 The cell whose quantizer is ``NO_QUANTIZER`` trains the same autoencoder with an identity
 bottleneck: the ceiling that a rate-distortion figure draws. Its step cap is ``ceiling_steps``
 where given (an autoencoder with no bottleneck keeps improving longer; it costs as little as FSQ).
+Its width is ``latent_dim``: a sweep's expansion sets it to the widest width of the sweep's
+quantizers and says which in ``ceiling_width_note`` (8 when no sweep gave one).
 """
 
 from __future__ import annotations
