@@ -114,13 +114,14 @@ def test_convergence_table_shows_steps_cuts_and_converged_seeds():
     rows = _rows(figs)
     exts = [{"converged": True, "step_cap": 6000, "lr_cut_steps": [2000, 3000]},
             {"converged": True, "step_cap": 6000, "lr_cut_steps": [2500, 3500]},
-            {"converged": False, "step_cap": 6000, "lr_cut_steps": [3000]}]
+            {"converged": False, "step_cap": 6000, "lr_cut_steps": [3000], "stopped_by": "cap",
+             "moving_at_end": ["utilization"]}]
     rows["ext"] = exts
     table = convergence_table(rows, "stamp")
     assert "rate cuts" in table.columns
     cells = [c.text for c in table.rows[0]]
-    assert cells[4:] == ["4000-6000", "6000", "1-2", "2/3"]
-    assert table.rows[0][-1].verdict == "worse"  # a seed stopped at the cap
+    assert cells[4:] == ["4000-6000", "6000", "1-2", "2/3", "utilization (1)"]
+    assert table.rows[0][-2].verdict == "worse"  # a seed stopped at the cap
 
 
 def test_quick_says_it_is_a_smoke_run():

@@ -358,6 +358,11 @@ def convergence_table(rows: Any, stamp: str) -> Any:
         done = sum(bool(e.get("converged")) for e in group["ext"])
         cap = max(int(e.get("step_cap") or 0) for e in group["ext"])
         cuts = [len(e.get("lr_cut_steps") or []) for e in group["ext"]]
+        moving: dict[str, int] = {}
+        for e in group["ext"]:
+            for name in e.get("moving_at_end") or []:
+                moving[name] = moving.get(name, 0) + 1
+        still = ", ".join(f"{name} ({n})" for name, n in moving.items()) or "—"
         size_text = "—" if size != size or size is None else _size(int(size))
         body.append(
             [
@@ -369,15 +374,17 @@ def convergence_table(rows: Any, stamp: str) -> Any:
                 TableCell(str(cap)),
                 TableCell(f"{min(cuts)}-{max(cuts)}" if min(cuts) != max(cuts) else str(cuts[0])),
                 TableCell(f"{done}/{len(steps)}", verdict="" if done == len(steps) else "worse"),
+                TableCell(still, kind="label"),
             ]
         )
     return Table(
         "Convergence: steps taken, learning-rate cuts, converged",
         ["benchmark", "quantizer", "K", "dataset", "steps taken (over seeds)", "step cap", "rate cuts",
-         "converged"],
+         "converged", "still moving at the cap (cells)"],
         body,
-        caption="Converged: after its last learning-rate cut, a window of steps where the held-out loss "
-        f"and utilization stopped moving; a cell that reached the step cap first is not converged. {stamp}",
+        caption="Converged: after its last learning-rate cut, a window of steps where the held-out loss, "
+        "utilization and perplexity stopped moving (no cut either while any of them moved); a cell that "
+        f"reached the step cap first is not converged. {stamp}",
     )
 
 
