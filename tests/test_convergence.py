@@ -23,18 +23,18 @@ def _plateau(losses, utils, window=200, every=100, **kw) -> Plateau:
 
 
 def test_plateau_needs_flat_loss_and_flat_utilization_over_the_window():
-    assert not _plateau([1.0], [0.5]).converged()  # shorter than the window
-    assert _plateau([1.0, 0.999, 0.998], [0.5, 0.5, 0.5]).converged()
-    assert not _plateau([1.0, 0.9, 0.8], [0.5, 0.5, 0.5]).converged()  # loss still falling 20%
-    assert not _plateau([1.0, 1.0, 1.0], [0.2, 0.3, 0.4]).converged()  # usage still climbing
-    assert not _plateau([1.0, 1.0, 1.0], [0.5, 0.5, 0.5], min_steps=1000).converged()
+    assert not _plateau([1.0], [0.5]).check() == "converged"  # shorter than the window
+    assert _plateau([1.0, 0.999, 0.998], [0.5, 0.5, 0.5]).check() == "converged"
+    assert not _plateau([1.0, 0.9, 0.8], [0.5, 0.5, 0.5]).check() == "converged"  # loss still falling 20%
+    assert not _plateau([1.0, 1.0, 1.0], [0.2, 0.3, 0.4]).check() == "converged"  # usage still climbing
+    assert not _plateau([1.0, 1.0, 1.0], [0.5, 0.5, 0.5], min_steps=1000).check() == "converged"
 
 
 def test_plateau_compares_the_best_loss_so_noise_does_not_end_training_early():
     # the latest point is noisy-high but the best of the window is 20% below the best before it
-    assert not _plateau([1.0, 0.8, 0.95], [0.5, 0.5, 0.5]).converged()
+    assert not _plateau([1.0, 0.8, 0.95], [0.5, 0.5, 0.5]).check() == "converged"
     # a noisy dip before the window: nothing in the window beats it, so the loss is flat
-    assert _plateau([0.9, 1.0, 0.95, 0.97], [0.5] * 4).converged()
+    assert _plateau([0.9, 1.0, 0.95, 0.97], [0.5] * 4).check() == "converged"
 
 
 def test_each_plateau_cuts_the_rate_until_the_last_one_converges():
@@ -54,16 +54,72 @@ def test_each_plateau_cuts_the_rate_until_the_last_one_converges():
     assert summary["criterion"]["lr_cuts"] == 2 and summary["criterion"]["lr_decay"] == 0.5
 
 
-def test_the_rate_is_cut_on_a_flat_loss_but_convergence_also_needs_flat_utilization():
+def test_no_rate_cut_while_utilization_still_moves():
     p = Plateau(max_steps=10_000, eval_every=100, window=200, lr_cuts=1)
     actions = []
     for i, util in enumerate([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], start=1):
-        p.record(i * 100, loss=1.0, utilization=util)
+        p.record(i * 100, loss=1.0, utilization=util)  # the loss is flat from the start
         actions.append(p.check())
-    assert actions == ["train", "train", "cut", "train", "train", "train"]  # utilization still climbing
+    assert actions == ["train"] * 6 and p.cuts == []  # utilization still climbing: no cut
+    assert p.moving() == ["utilization"]
     p.record(700, loss=1.0, utilization=0.6)
     p.record(800, loss=1.0, utilization=0.6)
-    assert p.check() == "converged"
+    assert p.check() == "cut" and p.cuts == [800]
+    p.record(900, loss=1.0, utilization=0.6)
+    p.record(1000, loss=1.0, utilization=0.6)
+    assert p.check() == "converged" and p.converged()
+
+
+def test_no_rate_cut_while_perplexity_still_moves():
+    p = Plateau(max_steps=10_000, eval_every=100, window=200, lr_cuts=1, perplexity_tol=0.05)
+    for i, ppl in enumerate([10, 20, 30, 40], start=1):
+        p.record(i * 100, loss=1.0, utilization=0.5, perplexity=ppl)
+        assert p.check() == "train"
+    assert p.moving() == ["perplexity"]
+    p.record(500, loss=1.0, utilization=0.5, perplexity=40.5)
+    p.record(600, loss=1.0, utilization=0.5, perplexity=41)
+    assert p.check() == "cut"
+
+
+def test_a_cell_stopped_by_the_cap_is_not_converged_even_if_flat_at_the_end():
+    p = Plateau(max_steps=300, eval_every=100, window=200)
+    for i, util in enumerate([0.1, 0.5, 0.5], start=1):
+        p.record(i * 100, loss=1.0, utilization=util)  # the engines check only before the cap
+    summary = p.summary(300)
+    assert summary["converged"] is False and summary["stopped_by"] == "cap"
+    assert summary["moving_at_end"] == ["utilization"]
+
+
+def test_the_engine_does_not_cut_while_utilization_climbs():
+    """A reconstruction run whose loss plateaus early: every cut falls where utilization is flat."""
+    images = torch.zeros(320, 1, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    corners = torch.randint(0, 5, (320, 2), generator=g)
+    for i, (r, c) in enumerate(corners.tolist()):
+        images[i, 0, r : r + 3, c : c + 3] = 1.0
+    from vqbench.datasets._base import make_dataset
+
+    data = make_dataset("blobs", "images", images[:256], images[256:])
+    params = {"steps": 600, "batch": 16, "channels": 8, "eval_every": 50, "plateau_window": 100,
+              "loss_tol": 0.5, "util_tol": 0.02, "lr_cuts": 2, "monitor_samples": 25, "reconstructions": 0}
+    cell = Cell("t", "reconstruction", "fsq", {"levels": [4, 4, 4]}, "blobs", {}, params=params)
+    rows = {r["metric"]: r for r in reconstruction.measure(cell, data=data)}
+    info = rows["train_steps"]["extra"]
+    steps, util = info["curve"]["step"], info["curve"]["utilization"]
+    for cut in info["lr_cut_steps"]:
+        now = util[steps.index(cut)]
+        then = util[steps.index(cut - 100)]
+        assert abs(now - then) <= 0.02 * max(now, then)
+    # the run is a real test: a rule reading the loss alone would have cut where utilization moved
+    replay = Plateau(max_steps=600, eval_every=50, window=100, loss_tol=0.5, util_tol=0.02)
+    loss_only = []
+    for step, loss, u in zip(steps, info["curve"]["loss"], util, strict=True):
+        replay.record(step, loss=loss, utilization=u)
+        if replay._flat("loss") and not replay._flat("utilization"):
+            loss_only.append(step)
+    assert loss_only and not set(loss_only) & set(info["lr_cut_steps"])
+    if not info["converged"]:
+        assert info["stopped_by"] == "cap" and "utilization" in info["moving_at_end"]
 
 
 def test_lr_decay_outside_zero_to_one_is_refused():
@@ -177,7 +233,9 @@ def test_every_reconstruction_sweep_gets_a_ceiling_per_seed():
                           backends="eager")
     ceiling = [c for c in plan.cells if c.quantizer == NO_QUANTIZER]
     assert sorted(c.seed for c in ceiling) == [0, 1]  # the grid benchmark (one size) gets none
-    assert all(c.config == {} and c.backend == "eager" and c.params == {} for c in ceiling)
+    assert all(c.config == {} and c.backend == "eager" for c in ceiling)
+    # the ceiling trains at the widest native width of its sweep (vq: codebook_dim 8 > fsq's 4)
+    assert all(c.params["latent_dim"] == 8 and "widest" in c.params["ceiling_width_note"] for c in ceiling)
     assert build_facts(plan.cells)  # the checks before a run accept it
 
 

@@ -75,6 +75,9 @@ def test_figures_units_and_context(vector_run):
         "utilization": ("ratio", True), "perplexity": ("codes", True), "perplexity_ratio": ("ratio", True),
         "entropy_bits": ("bits", True), "dead_codes": ("codes", False), "tokens": ("tokens", None),
         "tokens_per_code": ("ratio", None), "train_steps": ("steps", None),
+        "utilization_token_gain": ("ratio", None), "input_participation_ratio": ("dims", True),
+        "input_effective_rank": ("dims", True), "levels_used": ("ratio", True),
+        "levels_entropy_bits": ("bits", True), "reachable_share": ("ratio", True),
     }
     assert {m: (r["unit"], r["higher_is_better"]) for m, r in vector_run.items()} == expected
     assert vector_run["bits_per_token"]["value"] == pytest.approx(math.log2(125))

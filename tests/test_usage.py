@@ -119,7 +119,8 @@ def test_measure_counts_the_whole_eval_split():
     assert rows["utilization"]["n"] == 2000
     assert rows["utilization"]["extra"]["tokens"] == 2000
     assert rows["tokens_per_code"]["value"] == pytest.approx(2000 / 125)
-    assert "warning" not in rows["utilization"]["extra"]
+    assert "eval tokens per code" not in rows["utilization"]["extra"].get("warning", "")
+    assert rows["utilization"]["extra"]["token_curve"]["tokens"] == [125, 500, 1000, 2000]
     assert 0 < rows["utilization"]["value"] <= 1
     assert rows["perplexity"]["value"] <= 125
     assert rows["dead_codes"]["value"] == pytest.approx(125 * (1 - rows["utilization"]["value"]))

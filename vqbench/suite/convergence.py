@@ -3,16 +3,20 @@
 The usage and reconstruction engines train in chunks of ``eval_every`` steps; after each chunk they
 measure held-out figures (a monitor split carved from the train split, never the eval split) and
 append a point to the curve: step, held-out loss, utilization (and PSNR where there is one).
-A check finds the loss *flat* when, at or after ``min_steps``, the best held-out loss of the last
-``plateau_window`` steps is at most ``loss_tol`` (relative) below the best before them; a *plateau*
-when, besides, the utilization moved by at most ``util_tol`` (relative) over those steps.
+A check finds a *plateau* when, at or after ``min_steps``, the best held-out loss of the last
+``plateau_window`` steps is at most ``loss_tol`` (relative) below the best before them, and every
+other figure the cell reports moved by at most its tolerance over those steps: utilization by
+``util_tol`` and perplexity by ``perplexity_tol`` (relative; None: ``util_tol``).
 
-The learning rate follows the loss (as ``ReduceLROnPlateau`` does): each of the first ``lr_cuts``
-times the loss is flat, the rate is multiplied by ``lr_decay`` and the window starts again from that
-step; the plateau after the last cut ends training as converged. ``lr_cuts`` 0 keeps the rate
-constant and stops at the first plateau. Training also stops at the cap ``steps``, then not
-converged. The rows record the steps taken, the steps where the rate was cut, whether training
-converged, and the whole curve, so a reader sees whether a figure had stopped moving.
+The learning rate follows the plateaus (as ``ReduceLROnPlateau`` does, but waiting for every
+figure, not the loss alone: a rate cut while utilization still climbs freezes it where it was):
+each of the first ``lr_cuts`` plateaus multiplies the rate by ``lr_decay`` and the window starts
+again from that step; the plateau after the last cut ends training as converged. ``lr_cuts`` 0
+keeps the rate constant and stops at the first plateau. Training also stops at the cap ``steps``,
+then not converged, even where the last window happens to be flat. The rows record the steps
+taken, the steps where the rate was cut, whether training converged (``stopped_by``: plateau or
+cap; ``moving_at_end``: what still moved), and the whole curve, so a reader sees whether a figure
+had stopped moving.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ CONVERGENCE_PARAMS: dict[str, Any] = {
     "min_steps": 0,
     "loss_tol": 0.01,
     "util_tol": 0.02,
+    "perplexity_tol": None,
     "lr_cuts": 0,
     "lr_decay": 0.2,
     "monitor_samples": 1024,
@@ -47,8 +52,10 @@ class Plateau:
     util_tol: float = 0.02
     lr_cuts: int = 0
     lr_decay: float = 0.2
+    perplexity_tol: float | None = None
     curve: list[dict[str, float]] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)  # steps at which the learning rate was cut
+    stopped: bool = False  # a check returned "converged" (the cap never converges)
 
     @classmethod
     def from_params(cls, params: dict[str, Any], max_steps: int) -> Plateau:
@@ -62,6 +69,8 @@ class Plateau:
             util_tol=positive_float(params, "util_tol", allow_zero=True),
             lr_cuts=positive_int(params, "lr_cuts", allow_zero=True),
             lr_decay=lr_decay(params["lr_decay"]),
+            perplexity_tol=(None if params.get("perplexity_tol") is None
+                            else positive_float(params, "perplexity_tol", allow_zero=True)),
         )
 
     def chunks(self) -> list[int]:
@@ -78,19 +87,25 @@ class Plateau:
 
     def check(self) -> str:
         """After a :meth:`record`: ``"converged"``, ``"train"`` or ``"cut"`` (times ``lr_decay``)."""
+        if not self._flat():
+            return "train"
         if len(self.cuts) < self.lr_cuts:
-            if not self._flat(utilization=False):
-                return "train"
             self.cuts.append(int(self.curve[-1]["step"]))
             return "cut"
-        return "converged" if self._flat() else "train"
+        self.stopped = True
+        return "converged"
 
     def converged(self) -> bool:
-        """Whether every rate cut was made and the latest point ends a plateau after the last one."""
-        return len(self.cuts) >= self.lr_cuts and self._flat()
+        """Whether a check ended training on the plateau after the last cut (never at the cap)."""
+        return self.stopped
 
-    def _flat(self, utilization: bool = True) -> bool:
-        """Whether the latest point ends ``window`` flat steps (loss, and utilization) since the last cut."""
+    def moving(self) -> list[str]:
+        """The figures that moved beyond their tolerance over the latest window (empty: all flat)."""
+        return [] if self._flat() else [k for k in ("loss", "utilization", "perplexity") if not self._flat(k)]
+
+    def _flat(self, only: str | None = None) -> bool:
+        """Whether the latest point ends ``window`` flat steps since the last cut: the loss, utilization
+        and perplexity (``only``: that figure alone)."""
         if not self.curve or not self.eval_every:
             return False
         since = self.cuts[-1] if self.cuts else 0
@@ -103,17 +118,21 @@ class Plateau:
             return False
         before = min(p["loss"] for p in points if p["step"] <= then["step"])
         within = min(p["loss"] for p in points if p["step"] > then["step"])
-        loss_ok = before - within <= self.loss_tol * abs(before)
-        u0, u1 = then.get("utilization"), now.get("utilization")
-        if not utilization or u0 is None or u1 is None:
-            return loss_ok
-        return loss_ok and abs(u1 - u0) <= self.util_tol * max(u0, u1, 1e-12)
+        ok = {"loss": before - within <= self.loss_tol * abs(before)}
+        tols = {"utilization": self.util_tol,
+                "perplexity": self.util_tol if self.perplexity_tol is None else self.perplexity_tol}
+        for key, tol in tols.items():
+            a, b = then.get(key), now.get(key)
+            ok[key] = a is None or b is None or abs(b - a) <= tol * max(a, b, 1e-12)
+        return ok[only] if only is not None else all(ok.values())
 
     def summary(self, steps_taken: int) -> dict[str, Any]:
         """Steps taken, whether the plateau was reached, the criterion and the curve (for ``extra``)."""
         return {
             "steps_taken": steps_taken,
             "converged": self.converged(),
+            "stopped_by": "plateau" if self.stopped else ("cap" if self.eval_every else "steps"),
+            "moving_at_end": [] if self.stopped else self.moving(),
             "step_cap": self.max_steps,
             "lr_cut_steps": list(self.cuts),
             "criterion": {
@@ -122,6 +141,7 @@ class Plateau:
                 "min_steps": self.min_steps,
                 "loss_tol": self.loss_tol,
                 "util_tol": self.util_tol,
+                "perplexity_tol": self.util_tol if self.perplexity_tol is None else self.perplexity_tol,
                 "lr_cuts": self.lr_cuts,
                 "lr_decay": self.lr_decay,
             },

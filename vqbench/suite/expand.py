@@ -230,7 +230,8 @@ def expand_profile(
         names: list[str],
         sizes: tuple[int | None, ...],
         backends: list[str] | None = None,
-    ) -> None:
+        params: dict | None = None,
+    ) -> list[Cell]:
         devs = dev_override or list(bench.devices or profile.devices)
         bes = backends or be_override or list(bench.backends or profile.backends)
         seeds = [seed] if seed is not None else list(bench.seeds or profile.seeds)
@@ -238,6 +239,7 @@ def expand_profile(
         if ds_override is not None and bench.datasets:
             dsets = list(ds_override)
         limit = timeout or bench.timeout or profile.timeout
+        added: list[Cell] = []
         for q in names:
             cfg = {} if q == NO_QUANTIZER else quantizer_config(profile, q)
             for size in sizes:
@@ -257,28 +259,37 @@ def expand_profile(
                                     dataset_options=dataset_options(profile, bench, d) if d else {},
                                     backend=be,
                                     device=dev,
-                                    params=dict(bench.params),
+                                    params=dict(bench.params) if params is None else dict(params),
                                     seed=s,
                                 )
                                 cells.append(cell)
+                                added.append(cell)
                                 timeouts.setdefault(cell.cell_id, limit)
+        return added
 
     swept = {label for label, b in profile.benchmarks.items() if len(b.codebook_sizes or ()) > 1}
     swept |= {label for sweep in profile.sweeps for label in sweep.benchmarks}
+    by_label: dict[str, list[Cell]] = {}
+    ceilings: list[str] = []
     for label, bench in profile.benchmarks.items():
         _check_params(profile, bench)
         if bench.datasets and ds_override is None:
             _check_datasets(profile, list(bench.datasets), f"{src}: key 'benchmarks.{label}.datasets'", bench)
         names = select(bench.quantizers, f"benchmarks.{label}.quantizers") if bench.quantizers else base
         sizes = bench.codebook_sizes if bench.codebook_sizes is not None else profile.codebook_sizes
-        add(bench, names, tuple(sizes) or (None,))
+        by_label.setdefault(label, []).extend(add(bench, names, tuple(sizes) or (None,)))
         if label in swept and bench.kind == "reconstruction" and names:
-            # the sweep's ceiling: the same autoencoder with no quantizer (an identity bottleneck)
-            add(bench, [NO_QUANTIZER], (None,), backends=["eager"])
+            ceilings.append(label)
     for i, sweep in enumerate(profile.sweeps):
         names = [n for n in select(sweep.quantizers, f"sweep[{i}].quantizers") if only is None or n in base]
         for label in sweep.benchmarks:
-            add(profile.benchmarks[label], names, sweep.codebook_sizes)
+            by_label.setdefault(label, []).extend(add(profile.benchmarks[label], names, sweep.codebook_sizes))
+    for label in ceilings:
+        # the sweep's ceiling: the same autoencoder with no quantizer (an identity bottleneck), at the
+        # widest latent width of the sweep's quantizers
+        bench = profile.benchmarks[label]
+        add(bench, [NO_QUANTIZER], (None,), backends=["eager"],
+            params={**bench.params, **ceiling_width(by_label.get(label, []), bench.params)})
     if be_override:
         selected = {c.quantizer for c in cells if c.quantizer != NO_QUANTIZER} or set(base)
         for be in be_override:
@@ -295,8 +306,33 @@ def expand_profile(
     )
 
 
+def ceiling_width(cells: list[Cell], params: dict) -> dict:
+    """The ceiling's width params: a shared ``latent_dim`` where the benchmark sets one, else the widest
+    native width among ``cells`` (with a note naming the quantizer it comes from)."""
+    if params.get("latent_dim") is not None or not cells:
+        return {}
+    from .reconstruction import native_width
+
+    widths: dict[tuple[str, int | None], int] = {}
+    for cell in cells:
+        key = (cell.quantizer, cell.config.get("codebook_size"))
+        if key not in widths:
+            try:
+                widths[key] = int(cell.config["dim"]) if "dim" in cell.config else native_width(
+                    cell.quantizer, cell.config)
+            except Exception:  # noqa: BLE001 - a quantizer that cannot be built is its own cell's error
+                continue
+    if not widths:
+        return {}
+    (name, size), width = max(widths.items(), key=lambda kv: kv[1])
+    where = name if size is None else f"{name} at {size} codes"
+    return {"latent_dim": width,
+            "ceiling_width_note": f"widest width of the sweep: {width} ({where}); no projection"}
+
+
 __all__ = [
     "BASE_BACKENDS",
+    "ceiling_width",
     "Plan",
     "dataset_options",
     "expand_profile",

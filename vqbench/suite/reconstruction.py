@@ -2,10 +2,15 @@
 
 Images: a conv net (stride-2 convs down to a grid of tokens, transposed convs back up).
 Vectors and audio frames: an MLP whose encoder emits ``tokens_per_sample`` tokens per row.
-The quantizer is built as ``create_quantizer(name, dim=latent_dim, **config)`` (a ``dim`` in the
-config is the latent dim). Trained with a fixed seed, Adam, ``steps`` and ``batch`` on the train
-split, with loss MSE + ``aux_loss_weight`` x the quantizer's own auxiliary loss; then measured on
-the whole eval split: per-sample MSE and PSNR averaged, codebook usage, bits per token.
+The quantizer is built as ``create_quantizer(name, **config)``, at its own input width (FSQ
+``len(levels) * num_codebooks``, LFQ/BSQ their bits, VQ ``codebook_dim``, a plugin its default
+``dim``; a ``dim`` in the config overrides it), and the encoder emits exactly that width: no
+projection inside the quantizer, none beside it. With ``latent_dim`` set, the latent has that one
+shared width for every quantizer and an explicit ``Linear(latent_dim -> width)`` /
+``Linear(width -> latent_dim)`` pair sits around each quantizer (the rows say so). Trained with
+a fixed seed, Adam, ``steps`` and ``batch`` on the train split, with loss MSE +
+``aux_loss_weight`` x the quantizer's own auxiliary loss; then measured on the whole eval split:
+per-sample MSE and PSNR averaged, codebook usage, bits per token.
 
 Vectors and audio frames are z-scored with the train split's mean and std first, so their MSE is
 in units of the feature variance (1.0 = predicting the mean); PSNR uses the eval split's value range
@@ -13,28 +18,38 @@ as the peak (1.0 for images, which stay in [0, 1]).
 
 Defaults (``PARAMS``), each overridable from ``cell.params``:
 - ``steps`` = 200, ``batch`` = 128, ``lr`` = 2e-3, ``aux_loss_weight`` = 1.0;
-- ``latent_dim`` = 8 (used when the config has no ``dim``), ``hidden`` = 128 (MLP width) /
-  ``channels`` = 32 (conv width);
+- ``latent_dim`` = None (each quantizer's own width; an int: one shared width, see above),
+  ``hidden`` = 128 (MLP width) / ``channels`` = 32 (conv width); every row's extra holds
+  ``latent_dim``, ``quantizer_dim``, ``native_dim``, ``width`` (native / config / shared) and
+  ``width_note``;
 - ``tokens_per_sample`` = 4 (vectors, audio); ``downsample`` = None: images, the largest of 4, 2, 1
   that leaves a grid of at least 4 x 4 tokens;
 - ``eval_batch`` = 1024 samples (capped so that tokens x codes stays under 2^25);
 - ``reconstructions`` = 4: images whose original and reconstruction are stored as a PNG strip
   (base64) in the ``psnr`` figure's extra (0: none);
-- ``min_tokens_per_code`` = 10: usage figures below this carry a warning;
+- ``min_tokens_per_code`` = 10: usage figures below this carry a warning; ``token_tol`` = 0.03:
+  utilization whose last doubling of eval tokens (1/2 -> all) added more than this is marked
+  ``token_limited`` (the token curve at 1/16, 1/4, 1/2, all is in every usage row);
 - ``threads`` = None: CPU threads (None keeps torch's count); recorded with the training time;
 - training to convergence (``vqbench.suite.convergence``): ``steps`` is the cap; every
   ``eval_every`` = 100 steps the held-out MSE, PSNR and utilization are measured on
   ``monitor_samples`` = 1024 samples held out of the train split, and training stops once over
   ``plateau_window`` = 500 steps (and after ``min_steps``) the MSE fell by at most ``loss_tol`` = 1%
-  and utilization moved by at most ``util_tol`` = 2% (relative); with ``lr_cuts`` > 0 each of the
-  first plateaus instead multiplies the rate by ``lr_decay``. ``eval_every`` = 0 trains exactly
-  ``steps``. The ``train_steps`` row holds the steps taken, ``converged`` and the curve.
+  and utilization and perplexity moved by at most ``util_tol`` = 2% / ``perplexity_tol`` (relative);
+  with ``lr_cuts`` > 0 each of the first plateaus instead multiplies the rate by ``lr_decay``.
+  ``eval_every`` = 0 trains exactly ``steps``. The ``train_steps`` row holds the steps taken,
+  ``converged`` (never at the cap) and the curve.
+- diagnostics over the eval tokens (``vqbench.suite.diagnostics``): the participation ratio and
+  effective rank of the quantizer's input (also for the ceiling), levels used per channel (FSQ),
+  live bits and balance (LFQ/BSQ), and the share of codes those leave reachable.
 
 Which question it answers: how a quantizer behaves when trained *jointly* with an encoder and a
 decoder, the setting of the FSQ paper's claims (usage and reconstruction against codebook size).
 The cell whose quantizer is ``NO_QUANTIZER`` trains the same autoencoder with an identity
 bottleneck: the ceiling that a rate-distortion figure draws. Its step cap is ``ceiling_steps``
 where given (an autoencoder with no bottleneck keeps improving longer; it costs as little as FSQ).
+Its width is ``latent_dim``: a sweep's expansion sets it to the widest width of the sweep's
+quantizers and says which in ``ceiling_width_note`` (8 when no sweep gave one).
 """
 
 from __future__ import annotations
@@ -63,8 +78,9 @@ from ._common import (
 )
 from .cells import NO_QUANTIZER
 from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
+from .diagnostics import Diagnostics
 from .timing import fix_threads, iqr
-from .usage import UsageCounter, usage_figures
+from .usage import TOKEN_TOL, UsageCounter, usage_figures
 
 if TYPE_CHECKING:
     from vqbench.datasets import Dataset
@@ -76,7 +92,9 @@ PARAMS: dict[str, Any] = {
     "batch": 128,
     "lr": 2e-3,
     "aux_loss_weight": 1.0,
-    "latent_dim": 8,
+    "latent_dim": None,
+    "ceiling_width_note": None,
+    "token_tol": TOKEN_TOL,
     "hidden": 128,
     "channels": 32,
     "tokens_per_sample": 4,
@@ -89,11 +107,20 @@ PARAMS: dict[str, Any] = {
     **CONVERGENCE_PARAMS,
 }
 #: The types of parameters whose default is None (checked before a run).
-PARAM_TYPES = {"downsample": "int | None", "threads": "int | None", "ceiling_steps": "int | None"}
+PARAM_TYPES = {"downsample": "int | None", "threads": "int | None", "ceiling_steps": "int | None",
+               "latent_dim": "int | None", "ceiling_width_note": "str | None",
+               "perplexity_tol": "float | None"}
+#: The ceiling's width when no sweep gave it one (a lone no-quantizer cell).
+CEILING_WIDTH = 8
 
 
 class Bottlenecked(nn.Module):
-    """Encoder -> quantizer (channel-last tokens) -> decoder; returns the output and the quantizer's."""
+    """Encoder -> quantizer (channel-last tokens) -> decoder; returns the output and the quantizer's.
+
+    ``project_in`` / ``project_out`` sit between the encoder's tokens and the quantizer: identities
+    at the quantizer's own width, a linear pair when a profile asks for one shared width. In eval
+    mode the last quantizer input is kept as ``quantizer_input`` (for the diagnostics).
+    """
 
     to_tokens: Any
     from_tokens: Any
@@ -102,12 +129,18 @@ class Bottlenecked(nn.Module):
         super().__init__()
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         self.to_tokens, self.from_tokens = to_tokens, from_tokens
+        self.project_in: nn.Module = nn.Identity()
+        self.project_out: nn.Module = nn.Identity()
+        self.quantizer_input: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor):
         z = self.encoder(x)
         tokens, shape = self.to_tokens(z)
+        tokens = self.project_in(tokens)
+        if not self.training:
+            self.quantizer_input = tokens.detach()
         out = self.quantizer(tokens)
-        return self.decoder(self.from_tokens(out.codes, shape)), out
+        return self.decoder(self.from_tokens(self.project_out(out.codes), shape)), out
 
 
 def mlp_autoencoder(
@@ -201,14 +234,53 @@ def eval_tokens(data: Dataset, params: dict[str, Any]) -> int:
     return int(data.eval.shape[0]) * per_sample
 
 
+def native_width(quantizer: str, config: dict[str, Any]) -> int:
+    """The input width of quantizer ``quantizer`` built from ``config`` without a ``dim``: its own width
+    (FSQ ``len(levels) * num_codebooks``, LFQ/BSQ their bits, VQ ``codebook_dim``, a plugin its default)."""
+    from vqbench.quantizers import create_quantizer
+
+    return int(create_quantizer(quantizer, **{k: v for k, v in config.items() if k != "dim"}).dim)
+
+
+def _widths(cell: Cell, quantizer: nn.Module | None, params: dict[str, Any]) -> dict[str, Any]:
+    """The widths of the cell: encoder output, quantizer input, and how they meet (for every row)."""
+    shared = params["latent_dim"]
+    if shared is not None:
+        shared = positive_int(params, "latent_dim")
+    if quantizer is None:  # the ceiling: the width the sweep gave it (its widest), else the default
+        latent = shared or CEILING_WIDTH
+        note = params["ceiling_width_note"] or (
+            f"shared width {shared}" if shared else f"default width {CEILING_WIDTH} (no sweep width given)")
+        return {"latent_dim": latent, "width": "ceiling", "width_note": note}
+    qdim = int(quantizer.dim)
+    out: dict[str, Any] = {"quantizer_dim": qdim}
+    if "dim" in cell.config:
+        native = native_width(cell.quantizer, cell.config)
+        out["native_dim"] = native
+        inside = "" if native == qdim else f"; the quantizer projects {qdim} -> {native} inside"
+        note = f"config dim {qdim}{inside}"
+    else:
+        out["native_dim"] = qdim
+        note = f"native width {qdim}"
+    if shared is None:
+        kind = "native" if out["native_dim"] == qdim else "config"
+        out.update(latent_dim=qdim, width=kind, width_note=note)
+    else:
+        out.update(latent_dim=shared, width="shared",
+                   width_note=f"shared width {shared}: explicit Linear({shared}->{qdim}) and "
+                   f"Linear({qdim}->{shared}) around the quantizer")
+    return out
+
+
 def _build(
     cell: Cell, data: Dataset, params: dict[str, Any]
 ) -> tuple[Bottlenecked, nn.Module | None, int, dict]:
-    latent = int(cell.config.get("dim") or positive_int(params, "latent_dim"))
     if cell.quantizer == NO_QUANTIZER:
         call, quantizer = NoQuantizer(), None
     else:
-        call, quantizer = build_quantizer(cell, dim=latent)
+        call, quantizer = build_quantizer(cell)  # at its own width (or the config's dim)
+    widths = _widths(cell, quantizer, params)
+    latent = widths["latent_dim"]
     if data.kind == "images":
         _, c, h, w = data.train.shape
         down = params["downsample"] or auto_downsample(h, w)
@@ -225,12 +297,16 @@ def _build(
         shape = {}
     else:
         raise ValueError(f"expected dataset kind 'vectors', 'images' or 'audio', got {data.kind!r}")
-    return model.to(torch.device(cell.device)), quantizer, tokens, {"latent_dim": latent, **shape}
+    if widths["width"] == "shared":
+        qdim = widths["quantizer_dim"]
+        model.project_in, model.project_out = nn.Linear(latent, qdim), nn.Linear(qdim, latent)
+    return model.to(torch.device(cell.device)), quantizer, tokens, {**widths, **shape}
 
 
 def _evaluate(model: Bottlenecked, quantizer: nn.Module | None, eval: torch.Tensor, peak: float, batch: int,
-              device: torch.device, counter: UsageCounter | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample MSE and PSNR over ``eval``; counts indices into ``counter``."""
+              device: torch.device, counter: UsageCounter | None,
+              probe: Diagnostics | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample MSE and PSNR over ``eval``; counts indices into ``counter``, inputs into ``probe``."""
     model.eval()
     mses: list[torch.Tensor] = []
     with torch.no_grad():
@@ -240,6 +316,8 @@ def _evaluate(model: Bottlenecked, quantizer: nn.Module | None, eval: torch.Tens
             mses.append((y - x).square().flatten(1).mean(1).double().cpu())
             if counter is not None:
                 counter.update(out.indices)
+            if probe is not None:
+                probe.update(model.quantizer_input, out.codes)
     mse = torch.cat(mses)
     psnr = 10 * torch.log10(peak**2 / mse.clamp_min(1e-12))
     return mse, psnr
@@ -265,7 +343,9 @@ def _monitor(model: Bottlenecked, quantizer: nn.Module | None, monitor: torch.Te
     model.train()
     out = {"loss": float(mse.mean()), "psnr": float(psnr.mean())}
     if counter is not None:
-        out["utilization"] = float(counter.figures()["utilization"])
+        usage = counter.figures()
+        out["utilization"] = float(usage["utilization"])
+        out["perplexity"] = float(usage["perplexity"])
     return out
 
 
@@ -334,7 +414,8 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
             if action == "cut":
                 scale_lr(opt, plateau.lr_decay)
     counter = None if ceiling else UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
-    mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter)
+    probe = Diagnostics(quantizer)
+    mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter, probe)
     if monitor is not None and done:  # the last point: the held-out figures at the end of training
         if not plateau.curve or plateau.curve[-1]["step"] != done:
             plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device),
@@ -365,6 +446,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
             "monitor_s": monitor_s, "cpu_s": cpu_s}),
         figure("train_steps", done, "steps", None, n=done, extra={**ctx, **convergence}),
     ]
+    rows += probe.rows(ctx)
     if ceiling:
         return rows
     bits = float(quantizer.bits_per_token)
@@ -372,9 +454,11 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         figure("bits_per_token", bits, "bits", None, extra=ctx),
         figure("bits_per_sample", bits * tokens, "bits", None, extra=ctx),
     ]
-    usage = usage_figures(counter.figures(), positive_float(params, "min_tokens_per_code", allow_zero=True))
+    usage = usage_figures(counter.figures(), positive_float(params, "min_tokens_per_code", allow_zero=True),
+                          token_tol=positive_float(params, "token_tol", allow_zero=True))
+    keep = ("steps", "converged", "latent_dim", "quantizer_dim", "native_dim", "width", "width_note")
     for row in usage:
-        row["extra"] = {**row["extra"], "steps": done, "converged": convergence["converged"]}
+        row["extra"] = {**row["extra"], **{k: ctx[k] for k in keep if k in ctx}}
     return rows + usage
 
 
@@ -393,5 +477,6 @@ __all__ = [
     "eval_tokens",
     "measure",
     "mlp_autoencoder",
+    "native_width",
     "png_strip",
 ]

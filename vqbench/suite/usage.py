@@ -27,8 +27,10 @@ auxiliary loss) for a few steps, then counts its indices over every eval token. 
 Which question it answers: how a quantizer fits a *fixed* token distribution on its own (no
 encoder adapts to it). It cannot test a claim about an encoder trained together with its quantizer
 (the FSQ paper's): the reconstruction benchmark does that.
-Vectors and audio frames are one token per row. A ``dim`` in the quantizer config that differs
-from the token size gets a learned linear map in and out around the quantizer.
+Vectors and audio frames are one token per row. The quantizer is built at its own input width
+(FSQ ``len(levels) * num_codebooks``, LFQ its bits, VQ ``codebook_dim``; a ``dim`` in the config
+overrides it); where that differs from the token size, one explicit learned linear map in and out
+goes around the quantizer, the same for every quantizer, and the rows record both widths.
 """
 
 from __future__ import annotations
@@ -74,6 +76,14 @@ PARAMS: dict[str, Any] = {
 #: Codebooks larger than this (per codebook x number of codebooks) are counted sparsely.
 DENSE_LIMIT = 2**24
 
+#: Shares of the tokens (in the order counted) at which utilization is also given: the token curve.
+TOKEN_FRACTIONS = (1 / 16, 1 / 4, 1 / 2, 1.0)
+#: Utilization is token-limited when the last doubling of tokens (half -> all) adds more than this
+#: (absolute: 0.03 is 3 percentage points).
+TOKEN_TOL = 0.03
+#: First position of a code never seen.
+NEVER = 2**62
+
 FIGURES = ("utilization", "perplexity", "perplexity_ratio", "entropy_bits", "dead_codes")
 
 
@@ -88,8 +98,11 @@ class UsageCounter:
         self.num_codebooks = num_codebooks
         self.tokens = 0
         self.dense = codebook_size * num_codebooks <= DENSE_LIMIT
-        self._counts = torch.zeros(num_codebooks * codebook_size, dtype=torch.int64) if self.dense else None
-        self._sparse: list[tuple[torch.Tensor, torch.Tensor]] = []
+        size = num_codebooks * codebook_size
+        self._counts = torch.zeros(size, dtype=torch.int64) if self.dense else None
+        # the position (token number) where each code was first seen: the token curve in one pass
+        self._first = torch.full((size,), NEVER, dtype=torch.int64) if self.dense else None
+        self._sparse: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def update(self, indices: torch.Tensor) -> None:
         """Count a batch: shape ``(..., num_codebooks)`` (the last axis may be absent for one)."""
@@ -113,30 +126,62 @@ class UsageCounter:
                 raise ValueError(
                     f"indices must lie in [0, {k}) for codebook size {k}, got values in [{lo}, {hi}]"
                 )
-        ids = flat + torch.arange(m, dtype=torch.int64) * k  # codebook c's code i -> c * k + i
+        ids = (flat + torch.arange(m, dtype=torch.int64) * k).reshape(-1)  # codebook c's code i -> c*k + i
+        pos = (self.tokens + torch.arange(flat.shape[0], dtype=torch.int64)).repeat_interleave(m)
         if self.dense:
-            self._counts += torch.bincount(ids.reshape(-1), minlength=m * k)
+            self._counts += torch.bincount(ids, minlength=m * k)
+            self._first.scatter_reduce_(0, ids, pos, reduce="amin")
         else:
-            values, counts = torch.unique(ids, return_counts=True)
-            self._sparse.append((values, counts))
+            values, inverse, counts = torch.unique(ids, return_inverse=True, return_counts=True)
+            first = torch.full((len(values),), NEVER, dtype=torch.int64)
+            first.scatter_reduce_(0, inverse, pos, "amin")
+            self._sparse.append((values, counts, first))
             if len(self._sparse) > 16:
                 self._sparse = [self._merged()]
         self.tokens += flat.shape[0]
 
-    def _merged(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _merged(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if not self._sparse:
-            return torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
-        values = torch.cat([v for v, _ in self._sparse])
-        counts = torch.cat([c for _, c in self._sparse])
+            empty = torch.zeros(0, dtype=torch.int64)
+            return empty, empty, empty
+        values = torch.cat([v for v, _, _ in self._sparse])
+        counts = torch.cat([c for _, c, _ in self._sparse])
+        firsts = torch.cat([f for _, _, f in self._sparse])
         uniq, inverse = torch.unique(values, return_inverse=True)
-        return uniq, torch.zeros(len(uniq), dtype=torch.int64).index_add_(0, inverse, counts)
+        total = torch.zeros(len(uniq), dtype=torch.int64).index_add_(0, inverse, counts)
+        first = torch.full((len(uniq),), NEVER, dtype=torch.int64).scatter_reduce_(0, inverse, firsts, "amin")
+        return uniq, total, first
+
+    def token_curve(self, fractions: tuple[float, ...] = TOKEN_FRACTIONS) -> dict[str, list]:
+        """Utilization (mean over codebooks) counted on the first ``fractions`` of the tokens seen.
+
+        One pass: each code's first position is kept while counting, so the used share after any
+        prefix of the tokens is known at the end. A curve still rising at the full count means the
+        figure measures the token count as much as the quantizer.
+        """
+        if self.tokens == 0:
+            raise ValueError("no indices counted: usage needs at least one token")
+        k, m = self.codebook_size, self.num_codebooks
+        if self.dense:
+            first, book = self._first, torch.arange(m * k) // k
+        else:
+            values, _, first = self._merged()
+            book = values // k
+        tokens, util = [], []
+        for f in fractions:
+            n = max(1, math.ceil(f * self.tokens))
+            seen = first < n
+            used = [int((seen & (book == c)).sum()) for c in range(m)] if m > 1 else [int(seen.sum())]
+            tokens.append(n)
+            util.append(sum(used) / (k * m))
+        return {"fractions": list(fractions), "tokens": tokens, "utilization": util}
 
     def per_codebook_counts(self) -> list[torch.Tensor]:
         """The non-zero counts of each codebook (dense counts include zeros)."""
         k, m = self.codebook_size, self.num_codebooks
         if self.dense:
             return list(self._counts.view(m, k))
-        values, counts = self._merged()
+        values, counts, _ = self._merged()
         book = values // k
         return [counts[book == c] for c in range(m)]
 
@@ -163,6 +208,7 @@ class UsageCounter:
             num_codebooks=self.num_codebooks,
             tokens_per_code=self.tokens / k,
             per_codebook=per,
+            token_curve=self.token_curve(),
         )
         return out
 
@@ -188,19 +234,48 @@ _UNITS = {
 }
 
 
-def usage_figures(stats: dict[str, Any], min_tokens_per_code: float = 10, prefix: str = "") -> list[dict]:
-    """Engine figures from ``UsageCounter.figures()``; token count stored beside each figure."""
+def token_limited(curve: dict[str, list], tol: float = TOKEN_TOL) -> tuple[bool, float]:
+    """``(limited, gain)``: what the last doubling of tokens added to utilization, and whether it
+    passes ``tol``."""
+    util = curve["utilization"]
+    gain = util[-1] - util[-2] if len(util) >= 2 else 0.0
+    return gain > tol, gain
+
+
+def usage_figures(
+    stats: dict[str, Any], min_tokens_per_code: float = 10, prefix: str = "", token_tol: float = TOKEN_TOL
+) -> list[dict]:
+    """Engine figures from ``UsageCounter.figures()``; token count and token curve beside each figure.
+
+    Every row's extra holds ``tokens_per_code``, ``token_curve`` (utilization at 1/16, 1/4, 1/2 and
+    all of the tokens) and ``token_limited``: the last doubling of tokens still added more than
+    ``token_tol`` of utilization, so the figure is bounded by the eval set's size. The row
+    ``utilization_token_gain`` holds that last doubling's gain.
+    """
+    curve = stats.get("token_curve")
     extra: dict[str, Any] = {
         "tokens": stats["tokens"],
         "tokens_per_code": stats["tokens_per_code"],
         "codebook_size": stats["codebook_size"],
         "num_codebooks": stats["num_codebooks"],
     }
+    limited, gain = token_limited(curve, token_tol) if curve else (False, 0.0)
+    if curve:
+        extra.update(token_curve=curve, token_limited=limited, token_tol=token_tol)
+    warnings = []
     if stats["tokens_per_code"] < min_tokens_per_code:
-        extra["warning"] = (
+        warnings.append(
             f"only {stats['tokens_per_code']:.2f} eval tokens per code (aim for >= {min_tokens_per_code}); "
             "utilization is bounded by the token count"
         )
+    if limited:
+        warnings.append(
+            f"token-limited: the last doubling of eval tokens "
+            f"({curve['tokens'][-2]} -> {curve['tokens'][-1]}) "
+            f"added {100 * gain:.1f} points of utilization (tolerance {100 * token_tol:.1f})"
+        )
+    if warnings:
+        extra["warning"] = "; ".join(warnings)
     rows = []
     for name, (unit, better) in _UNITS.items():
         e = dict(extra)
@@ -210,6 +285,8 @@ def usage_figures(stats: dict[str, Any], min_tokens_per_code: float = 10, prefix
     rows.append(figure(prefix + "tokens", stats["tokens"], "tokens", None, n=stats["tokens"], extra=extra))
     n = stats["tokens"]
     rows.append(figure(prefix + "tokens_per_code", stats["tokens_per_code"], "ratio", None, n=n, extra=extra))
+    if curve:
+        rows.append(figure(prefix + "utilization_token_gain", gain, "ratio", None, n=n, extra=extra))
     return rows
 
 
@@ -258,9 +335,8 @@ def fit_and_count(
         train, eval = (train - mean) / std, (eval - mean) / std
     dim = train.shape[1]
     torch.manual_seed(cell.seed)
-    want = cell.config.get("dim")
-    qdim = dim if want is None else int(want)
-    call, quantizer = build_quantizer(cell, dim=qdim)
+    call, quantizer = build_quantizer(cell)  # at its own width (or the config's dim): no projection inside
+    qdim = int(quantizer.dim)
     proj_in = torch.nn.Identity() if qdim == dim else torch.nn.Linear(dim, qdim).to(device)
     proj_out = torch.nn.Identity() if qdim == dim else torch.nn.Linear(qdim, dim).to(device)
     trainable = [p for m in (quantizer, proj_in, proj_out) for p in m.parameters() if p.requires_grad]
@@ -330,7 +406,8 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     stats, side = fit_and_count(cell, train, eval, params)
     rows = usage_figures(stats, positive_float(params, "min_tokens_per_code", allow_zero=True))
     convergence = side["convergence"]
-    steps = {"steps": convergence["steps_taken"], "converged": convergence["converged"]}
+    steps = {"steps": convergence["steps_taken"], "converged": convergence["converged"],
+             "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"]}
     for row in rows:
         row["extra"] = {**row["extra"], **steps}
     context = {"dataset_kind": data.kind, "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"],
@@ -343,4 +420,15 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     return rows
 
 
-__all__ = ["PARAMS", "UsageCounter", "codebook_usage", "eval_tokens", "measure", "tokens_of", "usage_figures"]
+__all__ = [
+    "PARAMS",
+    "TOKEN_FRACTIONS",
+    "TOKEN_TOL",
+    "UsageCounter",
+    "codebook_usage",
+    "eval_tokens",
+    "measure",
+    "token_limited",
+    "tokens_of",
+    "usage_figures",
+]
