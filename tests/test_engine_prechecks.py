@@ -30,7 +30,13 @@ ZERO_OK = {
     "min_tokens_per_code",
     "reconstructions",
     "ceiling_steps",
+    "perplexity_tol",
+    "token_tol",
 }
+#: Parameters whose default is None (the engine picks), by the type a profile may give.
+OPTIONAL_INTS = ("threads", "ceiling_steps", "downsample", "latent_dim")
+OPTIONAL_FLOATS = ("perplexity_tol",)
+OPTIONAL_TEXTS = ("ceiling_width_note",)
 DATASET = {"usage": "gaussian-mixture", "reconstruction": "digits"}
 
 
@@ -68,12 +74,14 @@ def _bad_values(key: str, default):
     """Values of the default's type that break its range, and values of the wrong type."""
     if isinstance(default, bool):
         return ["yes", 1]
-    if isinstance(default, int) or (default is None and key in ("threads", "ceiling_steps", "downsample")):
+    if isinstance(default, int) or (default is None and key in OPTIONAL_INTS):
         return [-1, 1.5, "x", True] + ([] if key in ZERO_OK else [0])
-    if isinstance(default, float):
+    if isinstance(default, float) or (default is None and key in OPTIONAL_FLOATS):
         return [-1.0, math.inf, "x"] + ([] if key in ZERO_OK else [0.0])
     if isinstance(default, str):
         return ["no-such-choice", 3]
+    if default is None and key in OPTIONAL_TEXTS:
+        return [3, True]
     if isinstance(default, list):
         return [[], ["no-such-choice"] if isinstance(default[0], str) else [0], [-4]]
     raise AssertionError(f"no bad values known for {key}={default!r}")

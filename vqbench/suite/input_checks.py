@@ -150,6 +150,11 @@ def _flag(params: dict, name: str) -> None:
         raise ValueError(f"param {name!r} must be true or false, got {params[name]!r}")
 
 
+def _text(params: dict, name: str) -> None:
+    if not isinstance(params[name], str):
+        raise ValueError(f"param {name!r} must be a string, got {params[name]!r}")
+
+
 def _decay(params: dict, name: str) -> None:
     lr_decay(params[name])
 
@@ -185,6 +190,7 @@ _CONVERGENCE = {
     "min_steps": _int(0),
     "loss_tol": _number(True),
     "util_tol": _number(True),
+    "perplexity_tol": _optional(_number(True)),
     "lr_cuts": _int(0),
     "lr_decay": _decay,
     "monitor_samples": _int(0),
@@ -213,7 +219,9 @@ ENGINE_RULES: dict[str, dict[str, Any]] = {
         "batch": _int(1),
         "lr": _number(False),
         "aux_loss_weight": _number(True),
-        "latent_dim": _int(1),
+        "latent_dim": _optional(_int(1)),
+        "ceiling_width_note": _optional(_text),
+        "token_tol": _number(True),
         "hidden": _int(1),
         "channels": _int(1),
         "tokens_per_sample": _int(1),
