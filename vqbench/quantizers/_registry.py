@@ -74,7 +74,15 @@ def load_reference(ref: str, what: str = "reference") -> Callable[..., Any]:
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise PluginLoadError(f"{what}: module {module_name!r} has no attribute {attr!r}")
+            public = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, public, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            own = getattr(obj, "__name__", None)
+            classes = [
+                n for n in public if isinstance(v := getattr(obj, n, None), type) and v.__module__ == own
+            ]
+            listing = f"; it defines {', '.join(classes[:12])}" if classes and not close else ""
+            raise PluginLoadError(f"{what}: module {module_name!r} has no attribute {part!r}{hint}{listing}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise PluginLoadError(f"{what}: {ref!r} is a {type(obj).__name__}, not a class or factory")
@@ -82,9 +90,14 @@ def load_reference(ref: str, what: str = "reference") -> Callable[..., Any]:
 
 
 def _import_file(path: Path):
+    """Import a Python file as a module; its folder joins ``sys.path`` (after the entries there),
+    so that the file can import a module beside it, in this process and in the suite's workers."""
     path = path.expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
+        importlib.invalidate_caches()
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     name = f"vqbench_plugin_{path.stem}_{digest}"
     if name in sys.modules:
@@ -160,7 +173,9 @@ class _Registry:
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownQuantizerError(
             f"unknown quantizer {name!r}{hint} Registered: {', '.join(sorted(specs))}. "
-            "A file or module can be named as 'path/to/file.py:Name' or 'package.module:Name'."
+            "A file or module can be named as 'path/to/file.py:Name' or 'package.module:Name'; "
+            "a module whose @register_quantizer adds the name is imported with --plugins package.module "
+            "(or plugins = [...] in the profile's [suite])."
         )
 
 
