@@ -115,6 +115,19 @@ def _import_file(path: Path):
     return module
 
 
+def _same_source(a: Any, b: Any) -> bool:
+    """Two callables defined by the same code (one file imported as a plugin module and as a
+    ``file.py:Name`` reference gives two module objects)."""
+    if not (callable(a) and callable(b)) or getattr(a, "__qualname__", 1) != getattr(b, "__qualname__", 2):
+        return False
+    import inspect
+
+    try:
+        return inspect.getsourcefile(a) == inspect.getsourcefile(b) is not None
+    except TypeError:
+        return False
+
+
 class _Registry:
     def __init__(self) -> None:
         self._specs: dict[str, QuantizerSpec] = {}
@@ -125,7 +138,11 @@ class _Registry:
     def add(self, spec: QuantizerSpec) -> None:
         old = self._specs.get(spec.name)
         if old is not None:
-            if old.target is spec.target or old.target == spec.target:
+            if (
+                old.target is spec.target
+                or old.target == spec.target
+                or _same_source(old.target, spec.target)
+            ):
                 return  # the same object registered again (a module imported twice)
             raise ValueError(
                 f"a quantizer named {spec.name!r} is already registered (from {old.source}); "
