@@ -146,3 +146,20 @@ def test_a_plugins_value_that_is_not_a_module_name(value, says, tmp_path, capsys
     assert says in capsys.readouterr().err
     with pytest.raises(ProfileError, match="suite.plugins"):
         parse_profile({"suite": {"plugins": [value]}, "benchmarks": {"usage": {"datasets": ["gaussian"]}}})
+
+
+def test_a_plugin_module_also_named_as_a_file_registers_once(monkeypatch):
+    """The same file imported as ``--plugins registered_plugin`` and as ``registered_plugin.py:...``
+    gives two module objects; their decorators register the same quantizer, not a duplicate."""
+    from _plugin_helpers import isolated_registry
+
+    from vqbench.quantizers import create_quantizer, get_quantizer_spec
+    from vqbench.quantizers._plugins import import_plugins
+
+    monkeypatch.delitem(sys.modules, "registered_plugin", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with isolated_registry():
+        import_plugins(["registered_plugin"], [str(PLUGINS)])
+        get_quantizer_spec(f"{PLUGINS}/registered_plugin.py:registered").load()  # runs the decorators again
+        assert create_quantizer("test-registered", codebook_size=256).codebook_size == 240
+    monkeypatch.delitem(sys.modules, "registered_plugin", raising=False)
