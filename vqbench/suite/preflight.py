@@ -96,76 +96,122 @@ def import_path(cells: list[Cell], cwd: str | None = None) -> tuple[str, ...]:
     return tuple(out)
 
 
+class Checking:
+    """The checks of ``todo`` under way in one spawned, worker-like process (started at once, so
+    that the caller's own checks run meanwhile); :meth:`result` waits for them, :meth:`cancel`
+    stops them. Use as a context manager: leaving it stops the process."""
+
+    def __init__(
+        self,
+        todo: list[Target],
+        plugins: tuple[str, ...] = (),
+        paths: tuple[str, ...] = (),
+        timeout: float = PREFLIGHT_TIMEOUT_S,
+    ) -> None:
+        self.todo, self.timeout, self.proc, self.conn = todo, timeout, None, None
+        if not todo and not plugins:
+            return
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(
+            target=_child,
+            args=(child, tuple(plugins), tuple(paths), [(t.quantizer, t.config, t.device) for t in todo]),
+            name="vqbench-preflight",
+            daemon=True,
+        )
+        self.proc.start()
+        child.close()
+
+    def __enter__(self) -> Checking:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+    def result(self) -> list[Outcome]:
+        """One :class:`Outcome` per target. Raises :class:`PreflightError` when the plugins cannot be
+        imported there, or the process dies or overruns the timeout (naming what it was checking)."""
+        if self.proc is None:
+            return []
+        outcomes: list[Outcome] = []
+        current = "the plugins"
+        try:
+            while True:
+                if not self.conn.poll(self.timeout):
+                    raise PreflightError(
+                        f"pre-flight: checking {current} did not finish within {self.timeout:g} s; "
+                        "nothing ran and nothing was stored"
+                    )
+                try:
+                    message = self.conn.recv()
+                except EOFError:
+                    self.proc.join(timeout=5)
+                    hint = ""
+                    if current == "the plugins":  # it never got going: most often the spawn idiom
+                        from .executors.local import START_FAILURE_HINT
+
+                        hint = f". {START_FAILURE_HINT}"
+                    raise PreflightError(
+                        f"pre-flight: the check process {_ended(self.proc.exitcode)} while checking "
+                        f"{current}; nothing ran and nothing was stored{hint}"
+                    ) from None
+                kind = message[0]
+                if kind == "plugins":
+                    raise PreflightError(f"pre-flight: {message[1]}; nothing ran and nothing was stored")
+                if kind == "start":
+                    t = self.todo[message[1]]
+                    current = f"quantizer {short_name(t.quantizer)!r} built with ({_args(t.config)})"
+                elif kind == "done":
+                    outcomes.append(Outcome(self.todo[message[1]], message[2]))
+                elif kind == "end":
+                    return outcomes
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop the process (if it still runs) and close the pipe."""
+        if self.proc is None:
+            return
+        self.conn.close()
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(timeout=5)
+        self.proc = None
+
+
 def run_checks(
     todo: list[Target],
     plugins: tuple[str, ...] = (),
     paths: tuple[str, ...] = (),
     timeout: float = PREFLIGHT_TIMEOUT_S,
 ) -> list[Outcome]:
-    """Check ``todo`` in one spawned, worker-like process; one :class:`Outcome` per target.
-
-    Raises :class:`PreflightError` when the plugins cannot be imported there, or the process dies or
-    overruns ``timeout`` (naming the target it was checking).
-    """
-    if not todo and not plugins:
-        return []
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(
-        target=_child,
-        args=(child, tuple(plugins), tuple(paths), [(t.quantizer, t.config, t.device) for t in todo]),
-        name="vqbench-preflight",
-        daemon=True,
-    )
-    proc.start()
-    child.close()
-    outcomes: list[Outcome] = []
-    current = "the plugins"
-    try:
-        while True:
-            if not parent.poll(timeout):
-                raise PreflightError(
-                    f"pre-flight: checking {current} did not finish within {timeout:g} s; "
-                    "nothing ran and nothing was stored"
-                )
-            try:
-                message = parent.recv()
-            except EOFError:
-                proc.join(timeout=5)
-                hint = ""
-                if current == "the plugins":  # it never got going: most often the spawn idiom
-                    from .executors.local import START_FAILURE_HINT
-
-                    hint = f". {START_FAILURE_HINT}"
-                raise PreflightError(
-                    f"pre-flight: the check process {_ended(proc.exitcode)} while checking {current}; "
-                    f"nothing ran and nothing was stored{hint}"
-                ) from None
-            kind = message[0]
-            if kind == "plugins":
-                raise PreflightError(f"pre-flight: {message[1]}; nothing ran and nothing was stored")
-            if kind == "start":
-                t = todo[message[1]]
-                current = f"quantizer {short_name(t.quantizer)!r} built with ({_args(t.config)})"
-            elif kind == "done":
-                outcomes.append(Outcome(todo[message[1]], message[2]))
-            elif kind == "end":
-                return outcomes
-    finally:
-        parent.close()
-        if proc.is_alive():
-            proc.kill()
-        proc.join(timeout=5)
+    """Check ``todo`` in one spawned, worker-like process and wait: see :class:`Checking`."""
+    with Checking(todo, plugins, paths, timeout) as checking:
+        return checking.result()
 
 
-def preflight(cells: list[Cell], plugins: tuple[str, ...] = (), paths: tuple[str, ...] = ()) -> list[Outcome]:
-    """Check every candidate and plugin quantizer of ``cells``; raise :class:`PreflightError` on a
-    failure, with what is wrong and how to check it alone."""
-    outcomes = run_checks(targets(cells), plugins, paths)
+def start_preflight(
+    cells: list[Cell], plugins: tuple[str, ...] = (), paths: tuple[str, ...] = ()
+) -> Checking:
+    """Start checking every candidate and plugin quantizer of ``cells``; :func:`finish_preflight`
+    waits for the result."""
+    return Checking(targets(cells), plugins, paths)
+
+
+def finish_preflight(checking: Checking) -> list[Outcome]:
+    """The outcomes of ``checking``; raise :class:`PreflightError` on a failure, with what is wrong and
+    how to check it alone."""
+    outcomes = checking.result()
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise PreflightError(failure_message(failed))
     return outcomes
+
+
+def preflight(cells: list[Cell], plugins: tuple[str, ...] = (), paths: tuple[str, ...] = ()) -> list[Outcome]:
+    """Check every candidate and plugin quantizer of ``cells`` and wait (see :func:`finish_preflight`)."""
+    with start_preflight(cells, plugins, paths) as checking:
+        return finish_preflight(checking)
 
 
 def failure_message(failed: list[Outcome]) -> str:
@@ -237,6 +283,9 @@ def _child(conn: Any, plugins: tuple[str, ...], paths: tuple[str, ...], todo: li
 
 
 __all__ = [
+    "Checking",
+    "finish_preflight",
+    "start_preflight",
     "PREFLIGHT_TIMEOUT_S",
     "Outcome",
     "PreflightError",

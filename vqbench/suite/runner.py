@@ -407,8 +407,7 @@ def prepare_run(
     """
     from vqbench.quantizers._plugins import add_import_path, plugin_names
 
-    from .preflight import import_path
-    from .preflight import preflight as run_preflight
+    from .preflight import Checking, finish_preflight, import_path, start_preflight
 
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -442,7 +441,8 @@ def prepare_run(
         if settings.kind == "local" and check_devices_here:
             check_devices(todo)
         if preflight:
-            run_preflight(todo, plan.plugins, plan.import_path)
+            with start_preflight(todo, plan.plugins, plan.import_path) as checking:
+                finish_preflight(checking)
         return Prepared(plan, todo, settings, run_id=run_id)
     profile = load_profile("quick" if suite is None else suite)
     here = import_path([])  # the current folder: `module:Name` and plugins beside the user
@@ -460,6 +460,40 @@ def prepare_run(
     )
     plan.plugins, plan.import_path = chosen, import_path(plan.cells)
     add_import_path(plan.import_path)
+    # the candidates' pre-flight runs in its own process while the checks below run here
+    checking = start_preflight(plan.cells, plan.plugins, plan.import_path) if preflight else Checking([])
+    with checking:
+        prepared = _prepare_new(
+            profile,
+            plan,
+            quantizers,
+            datasets,
+            devices,
+            backends,
+            seed,
+            timeout,
+            executor,
+            workers,
+            check_devices_here,
+        )
+        finish_preflight(checking)
+    return prepared
+
+
+def _prepare_new(
+    profile: Profile,
+    plan: Plan,
+    quantizers: Any,
+    datasets: Any,
+    devices: Any,
+    backends: Any,
+    seed: int | None,
+    timeout: float | None,
+    executor: Any,
+    workers: int | None,
+    check_devices_here: bool,
+) -> Prepared:
+    """The settings, checks and stored config of a new run of ``plan``."""
     if "workers" not in (profile.raw.get("suite") or {}):
         plan.workers = None  # the executor's default: one per GPU locally on CUDA, else one
     settings = executor_settings(profile.executor, executor, workers, profile.source)
@@ -467,8 +501,6 @@ def prepare_run(
         settings = settings.merged(workers=plan.workers)
     check_inputs(profile, plan.cells)
     check_cells(plan.cells, profile.source, local=settings.kind == "local" and check_devices_here)
-    if preflight:
-        run_preflight(plan.cells, plan.plugins, plan.import_path)
     config = {
         "profile": profile.source,
         "overrides": _given(
