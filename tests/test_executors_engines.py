@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -168,8 +169,10 @@ def test_ctrl_c_cancels_the_jobs_and_resume_writes_nothing_twice(engine, tmp_pat
     per_cell = rows.groupby("cell_id").size()
     assert len(per_cell) == 3 and per_cell.nunique() == 1  # no cell measured twice
     kept = rows[rows["quantizer"] == "fsq"]
-    assert kept[["metric", "value", "time"]].reset_index(drop=True).equals(
-        first[["metric", "value", "time"]].reset_index(drop=True)
+    assert (
+        kept[["metric", "value", "time"]]
+        .reset_index(drop=True)
+        .equals(first[["metric", "value", "time"]].reset_index(drop=True))
     )  # the finished cell's rows are untouched
     with ResultStore(store, readonly=True) as st:
         assert st.run_info(run_id)["config"]["executor"]["kind"] == engine["kind"]
@@ -214,12 +217,32 @@ def test_sigterm_on_a_ray_run_exits_130_like_the_others(tmp_path):
     path = profile(tmp_path, ["fsq", f"{PLUG}:Slow"])
     store = tmp_path / "r.sqlite"
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "VQBENCH_TEST_PID_FILE": str(pid_file), "VQBENCH_TEST_SLOW_S": "300",
-           "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])}
+    env = {
+        **os.environ,
+        "VQBENCH_TEST_PID_FILE": str(pid_file),
+        "VQBENCH_TEST_SLOW_S": "300",
+        "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")]),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vqbench.cli", "run", "--suite", str(path), "--store", str(store),
-         "--executor", "ray", "--workers", "1", "--no-progress"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "vqbench.cli",
+            "run",
+            "--suite",
+            str(path),
+            "--store",
+            str(store),
+            "--executor",
+            "ray",
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     end = time.monotonic() + 300
     while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < end:
@@ -229,3 +252,29 @@ def test_sigterm_on_a_ray_run_exits_130_like_the_others(tmp_path):
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err and "interrupted after" in out
+
+
+def test_plugins_and_a_candidate_files_neighbours_reach_each_executors_workers(engine, tmp_path, monkeypatch):
+    """``plugins`` modules are imported in every job or actor, with the current folder and a
+    candidate file's folder on its import path: a decorator-registered name and a file that imports
+    a module beside it both measure there."""
+    from _plugin_helpers import isolated_registry
+
+    plugins = Path(__file__).parent / "plugins"
+    monkeypatch.chdir(plugins)  # registered_plugin.py is beside the user, not installed
+    names = ["test-registered", f"{plugins}/beside/uses_helper.py:Beside"]
+    store = tmp_path / "r.sqlite"
+    monkeypatch.delitem(sys.modules, "registered_plugin", raising=False)  # imported afresh, registers
+    with isolated_registry():
+        run_id = run_suite(
+            profile(tmp_path, names),
+            store=store,
+            progress=False,
+            executor=engine,
+            workers=1,
+            plugins="registered_plugin",
+        )
+    rows, info = rows_of(store, run_id)
+    assert set(rows["status"]) == {"ok"} and set(rows["quantizer"]) == set(names)
+    assert {json.loads(e)["worker"]["executor"] for e in rows["extra"]} == {engine["kind"]}
+    assert info["config"]["plugins"] == ["registered_plugin"]

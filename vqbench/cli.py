@@ -13,6 +13,7 @@ import sys
 # name: (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("vqbench.quantizers._cli", "list registered quantizers"),
+    "check": ("vqbench._commands.check", "check a quantizer (name or file.py:Class) against the protocol"),
     "datasets": ("vqbench.datasets._cli", "list datasets and whether they are available"),
     "run": ("vqbench.suite._cli", "run a benchmark suite and store its results"),
     "results": ("vqbench.reports._cli_results", "list stored runs and their figures"),

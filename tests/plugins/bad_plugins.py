@@ -1,7 +1,9 @@
 """Quantizer plugins with faults of their own, for the bad-input tests.
 
 ``NaNCodes`` wraps vqbench's FSQ and returns NaN codes; ``Marked`` fails with an error text that
-looks like rich markup. Loaded as ``tests/plugins/bad_plugins.py:Name``.
+looks like rich markup. Loaded as ``tests/plugins/bad_plugins.py:Name``. Each misbehaves only on
+inputs of more than ``TINY_VECTORS`` vectors, so that the pre-flight's tiny call passes and the
+fault reaches the cells (as a fault that shows at real sizes does).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from vqbench.quantizers import QuantizerOutput, create_quantizer
+from vqbench.quantizers._check import TINY_VECTORS
 
 
 class NaNCodes(torch.nn.Module):
@@ -22,6 +25,8 @@ class NaNCodes(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
         out = self.inner(x)
+        if x.shape[:-1].numel() <= TINY_VECTORS:
+            return out
         return QuantizerOutput(out.codes * float("nan"), out.indices, out.loss)
 
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
@@ -32,6 +37,8 @@ class Marked(NaNCodes):
     """Fails with an error text that rich would read as markup."""
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        if x.shape[:-1].numel() <= TINY_VECTORS:
+            return self.inner(x)
         raise ValueError("closing tag [/x] and [bold]not bold[/bold] in an error")
 
 
@@ -43,4 +50,6 @@ class Hostile(NaNCodes):
     """Fails with an error text full of terminal escape sequences."""
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        if x.shape[:-1].numel() <= TINY_VECTORS:
+            return self.inner(x)
         raise ValueError(f"bad {HOSTILE} end")

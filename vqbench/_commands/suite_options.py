@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from vqbench.quantizers._plugins import add_plugins_option
 from vqbench.suite.executors._options import add_executor_options, executor_overrides
 
 
@@ -27,6 +28,7 @@ def add_suite_options(parser: argparse.ArgumentParser, default_suite: str) -> No
     parser.add_argument("--seed", type=int, default=None, help="seed for every cell")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per-cell time limit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_plugins_option(parser)
     add_executor_options(parser)
 
 
@@ -41,6 +43,7 @@ def suite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "progress": not args.no_progress,
         "executor": executor_overrides(args) or None,
         "workers": args.workers,
+        "plugins": args.plugins,
     }
 
 

@@ -25,19 +25,37 @@ _BUILTINS = [
     ("fsq", "vqbench.quantizers.fsq:fsq_quantizer", "fsq", "vqbench", "Finite Scalar Quantization (vqbench)"),
     ("fsq-upstream", f"{_B}:upstream_fsq", "fsq", _UPSTREAM, "FSQ as implemented upstream"),
     ("vq", f"{_B}:vector_quantize", "vq", _UPSTREAM, "VQ-VAE codebook, euclidean, EMA updates"),
-    ("vq-plain", f"{_B}:vector_quantize_plain", "vq", _UPSTREAM,
-     "VQ-VAE codebook without dead-code restarts (the FSQ paper's baseline)"),
-    ("vq-cosine", f"{_B}:vector_quantize_cosine", "vq", _UPSTREAM,
-     "VQ with cosine similarity (l2-normed codes)"),
+    (
+        "vq-plain",
+        f"{_B}:vector_quantize_plain",
+        "vq",
+        _UPSTREAM,
+        "VQ-VAE codebook without dead-code restarts (the FSQ paper's baseline)",
+    ),
+    (
+        "vq-cosine",
+        f"{_B}:vector_quantize_cosine",
+        "vq",
+        _UPSTREAM,
+        "VQ with cosine similarity (l2-normed codes)",
+    ),
     ("lfq", f"{_B}:lookup_free", "lfq", _UPSTREAM, "Lookup-free quantization (MAGVIT-v2)"),
     ("bsq", f"{_B}:binary_spherical", "lfq", _UPSTREAM, "Binary spherical quantization (LFQ on the sphere)"),
     ("residual-vq", f"{_B}:residual_vq", "residual", _UPSTREAM, "Residual VQ (SoundStream)"),
     ("residual-fsq", f"{_B}:residual_fsq", "residual", _UPSTREAM, "Residual FSQ"),
     ("residual-lfq", f"{_B}:residual_lfq", "residual", _UPSTREAM, "Residual LFQ"),
     ("simvq", f"{_B}:sim_vq", "vq", _UPSTREAM, "SimVQ: codebook through a learned linear map"),
-    ("latent-quantize", f"{_B}:latent_quantize", "fsq", _UPSTREAM,
-     "Latent quantization (per-dim learned levels)"),
+    (
+        "latent-quantize",
+        f"{_B}:latent_quantize",
+        "fsq",
+        _UPSTREAM,
+        "Latent quantization (per-dim learned levels)",
+    ),
 ]
+
+#: vqbench's own registrations (its FSQ and the upstream baselines); anything else is a plugin.
+BUILTIN_NAMES = frozenset(b[0] for b in _BUILTINS)
 
 # What each built-in is, for filtering and reports (the `vqbench list` table measures the rest).
 _IMPLICIT, _LEARNED, _AUX, _MULTI = "implicit-codebook", "learned-codebook", "aux-loss", "multi-codebook"
@@ -74,6 +92,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "BUILTIN_NAMES",
     "ENTRY_POINT_GROUP",
     "FSQ",
     "FSQOutput",

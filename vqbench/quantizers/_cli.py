@@ -28,8 +28,12 @@ def run(args: argparse.Namespace) -> int:
 
     infos = describe_quantizers(args.pattern, measure=not args.no_measure)
     if not infos:
+        hint = ""
+        if args.pattern and ":" in args.pattern:
+            hint = f"; to check a file or module quantizer, run `vqbench check {args.pattern}`"
         raise ValueError(
-            f"no registered quantizer matches {args.pattern!r}; registered: {', '.join(list_quantizers())}"
+            f"no registered quantizer matches {args.pattern!r}{hint}; "
+            f"registered: {', '.join(list_quantizers())}"
         )
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))

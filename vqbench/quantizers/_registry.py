@@ -74,7 +74,15 @@ def load_reference(ref: str, what: str = "reference") -> Callable[..., Any]:
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise PluginLoadError(f"{what}: module {module_name!r} has no attribute {attr!r}")
+            public = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, public, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            own = getattr(obj, "__name__", None)
+            classes = [
+                n for n in public if isinstance(v := getattr(obj, n, None), type) and v.__module__ == own
+            ]
+            listing = f"; it defines {', '.join(classes[:12])}" if classes and not close else ""
+            raise PluginLoadError(f"{what}: module {module_name!r} has no attribute {part!r}{hint}{listing}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise PluginLoadError(f"{what}: {ref!r} is a {type(obj).__name__}, not a class or factory")
@@ -82,9 +90,14 @@ def load_reference(ref: str, what: str = "reference") -> Callable[..., Any]:
 
 
 def _import_file(path: Path):
+    """Import a Python file as a module; its folder joins ``sys.path`` (after the entries there),
+    so that the file can import a module beside it, in this process and in the suite's workers."""
     path = path.expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
+        importlib.invalidate_caches()
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     name = f"vqbench_plugin_{path.stem}_{digest}"
     if name in sys.modules:
@@ -102,6 +115,19 @@ def _import_file(path: Path):
     return module
 
 
+def _same_source(a: Any, b: Any) -> bool:
+    """Two callables defined by the same code (one file imported as a plugin module and as a
+    ``file.py:Name`` reference gives two module objects)."""
+    if not (callable(a) and callable(b)) or getattr(a, "__qualname__", 1) != getattr(b, "__qualname__", 2):
+        return False
+    import inspect
+
+    try:
+        return inspect.getsourcefile(a) == inspect.getsourcefile(b) is not None
+    except TypeError:
+        return False
+
+
 class _Registry:
     def __init__(self) -> None:
         self._specs: dict[str, QuantizerSpec] = {}
@@ -112,7 +138,11 @@ class _Registry:
     def add(self, spec: QuantizerSpec) -> None:
         old = self._specs.get(spec.name)
         if old is not None:
-            if old.target is spec.target or old.target == spec.target:
+            if (
+                old.target is spec.target
+                or old.target == spec.target
+                or _same_source(old.target, spec.target)
+            ):
                 return  # the same object registered again (a module imported twice)
             raise ValueError(
                 f"a quantizer named {spec.name!r} is already registered (from {old.source}); "
@@ -160,7 +190,9 @@ class _Registry:
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownQuantizerError(
             f"unknown quantizer {name!r}{hint} Registered: {', '.join(sorted(specs))}. "
-            "A file or module can be named as 'path/to/file.py:Name' or 'package.module:Name'."
+            "A file or module can be named as 'path/to/file.py:Name' or 'package.module:Name'; "
+            "a module whose @register_quantizer adds the name is imported with --plugins package.module "
+            "(or plugins = [...] in the profile's [suite])."
         )
 
 

@@ -22,6 +22,7 @@ _LAZY = {
     "ProfileError": "vqbench.suite.profiles",
     "BUILTIN_PROFILES": "vqbench.suite.profiles",
     "load_profile": "vqbench.suite.profiles",
+    "PreflightError": "vqbench.suite.preflight",
 }
 
 __all__ = list(_LAZY)

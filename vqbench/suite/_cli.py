@@ -5,6 +5,7 @@ Examples:
   vqbench run --suite standard --quantizers 'fsq*,vq'
   vqbench run --suite my_profile.toml --store results.sqlite
   vqbench run --quantizers path/to/my_quant.py:MyQuantizer
+  vqbench run --plugins my_pkg.quantizers --quantizers my-fsq,fsq   # @register_quantizer names
   vqbench run --resume 20260101-120000-abc123   # only the cells that have no rows yet
   vqbench run --suite full --dry-run            # cells, missing data, cost, wall time; runs nothing
   vqbench run --suite full --executor slurm --workers 16 --partition gpu --gpus-per-job 1
@@ -12,12 +13,15 @@ Examples:
 
 Exit codes: 0 every cell measured (skipped cells, such as a dataset not present here, are fine);
 1 some cells failed (their errors are listed); 3 nothing was measured at all; 2 bad input
-(nothing ran); 130 interrupted (finished cells are stored; resume with --resume).
+(nothing ran: also a candidate or plugin quantizer that fails its pre-flight check, see
+`vqbench check`); 130 interrupted (finished cells are stored; resume with --resume).
 """
 
 from __future__ import annotations
 
 import argparse
+
+from vqbench.quantizers._plugins import add_plugins_option
 
 from .executors._options import add_executor_options, executor_overrides
 
@@ -75,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="per-cell time limit, replacing the profile's",
     )
+    add_plugins_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--dry-run",
@@ -115,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 executor=executor_overrides(args),
                 workers=args.workers,
+                plugins=args.plugins,
             )
         except RunInterrupted as exc:
             console.print(Text(str(exc), style="yellow"))
@@ -163,6 +169,7 @@ def _dry_run(args: argparse.Namespace, console: object) -> int:
             executor=executor_overrides(args),
             workers=args.workers,
             check_devices_here=False,
+            plugins=args.plugins,
         )
         print_plan(prepared, store, console)
     finally:

@@ -118,6 +118,10 @@ def build_quantizer(cell: Cell, **overrides: Any) -> tuple[nn.Module, nn.Module]
         )
     module = module.to(torch.device(cell.device))
     module._vqbench_finite_check = module.register_forward_hook(_finite_hook(cell.quantizer))
+    from vqbench.quantizers import BUILTIN_NAMES
+
+    if cell.quantizer not in BUILTIN_NAMES:  # a plugin's first call is checked against the protocol
+        module._vqbench_protocol_check = module.register_forward_hook(_protocol_hook(cell.quantizer, module))
     call = torch.compile(module) if backend == "compile" else module
     return call, module
 
@@ -150,11 +154,32 @@ def _finite_hook(name: str) -> Any:
     return hook
 
 
+def _protocol_hook(name: str, module: Any) -> Any:
+    """A forward hook that checks a plugin's first (eager) output against the protocol, so that an
+    error row names what is wrong (a tuple, a shape, a dtype) rather than what tripped over it."""
+    import torch
+
+    from vqbench.quantizers._check import ProtocolError, output_problems
+
+    def hook(mod: Any, args: tuple, out: Any) -> None:
+        if torch.compiler.is_compiling() or not args or not isinstance(args[0], torch.Tensor):
+            return
+        handle = getattr(module, "_vqbench_protocol_check", None)
+        if handle is not None:
+            handle.remove()
+        problems = output_problems(args[0], out, mod)
+        if problems:
+            raise ProtocolError(f"quantizer {name!r} does not follow the protocol: {'; '.join(problems)}")
+
+    return hook
+
+
 def drop_finite_check(module: Any) -> None:
-    """Remove the output check of ``build_quantizer`` (before timing, where it would cost)."""
-    handle = getattr(module, "_vqbench_finite_check", None)
-    if handle is not None:
-        handle.remove()
+    """Remove the output checks of ``build_quantizer`` (before timing, where they would cost)."""
+    for attr in ("_vqbench_finite_check", "_vqbench_protocol_check"):
+        handle = getattr(module, attr, None)
+        if handle is not None:
+            handle.remove()
 
 
 def aux_loss(loss: torch.Tensor | None) -> torch.Tensor | None:

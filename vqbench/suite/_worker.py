@@ -48,6 +48,8 @@ class WorkerSetup:
     pinned_gpu: str | None = None
     executor: str = "local"
     shared_cpus: tuple[int, ...] | None = None  # cores another run on this machine holds too
+    plugins: tuple[str, ...] = ()  # modules imported before the first cell (their registrations)
+    import_path: tuple[str, ...] = ()  # folders appended to sys.path first (cwd, candidates' folders)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -112,7 +114,15 @@ def prepare(setup: WorkerSetup) -> tuple[dict[str, Any], dict[str, Any]]:
 
     if setup.threads:
         torch.set_num_threads(setup.threads)
+    import_plugins(setup)
     return _engines(setup.engines), worker_fingerprint(setup)
+
+
+def import_plugins(setup: WorkerSetup) -> None:
+    """The suite's import path and plugin modules, as every worker (and the pre-flight) sees them."""
+    from vqbench.quantizers._plugins import import_plugins as _import
+
+    _import(setup.plugins, setup.import_path)
 
 
 def _on_this_worker(cell: Cell, setup: WorkerSetup | None) -> Cell:
@@ -269,4 +279,13 @@ def connect_and_serve(address: tuple[str, int], key_file: str, token: str, setup
     return "done"
 
 
-__all__ = ["WorkerSetup", "connect_and_serve", "main", "prepare", "run_cell", "serve", "worker_fingerprint"]
+__all__ = [
+    "WorkerSetup",
+    "connect_and_serve",
+    "import_plugins",
+    "main",
+    "prepare",
+    "run_cell",
+    "serve",
+    "worker_fingerprint",
+]

@@ -1,8 +1,11 @@
 """A run's plan and cost before it runs (``vqbench run --dry-run``).
 
 Each cell's cost comes from the store's history of cell times (``cell_seconds`` of earlier rows):
-the same cell (same id) if it ran before, else the median of the same benchmark, quantizer and
-device, else of the benchmark and device; with no history, the known costs measured for DESIGN.md.
+the same cell (same id) if it ran before, else the median of cells of the same benchmark, quantizer,
+device and config that had the same parameters (step cap, sizes, ...), dataset and dataset options,
+else of the benchmark and device with those same parameters, dataset and codebook size; with no such
+history, the known costs measured for DESIGN.md (a quick run's 200-step cells never stand in for a
+6,000-step cell of another profile).
 The wall time on an executor is the cells spread over its workers, longest first.
 """
 
@@ -60,22 +63,37 @@ def _history(store: Any) -> list[dict[str, Any]]:
         return []
     rows = rows[rows["status"] == "ok"].drop_duplicates(["run_id", "cell_id"])
     out = []
-    for rec in rows[["cell_id", "benchmark", "quantizer", "device", "extra"]].itertuples(index=False):
+    columns = ["cell_id", "benchmark", "quantizer", "device", "dataset", "config", "extra"]
+    for rec in rows[columns].itertuples(index=False):
         try:
-            seconds = json.loads(rec.extra or "{}").get("cell_seconds")
+            extra = json.loads(rec.extra or "{}")
+            config = json.loads(rec.config or "{}") if isinstance(rec.config, str) else dict(rec.config or {})
         except (TypeError, ValueError):
             continue
-        if isinstance(seconds, (int, float)):
+        seconds = extra.get("cell_seconds")
+        if isinstance(seconds, (int, float)) and isinstance(extra.get("params"), dict):
             out.append(
                 {
                     "cell_id": rec.cell_id,
                     "benchmark": rec.benchmark,
                     "quantizer": rec.quantizer,
                     "device": _kind(rec.device),
+                    "work": _work(extra["params"], rec.dataset, extra.get("dataset_options") or {}),
+                    "config": _json(config),
+                    "size": config.get("codebook_size"),
                     "seconds": float(seconds),
                 }
             )
     return out
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _work(params: dict, dataset: Any, options: dict) -> str:
+    """What a cell's time depends on besides its quantizer: its parameters, dataset and options."""
+    return _json([params, dataset if isinstance(dataset, str) and dataset else None, options])
 
 
 def _kind(device: str) -> str:
@@ -89,17 +107,18 @@ def cell_costs(cells: list[Cell], store: Any = None) -> list[CellCost]:
     for h in history:
         for key in (
             ("cell", h["cell_id"]),
-            ("q", h["benchmark"], h["quantizer"], h["device"]),
-            ("b", h["benchmark"], h["device"]),
+            ("q", h["benchmark"], h["quantizer"], h["device"], h["config"], h["work"]),
+            ("b", h["benchmark"], h["device"], h["size"], h["work"]),
         ):
             by.setdefault(key, []).append(h["seconds"])
     costs = []
     for cell in cells:
         dev = _kind(cell.device)
+        work = _work(cell.params, cell.dataset, cell.dataset_options)
         for key, source in (
             (("cell", cell.cell_id), "this cell"),
-            (("q", cell.benchmark, cell.quantizer, dev), "history"),
-            (("b", cell.benchmark, dev), "history"),
+            (("q", cell.benchmark, cell.quantizer, dev, _json(cell.config), work), "history"),
+            (("b", cell.benchmark, dev, cell.config.get("codebook_size"), work), "history"),
         ):
             if key in by:
                 costs.append(CellCost(cell, statistics.median(by[key]), source))

@@ -28,6 +28,8 @@ class Plan:
     timeouts: dict[str, float] = field(default_factory=dict)
     workers: int | None = 1
     threads: int | None = None
+    plugins: tuple[str, ...] = ()  # modules every process imports (see vqbench.quantizers._plugins)
+    import_path: tuple[str, ...] = ()  # folders every worker appends to sys.path
 
     def timeout(self, cell: Cell, default: float = 600.0) -> float:
         """The per-cell timeout of ``cell``."""
@@ -288,8 +290,13 @@ def expand_profile(
         # the sweep's ceiling: the same autoencoder with no quantizer (an identity bottleneck), at the
         # widest latent width of the sweep's quantizers
         bench = profile.benchmarks[label]
-        add(bench, [NO_QUANTIZER], (None,), backends=["eager"],
-            params={**bench.params, **ceiling_width(by_label.get(label, []), bench.params)})
+        add(
+            bench,
+            [NO_QUANTIZER],
+            (None,),
+            backends=["eager"],
+            params={**bench.params, **ceiling_width(by_label.get(label, []), bench.params)},
+        )
     if be_override:
         selected = {c.quantizer for c in cells if c.quantizer != NO_QUANTIZER} or set(base)
         for be in be_override:
@@ -318,16 +325,21 @@ def ceiling_width(cells: list[Cell], params: dict) -> dict:
         key = (cell.quantizer, cell.config.get("codebook_size"))
         if key not in widths:
             try:
-                widths[key] = int(cell.config["dim"]) if "dim" in cell.config else native_width(
-                    cell.quantizer, cell.config)
+                widths[key] = (
+                    int(cell.config["dim"])
+                    if "dim" in cell.config
+                    else native_width(cell.quantizer, cell.config)
+                )
             except Exception:  # noqa: BLE001 - a quantizer that cannot be built is its own cell's error
                 continue
     if not widths:
         return {}
     (name, size), width = max(widths.items(), key=lambda kv: kv[1])
     where = name if size is None else f"{name} at {size} codes"
-    return {"latent_dim": width,
-            "ceiling_width_note": f"widest width of the sweep: {width} ({where}); no projection"}
+    return {
+        "latent_dim": width,
+        "ceiling_width_note": f"widest width of the sweep: {width} ({where}); no projection",
+    }
 
 
 __all__ = [

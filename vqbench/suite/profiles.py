@@ -8,7 +8,9 @@ or the path of a user's TOML file. Its tables:
     names, ``"default"`` for the registry's default set, or ``path/file.py:Name`` references),
     ``devices``, ``backends``, ``seeds``, ``codebook_sizes`` (``[]``: each quantizer's default operating
     point), ``timeout`` (seconds per cell), ``workers`` (worker processes), ``threads`` (torch threads
-    per worker; default: torch's own choice).
+    per worker; default: torch's own choice), ``plugins`` (modules imported in the coordinator and in
+    every worker before anything runs, e.g. ``["my_pkg.quantizers"]``, whose ``@register_quantizer``
+    names the suite can then use).
 ``[quantizers.NAME]``
     Keyword config for ``create_quantizer(NAME, ...)``; NAME may be a glob (``"residual-*"``).
     Baseline settings that matter for a fair comparison live here, where a reader sees them.
@@ -61,6 +63,7 @@ _SUITE_KEYS = {
     "timeout",
     "workers",
     "threads",
+    "plugins",
 }
 _AXIS_KEYS = {"quantizers", "devices", "backends", "seeds", "codebook_sizes", "timeout"}
 _BENCH_RESERVED = _AXIS_KEYS | {"kind", "datasets", "dataset_options"}
@@ -113,6 +116,7 @@ class Profile:
     timeout: float = 600.0
     workers: int = 1
     threads: int | None = None
+    plugins: tuple[str, ...] = ()
     quantizer_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     benchmarks: dict[str, BenchmarkSpec] = field(default_factory=dict)
@@ -262,6 +266,7 @@ def parse_profile(
         timeout=axes.get("timeout") or 600.0,
         workers=v.positive_int(suite, "workers", "suite", 1),
         threads=v.positive_int(suite, "threads", "suite", 1) if "threads" in suite else None,
+        plugins=_plugins(v, suite),
         quantizer_config=quantizer_config,
         datasets=datasets,
         benchmarks=benchmarks,
@@ -269,6 +274,17 @@ def parse_profile(
         executor=_executor_table(v, data),
         raw=data,
     )
+
+
+def _plugins(v: _Checker, suite: dict[str, Any]) -> tuple[str, ...]:
+    """``[suite] plugins``: module names, checked (imported when the suite runs, not when it is read)."""
+    from vqbench.quantizers._plugins import plugin_names
+
+    names = v.str_list(suite, "plugins", "suite")
+    try:
+        return plugin_names(names, "suite.plugins")
+    except ValueError as exc:
+        raise v.error("suite.plugins", str(exc).removeprefix("suite.plugins: ")) from exc
 
 
 def _executor_table(v: _Checker, data: dict[str, Any]) -> dict[str, Any]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .runner import _make_pool, _plan_from_run, _Progress, _Runner, executor_settings
+from .runner import _make_pool, _plan_from_run, _Progress, _Runner, executor_settings, load_plugins
 
 
 def remeasure_cells(store: Any, run_id: str, cell_ids: list[str], *, progress: bool = False) -> str:
     """Run ``cell_ids`` of ``run_id`` again into a new "remeasure" run of ``store``; returns its id."""
     info = store.run_info(store.resolve_run(run_id))
     plan = _plan_from_run(info)
+    load_plugins(plan)
     wanted = set(cell_ids)
     cells = [c for c in plan.cells if c.cell_id in wanted]
     unknown = sorted(wanted - {c.cell_id for c in cells})

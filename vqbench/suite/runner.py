@@ -337,7 +337,16 @@ def _plan_from_run(info: dict[str, Any]) -> Plan:
         timeouts=dict(config.get("timeouts", {})),
         workers=int(workers) if workers is not None else None,
         threads=config.get("threads"),
+        plugins=tuple(config.get("plugins") or ()),
+        import_path=tuple(config.get("import_path") or ()),
     )
+
+
+def load_plugins(plan: Plan) -> None:
+    """Import ``plan``'s plugin modules here, with its import path (as its workers will)."""
+    from vqbench.quantizers._plugins import import_plugins
+
+    import_plugins(plan.plugins, plan.import_path)
 
 
 def executor_settings(
@@ -386,16 +395,31 @@ def prepare_run(
     executor: str | dict | ExecutorSettings | None = None,
     workers: int | None = None,
     check_devices_here: bool = True,
+    plugins: Any = None,
+    preflight: bool = True,
 ) -> Prepared:
     """Expand and check a run (or a stored run to resume) without running anything.
 
     ``check_devices_here=False`` (a dry run): devices that this machine lacks are not an error.
+    ``plugins``: module names (``"pkg.mod,other"`` or a list) imported here and in every worker, over
+    the profile's ``[suite] plugins``. ``preflight``: check every candidate and plugin quantizer in a
+    worker-like process first (``vqbench.suite.preflight``); a failure raises ``PreflightError``.
     """
+    from vqbench.quantizers._plugins import add_import_path, plugin_names
+
+    from .preflight import Checking, finish_preflight, import_path, start_preflight
+
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    extra_plugins = plugin_names(plugins)
     if resume is not None:
         given = _given(
-            quantizers=quantizers, datasets=datasets, devices=devices, backends=backends, seed=seed
+            quantizers=quantizers,
+            datasets=datasets,
+            devices=devices,
+            backends=backends,
+            seed=seed,
+            plugins=extra_plugins or None,
         )
         if given:
             raise ValueError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
@@ -408,6 +432,7 @@ def prepare_run(
         if (info.get("config") or {}).get("imported"):
             raise ValueError(f"run {run_id} was imported from a file; only runs measured here can be resumed")
         plan = _plan_from_run(info)
+        load_plugins(plan)
         if timeout is not None:
             plan.timeouts = {c.cell_id: float(timeout) for c in plan.cells}
         settings = executor_settings(info["config"].get("executor"), executor, workers, f"run {run_id}")
@@ -415,8 +440,15 @@ def prepare_run(
         todo = [c for c in plan.cells if c.cell_id not in done]
         if settings.kind == "local" and check_devices_here:
             check_devices(todo)
+        if preflight:
+            with start_preflight(todo, plan.plugins, plan.import_path) as checking:
+                finish_preflight(checking)
         return Prepared(plan, todo, settings, run_id=run_id)
     profile = load_profile("quick" if suite is None else suite)
+    here = import_path([])  # the current folder: `module:Name` and plugins beside the user
+    add_import_path(here)
+    chosen = tuple(dict.fromkeys(profile.plugins + extra_plugins))
+    load_plugins(Plan(profile.name, [], plugins=chosen, import_path=here))
     plan = expand_profile(
         profile,
         quantizers=quantizers,
@@ -426,6 +458,42 @@ def prepare_run(
         seed=seed,
         timeout=timeout,
     )
+    plan.plugins, plan.import_path = chosen, import_path(plan.cells)
+    add_import_path(plan.import_path)
+    # the candidates' pre-flight runs in its own process while the checks below run here
+    checking = start_preflight(plan.cells, plan.plugins, plan.import_path) if preflight else Checking([])
+    with checking:
+        prepared = _prepare_new(
+            profile,
+            plan,
+            quantizers,
+            datasets,
+            devices,
+            backends,
+            seed,
+            timeout,
+            executor,
+            workers,
+            check_devices_here,
+        )
+        finish_preflight(checking)
+    return prepared
+
+
+def _prepare_new(
+    profile: Profile,
+    plan: Plan,
+    quantizers: Any,
+    datasets: Any,
+    devices: Any,
+    backends: Any,
+    seed: int | None,
+    timeout: float | None,
+    executor: Any,
+    workers: int | None,
+    check_devices_here: bool,
+) -> Prepared:
+    """The settings, checks and stored config of a new run of ``plan``."""
     if "workers" not in (profile.raw.get("suite") or {}):
         plan.workers = None  # the executor's default: one per GPU locally on CUDA, else one
     settings = executor_settings(profile.executor, executor, workers, profile.source)
@@ -436,7 +504,11 @@ def prepare_run(
     config = {
         "profile": profile.source,
         "overrides": _given(
-            quantizers=quantizers, datasets=datasets, devices=devices, backends=backends, seed=seed,
+            quantizers=quantizers,
+            datasets=datasets,
+            devices=devices,
+            backends=backends,
+            seed=seed,
             timeout=timeout,
         ),
         "argv": list(sys.argv),
@@ -444,6 +516,8 @@ def prepare_run(
         "threads": plan.threads,
         "timeouts": plan.timeouts,
         "executor": settings.to_dict(),
+        "plugins": list(plan.plugins),
+        "import_path": list(plan.import_path),
         "cells": [c.to_dict() for c in plan.cells],
     }
     return Prepared(plan, plan.cells, settings, config=config, profile=profile)
@@ -463,6 +537,8 @@ def run_suite(
     progress: bool = True,
     executor: str | dict | ExecutorSettings | None = None,
     workers: int | None = None,
+    plugins: str | list[str] | None = None,
+    preflight: bool = True,
 ) -> str:
     """Run a suite and store its rows; return the run id.
 
@@ -481,6 +557,12 @@ def run_suite(
     executor:   ``"local"``, ``"slurm"``, ``"ray"``, a dict of settings over the profile's
                 ``[executor]`` table, or an :class:`ExecutorSettings` (see ``vqbench.suite.executors``).
     workers:    worker processes, Slurm jobs or Ray actors (default: the executor's and profile's).
+    plugins:    modules (``"my_pkg.quantizers"``, comma-separated or a list) imported here and in every
+                worker before anything runs, beside the profile's ``[suite] plugins``: their
+                ``@register_quantizer`` names can be selected. Recorded in the run's config.
+    preflight:  first check every candidate and plugin quantizer (import, build with the cells'
+                arguments, one call on a tiny input, protocol) in a worker-like process; a failure
+                raises :class:`~vqbench.suite.preflight.PreflightError` before anything is stored.
 
     Bad input (unknown names, a malformed profile, a corrupt or unwritable store, a missing device,
     sizes that do not fit, a missing engine) raises before anything runs. Ctrl-C or SIGTERM keeps every
@@ -503,6 +585,8 @@ def run_suite(
             timeout=timeout,
             executor=executor,
             workers=workers,
+            plugins=plugins,
+            preflight=preflight,
         )
         return _run(st, prepared, progress)
     finally:
@@ -519,7 +603,15 @@ def _make_pool(plan: Plan, todo: list[Cell], settings: ExecutorSettings) -> Any:
     """The executor for ``todo``, its workers set to the plan's thread count."""
     require_engine(settings.kind)
     env = {"OMP_NUM_THREADS": str(plan.threads), "MKL_NUM_THREADS": str(plan.threads)} if plan.threads else {}
-    return make_executor(settings, todo, workers=settings.workers, threads=plan.threads, env=env)
+    return make_executor(
+        settings,
+        todo,
+        workers=settings.workers,
+        threads=plan.threads,
+        env=env,
+        plugins=plan.plugins,
+        import_path=plan.import_path,
+    )
 
 
 def _run(st: Any, prepared: Prepared, progress: bool) -> str:
@@ -554,4 +646,12 @@ def _run(st: Any, prepared: Prepared, progress: bool) -> str:
     return run_id
 
 
-__all__ = ["Prepared", "RunInterrupted", "executor_settings", "prepare_run", "rows_for", "run_suite"]
+__all__ = [
+    "Prepared",
+    "RunInterrupted",
+    "executor_settings",
+    "load_plugins",
+    "prepare_run",
+    "rows_for",
+    "run_suite",
+]

@@ -126,11 +126,22 @@ def make_executor(
     threads: int | None,
     env: dict[str, str] | None = None,
     engines: dict[str, str] | None = None,
+    plugins: tuple[str, ...] = (),
+    import_path: tuple[str, ...] = (),
 ) -> Executor:
-    """The executor for ``settings``, sized for ``cells`` (never more workers than cells)."""
+    """The executor for ``settings``, sized for ``cells`` (never more workers than cells).
+
+    ``plugins`` (module names) are imported in every worker before its first cell, after
+    ``import_path`` (folders) joined its ``sys.path``: the same on every engine."""
     from .._worker import WorkerSetup
 
-    setup = WorkerSetup(env=dict(env or {}), engines=dict(engines or BENCHMARK_MODULES), threads=threads)
+    setup = WorkerSetup(
+        env=dict(env or {}),
+        engines=dict(engines or BENCHMARK_MODULES),
+        threads=threads,
+        plugins=tuple(plugins),
+        import_path=tuple(import_path),
+    )
     n_cells = max(1, len(cells))
     uses_cuda = any(c.device.startswith("cuda") for c in cells)
     if settings.kind == "local":
