@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 
+from ._precision_names import add_dtype_option
 from .executors._options import add_executor_options, executor_overrides
 
 EXIT_CELLS_FAILED = 1
@@ -62,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite result store (default: $VQBENCH_STORE or .vqbench/results.sqlite)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for every cell, replacing the profile's")
+    add_dtype_option(parser)
     parser.add_argument(
         "--resume",
         default=None,
@@ -115,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 executor=executor_overrides(args),
                 workers=args.workers,
+                dtypes=args.dtype,
             )
         except RunInterrupted as exc:
             console.print(Text(str(exc), style="yellow"))
@@ -163,6 +166,7 @@ def _dry_run(args: argparse.Namespace, console: object) -> int:
             executor=executor_overrides(args),
             workers=args.workers,
             check_devices_here=False,
+            dtypes=args.dtype,
         )
         print_plan(prepared, store, console)
     finally:

@@ -386,6 +386,7 @@ def prepare_run(
     executor: str | dict | ExecutorSettings | None = None,
     workers: int | None = None,
     check_devices_here: bool = True,
+    dtypes: Any = None,
 ) -> Prepared:
     """Expand and check a run (or a stored run to resume) without running anything.
 
@@ -395,7 +396,8 @@ def prepare_run(
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if resume is not None:
         given = _given(
-            quantizers=quantizers, datasets=datasets, devices=devices, backends=backends, seed=seed
+            quantizers=quantizers, datasets=datasets, devices=devices, backends=backends, seed=seed,
+            dtypes=dtypes,
         )
         if given:
             raise ValueError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
@@ -425,6 +427,7 @@ def prepare_run(
         backends=backends,
         seed=seed,
         timeout=timeout,
+        dtypes=dtypes,
     )
     if "workers" not in (profile.raw.get("suite") or {}):
         plan.workers = None  # the executor's default: one per GPU locally on CUDA, else one
@@ -437,7 +440,7 @@ def prepare_run(
         "profile": profile.source,
         "overrides": _given(
             quantizers=quantizers, datasets=datasets, devices=devices, backends=backends, seed=seed,
-            timeout=timeout,
+            timeout=timeout, dtypes=dtypes,
         ),
         "argv": list(sys.argv),
         "workers": settings.workers,
@@ -463,6 +466,7 @@ def run_suite(
     progress: bool = True,
     executor: str | dict | ExecutorSettings | None = None,
     workers: int | None = None,
+    dtypes: str | list[str] | None = None,
 ) -> str:
     """Run a suite and store its rows; return the run id.
 
@@ -481,6 +485,8 @@ def run_suite(
     executor:   ``"local"``, ``"slurm"``, ``"ray"``, a dict of settings over the profile's
                 ``[executor]`` table, or an :class:`ExecutorSettings` (see ``vqbench.suite.executors``).
     workers:    worker processes, Slurm jobs or Ray actors (default: the executor's and profile's).
+    dtypes:     precisions (``"float32,bfloat16"``, ``vqbench.suite.precision``) that replace the
+                profile's precision axis everywhere.
 
     Bad input (unknown names, a malformed profile, a corrupt or unwritable store, a missing device,
     sizes that do not fit, a missing engine) raises before anything runs. Ctrl-C or SIGTERM keeps every
@@ -503,6 +509,7 @@ def run_suite(
             timeout=timeout,
             executor=executor,
             workers=workers,
+            dtypes=dtypes,
         )
         return _run(st, prepared, progress)
     finally:
