@@ -314,7 +314,10 @@ def expand_profile(
                 )
     cells = dedupe(cells)
     if not cells:
-        raise ProfileError(f"{src}: the suite expands to no cells with these options (check --quantizers)")
+        raise ProfileError(
+            f"{src}: the suite expands to no cells with these options (check --quantizers; an agreement "
+            "benchmark has cells only for precisions other than float32 in dtypes or --dtype)"
+        )
     return Plan(
         suite=profile.name, cells=cells, timeouts=timeouts, workers=profile.workers, threads=profile.threads
     )
