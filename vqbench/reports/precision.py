@@ -252,6 +252,9 @@ def _training_groups(rows: Any) -> list[dict[str, Any]]:
                 for name, part in (("ref", ref), ("low", low)):
                     got = part[part["metric"].eq(metric) & part["seed"].isin(seeds)]
                     entry[f"{name}_{metric}"] = [float(v) for v in got["value"]]
+                    entry[f"{name}_{metric}_by_seed"] = {
+                        int(seed): float(v) for seed, v in zip(got["seed"], got["value"], strict=True)
+                    }
                     if metric == "utilization":
                         entry[f"{name}_converged"] = sum(bool(e.get("converged")) for e in got["ext"])
             out.append(entry)
@@ -340,6 +343,10 @@ def training_findings(groups: list[dict[str, Any]]) -> list[Any]:
             continue
         m_ref, m_low = _stat(ref)[0], _stat(low)[0]
         change = f"{100 * m_ref:.1f}% -> {100 * m_low:.1f}% over seeds {', '.join(map(str, g['seeds']))}"
+        by_ref, by_low = g["ref_utilization_by_seed"], g["low_utilization_by_seed"]
+        deltas = [100 * (by_low[s] - by_ref[s]) for s in g["seeds"] if s in by_ref and s in by_low]
+        if deltas:
+            change += "; per seed " + ", ".join(f"{d:+.1f}" for d in deltas) + " points"
         n = len(g["seeds"])
         unconverged = (n - g["ref_converged"]) + (n - g["low_converged"])
         caveat = (
@@ -349,7 +356,7 @@ def training_findings(groups: list[dict[str, Any]]) -> list[Any]:
         )
         what = "changes utilization beyond" if verdict else "leaves utilization within"
         text = f"{where}: {g['precision']} training {what} the seeds' spread ({change}{caveat})."
-        blocks.append(Callout(text, "warning" if verdict else "ok"))
+        blocks.append(Callout(text, "warning" if verdict else "info" if unconverged else "ok"))
     return blocks
 
 
