@@ -375,3 +375,20 @@ def test_beyond_spread_needs_two_seeds_apart():
     assert beyond_spread([0.5], [0.1]) is None
     assert beyond_spread([0.50, 0.52], [0.51, 0.53]) is False
     assert beyond_spread([0.50, 0.52], [0.30, 0.31]) is True
+
+
+def test_run_summary_headlines_come_from_float32_cells(tmp_path):
+    from rich.console import Console
+
+    from vqbench.suite.summary import summary_renderables
+
+    with ResultStore(tmp_path / "s.sqlite") as st:
+        run = st.start_run("custom", {"torch": "2"}, {"argv": ["test"]})
+        st.write_rows([r for r in _rows() if r["benchmark"] == "throughput"][::-1])  # bfloat16 rows first
+        st.finish_run(run)
+        rows = st.rows(run)
+    console = Console(width=200, record=True)
+    for renderable in summary_renderables(rows):
+        console.print(renderable)
+    text = console.export_text()
+    assert " 1M" in text and "800k" not in text

@@ -114,7 +114,7 @@ def summary_renderables(rows: Any, run: dict[str, Any] | None = None) -> list[An
     rows["where"] = (rows["device"] + "/" + rows["backend"]).astype(object)
     rows["dataset"] = rows["dataset"].astype(object).where(rows["dataset"].notna(), "")
     ok = rows[rows["status"] == "ok"]
-    ok = ok[[not _loads(e).get("precision") for e in ok["extra"]]]  # headlines: float32 cells
+    ok = ok[ok["extra"].map(lambda e: not _loads(e).get("precision")).astype(bool)]  # float32 cells
     title = "vqbench run"
     if run:
         title += f" {run['run_id']} ({run.get('suite', '')}, {run.get('status', '')})"
