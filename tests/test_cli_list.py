@@ -83,7 +83,7 @@ def test_pattern_without_match_is_an_error(capsys):
 
 def test_no_measure_does_not_build(capsys):
     rows = _json_rows(capsys, "vq*", "--no-measure")
-    assert list(rows) == ["vq", "vq-cosine", "vq-plain"]
+    assert list(rows) == ["vq", "vq-cosine", "vq-plain", "vq-rotation"]
     assert rows["vq"]["codebook_size"] is None and rows["vq"]["error"] is None
     assert rows["vq"]["tags"] == ["learned-codebook", "aux-loss", "ema"]
 

@@ -32,12 +32,15 @@ ZERO_OK = {
     "ceiling_steps",
     "perplexity_tol",
     "token_tol",
+    "warm_batches",
 }
 #: Parameters whose default is None (the engine picks), by the type a profile may give.
 OPTIONAL_INTS = ("threads", "ceiling_steps", "downsample", "latent_dim")
 OPTIONAL_FLOATS = ("perplexity_tol",)
 OPTIONAL_TEXTS = ("ceiling_width_note",)
 DATASET = {"usage": "gaussian-mixture", "reconstruction": "digits"}
+#: Lines a kind needs to expand to cells (agreement compares a precision with float32).
+NEEDS = {"agreement": 'dtypes = ["bfloat16"]'}
 
 
 def _toml(value) -> str:
@@ -65,6 +68,8 @@ def _profile(tmp_path: Path, kind: str, key: str, value) -> Path:
     ]
     if kind in DATASET:
         lines.append(f'datasets = ["{DATASET[kind]}"]')
+    if kind in NEEDS and key != "dtype":
+        lines.append(NEEDS[kind])
     path = tmp_path / f"{kind}-{key}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -27,6 +27,7 @@ BUILTINS = {
     "fsq-upstream",
     "vq",
     "vq-cosine",
+    "vq-rotation",
     "lfq",
     "bsq",
     "residual-vq",

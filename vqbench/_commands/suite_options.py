@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from vqbench.quantizers._plugins import add_plugins_option
+from vqbench.suite._precision_names import add_dtype_option
 from vqbench.suite.executors._options import add_executor_options, executor_overrides
 
 
@@ -26,6 +27,7 @@ def add_suite_options(parser: argparse.ArgumentParser, default_suite: str) -> No
         "--backend", default=None, metavar="BACKENDS", help="eager, compile, ... (comma-separated)"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for every cell")
+    add_dtype_option(parser)
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per-cell time limit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_plugins_option(parser)
@@ -39,6 +41,7 @@ def suite_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "devices": args.device,
         "backends": args.backend,
         "seed": args.seed,
+        "dtypes": args.dtype,
         "timeout": args.timeout,
         "progress": not args.no_progress,
         "executor": executor_overrides(args) or None,

@@ -30,6 +30,11 @@ Defaults and where they come from (measured effects: the reconstruction benchmar
   ``threshold_ema_dead_code``; at 2^8 codes and 1,568 tokens per batch that is 1.5, at 2^14 0.024.
   ``vq-plain`` is the FSQ paper's baseline: no dead-code restarts and no k-means init.
   ``vq-cosine`` looks codes up by cosine similarity on l2-normalised vectors (ViT-VQGAN).
+  ``vq-rotation`` is ``vq`` with the rotation trick (Fifty et al., "Restructuring Vector
+  Quantization with the Rotation Trick", ICLR 2025, arXiv 2410.06424): the gradient reaches the
+  encoder through the rotation and rescaling that takes the input to its code, in place of the
+  straight-through copy; the paper changes nothing else (its VQ-VAE runs keep the commitment
+  weight 0.25 and the codebook updates of the model they modify), so every other setting is vq's.
 - LFQ (``lfq``, ``residual-lfq``): MAGVIT-v2's entropy penalty (arXiv 2310.05737) with weight 0.1,
   diversity gamma 1.0 and temperature 0.01 (``inv_temperature`` 100 on ``-|z - c|^2``), and
   commitment weight 0.25: the settings of the MAGVIT/MaskGIT tokenizer configs that MAGVIT-v2
@@ -310,6 +315,13 @@ def vector_quantize_plain(
         dim, codebook_size, **{"threshold_ema_dead_code": 0, "kmeans_init": False, "dead_code_share": None,
                                **kwargs}
     )
+
+
+def vector_quantize_rotation(
+    dim: int | None = None, codebook_size: int | None = None, **kwargs: Any
+) -> UpstreamQuantizer:
+    """VQ with the rotation trick (arXiv 2410.06424): ``vq``'s settings, ``rotation_trick=True``."""
+    return vector_quantize(dim, codebook_size, **{"rotation_trick": True, **kwargs})
 
 
 def vector_quantize_cosine(

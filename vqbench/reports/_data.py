@@ -13,7 +13,7 @@ from typing import Any
 
 OPERATIONS = ("forward", "train", "train_step", "encode", "decode")
 # extra keys that tell rows of one cell and metric apart (an operation, a size, a codebook).
-VARIANT_KEYS = ("operation", "size", "batch_size", "num_vectors", "codebook", "level")
+VARIANT_KEYS = ("operation", "size", "batch_size", "num_vectors", "codebook", "level", "precision")
 KEY_COLUMNS = ("benchmark", "quantizer", "config_hash", "backend", "device", "dataset", "metric", "variant")
 
 # Direction of known metrics where a row does not say (True: higher is better).

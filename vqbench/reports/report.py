@@ -228,6 +228,9 @@ def build_report(
     run = load_run(store, run_id)
     doc = Document(title=f"vqbench report · {run.suite}", subtitle=run.stamp)
     doc.sections.append(Section("Summary", summary_blocks(run)))
+    from vqbench.reports.precision import add_precision_section, float32_rows
+
+    every_row, run.rows = run.rows, float32_rows(run.rows)  # other precisions: their own section
     if baseline and not (run.rows["quantizer"] == baseline).any():
         doc.sections[0].blocks.append(
             Callout(f"Baseline {baseline!r} is not in this run; no ratios.", "warning")
@@ -236,6 +239,7 @@ def build_report(
 
     if run.rows["benchmark"].isin(["reconstruction", "usage"]).any():
         doc.sections.append(Section("Findings", findings_blocks(run.rows, run.suite, run.stamp)))
+    add_precision_section(doc, every_row, run.stamp)
     sections: dict[str, Section] = {}
     for table in benchmark_tables(run.rows, run.stamp, baseline):
         bench = table.title.split(" · ", 1)[0]

@@ -23,6 +23,7 @@ import argparse
 
 from vqbench.quantizers._plugins import add_plugins_option
 
+from ._precision_names import add_dtype_option
 from .executors._options import add_executor_options, executor_overrides
 
 EXIT_CELLS_FAILED = 1
@@ -66,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite result store (default: $VQBENCH_STORE or .vqbench/results.sqlite)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for every cell, replacing the profile's")
+    add_dtype_option(parser)
     parser.add_argument(
         "--resume",
         default=None,
@@ -121,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 executor=executor_overrides(args),
                 workers=args.workers,
                 plugins=args.plugins,
+                dtypes=args.dtype,
             )
         except RunInterrupted as exc:
             console.print(Text(str(exc), style="yellow"))
@@ -170,6 +173,7 @@ def _dry_run(args: argparse.Namespace, console: object) -> int:
             workers=args.workers,
             check_devices_here=False,
             plugins=args.plugins,
+            dtypes=args.dtype,
         )
         print_plan(prepared, store, console)
     finally:

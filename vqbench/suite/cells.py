@@ -13,6 +13,7 @@ BENCHMARK_MODULES: dict[str, str] = {
     "usage": "vqbench.suite.usage",
     "reconstruction": "vqbench.suite.reconstruction",
     "fsq_speed": "vqbench.suite.fsq_speed_cell",  # vqbench's FSQ paths against upstream FSQ
+    "agreement": "vqbench.suite.agreement",  # indices and codes in a precision against float32
 }
 BENCHMARKS = tuple(BENCHMARK_MODULES)
 
@@ -26,7 +27,7 @@ class Cell:
     """A plain, picklable spec that an engine's ``measure(cell)`` turns into figure dicts."""
 
     suite: str
-    benchmark: str  # a key of BENCHMARK_MODULES: "throughput" | "usage" | "reconstruction" | "fsq_speed"
+    benchmark: str  # a key of BENCHMARK_MODULES: "throughput" | "usage" | "reconstruction" | ...
     quantizer: str  # registry name or reference
     config: dict = field(default_factory=dict)  # quantizer config, e.g. {"codebook_size": 1024}
     dataset: str | None = None

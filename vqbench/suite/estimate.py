@@ -31,6 +31,8 @@ KNOWN_SECONDS: dict[tuple[str, str], float] = {
     ("throughput", "cpu"): 5.0,
     ("fsq_speed", "cuda"): 30.0,
     ("fsq_speed", "cpu"): 30.0,
+    ("agreement", "cuda"): 2.0,  # one forward in float32 and one in the precision
+    ("agreement", "cpu"): 5.0,  # measured at 65,536 vectors, loaded 2 cores: 0.01-5 s, residual-* 11-260 s
 }
 #: Rough seconds per reconstruction training step with no history (its step cap, ``steps``, bounds
 #: the cell, so the estimate is an upper bound): the standard profile's conv autoencoder at batch 16

@@ -1,4 +1,5 @@
-"""Expand a profile into cells: quantizers x codebook sizes x datasets x backends x devices x seeds.
+"""Expand a profile into cells: quantizers x codebook sizes x datasets x backends x devices x
+precisions x seeds.
 
 Names are resolved against the quantizer and dataset registries here, before anything runs, so that
 an unknown quantizer, dataset or backend is a clear error that names the profile key it came from.
@@ -180,13 +181,17 @@ def expand_profile(
     backends: str | list[str] | None = None,
     seed: int | None = None,
     timeout: float | None = None,
+    dtypes: str | list[str] | None = None,
 ) -> Plan:
     """The cells of ``profile``, with the overrides of ``vqbench run`` applied.
 
     ``quantizers`` (patterns) replaces the suite's selection and limits every benchmark and sweep to
     it; ``datasets`` replaces the datasets of every benchmark that uses one; ``devices``,
     ``backends`` and ``seed`` replace those axes everywhere; ``timeout`` replaces every per-cell
-    timeout. A backend that a quantizer does not accept is left out for that quantizer. Every
+    timeout; ``dtypes`` (precisions, ``vqbench.suite.precision``) replaces the precision axis
+    everywhere: each engine gets the precisions it takes (a cell's ``params["dtype"]``, left out
+    for float32 so that float32 cells keep their ids). A backend that a quantizer does not accept
+    is left out for that quantizer. Every
     reconstruction benchmark swept over codebook sizes also gets ``NO_QUANTIZER`` cells (eager):
     the same autoencoder with an identity bottleneck, the ceiling of its rate-distortion figure.
     """
@@ -204,6 +209,11 @@ def expand_profile(
                 _check_datasets(profile, ds_override, "--datasets", bench)
     dev_override = _split(devices)
     be_override = _split(backends)
+    dtype_override = None
+    if dtypes is not None:
+        from ._precision_names import check_precisions
+
+        dtype_override = check_precisions(dtypes, "--dtype")
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
@@ -233,8 +243,11 @@ def expand_profile(
         sizes: tuple[int | None, ...],
         backends: list[str] | None = None,
         params: dict | None = None,
+        float32_only: bool = False,
     ) -> list[Cell]:
         devs = dev_override or list(bench.devices or profile.devices)
+        base_params = dict(bench.params) if params is None else dict(params)
+        precs = cell_precisions(bench, profile, dtype_override, base_params, float32_only)
         bes = backends or be_override or list(bench.backends or profile.backends)
         seeds = [seed] if seed is not None else list(bench.seeds or profile.seeds)
         dsets: list[str | None] = list(bench.datasets) or [None]
@@ -251,7 +264,7 @@ def expand_profile(
                         for be in bes:
                             if not runs(q, be, dev):
                                 continue
-                            for s in seeds:
+                            for s, prec in ((s, p) for p in precs for s in seeds):
                                 cell = Cell(
                                     suite=profile.name,
                                     benchmark=bench.kind,
@@ -261,7 +274,7 @@ def expand_profile(
                                     dataset_options=dataset_options(profile, bench, d) if d else {},
                                     backend=be,
                                     device=dev,
-                                    params=dict(bench.params) if params is None else dict(params),
+                                    params=_with_precision(base_params, prec),
                                     seed=s,
                                 )
                                 cells.append(cell)
@@ -280,8 +293,9 @@ def expand_profile(
         names = select(bench.quantizers, f"benchmarks.{label}.quantizers") if bench.quantizers else base
         sizes = bench.codebook_sizes if bench.codebook_sizes is not None else profile.codebook_sizes
         by_label.setdefault(label, []).extend(add(bench, names, tuple(sizes) or (None,)))
-        if label in swept and bench.kind == "reconstruction" and names:
-            ceilings.append(label)
+        has_float32 = None in cell_precisions(bench, profile, dtype_override, dict(bench.params))
+        if label in swept and bench.kind == "reconstruction" and names and has_float32:
+            ceilings.append(label)  # (a benchmark of autocast cells only compares with float32 ones)
     for i, sweep in enumerate(profile.sweeps):
         names = [n for n in select(sweep.quantizers, f"sweep[{i}].quantizers") if only is None or n in base]
         for label in sweep.benchmarks:
@@ -295,6 +309,7 @@ def expand_profile(
             [NO_QUANTIZER],
             (None,),
             backends=["eager"],
+            float32_only=True,
             params={**bench.params, **ceiling_width(by_label.get(label, []), bench.params)},
         )
     if be_override:
@@ -307,10 +322,41 @@ def expand_profile(
                 )
     cells = dedupe(cells)
     if not cells:
-        raise ProfileError(f"{src}: the suite expands to no cells with these options (check --quantizers)")
+        raise ProfileError(
+            f"{src}: the suite expands to no cells with these options (check --quantizers; an agreement "
+            "benchmark has cells only for precisions other than float32 in dtypes or --dtype)"
+        )
     return Plan(
         suite=profile.name, cells=cells, timeouts=timeouts, workers=profile.workers, threads=profile.threads
     )
+
+
+def _with_precision(params: dict, precision: str | None) -> dict:
+    """``params`` with ``dtype`` set to ``precision`` (removed for None: float32)."""
+    out = {k: v for k, v in params.items() if k != "dtype"}
+    return out if precision is None else {**out, "dtype": precision}
+
+
+def cell_precisions(
+    bench: BenchmarkSpec,
+    profile: Profile,
+    override: tuple[str, ...] | None,
+    params: dict,
+    float32_only: bool = False,
+) -> list[str | None]:
+    """The precisions of a benchmark's cells: each a ``params["dtype"]`` value, None for float32
+    with no key. The axis (``--dtype``, else the benchmark's ``dtypes``, else the suite's), kept to
+    the precisions its engine takes; a ``dtype`` engine parameter of the profile, with no axis given
+    for the benchmark, is kept as written."""
+    from .precision import KIND_PRECISIONS, REFERENCE
+
+    if float32_only:
+        return [None]
+    if override is None and bench.dtypes is None and "dtype" in params:
+        return [params["dtype"]]
+    axis = override or bench.dtypes or profile.dtypes
+    taken = KIND_PRECISIONS.get(bench.kind, (REFERENCE,))
+    return [None if p == REFERENCE else p for p in axis if p in taken]
 
 
 def ceiling_width(cells: list[Cell], params: dict) -> dict:
@@ -345,6 +391,7 @@ def ceiling_width(cells: list[Cell], params: dict) -> dict:
 __all__ = [
     "BASE_BACKENDS",
     "ceiling_width",
+    "cell_precisions",
     "Plan",
     "dataset_options",
     "expand_profile",

@@ -195,6 +195,14 @@ _CONVERGENCE = {
     "lr_decay": _decay,
     "monitor_samples": _int(0),
 }
+
+
+def _training_dtype(params: dict, name: str, kind: str) -> None:
+    from .usage import check_training_precision
+
+    check_training_precision(params, kind)
+
+
 #: Per engine, each parameter's rule: a function ``(params, name)`` that raises ValueError on a
 #: value the engine refuses. ``"*"``: a check of all parameters at once (the engine's own).
 ENGINE_RULES: dict[str, dict[str, Any]] = {
@@ -212,6 +220,7 @@ ENGINE_RULES: dict[str, dict[str, Any]] = {
         "standardize": _flag,
         "min_tokens_per_code": _number(True),
         "threads": _optional(_int(1)),
+        "dtype": lambda params, name: _training_dtype(params, name, "usage"),
         **_CONVERGENCE,
     },
     "reconstruction": {
@@ -231,7 +240,11 @@ ENGINE_RULES: dict[str, dict[str, Any]] = {
         "min_tokens_per_code": _number(True),
         "threads": _optional(_int(1)),
         "ceiling_steps": _optional(_int(0)),
+        "dtype": lambda params, name: _training_dtype(params, name, "reconstruction"),
         **_CONVERGENCE,
+    },
+    "agreement": {
+        "*": lambda params: importlib.import_module(BENCHMARK_MODULES["agreement"])._check(params),
     },
     "fsq_speed": {
         "vectors": _int(1),

@@ -10,7 +10,9 @@ or the path of a user's TOML file. Its tables:
     point), ``timeout`` (seconds per cell), ``workers`` (worker processes), ``threads`` (torch threads
     per worker; default: torch's own choice), ``plugins`` (modules imported in the coordinator and in
     every worker before anything runs, e.g. ``["my_pkg.quantizers"]``, whose ``@register_quantizer``
-    names the suite can then use).
+    names the suite can then use), ``dtypes`` (precisions, default ``["float32"]``:
+    ``float32``, ``bfloat16``, ``float16``, ``autocast-bfloat16``, ``autocast-float16``; see
+    ``vqbench.suite.precision`` for which engine takes which).
 ``[quantizers.NAME]``
     Keyword config for ``create_quantizer(NAME, ...)``; NAME may be a glob (``"residual-*"``).
     Baseline settings that matter for a fair comparison live here, where a reader sees them.
@@ -20,7 +22,7 @@ or the path of a user's TOML file. Its tables:
     One benchmark: ``kind`` (default LABEL; ``throughput``, ``usage``, ``reconstruction``, ...),
     ``datasets``, ``dataset_options`` (``[benchmarks.LABEL.dataset_options.NAME]``: options for this
     benchmark only, over ``[datasets.NAME]``), and optional overrides of the suite's ``quantizers``,
-    ``devices``, ``backends``, ``seeds``, ``codebook_sizes``, ``timeout``; every other key is a
+    ``devices``, ``backends``, ``seeds``, ``codebook_sizes``, ``timeout``, ``dtypes``; every other key is a
     parameter of the engine (checked against the engine's ``PARAMS``).
 ``[pytest]``
     Sizes for ``pytest --benchmark --benchmark-suite NAME`` (read by vqbench's pytest plugin).
@@ -64,8 +66,9 @@ _SUITE_KEYS = {
     "workers",
     "threads",
     "plugins",
+    "dtypes",
 }
-_AXIS_KEYS = {"quantizers", "devices", "backends", "seeds", "codebook_sizes", "timeout"}
+_AXIS_KEYS = {"quantizers", "devices", "backends", "seeds", "codebook_sizes", "timeout", "dtypes"}
 _BENCH_RESERVED = _AXIS_KEYS | {"kind", "datasets", "dataset_options"}
 _SWEEP_KEYS = {"quantizers", "benchmarks", "codebook_sizes"}
 _TOP_KEYS = {"suite", "quantizers", "datasets", "benchmarks", "sweep", "pytest", "executor"}
@@ -90,6 +93,7 @@ class BenchmarkSpec:
     seeds: tuple[int, ...] | None = None
     codebook_sizes: tuple[int, ...] | None = None
     timeout: float | None = None
+    dtypes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ class Profile:
     workers: int = 1
     threads: int | None = None
     plugins: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] = ("float32",)
     quantizer_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     benchmarks: dict[str, BenchmarkSpec] = field(default_factory=dict)
@@ -264,6 +269,7 @@ def parse_profile(
         seeds=axes.get("seeds") or (0,),
         codebook_sizes=axes.get("codebook_sizes") or (),
         timeout=axes.get("timeout") or 600.0,
+        dtypes=axes.get("dtypes") or ("float32",),
         workers=v.positive_int(suite, "workers", "suite", 1),
         threads=v.positive_int(suite, "threads", "suite", 1) if "threads" in suite else None,
         plugins=_plugins(v, suite),
@@ -400,6 +406,13 @@ class _Checker:
                     self._dot(where, "timeout"), f"expected a positive number of seconds, got {t!r}"
                 )
             out["timeout"] = float(t)
+        if "dtypes" in table:
+            from ._precision_names import check_precisions
+
+            try:
+                out["dtypes"] = check_precisions(table["dtypes"], "dtypes")
+            except ValueError as exc:
+                raise self.error(self._dot(where, "dtypes"), str(exc).removeprefix("dtypes: ")) from None
         if optional:
             return {k: out.get(k) for k in _AXIS_KEYS}
         return out

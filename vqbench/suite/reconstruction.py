@@ -31,6 +31,9 @@ Defaults (``PARAMS``), each overridable from ``cell.params``:
   utilization whose last doubling of eval tokens (1/2 -> all) added more than this is marked
   ``token_limited`` (the token curve at 1/16, 1/4, 1/2, all is in every usage row);
 - ``threads`` = None: CPU threads (None keeps torch's count); recorded with the training time;
+- ``dtype`` = "float32": or ``autocast-bfloat16`` / ``autocast-float16``: training steps and every
+  evaluation run under ``torch.autocast`` (float16 with a gradient scaler); the MSE is taken in
+  float32; every row records ``dtype``, ``autocast`` and, off float32, ``precision``;
 - training to convergence (``vqbench.suite.convergence``): ``steps`` is the cap; every
   ``eval_every`` = 100 steps the held-out MSE, PSNR and utilization are measured on
   ``monitor_samples`` = 1024 samples held out of the train split, and training stops once over
@@ -79,8 +82,9 @@ from ._common import (
 from .cells import NO_QUANTIZER
 from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
 from .diagnostics import Diagnostics
+from .precision import autocast_context, grad_scaler, precision_extra
 from .timing import fix_threads, iqr
-from .usage import TOKEN_TOL, UsageCounter, usage_figures
+from .usage import TOKEN_TOL, UsageCounter, check_training_precision, step_with, usage_figures
 
 if TYPE_CHECKING:
     from vqbench.datasets import Dataset
@@ -104,6 +108,7 @@ PARAMS: dict[str, Any] = {
     "min_tokens_per_code": 10,
     "threads": None,
     "ceiling_steps": None,
+    "dtype": "float32",
     **CONVERGENCE_PARAMS,
 }
 #: The types of parameters whose default is None (checked before a run).
@@ -305,15 +310,16 @@ def _build(
 
 def _evaluate(model: Bottlenecked, quantizer: nn.Module | None, eval: torch.Tensor, peak: float, batch: int,
               device: torch.device, counter: UsageCounter | None,
-              probe: Diagnostics | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              probe: Diagnostics | None = None,
+              precision: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample MSE and PSNR over ``eval``; counts indices into ``counter``, inputs into ``probe``."""
     model.eval()
     mses: list[torch.Tensor] = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast_context(device, precision):
         for start in range(0, eval.shape[0], batch):
             x = eval[start : start + batch].to(device)
             y, out = model(x)
-            mses.append((y - x).square().flatten(1).mean(1).double().cpu())
+            mses.append((y.float() - x).square().flatten(1).mean(1).double().cpu())
             if counter is not None:
                 counter.update(out.indices)
             if probe is not None:
@@ -335,11 +341,11 @@ class NoQuantizer(nn.Module):
 
 
 def _monitor(model: Bottlenecked, quantizer: nn.Module | None, monitor: torch.Tensor, peak: float,
-             batch: int, device: torch.device) -> dict[str, float]:
+             batch: int, device: torch.device, precision: str = "float32") -> dict[str, float]:
     """Held-out figures of the criterion: loss (MSE), PSNR and utilization (with a codebook)."""
     counter = None if quantizer is None else UsageCounter(int(quantizer.codebook_size),
                                                           int(quantizer.num_codebooks))
-    mse, psnr = _evaluate(model, quantizer, monitor, peak, batch, device, counter)
+    mse, psnr = _evaluate(model, quantizer, monitor, peak, batch, device, counter, precision=precision)
     model.train()
     out = {"loss": float(mse.mean()), "psnr": float(psnr.mean())}
     if counter is not None:
@@ -359,6 +365,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     lr = positive_float(params, "lr")
     weight = positive_float(params, "aux_loss_weight", allow_zero=True)
     n_show = positive_int(params, "reconstructions", allow_zero=True)
+    precision = check_training_precision(params, "reconstruction")
     threads = fix_threads(params["threads"])
     plateau = Plateau.from_params(params, steps)
     device = torch.device(cell.device)
@@ -376,8 +383,9 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     ceiling = quantizer is None
     codes = 1 if ceiling else int(quantizer.codebook_size) * int(quantizer.num_codebooks)
     eval_batch = eval_batch_size(eval_batch, tokens, codes)
-    mse0, psnr0 = _evaluate(model, quantizer, eval, peak, eval_batch, device, None)
+    mse0, psnr0 = _evaluate(model, quantizer, eval, peak, eval_batch, device, None, precision=precision)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    scaler = grad_scaler(device, precision)
     gen = torch.Generator().manual_seed(cell.seed)
     losses: list[float] = []
     model.train()
@@ -388,14 +396,14 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         t0 = time.perf_counter()
         for _ in range(chunk):
             x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
-            y, out = model(x)
-            loss = (y - x).square().mean()
-            extra_loss = aux_loss(out.loss)
-            if extra_loss is not None and weight:
-                loss = loss + weight * extra_loss
+            with autocast_context(device, precision):
+                y, out = model(x)
+                loss = (y.float() - x).square().mean()
+                extra_loss = aux_loss(out.loss)
+                if extra_loss is not None and weight:
+                    loss = loss + weight * extra_loss
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            step_with(opt, loss, scaler)
             losses.append(float(loss.detach()))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -405,7 +413,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
             raise FloatingPointError(f"training diverged: the loss is {losses[-1]} after {done} steps")
         if monitor is not None and done < steps:
             t0 = time.perf_counter()
-            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device),
+            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
                            lr=opt.param_groups[0]["lr"])
             monitor_s += time.perf_counter() - t0
             action = plateau.check()
@@ -415,17 +423,18 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
                 scale_lr(opt, plateau.lr_decay)
     counter = None if ceiling else UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
     probe = Diagnostics(quantizer)
-    mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter, probe)
+    mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter, probe, precision)
     if monitor is not None and done:  # the last point: the held-out figures at the end of training
         if not plateau.curve or plateau.curve[-1]["step"] != done:
-            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device),
+            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
                            lr=opt.param_groups[0]["lr"])
     cpu_s = time.process_time() - cpu0
     convergence = plateau.summary(done)
     n_eval = eval.shape[0]
     ctx = {"dataset_kind": data.kind, "eval_samples": n_eval, "tokens_per_sample": tokens, "steps": done,
            "step_cap": steps, "converged": convergence["converged"], "batch": batch,
-           "eval_batch": eval_batch, "lr": lr, "aux_loss_weight": weight, **shape}
+           "eval_batch": eval_batch, "lr": lr, "aux_loss_weight": weight, **shape,
+           **precision_extra(precision)}
     if ceiling:
         ctx["ceiling"] = "no quantizer: the same autoencoder with an identity bottleneck"
     psnr_extra = {**ctx, "peak": peak}
@@ -433,7 +442,8 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         shown = data.eval[:n_show]
         with torch.no_grad():
             model.eval()
-            recon = model(shown.to(device))[0].cpu()
+            with autocast_context(device, precision):
+                recon = model(shown.to(device))[0].float().cpu()
         psnr_extra["reconstructions_png"] = png_strip(shown, recon)
         psnr_extra["reconstructions_layout"] = "top row: eval originals 0..n-1; bottom row: reconstructions"
     rows = [
@@ -456,7 +466,8 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     ]
     usage = usage_figures(counter.figures(), positive_float(params, "min_tokens_per_code", allow_zero=True),
                           token_tol=positive_float(params, "token_tol", allow_zero=True))
-    keep = ("steps", "converged", "latent_dim", "quantizer_dim", "native_dim", "width", "width_note")
+    keep = ("steps", "converged", "latent_dim", "quantizer_dim", "native_dim", "width", "width_note",
+            "dtype", "autocast", "precision")
     for row in usage:
         row["extra"] = {**row["extra"], **{k: ctx[k] for k in keep if k in ctx}}
     return rows + usage

@@ -397,6 +397,7 @@ def prepare_run(
     check_devices_here: bool = True,
     plugins: Any = None,
     preflight: bool = True,
+    dtypes: Any = None,
 ) -> Prepared:
     """Expand and check a run (or a stored run to resume) without running anything.
 
@@ -420,6 +421,7 @@ def prepare_run(
             backends=backends,
             seed=seed,
             plugins=extra_plugins or None,
+            dtypes=dtypes,
         )
         if given:
             raise ValueError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
@@ -457,6 +459,7 @@ def prepare_run(
         backends=backends,
         seed=seed,
         timeout=timeout,
+        dtypes=dtypes,
     )
     plan.plugins, plan.import_path = chosen, import_path(plan.cells)
     add_import_path(plan.import_path)
@@ -475,6 +478,7 @@ def prepare_run(
             executor,
             workers,
             check_devices_here,
+            dtypes,
         )
         finish_preflight(checking)
     return prepared
@@ -492,6 +496,7 @@ def _prepare_new(
     executor: Any,
     workers: int | None,
     check_devices_here: bool,
+    dtypes: Any = None,
 ) -> Prepared:
     """The settings, checks and stored config of a new run of ``plan``."""
     if "workers" not in (profile.raw.get("suite") or {}):
@@ -510,6 +515,7 @@ def _prepare_new(
             backends=backends,
             seed=seed,
             timeout=timeout,
+            dtypes=dtypes,
         ),
         "argv": list(sys.argv),
         "workers": settings.workers,
@@ -539,6 +545,7 @@ def run_suite(
     workers: int | None = None,
     plugins: str | list[str] | None = None,
     preflight: bool = True,
+    dtypes: str | list[str] | None = None,
 ) -> str:
     """Run a suite and store its rows; return the run id.
 
@@ -563,6 +570,8 @@ def run_suite(
     preflight:  first check every candidate and plugin quantizer (import, build with the cells'
                 arguments, one call on a tiny input, protocol) in a worker-like process; a failure
                 raises :class:`~vqbench.suite.preflight.PreflightError` before anything is stored.
+    dtypes:     precisions (``"float32,bfloat16"``, ``vqbench.suite.precision``) that replace the
+                profile's precision axis everywhere.
 
     Bad input (unknown names, a malformed profile, a corrupt or unwritable store, a missing device,
     sizes that do not fit, a missing engine) raises before anything runs. Ctrl-C or SIGTERM keeps every
@@ -587,6 +596,7 @@ def run_suite(
             workers=workers,
             plugins=plugins,
             preflight=preflight,
+            dtypes=dtypes,
         )
         return _run(st, prepared, progress)
     finally:

@@ -45,6 +45,14 @@ def _codebook(config: str) -> str:
     return f"2^{int(math.log2(size))}" if size & (size - 1) == 0 else str(size)
 
 
+def _loads(text: Any) -> dict:
+    try:
+        value = json.loads(text) if isinstance(text, str) and text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _metric_for(ok: Any, bench: str, metric: str) -> str | None:
     names = set(ok.loc[ok["benchmark"] == bench, "metric"])
     if not metric.endswith("@"):
@@ -106,6 +114,7 @@ def summary_renderables(rows: Any, run: dict[str, Any] | None = None) -> list[An
     rows["where"] = (rows["device"] + "/" + rows["backend"]).astype(object)
     rows["dataset"] = rows["dataset"].astype(object).where(rows["dataset"].notna(), "")
     ok = rows[rows["status"] == "ok"]
+    ok = ok[ok["extra"].map(lambda e: not _loads(e).get("precision")).astype(bool)]  # float32 cells
     title = "vqbench run"
     if run:
         title += f" {run['run_id']} ({run.get('suite', '')}, {run.get('status', '')})"

@@ -17,7 +17,11 @@ input, outputs and parameters read or written once, divided by the median time),
 Defaults (``PARAMS``), each overridable from ``cell.params``:
 - ``sizes`` = [65536]: vectors per call; the input is ``(size / seq_len, seq_len, dim)`` Gaussian
   (``(1, size, dim)`` when ``seq_len`` does not divide the size);
-- ``seq_len`` = 256; ``operations`` = all four; ``dtype`` = "float32";
+- ``seq_len`` = 256; ``operations`` = all four; ``dtype`` = "float32": a precision of
+  ``vqbench.suite.precision`` (the input in ``float32``/``bfloat16``/``float16``, or float32 input
+  with every operation run under ``autocast-bfloat16``/``autocast-float16``); every row records
+  ``dtype``, ``autocast`` and the dtype that the forward computed in, measured (``ran_dtype``,
+  ``dtype_shares``, ``output_dtype``);
 - CPU: ``threads`` = None (keep torch's count; it is recorded), ``min_run_time`` = 0.1 s per
   operation, ``timer`` = "blocked" (``blocked_autorange``) or "adaptive";
 - CUDA: ``warmup`` = 5, ``repeats`` = 50, ``flush_l2`` = "auto" (flush when the operation's
@@ -40,6 +44,14 @@ import torch
 
 from . import timing
 from ._common import build_quantizer, drop_finite_check, figure, positive_float, positive_int, resolve_params
+from .precision import (
+    PRECISIONS,
+    autocast_context,
+    precision_extra,
+    ran_dtype,
+    refusal_named,
+    split_precision,
+)
 
 if TYPE_CHECKING:
     from .cells import Cell
@@ -63,8 +75,6 @@ PARAMS: dict[str, Any] = {
 }
 
 CONTROL_WHAT = f"tanh, scale and round over {timing.CONTROL_ELEMENTS} float32 values, interleaved"
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def _nbytes(*tensors: torch.Tensor) -> int:
@@ -186,8 +196,8 @@ def _check(params: dict[str, Any]) -> None:
     bad = [op for op in ops if op not in OPERATIONS]
     if bad or not ops:
         raise ValueError(f"param 'operations' must be a non-empty list among {OPERATIONS}, got {ops!r}")
-    if params["dtype"] not in _DTYPES:
-        raise ValueError(f"param 'dtype' must be one of {sorted(_DTYPES)}, got {params['dtype']!r}")
+    if params["dtype"] not in PRECISIONS:
+        raise ValueError(f"param 'dtype' must be one of {list(PRECISIONS)}, got {params['dtype']!r}")
     if params["timer"] not in ("blocked", "adaptive"):
         raise ValueError(f"param 'timer' must be 'blocked' or 'adaptive', got {params['timer']!r}")
     for name in ("seq_len", "repeats"):
@@ -232,6 +242,16 @@ def _first_call(fn: Callable[[], object], cell: Cell, op: str) -> tuple[float, s
             ) from again
 
 
+def _under(fn: Callable[[], object], device: str, precision: str) -> Callable[[], object]:
+    """``fn`` run under the autocast of ``precision`` (entering it is part of the timed work)."""
+
+    def run() -> object:
+        with autocast_context(device, precision):
+            return fn()
+
+    return run
+
+
 def measure(cell: Cell) -> list[dict]:
     """Throughput figures of the cell's quantizer (see the module docstring)."""
     params = resolve_params(cell, PARAMS)
@@ -241,9 +261,11 @@ def measure(cell: Cell) -> list[dict]:
     torch.manual_seed(cell.seed)
     call, quantizer = build_quantizer(cell)
     dim = int(quantizer.dim)
-    dtype = _DTYPES[params["dtype"]]
+    precision = params["dtype"]
+    dtype, autocast = split_precision(precision)
     bandwidth = timing.copy_bandwidth(cell.device)
-    context = {"threads": threads, "device": cell.device, "dtype": params["dtype"], "backend": cell.backend}
+    context = {"threads": threads, "device": cell.device, "backend": cell.backend,
+               **precision_extra(precision)}
     probe = {"probe_bytes": timing.COPY_PROBE_BYTES[kind], "what": "bytes read + written per second by copy_"}
     rows = [figure("copy_bandwidth", bandwidth, "GB/s", None, extra={**context, **probe})]
     control = timing.control_workload(cell.device)
@@ -253,10 +275,15 @@ def measure(cell: Cell) -> list[dict]:
             size, dim, seq_len=params["seq_len"], generator=gen, device=cell.device, dtype=dtype
         )
         n = size
-        ops = Operations(call, quantizer, x, compiled=cell.backend == "compile")
+        with refusal_named(cell.quantizer, precision), autocast_context(cell.device, precision):
+            ops = Operations(call, quantizer, x, compiled=cell.backend == "compile")
+            with torch.no_grad():
+                ran, shares = ran_dtype(lambda x=x: quantizer(x))  # the plain module: eager ops
+        out_dtype = str(ops.codes.dtype).removeprefix("torch.")
+        context.update(ran_dtype=ran, dtype_shares=shares, output_dtype=out_dtype)
         drop_finite_check(quantizer)  # checked on the first call; timing calls stay unchecked
         for op in params["operations"]:
-            fn = ops.fn(op)
+            fn = _under(ops.fn(op), cell.device, precision) if autocast is not None else ops.fn(op)
             first_s, workaround = _first_call(fn, cell, op)  # warm-up; compiles for "compile"
             parts = ops.bytes_moved(op)
             moved = sum(parts.values())

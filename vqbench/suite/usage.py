@@ -18,6 +18,9 @@ auxiliary loss) for a few steps, then counts its indices over every eval token. 
 - ``standardize`` = True: features z-scored with the train split's mean and std;
 - ``min_tokens_per_code`` = 10: below this the figures carry a warning in ``extra``;
 - ``threads`` = None: CPU threads (None keeps torch's count);
+- ``dtype`` = "float32": or ``autocast-bfloat16`` / ``autocast-float16``: the fit's forward and
+  loss, and the eval passes, run under ``torch.autocast`` (float16 with a gradient scaler); every
+  row records ``dtype``, ``autocast`` and, off float32, ``precision``;
 - training to convergence (``vqbench.suite.convergence``): ``train_steps`` is the cap; every
   ``eval_every`` = 100 steps the held-out quantization MSE and utilization are measured on
   ``monitor_samples`` = 16384 tokens held out of the train split; training stops at a plateau of
@@ -52,6 +55,7 @@ from ._common import (
     resolve_params,
 )
 from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
+from .precision import KIND_PRECISIONS, autocast_context, grad_scaler, precision_extra
 from .timing import fix_threads
 
 if TYPE_CHECKING:
@@ -69,6 +73,7 @@ PARAMS: dict[str, Any] = {
     "standardize": True,
     "min_tokens_per_code": 10,
     "threads": None,
+    "dtype": "float32",
     **CONVERGENCE_PARAMS,
     "monitor_samples": 16384,  # tokens: utilization on few tokens is bounded by their count
 }
@@ -328,6 +333,7 @@ def fit_and_count(
     eval_batch = positive_int(params, "eval_batch")
     lr = positive_float(params, "lr")
     weight = positive_float(params, "aux_loss_weight", allow_zero=True)
+    precision = check_training_precision(params, "usage")
     fix_threads(params["threads"])
     device = torch.device(cell.device)
     if params["standardize"]:
@@ -351,11 +357,11 @@ def fit_and_count(
         counter = UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
         step = eval_batch_size(eval_batch, 1, counter.codebook_size * counter.num_codebooks)
         err = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), autocast_context(device, precision):
             for start in range(0, tokens.shape[0], step):
                 x = tokens[start : start + step].to(device)
                 out = call(proj_in(x).unsqueeze(0))
-                err += float((proj_out(out.codes.squeeze(0)) - x).square().sum())
+                err += float((proj_out(out.codes.squeeze(0)).float() - x).square().sum())
                 counter.update(out.indices)
         return err / tokens.numel(), counter, step
 
@@ -367,20 +373,21 @@ def fit_and_count(
     fit_s = 0.0
     done = 0
     opt = torch.optim.Adam(trainable, lr=lr) if trainable and steps else None
+    scaler = grad_scaler(device, precision)
     quantizer.train()
     for chunk in plateau.chunks():
         t0 = time.perf_counter()
         for _ in range(chunk):
             x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
-            out = call(proj_in(x).unsqueeze(0))
-            loss = torch.nn.functional.mse_loss(proj_out(out.codes.squeeze(0)), x)
-            extra = aux_loss(out.loss)
-            if extra is not None and weight:
-                loss = loss + weight * extra
+            with autocast_context(device, precision):
+                out = call(proj_in(x).unsqueeze(0))
+                loss = torch.nn.functional.mse_loss(proj_out(out.codes.squeeze(0)).float(), x)
+                extra = aux_loss(out.loss)
+                if extra is not None and weight:
+                    loss = loss + weight * extra
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                step_with(opt, loss, scaler)
         fit_s += time.perf_counter() - t0
         done += chunk
         if monitor is not None:
@@ -397,6 +404,28 @@ def fit_and_count(
     return stats, side
 
 
+def check_training_precision(params: dict[str, Any], kind: str) -> str:
+    """``params["dtype"]``, checked to be a precision that a training engine takes."""
+    value = params["dtype"]
+    if value not in KIND_PRECISIONS[kind]:
+        raise ValueError(
+            f"param 'dtype' must be one of {list(KIND_PRECISIONS[kind])} (training runs in float32 or "
+            f"under autocast), got {value!r}"
+        )
+    return value
+
+
+def step_with(opt: torch.optim.Optimizer, loss: torch.Tensor, scaler: Any) -> None:
+    """Backward and an optimizer step, through ``scaler`` (float16 autocast) where there is one."""
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
 def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     """Usage figures of the cell's quantizer over the whole eval split (see module docstring)."""
     params = resolve_params(cell, PARAMS)
@@ -407,22 +436,25 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     rows = usage_figures(stats, positive_float(params, "min_tokens_per_code", allow_zero=True))
     convergence = side["convergence"]
     steps = {"steps": convergence["steps_taken"], "converged": convergence["converged"],
-             "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"]}
+             "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"],
+             **precision_extra(params["dtype"])}
     for row in rows:
         row["extra"] = {**row["extra"], **steps}
     context = {"dataset_kind": data.kind, "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"],
-               "eval_batch": side["eval_batch"]}
+               "eval_batch": side["eval_batch"], **precision_extra(params["dtype"])}
     rows.append(figure("quantization_mse", side["mse"], "mse", False, n=stats["tokens"], extra=context))
     rows.append(figure("fit_time", side["fit_s"], "s", False, extra={"train_steps": params["train_steps"],
                                                                      **steps}))
     rows.append(figure("train_steps", convergence["steps_taken"], "steps", None, n=convergence["steps_taken"],
-                       extra=convergence))
+                       extra={**convergence, **precision_extra(params["dtype"])}))
     return rows
 
 
 __all__ = [
     "PARAMS",
     "TOKEN_FRACTIONS",
+    "check_training_precision",
+    "step_with",
     "TOKEN_TOL",
     "UsageCounter",
     "codebook_usage",
