@@ -34,7 +34,8 @@ for (const cell of document.querySelectorAll('th, td')) {
   if (r.left < -0.5 || r.right > width + 0.5) {
     const table = cell.closest('table');
     const head = table.previousElementSibling ? table.previousElementSibling.textContent : '';
-    bad.push(`${head.slice(0, 60)} | ${cell.textContent.slice(0, 40)} | ${r.left.toFixed(0)}-${r.right.toFixed(0)}`);
+    const where = `${r.left.toFixed(0)}-${r.right.toFixed(0)}`;
+    bad.push(`${head.slice(0, 60)} | ${cell.textContent.slice(0, 40)} | ${where}`);
   }
 }
 return {width: width, inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
