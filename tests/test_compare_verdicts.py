@@ -108,6 +108,8 @@ def test_wall_clock_training_times_are_views():
         ("psnr", 18.0, 19.5, "dB", True, "better"),
         ("tokens_per_code", 100.0, 50.0, "ratio", True, SINGLE_SEED),  # no tolerance: never firm
         ("utilization", 0.5, 0.5, "ratio", True, SINGLE_SEED),
+        ("dead_codes", 8, 80, "codes", False, "worse"),  # beyond 5% of 256 codes
+        ("dead_codes", 80, 70, "codes", False, SINGLE_SEED),
     ],
 )
 def test_one_seed_quality_figures_are_within_noise_unless_beyond_a_tolerance(

@@ -35,22 +35,28 @@ class Block:
     code: str
     mark: str  # "", "skip" or "slow"
     reason: str
+    section: str = ""  # the heading above, as a slug
+    index: int = 1  # the block's number within its section
 
     @property
     def id(self) -> str:
-        return f"line{self.line}-{self.lang}"
+        return f"{self.section}-{self.index}-{self.lang}"
 
 
 def readme_blocks(text: str) -> list[Block]:
     """The fenced code blocks of ``text`` with the readme-test mark just above each."""
     lines = text.splitlines()
     out: list[Block] = []
+    section, counts = "top", {}
     i = 0
     while i < len(lines):
         fence = FENCE.match(lines[i])
         if not fence:
+            if lines[i].startswith("#"):
+                section = re.sub(r"[^a-z0-9]+", "-", lines[i].lstrip("#").strip().lower()).strip("-")
             i += 1
             continue
+        counts[section] = counts.get(section, 0) + 1
         start, lang = i, fence.group(1).lower()
         j = i + 1
         while j < len(lines) and not lines[j].startswith("```"):
@@ -66,6 +72,8 @@ def readme_blocks(text: str) -> list[Block]:
                 code="\n".join(lines[start + 1 : j]) + "\n",
                 mark=mark.group(1) if mark else "",
                 reason=(mark.group(2) or "") if mark else "",
+                section=section,
+                index=counts[section],
             )
         )
         i = j + 1

@@ -44,6 +44,20 @@ SINGLE_SEED_TOLERANCES = {
     "entropy_bits": 0.25,
     "psnr": 1.0,
 }
+#: The same for counts of codes: the tolerance is this fraction of the codebook size.
+SINGLE_SEED_CODEBOOK_FRACTIONS = {"dead_codes": 0.05, "perplexity": 0.05}
+
+
+def single_seed_tolerance(base_metric: str, codebook_size: Any) -> float | None:
+    """The absolute change beyond which a one-seed quality figure counts (None: it never does)."""
+    if base_metric in SINGLE_SEED_TOLERANCES:
+        return SINGLE_SEED_TOLERANCES[base_metric]
+    fraction = SINGLE_SEED_CODEBOOK_FRACTIONS.get(base_metric)
+    if fraction is None or codebook_size is None or codebook_size != codebook_size:
+        return None
+    return fraction * float(codebook_size)
+
+
 MATCH_COLUMNS = ("benchmark", "backend", "device", "dataset", "metric", "variant")
 # A cell: what one error row stands for (the runner records one row, metric "error", for a failed cell).
 CELL_COLUMNS = ("benchmark", "quantizer", "config_hash", "backend", "device", "dataset")
@@ -213,7 +227,7 @@ def _delta_columns(out: Any, noise_k: float, min_rel: float, group_columns: list
         verdict = judge(a, b, rec.spread_a, rec.spread_b, rec.direction, noise_k, min_rel)
         one_seed = _missing_spread(rec.spread_a) and _missing_spread(rec.spread_b)
         if verdict in ("better", "worse") and one_seed and not rec.timing:
-            tolerance = SINGLE_SEED_TOLERANCES.get(str(rec.base_metric))
+            tolerance = single_seed_tolerance(str(rec.base_metric), rec.codebook_size)
             if tolerance is None or abs(delta) <= tolerance:
                 verdict = SINGLE_SEED
         elif verdict == "within noise" and one_seed and not rec.timing:
@@ -339,11 +353,13 @@ __all__ = [
     "CELL_COLUMNS",
     "NOT_COMPARED",
     "SINGLE_SEED",
+    "SINGLE_SEED_CODEBOOK_FRACTIONS",
     "SINGLE_SEED_TOLERANCES",
     "TIMING_VIEWS",
     "WALL_CLOCK",
     "candidate_failures",
     "counted_mask",
+    "single_seed_tolerance",
     "failed_cells",
     "MATCH_COLUMNS",
     "VERDICTS",

@@ -10,6 +10,7 @@ from vqbench.reports._format import fmt_delta, fmt_value
 from vqbench.reports.compare import (
     NOT_COMPARED,
     SINGLE_SEED,
+    SINGLE_SEED_CODEBOOK_FRACTIONS,
     SINGLE_SEED_TOLERANCES,
     candidate_failures,
     compare_candidate,
@@ -34,6 +35,9 @@ _SHOWN = {"view": "view (not counted)"}
 def verdict_notes() -> list[str]:
     """What the verdicts mean, read from the comparison's own constants."""
     tolerances = ", ".join(f"{k} {v:g}" for k, v in SINGLE_SEED_TOLERANCES.items())
+    tolerances += ", " + ", ".join(
+        f"{k} {v:g} x the codebook size" for k, v in SINGLE_SEED_CODEBOOK_FRACTIONS.items()
+    )
     return [
         "↑ higher is better, ↓ lower is better; the verdict reads each change in its metric's own direction.",
         "within noise: the change is inside the stored spreads (IQR) of the two figures.",

@@ -85,7 +85,8 @@ def _table(table: Table) -> str:
     wide = len(table.columns) > WIDE_COLUMNS
     out.append('<div class="wide">' if wide else "")
     out.append("<table><thead><tr>")
-    label_cols = {i for i, _ in enumerate(table.columns) if table.rows and table.rows[0][i].kind == "label"}
+    left = ("label", "error", "skipped")
+    label_cols = {i for i, _ in enumerate(table.columns) if table.rows and table.rows[0][i].kind in left}
     for i, col in enumerate(table.columns):
         out.append(f'<th class="{"label" if i in label_cols else ""}">{_breakable(col)}</th>')
     out.append("</tr></thead><tbody>")
