@@ -47,6 +47,10 @@ def test_stars_only_on_the_primary_figure_of_each_benchmark(quick):
             assert any("same bits per token" in n for n in table.notes)
     throughput = next(t for t in tables if t.title.startswith("throughput · vectors_per_s"))
     assert _starred(throughput)
+    assert any(cell.note.endswith("fsq") for row in throughput.rows for cell in row)
+    for probe in ("control_time", "copy_bandwidth"):  # the machine's figures: no ratio to fsq
+        table = next(t for t in tables if probe in " ".join([t.title, *t.columns]))
+        assert not any(cell.note for row in table.rows for cell in row), table.title
 
 
 def test_stars_compare_rows_of_equal_bits_per_token(quick):

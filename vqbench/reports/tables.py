@@ -14,6 +14,7 @@ from typing import Any
 
 from vqbench.reports._data import metric_label
 from vqbench.reports._format import fmt_ratio, fmt_value
+from vqbench.reports.compare import NOT_COMPARED
 from vqbench.reports.document import Table, TableCell
 
 BENCHMARK_ORDER = ("throughput", "usage", "reconstruction")
@@ -186,7 +187,8 @@ def benchmark_table(
                     )
                 )
                 note = ""
-                if baseline and ent_d["quantizer"] != baseline:
+                # the machine's probes (copy bandwidth, the control's time) get no ratio to a quantizer
+                if baseline and ent_d["quantizer"] != baseline and column[0] not in NOT_COMPARED:
                     base = _baseline_value(ok, ent_d, column, baseline, codebook)
                     if base is not None:
                         note = f"{fmt_ratio(value / base)} {baseline}"
