@@ -80,8 +80,15 @@ class WebDriver:
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"WebDriver {method} {path}: {exc.read()[:500]!r}") from exc
 
-    def open(self, path: Path) -> None:
+    def open(self, path: Path, timeout: float = 120.0) -> None:
+        """Load ``path`` and wait until the document is parsed and loaded (a big report on a busy
+        machine can still be parsing when the navigation call returns)."""
         self._call("POST", f"/session/{self.session}/url", {"url": path.resolve().as_uri()})
+        deadline = time.monotonic() + timeout
+        while self.run("return document.readyState") != "complete":
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path} did not finish loading in {timeout:.0f} s")
+            time.sleep(0.2)
 
     def run(self, script: str):
         return self._call("POST", f"/session/{self.session}/execute/sync", {"script": script, "args": []})
