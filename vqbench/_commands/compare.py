@@ -1,7 +1,12 @@
 """Compare two runs, or run a candidate quantizer beside baselines and compare them.
 
-Each figure's change is judged in its metric's own direction, with a noise-aware verdict:
-better, worse, or within noise (the change stays inside the figures' stored spreads).
+Each effect's change is judged in its metric's own direction, with a noise-aware verdict:
+better, worse, or within noise (the change stays inside the figures' stored spreads). Timing is
+judged once per operation, on its relative time; the other timing views are shown, not counted,
+and machine probes (copy bandwidth, the control workload) are not compared. A quality figure of one
+seed is "within noise (1 seed)" unless it moved beyond an absolute tolerance
+(vqbench.reports.compare.SINGLE_SEED_TOLERANCES). Exit 1 when a candidate's cell failed (the failed
+cells are printed as a table), or with --fail-on-worse when an effect got worse.
 
 Examples:
   vqbench compare RUN_A RUN_B                       # B against A (B is the new one)
@@ -98,4 +103,7 @@ def run(args: argparse.Namespace) -> int:
     for kind, path in paths.items():
         console.print(f"{kind}: {path}", highlight=False)
     counts = verdict_counts(result)
+    failures = result.attrs.get("failures")
+    if failures is not None and len(failures):
+        return 1
     return 1 if args.fail_on_worse and (counts.get("worse") or counts.get("error")) else 0

@@ -1,10 +1,9 @@
 """Run a suite, store it, compare it with the history of comparable runs, and gate on regressions.
 
 History: the last --window finished runs of the same suite with the same environment fingerprint.
-A timing figure regresses when it is worse by more than the threshold (default 10%) AND beyond
-the history's noise band; quality figures (usage, PSNR, MSE) regress beyond absolute tolerances;
-a figure that measured before and fails now regresses. Thresholds per metric and per quantizer
-pattern come from a TOML file (--config; see vqbench.reports.thresholds).
+{gate_text}; a figure that measured before and fails now regresses. These are the built-in
+settings; thresholds per metric and per quantizer pattern come from a TOML file (--config; see
+vqbench.reports.thresholds), and --threshold sets the one for other timing figures.
 
 Writes nightly.html, nightly.md (+ figures) and summary.json. Exit codes: 0 pass; 1 a regression;
 4 the run cannot be judged whole (it is not finished, or figures that its history measured are
@@ -29,6 +28,21 @@ import argparse
 from vqbench._commands import suite_options
 from vqbench._commands.suite_options import add_suite_options, suite_kwargs
 from vqbench.reports._cli_common import add_store
+from vqbench.reports.thresholds import gate_text, relative_time_threshold
+
+
+def _help_text(doc: str) -> str:
+    """The docstring with the thresholds the gate applies, read from its settings, in the paragraph
+    that names them (wrapped again, since the help keeps the docstring's lines)."""
+    import textwrap
+
+    head, rest = doc.split("\n\n", 1)
+    paragraph, tail = rest.split("\n\n", 1)
+    filled = textwrap.fill(" ".join(paragraph.replace("{gate_text}", gate_text()).split()), width=98)
+    return f"{head}\n\n{filled}\n\n{tail}"
+
+
+__doc__ = _help_text(__doc__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="FRACTION",
-        help="timing threshold, e.g. 0.1 for 10%% (overrides the config file)",
+        help="threshold of timing figures that no rule sets, e.g. 0.1 for 10%% (overrides the config "
+        f"file); relative times keep their rule's {relative_time_threshold() * 100:.0f}%% "
+        "(a [[rule]] with metric = 'relative_time*' in --config sets it)",
     )
     parser.add_argument(
         "--baseline", default="fsq", metavar="NAME", help="ratios in the run tables (default fsq)"
@@ -116,8 +132,11 @@ def run(args: argparse.Namespace) -> int:
             run_id = store.resolve_run(args.existing_run)
             if store.rows(run_id).empty:
                 console.print(
-                    Text(f"run {run_id} ({store.run_info(run_id)['status']}) holds no rows: nothing to gate. "
-                         f"Gate: fail (exit {EXIT_INCOMPLETE})", style="bold red")
+                    Text(
+                        f"run {run_id} ({store.run_info(run_id)['status']}) holds no rows: nothing to gate. "
+                        f"Gate: fail (exit {EXIT_INCOMPLETE})",
+                        style="bold red",
+                    )
                 )
                 return EXIT_INCOMPLETE
         else:

@@ -50,16 +50,18 @@ def _print_table(infos, measured: bool) -> None:
 
     console = make_console()
     table = Table(title="vqbench quantizers", title_justify="left")
-    table.add_column("name", style="bold", overflow="fold")
-    table.add_column("family")
+    # names stay whole at any terminal width (they are what the other commands take); the rest wraps
+    longest = max((len(info.name) for info in infos), default=4)
+    table.add_column("name", style="bold", no_wrap=True, min_width=max(4, longest))
+    table.add_column("family", overflow="fold")
     table.add_column("source", overflow="fold")
     if measured:
         for header in ("codebook", "dim", "books", "bits/token"):
-            table.add_column(header, justify="right")
-        table.add_column("round trip")
-        table.add_column("aux loss")
-        table.add_column("learned")
-    table.add_column("notes")
+            table.add_column(header, justify="right", overflow="fold")
+        table.add_column("round trip", overflow="fold")
+        table.add_column("aux loss", overflow="fold")
+        table.add_column("learned", overflow="fold")
+    table.add_column("notes", overflow="fold")
 
     failed = 0
     for info in infos:

@@ -67,10 +67,19 @@ def _list_runs(store, console, limit: int) -> None:
     if runs.empty:
         console.print(f"no runs in {store.path}; `vqbench run` makes one")
         return
+    from vqbench.reports.render_terminal import whole_width
+
+    shown = runs.tail(limit)
     table = Table(title=f"runs in {store.path}")
+    # run ids (what `report` and `compare` take) and statuses stay whole; the rest wraps
     for col in ("run", "suite", "status", "started", "duration", "rows", "errors", "environment"):
-        table.add_column(col, justify="right" if col in ("rows", "errors", "duration") else "left")
-    for rec in runs.tail(limit).to_dict("records"):
+        justify = "right" if col in ("rows", "errors", "duration") else "left"
+        if col in ("run", "status"):
+            values = shown["run_id"] if col == "run" else shown["status"]
+            table.add_column(col, justify=justify, no_wrap=True, min_width=whole_width(values))
+        else:
+            table.add_column(col, justify=justify, overflow="fold")
+    for rec in shown.to_dict("records"):
         duration = ""
         if rec["finished"] is not None and rec["finished"] == rec["finished"]:
             duration = f"{(rec['finished'] - rec['started']).total_seconds():.0f} s"
@@ -90,8 +99,11 @@ def _list_runs(store, console, limit: int) -> None:
     for rec in runs.tail(limit).to_dict("records"):
         if rec["status"] == "died":
             console.print(
-                Text(f"run {rec['run_id']} died (its process is gone); continue it with "
-                     f"`vqbench run --resume {rec['run_id']}`", style="yellow")
+                Text(
+                    f"run {rec['run_id']} died (its process is gone); continue it with "
+                    f"`vqbench run --resume {rec['run_id']}`",
+                    style="yellow",
+                )
             )
 
 

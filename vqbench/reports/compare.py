@@ -2,8 +2,19 @@
 
 Each figure's change is judged in its own direction (higher or lower is better). A change counts
 only when it leaves the noise band: ``noise_k`` times the mean of the two figures' stored spreads
-(IQR), i.e. with ``noise_k=1`` the two interquartile ranges do not overlap. Figures without a
-spread (deterministic ones) count any change beyond a tiny relative tolerance (``min_rel``).
+(IQR), i.e. with ``noise_k=1`` the two interquartile ranges do not overlap. Timing figures
+without a spread count any change beyond a tiny relative tolerance (``min_rel``).
+
+One verdict per effect:
+- Timing: each operation's gated figure, its ``relative_time`` (operation / interleaved control,
+  see ``timing_gate``), gets the verdict; its other views (vectors/s, time, effective GB/s, copy
+  fraction) and wall-clock times without a control (compile, training, fit) are shown with the
+  verdict "view" and not counted. Where an operation has no relative time (older runs), its
+  vectors/s is the counted figure.
+- Machine probes (``copy_bandwidth``) and the control workload (``control_time``) describe the
+  machine, not the quantizer: they are never compared (``NOT_COMPARED``).
+- A quality figure without a spread on either side (one seed) is "within noise (1 seed)" unless
+  the change is beyond its absolute tolerance in ``SINGLE_SEED_TOLERANCES``.
 """
 
 from __future__ import annotations
@@ -12,8 +23,41 @@ import math
 from typing import Any
 
 from vqbench.reports._data import KEY_COLUMNS
+from vqbench.reports.timing_gate import GATED_BASE
 
-VERDICTS = ("better", "worse", "within noise", "no direction", "error", "missing")
+SINGLE_SEED = "within noise (1 seed)"
+VERDICTS = ("better", "worse", "within noise", SINGLE_SEED, "no direction", "view", "error", "missing")
+#: Figures of the machine, not of the quantizer: left out of every comparison.
+NOT_COMPARED = ("copy_bandwidth", "control_time")
+#: The views of one timed operation, in the order that picks the counted one where no relative
+#: time exists; the relative time itself always comes first.
+TIMING_VIEWS = ("vectors_per_s", "time", "effective_gbps", "copy_fraction")
+#: Wall-clock times with no interleaved control: shown, never counted.
+WALL_CLOCK = ("compile_time", "train_time", "fit_time")
+#: Absolute changes beyond which a one-seed quality figure counts (base metric -> tolerance, in
+#: the figure's unit). About twice the seed-to-seed spread seen on the quick and standard suites;
+#: figures not listed here are never judged on one seed.
+SINGLE_SEED_TOLERANCES = {
+    "utilization": 0.05,
+    "perplexity_ratio": 0.05,
+    "dead_code_fraction": 0.05,
+    "entropy_bits": 0.25,
+    "psnr": 1.0,
+}
+#: The same for counts of codes: the tolerance is this fraction of the codebook size.
+SINGLE_SEED_CODEBOOK_FRACTIONS = {"dead_codes": 0.05, "perplexity": 0.05}
+
+
+def single_seed_tolerance(base_metric: str, codebook_size: Any) -> float | None:
+    """The absolute change beyond which a one-seed quality figure counts (None: it never does)."""
+    if base_metric in SINGLE_SEED_TOLERANCES:
+        return SINGLE_SEED_TOLERANCES[base_metric]
+    fraction = SINGLE_SEED_CODEBOOK_FRACTIONS.get(base_metric)
+    if fraction is None or codebook_size is None or codebook_size != codebook_size:
+        return None
+    return fraction * float(codebook_size)
+
+
 MATCH_COLUMNS = ("benchmark", "backend", "device", "dataset", "metric", "variant")
 # A cell: what one error row stands for (the runner records one row, metric "error", for a failed cell).
 CELL_COLUMNS = ("benchmark", "quantizer", "config_hash", "backend", "device", "dataset")
@@ -127,9 +171,46 @@ def judge(
     return "better" if improved else "worse"
 
 
-def _delta_columns(out: Any, noise_k: float, min_rel: float) -> Any:
+def _missing_spread(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _operation_of(metric: str) -> tuple[str, str]:
+    """(operation, "@size") of a per-operation metric name (empty strings without them)."""
+    name = str(metric)
+    op, dot, rest = name.partition(".")
+    if not dot:
+        op, rest = "", name
+    _, at, size = rest.partition("@")
+    return op, at + size
+
+
+def counted_mask(frame: Any, group_columns: list[str]) -> list[bool]:
+    """Per line: whether its verdict counts (one per effect; see the module docstring).
+
+    ``group_columns`` name one setting (everything but the metric); lines of one setting and
+    operation share an effect."""
+    bases = list(frame["base_metric"])
+    timing = list(frame["timing"].astype(bool))
+    groups: dict[tuple, list[int]] = {}
+    for i, rec in enumerate(frame[[*group_columns, "metric"]].itertuples(index=False)):
+        *setting, metric = rec
+        if timing[i] and (bases[i] == GATED_BASE or bases[i] in TIMING_VIEWS):
+            groups.setdefault((*setting, *_operation_of(metric)), []).append(i)
+    counted = [not (t and b in WALL_CLOCK) for t, b in zip(timing, bases, strict=True)]
+    order = (GATED_BASE, *TIMING_VIEWS)
+    for members in groups.values():
+        primary = min(members, key=lambda i: order.index(bases[i]))
+        for i in members:
+            counted[i] = i == primary
+    return counted
+
+
+def _delta_columns(out: Any, noise_k: float, min_rel: float, group_columns: list[str]) -> Any:
+    out = out[~out["base_metric"].isin(NOT_COMPARED)].reset_index(drop=True)
+    counted = counted_mask(out, group_columns) if len(out) else []
     deltas, rels, verdicts = [], [], []
-    for rec in out.itertuples(index=False):
+    for i, rec in enumerate(out.itertuples(index=False)):
         a, b = rec.value_a, rec.value_b
         if rec.status_a != "ok" or rec.status_b != "ok":
             missing = "missing" in (rec.status_a, rec.status_b)
@@ -140,11 +221,23 @@ def _delta_columns(out: Any, noise_k: float, min_rel: float) -> Any:
         delta = b - a
         deltas.append(delta)
         rels.append(delta / abs(a) if a != 0 else math.nan)
-        verdicts.append(judge(a, b, rec.spread_a, rec.spread_b, rec.direction, noise_k, min_rel))
+        if not counted[i]:
+            verdicts.append("view")
+            continue
+        verdict = judge(a, b, rec.spread_a, rec.spread_b, rec.direction, noise_k, min_rel)
+        one_seed = _missing_spread(rec.spread_a) and _missing_spread(rec.spread_b)
+        if verdict in ("better", "worse") and one_seed and not rec.timing:
+            tolerance = single_seed_tolerance(str(rec.base_metric), rec.codebook_size)
+            if tolerance is None or abs(delta) <= tolerance:
+                verdict = SINGLE_SEED
+        elif verdict == "within noise" and one_seed and not rec.timing:
+            verdict = SINGLE_SEED
+        verdicts.append(verdict)
     out = out.copy()
     out["delta"] = deltas
     out["rel_delta"] = rels
     out["verdict"] = verdicts
+    out["counted"] = counted
     return out
 
 
@@ -167,7 +260,8 @@ def compare_rows(rows_a: Any, rows_b: Any, noise_k: float = 1.0, min_rel: float 
     merged = _fill_failed(merged, failed_cells(ca), "a")
     merged = _fill_failed(merged, failed_cells(cb), "b")
     merged["direction"] = [None if (d is None or d != d) else bool(d) for d in merged["direction"]]
-    return _delta_columns(merged, noise_k, min_rel)
+    group = [k for k in KEY_COLUMNS if k != "metric"]
+    return _delta_columns(merged, noise_k, min_rel, group)
 
 
 def compare_candidate(
@@ -213,7 +307,8 @@ def compare_candidate(
         merged["config_label"] = merged["config_label_b"]
         merged["base_metric"] = merged["base_metric_b"]
         merged["config_label_baseline"] = merged["config_label_a"]
-        parts.append(_delta_columns(merged, noise_k, min_rel))
+        group = [k for k in MATCH_COLUMNS if k != "metric"] + ["config_hash_a", "config_hash_b"]
+        parts.append(_delta_columns(merged, noise_k, min_rel, group))
     if not parts:
         raise KeyError(
             f"no figures of {candidate!r} match any baseline of {baselines} at the same setting "
@@ -223,13 +318,48 @@ def compare_candidate(
 
 
 def verdict_counts(frame: Any) -> dict[str, int]:
-    """How many lines got each verdict."""
+    """How many counted lines (one per effect) got each verdict; views are left out."""
+    if "counted" in frame:
+        frame = frame[frame["counted"].astype(bool)]
     counts = frame["verdict"].value_counts().to_dict()
     return {v: int(counts.get(v, 0)) for v in VERDICTS if counts.get(v, 0)}
 
 
+def candidate_failures(rows: Any, candidate: str) -> Any:
+    """The candidate's failed cells in prepared ``rows``: one line per cell with its quantizer,
+    benchmark, a readable cell label (config, backend, device, dataset, cell id) and the error."""
+    import pandas as pd
+
+    bad = rows[(rows["quantizer"] == candidate) & rows["status"].eq("error")]
+    bad = bad.drop_duplicates(["cell_id", "message"]) if "cell_id" in bad else bad
+    lines = []
+    for rec in bad.to_dict("records"):
+        parts = [rec.get("config_label"), rec.get("backend"), rec.get("device"), rec.get("dataset")]
+        cell = " · ".join(str(p) for p in parts if p)
+        if rec.get("cell_id"):
+            cell = f"{cell} (cell {rec['cell_id']})" if cell else f"cell {rec['cell_id']}"
+        lines.append(
+            {
+                "quantizer": rec["quantizer"],
+                "benchmark": rec["benchmark"],
+                "cell": cell,
+                "error": rec.get("message") or "(no message)",
+            }
+        )
+    return pd.DataFrame(lines, columns=["quantizer", "benchmark", "cell", "error"])
+
+
 __all__ = [
     "CELL_COLUMNS",
+    "NOT_COMPARED",
+    "SINGLE_SEED",
+    "SINGLE_SEED_CODEBOOK_FRACTIONS",
+    "SINGLE_SEED_TOLERANCES",
+    "TIMING_VIEWS",
+    "WALL_CLOCK",
+    "candidate_failures",
+    "counted_mask",
+    "single_seed_tolerance",
     "failed_cells",
     "MATCH_COLUMNS",
     "VERDICTS",

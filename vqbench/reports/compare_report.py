@@ -7,10 +7,46 @@ from typing import Any
 
 from vqbench.reports._data import metric_label
 from vqbench.reports._format import fmt_delta, fmt_value
-from vqbench.reports.compare import compare_candidate, compare_rows, verdict_counts
+from vqbench.reports.compare import (
+    NOT_COMPARED,
+    SINGLE_SEED,
+    SINGLE_SEED_CODEBOOK_FRACTIONS,
+    SINGLE_SEED_TOLERANCES,
+    candidate_failures,
+    compare_candidate,
+    compare_rows,
+    verdict_counts,
+)
 from vqbench.reports.document import Callout, Document, Paragraph, Section, Table, TableCell
 
-_ORDER = {"worse": 0, "error": 1, "better": 2, "missing": 3, "within noise": 4, "no direction": 5}
+_ORDER = {
+    "worse": 0,
+    "error": 1,
+    "better": 2,
+    "missing": 3,
+    "within noise": 4,
+    SINGLE_SEED: 5,
+    "no direction": 6,
+    "view": 7,
+}
+_SHOWN = {"view": "view (not counted)"}
+
+
+def verdict_notes() -> list[str]:
+    """What the verdicts mean, read from the comparison's own constants."""
+    tolerances = ", ".join(f"{k} {v:g}" for k, v in SINGLE_SEED_TOLERANCES.items())
+    tolerances += ", " + ", ".join(
+        f"{k} {v:g} x the codebook size" for k, v in SINGLE_SEED_CODEBOOK_FRACTIONS.items()
+    )
+    return [
+        "↑ higher is better, ↓ lower is better; the verdict reads each change in its metric's own direction.",
+        "within noise: the change is inside the stored spreads (IQR) of the two figures.",
+        f"{SINGLE_SEED}: a quality figure measured on one seed has no spread; it counts only beyond an "
+        f"absolute tolerance ({tolerances}; vqbench.reports.compare.SINGLE_SEED_TOLERANCES).",
+        "One verdict per effect: an operation's timing is judged on its relative time (operation / "
+        "interleaved control); vectors/s, time, GB/s, copy fraction and wall-clock times are views, "
+        "shown and not counted. " + " and ".join(NOT_COMPARED) + " measure the machine and are not compared.",
+    ]
 
 
 def _value_cell(value: float, spread: float, status: str, message: str, unit: str) -> TableCell:
@@ -57,9 +93,9 @@ def comparison_table(
                 _value_cell(rec["value_b"], rec["spread_b"], rec["status_b"], rec["message_b"], unit),
                 TableCell(fmt_delta(rec["rel_delta"], rec["delta"], unit)),
                 TableCell(
-                    verdict,
+                    _SHOWN.get(verdict, verdict),
                     kind="error" if verdict == "error" else "verdict",
-                    verdict=verdict if verdict in ("better", "worse", "within noise") else "",
+                    verdict=verdict if verdict in ("better", "worse", "within noise", SINGLE_SEED) else "",
                 ),
             ]
         )
@@ -75,16 +111,33 @@ def comparison_table(
         "change",
         "verdict",
     ]
-    empty = [
-        i for i in range(len(columns)) if rows and all(r[i].kind == "label" and not r[i].text for r in rows)
+    # label columns that are empty, or the same on every line, leave the table (the latter for a note)
+    labels = columns.index("metric")
+    empty = [i for i in range(labels) if rows and all(not r[i].text for r in rows)]
+    same = [
+        i for i in range(labels) if len(rows) > 1 and i not in empty and len({r[i].text for r in rows}) == 1
     ]
-    columns = [c for i, c in enumerate(columns) if i not in empty]
-    rows = [[cell for i, cell in enumerate(r) if i not in empty] for r in rows]
-    notes = [
-        "↑ higher is better, ↓ lower is better; the verdict reads each change in its metric's own direction.",
-        "within noise: the change is inside the stored spreads (IQR) of the two figures.",
-    ]
+    notes = verdict_notes()
+    if same:
+        notes.insert(0, "All lines: " + "; ".join(f"{columns[i]} {rows[0][i].text}" for i in same) + ".")
+    drop = set(empty) | set(same)
+    columns = [c for i, c in enumerate(columns) if i not in drop]
+    rows = [[cell for i, cell in enumerate(r) if i not in drop] for r in rows]
     return Table(title, columns, rows, caption=caption, notes=notes)
+
+
+def failures_table(failures: Any, caption: str) -> Table:
+    """The candidate's failed cells: quantizer, benchmark, cell and the error, in full."""
+    rows = [
+        [
+            TableCell(str(rec["quantizer"]), kind="label"),
+            TableCell(str(rec["benchmark"]), kind="label"),
+            TableCell(str(rec["cell"]), kind="label"),
+            TableCell(str(rec["error"]), kind="error"),
+        ]
+        for rec in failures.to_dict("records")
+    ]
+    return Table("Failed candidate cells", ["quantizer", "benchmark", "cell", "error"], rows, caption=caption)
 
 
 def _summary(result: Any, what: str) -> Callout:
@@ -133,24 +186,54 @@ def compare_runs_document(store: Any, run_a: str, run_b: str, noise_k: float = 1
 def candidate_document(
     store: Any, run_id: str, candidate: str, baselines: list[str], noise_k: float = 1.0
 ) -> tuple[Document, Any]:
-    """A candidate against baselines in one run: the comparison first, then the full run report."""
+    """A candidate against baselines in one run: the comparison first, then the full run report.
+
+    The comparison frame carries the candidate's failed cells in ``frame.attrs["failures"]``
+    (see ``compare.candidate_failures``); the document shows them as a table."""
+    import pandas as pd
+
     from vqbench.reports.report import build_report, load_run
 
     run = load_run(store, run_id)
-    result = compare_candidate(run.rows, candidate, baselines, noise_k=noise_k)
+    failures = candidate_failures(run.rows, candidate)
+    try:
+        result = compare_candidate(run.rows, candidate, baselines, noise_k=noise_k)
+    except KeyError:
+        if failures.empty:
+            raise
+        result = pd.DataFrame(columns=["baseline", "verdict", "counted"])
+    result.attrs["failures"] = failures
     doc = build_report(store, run.run_id, baseline=baselines[0] if baselines else None)
     doc.title = f"vqbench compare · {candidate} against {', '.join(baselines)}"
     blocks: list[Any] = []
+    if not failures.empty:
+        blocks.append(
+            Callout(
+                f"{len(failures)} cell(s) of {candidate} failed; their figures are missing from the "
+                "comparison (the command exits 1).",
+                "error",
+            )
+        )
+        blocks.append(failures_table(failures, run.stamp))
     for base in baselines:
         part = result[result["baseline"] == base]
         if part.empty:
             blocks.append(Callout(f"{candidate} against {base}: no figures at the same settings.", "warning"))
         else:
             blocks.append(_summary(part, f"{candidate} against {base}"))
-    blocks.append(Paragraph("'better' means the candidate is better than the baseline at the same setting."))
-    blocks.append(comparison_table(result, "", run.stamp, "baseline", candidate, with_baseline=True))
+    if len(result):
+        blocks.append(
+            Paragraph("'better' means the candidate is better than the baseline at the same setting.")
+        )
+        blocks.append(comparison_table(result, "", run.stamp, "baseline", candidate, with_baseline=True))
     doc.sections.insert(0, Section(f"{candidate} against the baselines", blocks))
     return doc, result
 
 
-__all__ = ["candidate_document", "compare_runs_document", "comparison_table"]
+__all__ = [
+    "candidate_document",
+    "compare_runs_document",
+    "comparison_table",
+    "failures_table",
+    "verdict_notes",
+]

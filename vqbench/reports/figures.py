@@ -3,7 +3,10 @@ reconstructions of a few eval images.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects (the Agg canvas; pyplot is never
 touched), each stamped with its run, suite and environment fingerprint. Error and skipped rows
-are left out of the plots and listed in the caption instead, never drawn as zeros.
+are left out of the plots and listed in the caption instead, never drawn as zeros. Every quantizer
+is drawn: each gets its own colour and marker (``_palette``; a family shares a hue), lines carry
+markers so that a one-point line shows, legends sit outside the axes, and figures with more
+quantizers than fit are split into pages that say which part they show.
 """
 
 from __future__ import annotations
@@ -12,10 +15,59 @@ import io
 import math
 from typing import Any
 
+from vqbench.reports._palette import quantizer_styles
 from vqbench.reports.document import Figure
 
 _SIZE_KEYS = ("size", "num_vectors", "batch_size")
+#: Reconstruction strips per figure; more quantizer settings continue on further pages.
 MAX_RECON_ROWS = 10
+#: Codebook sizes (panels) per training-curves figure; more continue on further pages.
+MAX_CURVE_PANELS = 6
+
+
+def log2_axis(axis: Any, values: Any = None) -> None:
+    """A base-2 log axis whose ticks read ``2^k`` as plain text (math text is off for user labels).
+
+    ``values`` (the sizes drawn) become the ticks, and a single value gets room on either side."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    scale = axis.axes.set_xscale if axis is axis.axes.xaxis else axis.axes.set_yscale
+    scale("log", base=2)
+    if values is not None:
+        ticks = sorted({float(v) for v in values if v and v == v and v > 0})
+        if ticks:
+            axis.set_major_locator(FixedLocator(ticks))
+            limits = axis.axes.set_xlim if axis is axis.axes.xaxis else axis.axes.set_ylim
+            limits(ticks[0] / 2**0.5, ticks[-1] * 2**0.5)
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: _power_label(v)))
+
+
+def _power_label(value: float) -> str:
+    if value <= 0:
+        return ""
+    k = math.log2(value)
+    return f"2^{round(k)}" if abs(k - round(k)) < 1e-9 else f"{value:g}"
+
+
+def _legend_outside(fig: Any, axes: Any, title: str | None = None) -> None:
+    """One legend for the whole figure, right of the axes (never over the data or the title)."""
+    handles: dict[str, Any] = {}
+    for ax in getattr(axes, "flat", [axes]):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles.keys()),
+            loc="outside right upper",
+            fontsize=8,
+            title=title,
+            title_fontsize=8,
+            frameon=False,
+        )
 
 
 def _new_figure(width: float, height: float) -> Any:
@@ -123,6 +175,7 @@ def throughput_figure(frame: Any, stamp: str) -> Figure | None:
             ax.set_title(f"{op} · {device}")
             ax.set_xlabel(f"{metric} [{unit}]")
             ax.set_ylabel("" if c else "quantizer")
+    _legend_outside(fig, axes, "backend")
     fig.suptitle(f"Throughput: {metric} by operation, backend and device")
     caption = (
         f"{metric} [{unit}] per quantizer; panels by operation and device, colours by backend; "
@@ -138,40 +191,46 @@ def throughput_figure(frame: Any, stamp: str) -> Figure | None:
 
 
 def utilization_figure(frame: Any, stamp: str) -> Figure | None:
-    """Codebook utilization against codebook size (log2 axis), a line per quantizer."""
-    import seaborn as sns
-
+    """Codebook utilization against codebook size (log2 axis): a line per quantizer, a panel per
+    benchmark and dataset it was measured in."""
     is_util = frame["base_metric"] == "utilization"
     data = frame[is_util & frame["status"].eq("ok") & frame["codebook_size"].notna()].copy()
-    if data.empty or data["codebook_size"].nunique() < 1:
+    if data.empty:
         return None
     data["codebook_size"] = data["codebook_size"].astype(float)
     data["measured"] = [
         f"{b}" + (f" · {d}" if d else "") for b, d in zip(data["benchmark"], data["dataset"], strict=True)
     ]
     data = data.groupby(["quantizer", "measured", "codebook_size"], as_index=False)["value"].mean()
-    fig = _new_figure(7.5, 4.6)
-    ax = fig.subplots()
-    styles = data["measured"].nunique() > 1
-    sns.lineplot(
-        data=data,
-        x="codebook_size",
-        y="value",
-        hue="quantizer",
-        style="measured" if styles else None,
-        markers=True,
-        dashes=styles,
-        ax=ax,
-    )
-    ax.set_xscale("log", base=2)
-    ax.set_ylim(-0.02, 1.05)
-    ax.set_xlabel("codebook size (codes per codebook)")
-    ax.set_ylabel("utilization (codes used / codebook size)")
-    ax.set_title("Codebook utilization versus codebook size")
-    ax.legend(fontsize=8, loc="best")
+    panels = list(dict.fromkeys(data["measured"]))
+    styles = quantizer_styles(data["quantizer"])
+    fig = _new_figure(max(7.5, 4.4 * len(panels) + 2.0), 4.6)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, panel in zip(axes, panels, strict=True):
+        sub = data[data["measured"] == panel]
+        for quantizer in sorted(set(sub["quantizer"])):
+            line = sub[sub["quantizer"] == quantizer].sort_values("codebook_size")
+            style = styles[quantizer]
+            ax.plot(
+                line["codebook_size"],
+                line["value"],
+                color=style.color,
+                marker=style.marker,
+                ms=6,
+                lw=1.6,
+                label=quantizer,
+            )
+        log2_axis(ax.xaxis, sub["codebook_size"])
+        ax.set_ylim(-0.02, 1.05)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel("codebook size (codes per codebook)")
+    axes[0].set_ylabel("utilization (codes used / codebook size)")
+    _legend_outside(fig, axes, "quantizer")
+    fig.suptitle("Codebook utilization versus codebook size")
     caption = (
-        "Fraction of codes used at least once over the whole eval split, per quantizer; "
-        "line styles tell the benchmark (and dataset) it was measured in." + _excluded(frame, is_util)
+        "Fraction of codes used at least once over the whole eval split, a line per quantizer (colour and "
+        "marker; a family shares a hue), a panel per benchmark and dataset it was measured in."
+        + _excluded(frame, is_util)
     )
     return Figure(
         "utilization",
@@ -192,8 +251,6 @@ def _bits_per_token(frame: Any) -> dict[tuple, float]:
 
 def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
     """PSNR against bits per token, a line per quantizer (a panel per dataset)."""
-    import seaborn as sns
-
     is_psnr = frame["metric"].str.lower().eq("psnr")
     psnr = frame[is_psnr & frame["status"].eq("ok")].copy()
     if psnr.empty:
@@ -216,18 +273,34 @@ def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
         return None
     psnr["bits"] = psnr["bits"].astype(float)
     data = psnr.groupby(["quantizer", "dataset", "bits"], as_index=False)["value"].mean()
-    datasets = list(dict.fromkeys(data["dataset"]))[:4]
-    fig = _new_figure(max(6.5, 4.6 * len(datasets)), 4.5)
-    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
-    for ax, dataset in zip(axes, datasets, strict=True):
+    datasets = list(dict.fromkeys(data["dataset"]))
+    styles = quantizer_styles(data["quantizer"])
+    ncols = min(3, len(datasets))
+    nrows = math.ceil(len(datasets) / ncols)
+    fig = _new_figure(max(6.5, 4.6 * ncols + 2.0), 4.2 * nrows + 0.4)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat[len(datasets) :]:
+        ax.set_axis_off()
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
         sub = data[data["dataset"] == dataset].sort_values("bits")
-        sns.lineplot(data=sub, x="bits", y="value", hue="quantizer", marker="o", ax=ax, sort=True)
+        for quantizer in sorted(set(sub["quantizer"])):
+            line = sub[sub["quantizer"] == quantizer]
+            style = styles[quantizer]
+            ax.plot(
+                line["bits"],
+                line["value"],
+                color=style.color,
+                marker=style.marker,
+                ms=6,
+                lw=1.6,
+                label=quantizer,
+            )
         if dataset in ceilings:
             ax.axhline(ceilings[dataset], color="#374151", ls="--", lw=1.2, label="no quantizer (ceiling)")
         ax.set_xlabel("bits per token")
         ax.set_ylabel("PSNR [dB]")
-        ax.set_title(f"rate-distortion · {dataset or 'data'}")
-        ax.legend(fontsize=8)
+        ax.set_title(f"rate-distortion · {dataset or 'data'}", fontsize=9)
+    _legend_outside(fig, axes, "quantizer")
     fig.suptitle("Rate-distortion: bits per token versus reconstruction PSNR")
     caption = (
         "Eval PSNR of the fixed autoencoder with each quantizer as its bottleneck, against the "
@@ -292,9 +365,8 @@ def _strips(ext: dict) -> tuple[Any, Any] | None:
 
 def reconstruction_figures(frame: Any, stamp: str) -> list[Figure]:
     """Strips of eval images: the originals on top, then the reconstructions of each quantizer
-    setting (one figure per dataset). Originals that differ between settings get their own strips."""
-    import numpy as np
-
+    setting (figures per dataset, ``MAX_RECON_ROWS`` settings each: every setting is drawn).
+    Originals that differ between settings get their own strips."""
     has = frame["ext"].map(
         lambda e: isinstance(e.get("reconstructions_png"), str) or isinstance(e.get("samples"), dict)
     )
@@ -306,52 +378,67 @@ def reconstruction_figures(frame: Any, stamp: str) -> list[Figure]:
             group["quantizer"], group["config_label"], group["ext"], strict=True
         ):
             name = f"{quantizer[:24]}\n{label[:28]}".strip()
-            if name in decoded or len(decoded) >= MAX_RECON_ROWS:
+            if name in decoded:
                 continue
             got = _strips(ext)
             if got is not None:
                 decoded[name] = got
         if not decoded:
             continue
-        first = next(iter(decoded.values()))[0]
-        shared = all(
-            o.shape == first.shape and np.allclose(o, first, atol=1 / 255) for o, _ in decoded.values()
-        )
-        grid = [("original", first)] if shared else []
-        for name, (orig, recon) in decoded.items():
-            if not shared:
-                grid.append((f"{name}\n(original)", orig))
-            grid.append((name, recon))
-        height, width = first.shape[:2]
-        panel_w = min(9.0, max(4.0, width / 40))
-        panel_h = max(0.6, panel_w * height / max(width, 1))
-        fig = _new_figure(panel_w + 2.2, panel_h * len(grid) + 0.8)
-        axes = fig.subplots(len(grid), 1, squeeze=False)[:, 0]
-        for ax, (name, img) in zip(axes, grid, strict=True):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            if img.shape[-1] == 1:
-                ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
-            ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        names = list(decoded)
+        pages = [names[i : i + MAX_RECON_ROWS] for i in range(0, len(names), MAX_RECON_ROWS)]
         label = dataset or "images"
-        fig.suptitle(f"Reconstructions of eval samples · {label}")
-        caption = (
-            "Top strip: eval images; below, their reconstructions through the fixed autoencoder with each "
-            "quantizer setting as its bottleneck."
-        )
-        figures.append(
-            Figure(
-                f"reconstructions-{label}",
-                f"Reconstructions · {label}",
-                _png(fig, stamp),
-                caption=f"{caption} {stamp}",
-                alt=f"reconstructed {label} images per quantizer",
+        for page, chosen in enumerate(pages):
+            part = (
+                f" ({page + 1} of {len(pages)}: settings {page * MAX_RECON_ROWS + 1}-"
+                f"{page * MAX_RECON_ROWS + len(chosen)} of {len(names)})"
+                if len(pages) > 1
+                else ""
             )
-        )
+            figures.append(_reconstruction_page({n: decoded[n] for n in chosen}, label, part, stamp, page))
     return figures
+
+
+def _reconstruction_page(decoded: dict[str, tuple], label: str, part: str, stamp: str, page: int) -> Figure:
+    """One figure of reconstruction strips: the shared originals on top, then each setting's."""
+    import numpy as np
+
+    first = next(iter(decoded.values()))[0]
+    shared = all(o.shape == first.shape and np.allclose(o, first, atol=1 / 255) for o, _ in decoded.values())
+    grid = [("original", first)] if shared else []
+    for name, (orig, recon) in decoded.items():
+        if not shared:
+            grid.append((f"{name}\n(original)", orig))
+        grid.append((name, recon))
+    height, width = first.shape[:2]
+    panel_w = min(9.0, max(4.0, width / 40))
+    panel_h = max(0.6, panel_w * height / max(width, 1))
+    fig = _new_figure(panel_w + 2.2, panel_h * len(grid) + 0.8)
+    axes = fig.subplots(len(grid), 1, squeeze=False)[:, 0]
+    for ax, (name, img) in zip(axes, grid, strict=True):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        if img.shape[-1] == 1:
+            ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(f"Reconstructions of eval samples · {label}{part}")
+    caption = (
+        "Top strip: eval images; below, their reconstructions through the fixed autoencoder with each "
+        "quantizer setting as its bottleneck"
+        + (f"; this page shows{part[:-1].replace(' (', ' ')}" if part else "")
+        + "."
+    )
+    return Figure(
+        f"reconstructions-{label}" + (f"-{page + 1}" if page else ""),
+        f"Reconstructions · {label}{part}",
+        _png(fig, stamp),
+        caption=f"{caption} {stamp}",
+        alt=f"reconstructed {label} images per quantizer",
+    )
+
 
 _CURVE_METRICS = {"psnr": "held-out PSNR [dB]", "utilization": "held-out utilization", "loss": "held-out MSE"}
 
@@ -360,10 +447,9 @@ def convergence_figures(frame: Any, stamp: str) -> list[Figure]:
     """Training curves (held-out figures against steps), a panel per codebook size, per benchmark.
 
     Read from the ``train_steps`` rows' ``curve``; one line per cell (quantizer and seed), so that a
-    reader sees whether each figure had stopped moving when training ended.
+    reader sees whether each figure had stopped moving when training ended. More than
+    ``MAX_CURVE_PANELS`` codebook sizes continue on further figures.
     """
-    import seaborn as sns
-
     rows = frame[(frame["metric"] == "train_steps") & frame["status"].eq("ok")]
     out: list[Figure] = []
     for bench in dict.fromkeys(rows["benchmark"]):
@@ -378,10 +464,18 @@ def convergence_figures(frame: Any, stamp: str) -> list[Figure]:
                 for step, value in zip(steps, curve.get(key) or [], strict=False):
                     if value is not None:
                         k = "no quantizer" if size != size or size is None else f"K = {_size_label(size)}"
-                        points.append({
-                            "quantizer": quantizer, "K": k, "seed": seed, "dataset": dataset, "step": step,
-                            "metric": key, "value": value, "Kn": size if size == size else 0,
-                        })
+                        points.append(
+                            {
+                                "quantizer": quantizer,
+                                "K": k,
+                                "seed": seed,
+                                "dataset": dataset,
+                                "step": step,
+                                "metric": key,
+                                "value": value,
+                                "Kn": size if size == size else 0,
+                            }
+                        )
         if not points:
             continue
         import pandas as pd
@@ -390,41 +484,55 @@ def convergence_figures(frame: Any, stamp: str) -> list[Figure]:
         metrics = [m for m in _CURVE_METRICS if m in set(data["metric"])]
         if "psnr" in metrics:
             metrics = [m for m in metrics if m != "loss"]
-        sizes = list(dict.fromkeys(data.sort_values("Kn")["K"]))[:6]
-        fig = _new_figure(max(6.5, 3.0 * len(sizes)), 2.6 * len(metrics) + 0.6)
-        axes = fig.subplots(len(metrics), len(sizes), squeeze=False)
-        names = sorted(set(data["quantizer"]))
-        palette = dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
-        for i, metric in enumerate(metrics):
-            for j, k in enumerate(sizes):
-                ax = axes[i][j]
-                cell = data[(data["metric"] == metric) & (data["K"] == k)]
-                for (q, seed, _ds), line in cell.groupby(["quantizer", "seed", "dataset"], sort=True):
-                    ax.plot(line["step"], line["value"], color=palette[q], lw=1.2, alpha=0.85,
-                            label=q if seed == cell[cell["quantizer"] == q]["seed"].min() else None)
-                if i == 0:
-                    ax.set_title(k, fontsize=9)
-                if j == 0:
-                    ax.set_ylabel(_CURVE_METRICS[metric])
-                if i == len(metrics) - 1:
-                    ax.set_xlabel("training steps")
-                if metric == "utilization":
-                    ax.set_ylim(-0.02, 1.05)
-        handles = {}
-        for ax in axes.flat:
-            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-                handles.setdefault(lab, h)
-        if handles:
-            fig.legend(list(handles.values()), list(handles.keys()), loc="outside right upper", fontsize=8)
-        fig.suptitle(f"Training curves · {bench}: held-out figures against steps")
-        caption = (
-            "Held-out figures (a split carved from the train data) measured during training, one line per "
-            "cell and seed; a curve that still climbs at its last point did not converge (see the "
-            "convergence table)."
-        )
-        alt = f"line charts of held-out figures against steps, {bench}"
-        out.append(Figure(f"curves_{bench}", f"Training curves ({bench})", _png(fig, stamp),
-                          caption=f"{caption} {stamp}", alt=alt))
+        all_sizes = list(dict.fromkeys(data.sort_values("Kn")["K"]))
+        styles = quantizer_styles(data["quantizer"])
+        pages = [all_sizes[i : i + MAX_CURVE_PANELS] for i in range(0, len(all_sizes), MAX_CURVE_PANELS)]
+        for page, sizes in enumerate(pages):
+            fig = _new_figure(max(6.5, 3.0 * len(sizes) + 2.0), 2.6 * len(metrics) + 0.6)
+            axes = fig.subplots(len(metrics), len(sizes), squeeze=False)
+            for i, metric in enumerate(metrics):
+                for j, k in enumerate(sizes):
+                    ax = axes[i][j]
+                    cell = data[(data["metric"] == metric) & (data["K"] == k)]
+                    for (q, seed, _ds), line in cell.groupby(["quantizer", "seed", "dataset"], sort=True):
+                        first = seed == cell[cell["quantizer"] == q]["seed"].min()
+                        ax.plot(
+                            line["step"],
+                            line["value"],
+                            color=styles[q].color,
+                            marker=styles[q].marker,
+                            ms=4,
+                            lw=1.2,
+                            alpha=0.85,
+                            label=q if first else None,
+                        )
+                    if i == 0:
+                        ax.set_title(k, fontsize=9)
+                    if j == 0:
+                        ax.set_ylabel(_CURVE_METRICS[metric])
+                    if i == len(metrics) - 1:
+                        ax.set_xlabel("training steps")
+                    if metric == "utilization":
+                        ax.set_ylim(-0.02, 1.05)
+            _legend_outside(fig, axes, "quantizer")
+            part = f" ({page + 1} of {len(pages)}: {sizes[0]} ... {sizes[-1]})" if len(pages) > 1 else ""
+            fig.suptitle(f"Training curves · {bench}: held-out figures against steps{part}")
+            caption = (
+                "Held-out figures (a split carved from the train data) measured during training, one line "
+                "per cell and seed, a marker at each evaluation; a curve that still climbs at its last "
+                "point did not converge (see the convergence table)."
+            )
+            alt = f"line charts of held-out figures against steps, {bench}"
+            name = f"curves_{bench}" + (f"-{page + 1}" if page else "")
+            out.append(
+                Figure(
+                    name,
+                    f"Training curves ({bench}){part}",
+                    _png(fig, stamp),
+                    caption=f"{caption} {stamp}",
+                    alt=alt,
+                )
+            )
     return out
 
 

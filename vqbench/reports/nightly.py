@@ -19,7 +19,7 @@ from vqbench.reports.compare import collapse
 from vqbench.reports.document import Callout, Document, Figure, Paragraph, Section, Table, TableCell
 from vqbench.reports.history import GateResult, evaluate_gate, history_run_ids, step_changes
 from vqbench.reports.report import RunData, build_report, load_run
-from vqbench.reports.thresholds import GateConfig
+from vqbench.reports.thresholds import GateConfig, gate_text, relative_time_threshold
 
 MAX_HISTORY_PANELS = 12
 #: Exit codes of the gate: pass, a regression, the run cannot be judged whole (not finished, or
@@ -64,14 +64,18 @@ def gate_run(
     series.append(collapse(run.rows).assign(run_id=run.run_id, started=started[run.run_id]))
     history = pd.concat(frames, ignore_index=True) if frames else None
     confirm = prepare(store.rows(confirm_run)) if confirm_run else None
-    gate = evaluate_gate(run.rows, history, run.run_id, hist_ids, cfg, confirm=confirm,
-                         accepted=accepted_runs(runs))
+    gate = evaluate_gate(
+        run.rows, history, run.run_id, hist_ids, cfg, confirm=confirm, accepted=accepted_runs(runs)
+    )
     status = dict(zip(runs["run_id"], runs["status"], strict=True)).get(run.run_id, run.status)
     if status != "finished":
         gate.incomplete.append(
             f"run {run.run_id} is {status}, not finished: the gate judges whole runs only"
-            + (f" (continue it with `vqbench run --resume {run.run_id}`)" if status in ("interrupted", "died")
-               else "")
+            + (
+                f" (continue it with `vqbench run --resume {run.run_id}`)"
+                if status in ("interrupted", "died")
+                else ""
+            )
         )
     missing = gate.checks[gate.checks["status"] == "missing"] if not gate.checks.empty else gate.checks
     if len(missing):
@@ -257,8 +261,9 @@ def history_figure(outcome: NightlyOutcome, lines: Any, stamp: str) -> Figure | 
         ax.set_ylabel(rec["unit"] or rec["metric"], fontsize=8)
     fig.suptitle("History of flagged figures (dashed: step changes; band: threshold / noise / tolerance)")
     caption = (
-        "Each panel: the figure over the comparable past runs (oldest left) and tonight's run (big dot, red "
-        "when it regressed). The shaded band is the history median ± max(threshold, noise band) for timing "
+        "Each panel: the figure over the comparable past runs (oldest left) and tonight's run (big dot: "
+        "red when it regressed, green otherwise). The shaded band is the history median ± max(threshold, "
+        "noise band) for timing "
         "figures and ± the tolerance for quality figures; dashed lines mark detected step changes; red "
         "stripes are runs where the figure failed."
     )
@@ -285,6 +290,7 @@ def overview_figure(outcome: NightlyOutcome, stamp: str) -> Figure | None:
     flagged = checks[checks["status"].isin(["regression", "improvement", "new error"])]
     flagged_keys = {tuple(r[k] for k in KEY_COLUMNS): r["status"] for r in flagged.to_dict("records")}
     drawn = 0
+    coloured = {"regression": 0, "improvement": 0}
     for key, group in s[s["status"] == "ok"].groupby(list(KEY_COLUMNS), sort=False, dropna=False):
         group = group.sort_values("started")
         base = group["value"].iloc[:-1].median() if len(group) > 1 else math.nan
@@ -293,6 +299,8 @@ def overview_figure(outcome: NightlyOutcome, stamp: str) -> Figure | None:
         xs = [runs.index(r) for r in group["run_id"]]
         status = flagged_keys.get(tuple(key))
         color = {"regression": "#c92a2a", "improvement": "#2f9e44"}.get(status, "#adb5bd")
+        if status in coloured:
+            coloured[status] += 1
         ax.plot(
             xs,
             group["value"] / base,
@@ -304,14 +312,24 @@ def overview_figure(outcome: NightlyOutcome, stamp: str) -> Figure | None:
         drawn += 1
     if not drawn:
         return None
-    cfg = outcome.gate.config
-    ax.axhspan(1 - cfg.threshold, 1 + cfg.threshold, color="#2f9e44", alpha=0.08, lw=0)
+    band = relative_time_threshold(outcome.gate.config)
+    ax.axhspan(1 - band, 1 + band, color="#2f9e44", alpha=0.08, lw=0)
     ax.set_xticks(range(len(runs)), ["" if i < len(runs) - 1 else "tonight" for i in range(len(runs))])
     ax.set_ylabel("value / history median")
-    ax.set_title(f"All {drawn} figures relative to their history median (red: regressed, green: improved)")
+    shown = [
+        f"{colour}: {what} ({n})"
+        for colour, what, n in (
+            ("red", "regressed", coloured["regression"]),
+            ("green", "improved", coloured["improvement"]),
+        )
+        if n
+    ]
+    legend = "; ".join(shown) if shown else "none regressed or improved, all grey"
+    ax.set_title(f"All {drawn} figures relative to their history median", fontsize=10)
     caption = (
         "Each line is one figure across the comparable runs, divided by its median over the past runs; "
-        f"the band is ±{cfg.threshold * 100:.0f}%."
+        f"grey lines were not flagged ({legend}). The band is ±{band * 100:.0f}%, the threshold of the "
+        "gated timing figure (relative time)."
     )
     return Figure(
         "history_overview",
@@ -349,6 +367,16 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
         )
     elif not gate.history_runs:
         blocks.append(Callout("No comparable history yet: this run starts it. Gate: pass.", "info"))
+    elif len(gate.history_runs) < gate.config.min_timing_history:
+        n, need = len(gate.history_runs), gate.config.min_timing_history
+        blocks.append(
+            Callout(
+                f"Not gated yet: {n} of {need} history runs. Timing figures are judged once {need} "
+                f"comparable runs tell the run-to-run noise; quality figures and errors were checked "
+                f"against the {n} run(s) there are, and none regressed. Gate: pass (exit 0).",
+                "info",
+            )
+        )
     else:
         blocks.append(
             Callout(
@@ -362,10 +390,7 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
         Paragraph(
             f"History: finished runs of suite {run.suite!r} with environment {run.env_hash}, "
             f"the last {cfg.window}, without runs a nightly flagged (until accepted) and imported runs. "
-            "Timing figures regress beyond {cfg.threshold * 100:.0f}% AND "
-            f"beyond {cfg.noise_k:g} robust sigmas "
-            f"of the history's noise, once {cfg.min_timing_history} comparable runs tell that noise; quality "
-            "figures beyond their absolute tolerance. Settings: " + cfg.source + "."
+            f"{gate_text(cfg)}. Settings: {cfg.source}."
         )
     )
     for note in gate.notes:

@@ -1,6 +1,9 @@
 """One self-contained HTML file: inline CSS, images as data URIs, every text HTML-escaped.
 
-Names, parameters and messages come from plugins and users, so all text passes ``html.escape``;
+Tables wrap to the page width (label cells break anywhere, numbers stay whole) and their header
+row sticks while the page scrolls; a table with more than ``WIDE_COLUMNS`` columns scrolls in its
+own box instead. Names, parameters and messages come from plugins and users, so all text passes
+``html.escape``;
 a Content-Security-Policy forbids scripts and any network load, so the file opens from disk as is.
 """
 
@@ -8,10 +11,15 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from vqbench.reports.document import Callout, Document, Figure, KeyValues, Paragraph, Table
 
+#: Tables with more columns than this scroll sideways in their own box (the rest wrap to the page).
+WIDE_COLUMNS = 16
+_BREAK_AFTER = re.compile(r"(?<=[,._/@=:])(?=.)")
+_WORD = re.compile(r"\S+|\s+")
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;
@@ -22,12 +30,17 @@ h2{font-size:20px;margin:34px 0 10px;border-bottom:2px solid #e3e6eb;padding-bot
 h3{font-size:16px;margin:22px 0 6px}
 .subtitle{color:#5b6575;margin:0 0 18px}
 .caption{color:#5b6575;font-size:12.5px;margin:4px 0 12px}
-table{border-collapse:collapse;margin:6px 0 4px;font-size:13.5px;display:block;overflow-x:auto;max-width:100%}
-th,td{padding:5px 10px;border-bottom:1px solid #e6e8ec;text-align:right;white-space:nowrap;vertical-align:top}
-th{background:#f0f2f5;position:sticky;top:0;font-weight:600}
+table{border-collapse:separate;border-spacing:0;margin:6px 0 4px;font-size:13.5px;max-width:100%;
+  table-layout:auto}
+th,td{padding:5px 8px;border-bottom:1px solid #e6e8ec;text-align:right;vertical-align:top;
+  white-space:normal;overflow-wrap:break-word}
+td.value{white-space:nowrap}
+th{background:#f0f2f5;position:sticky;top:0;z-index:1;font-weight:600;box-shadow:0 1px 0 #d5d9e0}
 td.label,th.label{text-align:left}
+div.wide{overflow:auto;max-width:100%;max-height:85vh;margin:6px 0 4px}
+div.wide table{margin:0}
 td.best{font-weight:700;background:#e7f6ea}
-td.error{color:#a4161a;background:#fde8e8;font-weight:600;text-align:left;white-space:normal;min-width:120px}
+td.error{color:#a4161a;background:#fde8e8;font-weight:600;text-align:left;min-width:8em}
 td.skipped,td.missing{color:#7a8190;font-style:italic}
 td.better{background:#e7f6ea;color:#17602a} td.worse{background:#fde8e8;color:#a4161a}
 td.noise{color:#5b6575}
@@ -49,16 +62,33 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _breakable(text: object) -> str:
+    """Escaped text with break opportunities (``<wbr>``) after the punctuation inside identifiers,
+    JSON and paths (``,._/@=:``), so that a long one wraps in a cell instead of widening the table."""
+
+    def token(match: re.Match) -> str:
+        word = match.group(0)
+        if len(word) <= 12:
+            return _e(word)
+        return "<wbr>".join(_e(part) for part in _BREAK_AFTER.split(word))
+
+    return _WORD.sub(token, str(text)) if text else ""
+
+
 def _anchor(index: int) -> str:
     return f"s{index}"
 
 
 def _table(table: Table) -> str:
     out = [f"<h3>{_e(table.title)}</h3>"] if table.title else []
+    # a table too wide to wrap into the page scrolls in its own box, its header kept in view
+    wide = len(table.columns) > WIDE_COLUMNS
+    out.append('<div class="wide">' if wide else "")
     out.append("<table><thead><tr>")
-    label_cols = {i for i, _ in enumerate(table.columns) if table.rows and table.rows[0][i].kind == "label"}
+    left = ("label", "error", "skipped")
+    label_cols = {i for i, _ in enumerate(table.columns) if table.rows and table.rows[0][i].kind in left}
     for i, col in enumerate(table.columns):
-        out.append(f'<th class="{"label" if i in label_cols else ""}">{_e(col)}</th>')
+        out.append(f'<th class="{"label" if i in label_cols else ""}">{_breakable(col)}</th>')
     out.append("</tr></thead><tbody>")
     for row in table.rows:
         out.append("<tr>")
@@ -69,11 +99,15 @@ def _table(table: Table) -> str:
             if cell.verdict:
                 classes.append({"better": "better", "worse": "worse"}.get(cell.verdict, "noise"))
             title = f' title="{_e(cell.title)}"' if cell.title else ""
-            text = _e(cell.text) + (" ★" if cell.best else "")
+            text = (_e(cell.text) if cell.kind == "value" else _breakable(cell.text)) + (
+                " ★" if cell.best else ""
+            )
             note = f'<span class="note">{_e(cell.note)}</span>' if cell.note else ""
             out.append(f'<td class="{" ".join(classes)}"{title}>{text}{note}</td>')
         out.append("</tr>")
     out.append("</tbody></table>")
+    if wide:
+        out.append("</div>")
     if table.caption:
         out.append(f'<p class="caption">{_e(table.caption)}</p>')
     if table.notes:

@@ -7,6 +7,14 @@ from typing import Any
 from vqbench.reports.document import Callout, Document, KeyValues, Paragraph, Table
 
 _STYLES = {"ok": "green", "info": "cyan", "warning": "yellow", "error": "bold red"}
+#: Columns whose values stay whole on one line at any terminal width (names and ids people copy);
+#: every other column wraps.
+WHOLE_COLUMNS = ("quantizer", "baseline", "run", "name", "candidate")
+
+
+def whole_width(values: Any) -> int:
+    """The width of the longest value: a column's ``min_width`` that keeps each value whole."""
+    return max((len(str(v)) for v in values), default=1)
 
 
 def rich_table(table: Table) -> Any:
@@ -17,7 +25,12 @@ def rich_table(table: Table) -> Any:
     out = RichTable(title=table.title or None, caption=table.caption or None, show_lines=False, expand=False)
     for i, col in enumerate(table.columns):
         label = bool(table.rows) and table.rows[0][i].kind in ("label", "error", "skipped")
-        out.add_column(col, justify="left" if label else "right", overflow="fold")
+        justify = "left" if label else "right"
+        if col in WHOLE_COLUMNS:
+            width = whole_width([col, *(row[i].text for row in table.rows)])
+            out.add_column(col, justify=justify, no_wrap=True, min_width=width)
+        else:
+            out.add_column(col, justify=justify, overflow="fold")
     for row in table.rows:
         cells = []
         for cell in row:
@@ -57,7 +70,10 @@ def figures_table(rows: Any, title: str) -> Any:
         ("IQR", "right"),
         ("n", "right"),
     ):
-        out.add_column(col, justify=justify, overflow="fold")
+        if col == "quantizer":
+            out.add_column(col, justify=justify, no_wrap=True, min_width=whole_width(rows["quantizer"]))
+        else:
+            out.add_column(col, justify=justify, overflow="fold")
     for rec in rows.to_dict("records"):
         setting = " ".join(x for x in (rec["backend"], rec["device"], rec["dataset"], rec["variant"]) if x)
         if rec["status"] == "ok":
@@ -114,4 +130,4 @@ def print_document(doc: Document, console: Any = None, tables_only: bool = False
                 console.print(Text(f"[figure] {getattr(block, 'title', '')}", style="dim"))
 
 
-__all__ = ["figures_table", "print_document", "rich_table"]
+__all__ = ["WHOLE_COLUMNS", "figures_table", "print_document", "rich_table", "whole_width"]

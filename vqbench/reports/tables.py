@@ -1,9 +1,10 @@
 """Per-benchmark comparison tables: a row per quantizer setting, a column per figure with its unit.
 
 Operations (forward, train_step, ...) become columns, so a throughput table reads as one row per
-quantizer and backend. The best value of each column is marked (within rows of the same dataset,
-variant and device, in the metric's own direction), each value can carry its ratio to a baseline
-quantizer, and error or skipped cells say so instead of showing a number.
+quantizer and backend. The best value (★) is marked on each benchmark's primary figure only
+(``PRIMARY_FIGURES``), among rows with the same bits per token, dataset, variant and device, in the
+metric's own direction; each value can carry its ratio to a baseline quantizer, and error or
+skipped cells say so instead of showing a number.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from vqbench.reports._data import metric_label
 from vqbench.reports._format import fmt_ratio, fmt_value
+from vqbench.reports.compare import NOT_COMPARED
 from vqbench.reports.document import Table, TableCell
 
 BENCHMARK_ORDER = ("throughput", "usage", "reconstruction")
@@ -27,6 +29,26 @@ _HEADERS = {
     "seed_label": "seed",
 }
 _MATCH = ("backend", "device", "dataset", "row_variant", "seed_label")
+#: The one figure per benchmark whose best value gets a ★ (per operation for throughput).
+PRIMARY_FIGURES = {"throughput": "vectors_per_s", "usage": "utilization", "reconstruction": "psnr"}
+
+
+def bits_per_token(frame: Any) -> dict[tuple[str, str], float]:
+    """(quantizer, config) -> bits per token: the measured ``bits_per_token`` figure where a run
+    holds one, else log2(codebook size) x the number of codebooks or residual levels."""
+    out: dict[tuple[str, str], float] = {}
+    measured = frame[(frame["metric"] == "bits_per_token") & frame["status"].eq("ok")]
+    for q, c, v in zip(measured["quantizer"], measured["config"], measured["value"], strict=True):
+        out.setdefault((q, c), float(v))
+    for q, c, cfg, size in zip(
+        frame["quantizer"], frame["config"], frame["cfg"], frame["codebook_size"], strict=True
+    ):
+        if (q, c) in out or size is None or size != size or size <= 0:
+            continue
+        books = cfg.get("num_quantizers") or cfg.get("num_codebooks") or 1
+        if isinstance(books, int) and not isinstance(books, bool) and books > 0:
+            out[(q, c)] = math.log2(size) * books
+    return out
 
 
 def ordered_benchmarks(frame: Any) -> list[str]:
@@ -110,12 +132,22 @@ def benchmark_table(
     ]
 
     best: set[tuple] = set()
+    primary = PRIMARY_FIGURES.get(benchmark)
+    bits = bits_per_token(frame)
     for column in columns:
-        sub = ok[(ok["base_metric"] == column[0]) & (ok["operation"] == column[1])]
+        if column[0] != primary:
+            continue
+        sub = ok[(ok["base_metric"] == column[0]) & (ok["operation"] == column[1])].copy()
         direction = sub["direction"].iloc[0]
         if direction is None:
             continue
-        for _, group in sub.groupby(["dataset", "row_variant", "device", "codebook_size"], dropna=False):
+        # equal bits per token, to whole bits (FSQ's 240 codes at K=2^8 carry 7.9 bits)
+        sub["_bits"] = [
+            round(bits[(q, c)]) if (q, c) in bits else math.nan
+            for q, c in zip(sub["quantizer"], sub["config"], strict=True)
+        ]
+        sub = sub[sub["_bits"].notna()]
+        for _, group in sub.groupby(["dataset", "row_variant", "device", "_bits"], dropna=False):
             values = group.groupby(list(ENTITY), dropna=False)["value"].median().dropna()
             if len(values) < 2 or values.nunique() < 2:
                 continue
@@ -155,7 +187,8 @@ def benchmark_table(
                     )
                 )
                 note = ""
-                if baseline and ent_d["quantizer"] != baseline:
+                # the machine's probes (copy bandwidth, the control's time) get no ratio to a quantizer
+                if baseline and ent_d["quantizer"] != baseline and column[0] not in NOT_COMPARED:
                     base = _baseline_value(ok, ent_d, column, baseline, codebook)
                     if base is not None:
                         note = f"{fmt_ratio(value / base)} {baseline}"
@@ -199,7 +232,9 @@ def benchmark_table(
         notes.append("All rows: " + "; ".join(constant) + ".")
     if best:
         notes.append(
-            "★ best in its column among rows of the same dataset, variant, device and codebook size."
+            f"★ best {primary} in its column among rows with the same bits per token (to whole bits), "
+            "dataset, variant and device; only each benchmark's primary figure "
+            f"({', '.join(f'{b}: {m}' for b, m in PRIMARY_FIGURES.items())}) is starred."
         )
     if baseline:
         if (ok["quantizer"] == baseline).any():
@@ -222,6 +257,42 @@ _PER_OPERATION_ORDER = (
 )
 
 
+#: Figure columns per table: a benchmark with more figures gets several tables, each with the
+#: quantizer columns, so that every table fits a page without scrolling sideways.
+MAX_VALUE_COLUMNS = 10
+# figures read first, in this order (the primary figure of each benchmark leads its first table)
+_HEADLINE = (
+    "psnr",
+    "mse",
+    "utilization",
+    "perplexity_ratio",
+    "perplexity",
+    "entropy_bits",
+    "dead_codes",
+    "bits_per_token",
+)
+
+
+def _split_columns(frame: Any, bench: str, caption: str, baseline: str | None, metrics: list[str]) -> list:
+    """One table of the benchmark's figures, or several of at most ``MAX_VALUE_COLUMNS`` each."""
+    if len(metrics) <= MAX_VALUE_COLUMNS:
+        return [benchmark_table(frame, bench, caption, baseline)]
+    primary = PRIMARY_FIGURES.get(bench)
+    order = [primary, *_HEADLINE] if primary else list(_HEADLINE)
+    metrics = sorted(metrics, key=lambda m: order.index(m) if m in order else len(order))
+    parts = math.ceil(len(metrics) / MAX_VALUE_COLUMNS)
+    size = math.ceil(len(metrics) / parts)
+    chunks = [metrics[i : i + size] for i in range(0, len(metrics), size)]
+    out = []
+    for i, chunk in enumerate(chunks):
+        table = benchmark_table(frame, bench, caption, baseline, metrics=chunk)
+        table.title = (
+            f"{bench} ({i + 1} of {len(chunks)}: {', '.join(chunk[:3])}{', ...' if len(chunk) > 3 else ''})"
+        )
+        out.append(table)
+    return out
+
+
 def benchmark_tables(frame: Any, caption: str, baseline: str | None = None) -> list[Table]:
     """Tables of every benchmark in the prepared rows: one per benchmark, or, where figures come per
     operation (throughput), one per metric with the operations as columns."""
@@ -230,7 +301,7 @@ def benchmark_tables(frame: Any, caption: str, baseline: str | None = None) -> l
         ok = frame[(frame["benchmark"] == bench) & (frame["status"] == "ok")]
         per_op = ok[ok["operation"] != ""]
         if per_op.empty:
-            tables.append(benchmark_table(frame, bench, caption, baseline))
+            tables += _split_columns(frame, bench, caption, baseline, list(dict.fromkeys(ok["base_metric"])))
             continue
         found = list(dict.fromkeys(per_op["base_metric"]))
         found.sort(key=lambda m: _PER_OPERATION_ORDER.index(m) if m in _PER_OPERATION_ORDER else 99)
@@ -242,4 +313,4 @@ def benchmark_tables(frame: Any, caption: str, baseline: str | None = None) -> l
     return tables
 
 
-__all__ = ["benchmark_table", "benchmark_tables", "ordered_benchmarks"]
+__all__ = ["PRIMARY_FIGURES", "benchmark_table", "benchmark_tables", "bits_per_token", "ordered_benchmarks"]

@@ -131,6 +131,35 @@ class GateConfig:
         return s
 
 
+def relative_time_threshold(config: GateConfig | None = None, quantizer: str = "*") -> float:
+    """The threshold the gate applies to relative times (the gated timing figure), as configured."""
+    cfg = config or GateConfig()
+    row = {
+        "quantizer": quantizer,
+        "benchmark": "throughput",
+        "metric": "forward.relative_time",
+        "base_metric": "relative_time",
+    }
+    return cfg.settings_for(row).threshold
+
+
+def gate_text(config: GateConfig | None = None) -> str:
+    """One sentence with the thresholds the gate applies, read from its settings (never restated)."""
+    from vqbench.reports.timing_gate import ALPHA
+
+    cfg = config or GateConfig()
+    relative = relative_time_threshold(cfg)
+    return (
+        f"A timing figure (each operation's relative time: operation / interleaved control) regresses "
+        f"when it is slower than the history median by more than {relative * 100:.0f}% AND beyond "
+        f"{cfg.noise_k:g} robust sigmas of the history's noise AND its samples are slower by a "
+        f"Mann-Whitney test (p < {ALPHA:g}), once {cfg.min_timing_history} comparable past runs tell that "
+        f"noise; other timing figures (compile time, peak memory, operations timed without a control) "
+        f"beyond {cfg.threshold * 100:.0f}% and the noise band; quality figures beyond their absolute "
+        "tolerance"
+    )
+
+
 def _number(value: Any, where: str, *, integer: bool = False, low: float = 0.0) -> Any:
     ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < low:
@@ -196,4 +225,13 @@ def load_gate_config(path: str | Path | None = None) -> GateConfig:
     return parse_gate_config(data, str(path))
 
 
-__all__ = ["DEFAULT_RULES", "GateConfig", "Rule", "Settings", "load_gate_config", "parse_gate_config"]
+__all__ = [
+    "DEFAULT_RULES",
+    "GateConfig",
+    "Rule",
+    "Settings",
+    "gate_text",
+    "load_gate_config",
+    "parse_gate_config",
+    "relative_time_threshold",
+]

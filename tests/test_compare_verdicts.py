@@ -1,0 +1,199 @@
+"""compare: one verdict per effect, probes never compared, one-seed quality figures within noise,
+failed candidate cells as a table and exit 1."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from _report_synth import add_run, run_rows
+
+from vqbench.cli import main
+from vqbench.reports._data import prepare
+from vqbench.reports.compare import (
+    NOT_COMPARED,
+    SINGLE_SEED,
+    SINGLE_SEED_TOLERANCES,
+    compare_candidate,
+    compare_rows,
+    verdict_counts,
+)
+from vqbench.reports.compare_report import candidate_document
+from vqbench.results import ResultStore
+from vqbench.results._frames import type_rows
+
+
+def _rows(figures, quantizer="fsq", run="r"):
+    """Prepared rows from (benchmark, metric, value, spread, unit, higher_is_better) tuples."""
+    records = []
+    for bench, metric, value, spread, unit, hib in figures:
+        op = metric.split(".", 1)[0] if "." in metric else None
+        records.append(
+            {
+                "run_id": run,
+                "time": "2026-01-01T00:00:00+00:00",
+                "suite": "s",
+                "benchmark": bench,
+                "quantizer": quantizer,
+                "config": '{"codebook_size":256}',
+                "config_hash": "h",
+                "backend": "eager",
+                "device": "cpu",
+                "dataset": "digits" if bench != "throughput" else None,
+                "dataset_checksum": None,
+                "metric": metric,
+                "value": value,
+                "unit": unit,
+                "higher_is_better": hib,
+                "spread": math.nan if spread is None else spread,
+                "n": 9,
+                "seed": 0,
+                "cell_id": f"{bench}-{quantizer}",
+                "status": "ok",
+                "message": "",
+                "extra": "{}" if op is None else f'{{"operation":"{op}","size":4096}}',
+            }
+        )
+    return prepare(type_rows(pd.DataFrame.from_records(records)))
+
+
+def _timing(scale: float, control: float = 1e-3, bandwidth: float = 17.0):
+    """One operation's timing views, slower by ``scale``, plus the machine's probes."""
+    t = 1e-3 * scale
+    return [
+        ("throughput", "forward.relative_time@4096", t / control, 0.02 * t / control, "x control", False),
+        ("throughput", "forward.vectors_per_s@4096", 4096 / t, 0.01 * 4096 / t, "vectors/s", True),
+        ("throughput", "forward.time@4096", t, 0.01 * t, "s", False),
+        ("throughput", "forward.effective_gbps@4096", 0.1 / scale, 0.001, "GB/s", True),
+        ("throughput", "forward.copy_fraction@4096", 0.01 / scale, None, "ratio", True),
+        ("throughput", "forward.control_time@4096", control, 0.01 * control, "s", False),
+        ("throughput", "copy_bandwidth", bandwidth, None, "GB/s", None),
+    ]
+
+
+def test_one_timing_difference_counts_once_on_the_relative_time():
+    result = compare_rows(_rows(_timing(1.0)), _rows(_timing(1.5, control=2e-3, bandwidth=9.0)))
+    by = dict(zip(result["metric"], result["verdict"], strict=True))
+    # the relative time moved 1.5 / 2 = 0.75x: better; its views are shown, not counted
+    assert by["forward.relative_time@4096"] == "better"
+    for view in ("vectors_per_s", "time", "effective_gbps", "copy_fraction"):
+        assert by[f"forward.{view}@4096"] == "view"
+    # the machine's own figures are not compared at all
+    assert not set(result["base_metric"]) & set(NOT_COMPARED)
+    assert verdict_counts(result) == {"better": 1}
+
+
+def test_without_a_relative_time_vectors_per_s_is_the_counted_view():
+    figures = [f for f in _timing(1.0) if "relative_time" not in f[1]]
+    slower = [f for f in _timing(2.0) if "relative_time" not in f[1]]
+    result = compare_rows(_rows(figures), _rows(slower))
+    assert verdict_counts(result) == {"worse": 1}
+    counted = result[result["counted"]]
+    assert list(counted["metric"]) == ["forward.vectors_per_s@4096"]
+
+
+def test_wall_clock_training_times_are_views():
+    a = _rows([("reconstruction", "train_time", 10.0, None, "s", False)])
+    b = _rows([("reconstruction", "train_time", 20.0, None, "s", False)])
+    assert list(compare_rows(a, b)["verdict"]) == ["view"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "before", "after", "unit", "hib", "verdict"),
+    [
+        ("utilization", 0.6625, 0.6406, "ratio", True, SINGLE_SEED),  # the issue's -3.3%: one seed
+        ("utilization", 0.9688, 0.6667, "ratio", True, "worse"),  # beyond the 0.05 tolerance
+        ("psnr", 18.0, 18.9, "dB", True, SINGLE_SEED),
+        ("psnr", 18.0, 19.5, "dB", True, "better"),
+        ("tokens_per_code", 100.0, 50.0, "ratio", True, SINGLE_SEED),  # no tolerance: never firm
+        ("utilization", 0.5, 0.5, "ratio", True, SINGLE_SEED),
+        ("dead_codes", 8, 80, "codes", False, "worse"),  # beyond 5% of 256 codes
+        ("dead_codes", 80, 70, "codes", False, SINGLE_SEED),
+    ],
+)
+def test_one_seed_quality_figures_are_within_noise_unless_beyond_a_tolerance(
+    metric, before, after, unit, hib, verdict
+):
+    a = _rows([("usage", metric, before, None, unit, hib)])
+    b = _rows([("usage", metric, after, None, unit, hib)])
+    assert compare_rows(a, b)["verdict"].iloc[0] == verdict
+
+
+def test_a_quality_figure_with_a_spread_keeps_the_spread_verdict():
+    a = _rows([("usage", "utilization", 0.66, 0.001, "ratio", True)])
+    b = _rows([("usage", "utilization", 0.64, 0.001, "ratio", True)])
+    assert compare_rows(a, b)["verdict"].iloc[0] == "worse"
+
+
+def test_tolerances_are_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "SINGLE_SEED_TOLERANCES" in readme
+    assert SINGLE_SEED_TOLERANCES["utilization"] == 0.05 and "utilization 0.05" in readme
+
+
+def test_candidate_views_and_probes_against_a_baseline():
+    rows = pd.concat([_rows(_timing(1.0), "fsq"), _rows(_timing(3.0), "cand")], ignore_index=True)
+    result = compare_candidate(rows, "cand", ["fsq"])
+    assert verdict_counts(result) == {"worse": 1}
+    assert set(result.loc[result["counted"], "base_metric"]) == {"relative_time"}
+    assert "copy_bandwidth" not in set(result["metric"])
+
+
+def test_failed_candidate_cells_are_a_table_and_exit_1(tmp_path, monkeypatch, capsys):
+    import vqbench._commands.suite_options as suite_runs
+
+    def fake(store, suite, quantizers=None, **options):
+        run = store.start_run(suite, {"cpu": "fake", "threads": 1})
+        store.write_rows(run_rows(quantizers=tuple(quantizers), samples=False, errors=("lfq",)))
+        store.finish_run(run)
+        return run
+
+    monkeypatch.setattr(suite_runs, "run_suite_for", fake)
+    monkeypatch.setenv("COLUMNS", "200")
+    store = tmp_path / "s.sqlite"
+    args = ["compare", "--candidate", "lfq", "--baselines", "fsq,vq", "--store", str(store)]
+    code = main([*args, "--out", str(tmp_path / "c"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "Failed candidate cells" in out
+    assert "CUDA out of memory" in out  # the cause, not only a count
+    for header in ("quantizer", "benchmark", "cell", "error"):
+        assert header in out
+    page = (tmp_path / "c" / "compare.html").read_text()
+    assert "Failed candidate cells" in page
+
+
+def test_a_candidate_whose_every_cell_failed_still_gets_its_table(tmp_path):
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        run = store.start_run("quick", {"cpu": "fake"})
+        rows = [r for r in run_rows(quantizers=("fsq",), samples=False)]
+        rows.append(
+            {
+                "benchmark": "usage",
+                "quantizer": "mine",
+                "config": {"codebook_size": 256},
+                "metric": "error",
+                "value": None,
+                "status": "error",
+                "message": "TypeError: MyFSQ.__init__() got an unexpected keyword argument 'codebook_size'",
+                "cell_id": "u-mine",
+            }
+        )
+        store.write_rows(rows)
+        store.finish_run(run)
+        doc, result = candidate_document(store, run, "mine", ["fsq"])
+    failures = result.attrs["failures"]
+    assert list(failures.columns) == ["quantizer", "benchmark", "cell", "error"]
+    assert "unexpected keyword argument" in failures["error"].iloc[0]
+    assert doc.sections[0].blocks[1].title == "Failed candidate cells"
+
+
+def test_a_run_without_failures_exits_0(tmp_path, monkeypatch):
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        run = add_run(store, samples=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    args = ["compare", "--candidate", "lfq", "--baselines", "fsq", "--run", run]
+    assert main([*args, "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o")]) == 0
