@@ -35,8 +35,9 @@ _HOLDER = textwrap.dedent(
 )
 
 
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": os.environ.get("TMPDIR", "/tmp")}
+def _env(tmp_path: Path) -> dict:
+    """The test's own lock folder (``$TMPDIR``): other vqbench runs on this machine claim no core here."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
 
 
 def _hold(tmp_path: Path, threads: int) -> tuple[subprocess.Popen, list[int]]:
@@ -44,7 +45,7 @@ def _hold(tmp_path: Path, threads: int) -> tuple[subprocess.Popen, list[int]]:
     script.write_text(_HOLDER)
     proc = subprocess.Popen(
         [sys.executable, str(script), str(threads)],
-        env=_env(),
+        env=_env(tmp_path),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -67,7 +68,7 @@ def _run_cores(tmp_path: Path) -> list[dict]:
             "--suite",
             str(PROFILE),
         ],
-        env=_env(),
+        env=_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=600,

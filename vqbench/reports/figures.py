@@ -190,6 +190,14 @@ def throughput_figure(frame: Any, stamp: str) -> Figure | None:
     )
 
 
+def _quantizer_lines(ax, data, x: str, styles) -> None:
+    """One line per quantizer of ``data`` (value against ``x``), in its style, with markers."""
+    for quantizer in sorted(set(data["quantizer"])):
+        line = data[data["quantizer"] == quantizer].sort_values(x)
+        style = styles[quantizer]
+        ax.plot(line[x], line["value"], color=style.color, marker=style.marker, ms=6, lw=1.6, label=quantizer)
+
+
 def utilization_figure(frame: Any, stamp: str) -> Figure | None:
     """Codebook utilization against codebook size (log2 axis): a line per quantizer, a panel per
     benchmark and dataset it was measured in."""
@@ -208,18 +216,7 @@ def utilization_figure(frame: Any, stamp: str) -> Figure | None:
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     for ax, panel in zip(axes, panels, strict=True):
         sub = data[data["measured"] == panel]
-        for quantizer in sorted(set(sub["quantizer"])):
-            line = sub[sub["quantizer"] == quantizer].sort_values("codebook_size")
-            style = styles[quantizer]
-            ax.plot(
-                line["codebook_size"],
-                line["value"],
-                color=style.color,
-                marker=style.marker,
-                ms=6,
-                lw=1.6,
-                label=quantizer,
-            )
+        _quantizer_lines(ax, sub, "codebook_size", styles)
         log2_axis(ax.xaxis, sub["codebook_size"])
         ax.set_ylim(-0.02, 1.05)
         ax.set_title(panel, fontsize=9)
@@ -283,18 +280,7 @@ def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
         ax.set_axis_off()
     for ax, dataset in zip(axes.flat, datasets, strict=False):
         sub = data[data["dataset"] == dataset].sort_values("bits")
-        for quantizer in sorted(set(sub["quantizer"])):
-            line = sub[sub["quantizer"] == quantizer]
-            style = styles[quantizer]
-            ax.plot(
-                line["bits"],
-                line["value"],
-                color=style.color,
-                marker=style.marker,
-                ms=6,
-                lw=1.6,
-                label=quantizer,
-            )
+        _quantizer_lines(ax, sub, "bits", styles)
         if dataset in ceilings:
             ax.axhline(ceilings[dataset], color="#374151", ls="--", lw=1.2, label="no quantizer (ceiling)")
         ax.set_xlabel("bits per token")
