@@ -120,6 +120,19 @@ def test_only_runs_of_the_same_suite_and_environment_are_history(store):
     assert set(_flagged(outcome)["quantizer"]) == {"lfq"}
     not_gated = outcome.gate.checks[outcome.gate.checks["status"] == "not gated"]
     assert set(not_gated["benchmark"]) >= {"throughput"} and not not_gated["timing"].eq(False).any()
+    assert nightly_summary(outcome)["status"] == "regression"
+
+
+def test_the_summary_says_when_timing_is_not_gated_yet(store):
+    first = add_run(store, seed=70, samples=False)
+    second = add_run(store, seed=71, samples=False)
+    outcome = gate_run(store, second)
+    assert outcome.gate.history_runs == [first] and not outcome.gate.regressed
+    assert nightly_summary(outcome)["status"] == "timing-not-gated"
+    _history(store, seed0=80)
+    outcome = gate_run(store, add_run(store, seed=90, samples=False))
+    assert len(outcome.gate.history_runs) >= outcome.gate.config.min_timing_history
+    assert nightly_summary(outcome)["status"] == "ok"
 
 
 def test_window_limits_the_history(store):

@@ -132,7 +132,11 @@ def _record(line: dict) -> dict:
 
 
 def nightly_summary(outcome: NightlyOutcome) -> dict:
-    """The JSON summary: verdict, history, regressions, improvements, errors and missing figures."""
+    """The JSON summary: verdict, history, regressions, improvements, errors and missing figures.
+
+    ``status``: ``regression``, ``incomplete``, ``no-history`` (the first run), ``timing-not-gated``
+    (fewer history runs than timing needs: quality and errors were checked) or ``ok``.
+    """
     gate, run = outcome.gate, outcome.run
     checks = gate.checks
     pick = lambda *states: [_record(r) for r in checks[checks["status"].isin(states)].to_dict("records")]  # noqa: E731
@@ -140,8 +144,12 @@ def nightly_summary(outcome: NightlyOutcome) -> dict:
         status = "regression"
     elif gate.incomplete:
         status = "incomplete"
+    elif not gate.history_runs:
+        status = "no-history"
+    elif len(gate.history_runs) < gate.config.min_timing_history:
+        status = "timing-not-gated"  # quality and errors checked; timing waits for enough history
     else:
-        status = "ok" if gate.history_runs else "no-history"
+        status = "ok"
     return {
         "status": status,
         "exit_code": exit_code(gate),
