@@ -197,3 +197,22 @@ def test_a_run_without_failures_exits_0(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     args = ["compare", "--candidate", "lfq", "--baselines", "fsq", "--run", run]
     assert main([*args, "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o")]) == 0
+
+
+def test_codebooks_built_at_other_sizes_than_asked_are_named():
+    import json
+
+    import pandas as pd
+
+    from vqbench.reports.compare import codebook_mismatches
+
+    def row(quantizer, asked, built):
+        return {"quantizer": quantizer, "codebook_size": asked, "extra": json.dumps({"codebook_size": built})}
+
+    rows = pd.DataFrame(
+        [row("mine", 256.0, 125), row("fsq", 256.0, 240), row("vq", 256.0, 256), row("mine", 1024.0, 1024)]
+        + [row("vq", 1024.0, 1024), {"quantizer": "vq", "codebook_size": None, "extra": "{}"}]
+    )
+    assert codebook_mismatches(rows, "mine", "fsq") == [(256, [125], [240])]
+    assert codebook_mismatches(rows, "mine", "vq") == [(256, [125], [256])]  # 1024 matches: not named
+    assert codebook_mismatches(rows, "vq", "vq") == []

@@ -325,6 +325,31 @@ def verdict_counts(frame: Any) -> dict[str, int]:
     return {v: int(counts.get(v, 0)) for v in VERDICTS if counts.get(v, 0)}
 
 
+def built_codebook_sizes(rows: Any, quantizer: str) -> dict[float, set[int]]:
+    """Per codebook size asked for, the sizes ``quantizer`` actually built (its rows' ``extra``)."""
+    import json
+
+    out: dict[float, set[int]] = {}
+    sub = rows[(rows["quantizer"] == quantizer) & rows["codebook_size"].notna()]
+    for asked, extra in zip(sub["codebook_size"], sub["extra"], strict=True):
+        built = (json.loads(extra) if isinstance(extra, str) and extra else extra or {}).get("codebook_size")
+        if isinstance(built, int) and not isinstance(built, bool):
+            out.setdefault(float(asked), set()).add(built)
+    return out
+
+
+def codebook_mismatches(rows: Any, candidate: str, baseline: str) -> list[tuple[int, list[int], list[int]]]:
+    """``(asked, candidate's built sizes, baseline's)`` wherever the two built different codebooks
+    for the same codebook size asked: there, counts such as dead codes and perplexity differ by
+    construction."""
+    cand, base = built_codebook_sizes(rows, candidate), built_codebook_sizes(rows, baseline)
+    return [
+        (int(asked), sorted(cand[asked]), sorted(base[asked]))
+        for asked in sorted(set(cand) & set(base))
+        if cand[asked] != base[asked]
+    ]
+
+
 def candidate_failures(rows: Any, candidate: str) -> Any:
     """The candidate's failed cells in prepared ``rows``: one line per cell with its quantizer,
     benchmark, a readable cell label (config, backend, device, dataset, cell id) and the error."""
@@ -357,7 +382,9 @@ __all__ = [
     "SINGLE_SEED_TOLERANCES",
     "TIMING_VIEWS",
     "WALL_CLOCK",
+    "built_codebook_sizes",
     "candidate_failures",
+    "codebook_mismatches",
     "counted_mask",
     "single_seed_tolerance",
     "failed_cells",

@@ -13,6 +13,7 @@ from vqbench.reports.compare import (
     SINGLE_SEED_CODEBOOK_FRACTIONS,
     SINGLE_SEED_TOLERANCES,
     candidate_failures,
+    codebook_mismatches,
     compare_candidate,
     compare_rows,
     verdict_counts,
@@ -221,6 +222,16 @@ def candidate_document(
             blocks.append(Callout(f"{candidate} against {base}: no figures at the same settings.", "warning"))
         else:
             blocks.append(_summary(part, f"{candidate} against {base}"))
+        for asked, built_c, built_b in codebook_mismatches(run.rows, candidate, base):
+            blocks.append(
+                Callout(
+                    f"At codebook size {asked}, {candidate} built {' / '.join(map(str, built_c))} codes "
+                    f"and {base} built {' / '.join(map(str, built_b))}: counts (dead codes, perplexity) "
+                    "differ by construction; utilization and perplexity ratio are shares of each one's "
+                    "own codebook.",
+                    "warning",
+                )
+            )
     if len(result):
         blocks.append(
             Paragraph("'better' means the candidate is better than the baseline at the same setting.")
