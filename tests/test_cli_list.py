@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from _plugin_helpers import TOY_DIST, isolated_registry, make_site
@@ -128,3 +129,14 @@ def test_installed_plugin_in_a_fresh_process(tmp_path):
     assert set(rows) == {"toy-broken", "toy-sign"}
     assert rows["toy-sign"]["source"] == TOY_DIST and rows["toy-sign"]["error"] is None
     assert "not installed" in rows["toy-broken"]["error"]
+
+
+def test_list_takes_a_file_reference_beside_registered_names(capsys):
+    ref = f"{Path(__file__).resolve().parents[1] / 'examples' / 'my_fsq.py'}:MyFSQ"
+    assert main(["list", f"{ref},fsq", "--json"]) == 0
+    infos = {info["name"]: info for info in json.loads(capsys.readouterr().out)}
+    assert set(infos) == {ref, "fsq"}
+    assert infos[ref]["error"] is None and infos[ref]["round_trip"] == "exact"
+    assert main(["list", ref.replace(":MyFSQ", ":Nope"), "--json"]) == 0
+    (broken,) = json.loads(capsys.readouterr().out)
+    assert "has no attribute 'Nope'" in broken["error"] and "MyFSQ" in broken["error"]

@@ -14,7 +14,10 @@ import json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "pattern", nargs="?", default=None, help="glob pattern(s), comma-separated, e.g. 'fsq*,vq'"
+        "pattern",
+        nargs="?",
+        default=None,
+        help="glob pattern(s) and file or module references, comma-separated, e.g. 'fsq*,vq,my_fsq.py:MyFSQ'",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument(
@@ -28,12 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     infos = describe_quantizers(args.pattern, measure=not args.no_measure)
     if not infos:
-        hint = ""
-        if args.pattern and ":" in args.pattern:
-            hint = f"; to check a file or module quantizer, run `vqbench check {args.pattern}`"
         raise ValueError(
-            f"no registered quantizer matches {args.pattern!r}{hint}; "
-            f"registered: {', '.join(list_quantizers())}"
+            f"no registered quantizer matches {args.pattern!r}; registered: {', '.join(list_quantizers())}"
         )
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))

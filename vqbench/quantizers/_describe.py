@@ -136,10 +136,13 @@ def _check_output(out, x, indices_shape) -> None:
 
 
 def describe_quantizers(pattern: str | None = None, measure: bool = True) -> list[QuantizerInfo]:
-    """``describe_quantizer`` for every registered name matching ``pattern``, plus one row per
-    entry point that could not be registered."""
-    infos = [describe_quantizer(name, measure=measure) for name in list_quantizers(pattern)]
+    """``describe_quantizer`` for every registered name matching ``pattern`` and for each file or
+    module reference in it (``my_fsq.py:MyFSQ``), plus one row per entry point that could not be
+    registered."""
     patterns = [p.strip() for p in (pattern or "*").split(",") if p.strip()]
+    references = [p for p in patterns if ":" in p]
+    names = list_quantizers([p for p in patterns if ":" not in p]) if pattern else list_quantizers()
+    infos = [describe_quantizer(name, measure=measure) for name in names + references]
     for name, error in sorted(plugin_errors().items()):
         if any(fnmatch.fnmatchcase(name, p) for p in patterns):
             infos.append(QuantizerInfo(name, family="plugin", source="entry point", error=error))
