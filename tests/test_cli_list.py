@@ -133,10 +133,11 @@ def test_installed_plugin_in_a_fresh_process(tmp_path):
 
 def test_list_takes_a_file_reference_beside_registered_names(capsys):
     ref = f"{Path(__file__).resolve().parents[1] / 'examples' / 'my_fsq.py'}:MyFSQ"
-    assert main(["list", f"{ref},fsq", "--json"]) == 0
-    infos = {info["name"]: info for info in json.loads(capsys.readouterr().out)}
-    assert set(infos) == {ref, "fsq"}
-    assert infos[ref]["error"] is None and infos[ref]["round_trip"] == "exact"
-    assert main(["list", ref.replace(":MyFSQ", ":Nope"), "--json"]) == 0
-    (broken,) = json.loads(capsys.readouterr().out)
+    with isolated_registry():  # importing the file registers "my-fsq"; later tests register it too
+        assert main(["list", f"{ref},fsq", "--json"]) == 0
+        infos = {info["name"]: info for info in json.loads(capsys.readouterr().out)}
+        assert set(infos) == {ref, "fsq"}
+        assert infos[ref]["error"] is None and infos[ref]["round_trip"] == "exact"
+        assert main(["list", ref.replace(":MyFSQ", ":Nope"), "--json"]) == 0
+        (broken,) = json.loads(capsys.readouterr().out)
     assert "has no attribute 'Nope'" in broken["error"] and "MyFSQ" in broken["error"]
