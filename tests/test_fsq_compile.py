@@ -54,7 +54,7 @@ def _input(fsq: FSQ, kind: str, seed: int = 0) -> torch.Tensor:
     return torch.randn(2, 37, fsq.dim, generator=gen) * 2
 
 
-def _same(a: torch.Tensor, b: torch.Tensor) -> None:
+def assert_same(a: torch.Tensor, b: torch.Tensor) -> None:
     assert a.dtype == b.dtype and a.shape == b.shape
     torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
 
@@ -105,24 +105,24 @@ def test_fullgraph_compile_matches_upstream_eager(config, kind):
         ours.eval(), upstream.eval()
         codes, indices = compiled(x)
         up_codes, up_indices = upstream(x)
-    _same(codes, up_codes)
-    _same(indices, up_indices)
+    assert_same(codes, up_codes)
+    assert_same(indices, up_indices)
     ours.train(), upstream.train()
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     codes, indices = compiled(x1)
     up_codes, up_indices = upstream(x2)
-    _same(codes, up_codes)
+    assert_same(codes, up_codes)
     grad = torch.randn(codes.shape, generator=torch.Generator().manual_seed(1))
     codes.backward(grad)
     up_codes.backward(grad)
-    _same(x1.grad, x2.grad)
+    assert_same(x1.grad, x2.grad)
     for (name, p1), (_, p2) in zip(ours.named_parameters(), upstream.named_parameters(), strict=True):
         assert torch.equal(p1.grad, p2.grad), name
     decode = torch.compile(ours.indices_to_codes, fullgraph=True, backend="aot_eager")
-    _same(decode(up_indices), upstream.indices_to_codes(up_indices))
+    assert_same(decode(up_indices), upstream.indices_to_codes(up_indices))
     encode = torch.compile(ours.codes_to_indices, fullgraph=True, backend="aot_eager")
     flat_codes = upstream.quantize(torch.randn(50, ours.codebook_dim))
-    _same(encode(flat_codes), upstream.codes_to_indices(flat_codes))
+    assert_same(encode(flat_codes), upstream.codes_to_indices(flat_codes))
 
 
 def test_inductor_compile_of_a_fresh_module():
@@ -132,13 +132,13 @@ def test_inductor_compile_of_a_fresh_module():
     x = _input(ours, "image")
     codes, indices = compiled(x)
     up_codes, up_indices = upstream(x)
-    _same(indices, up_indices)
+    assert_same(indices, up_indices)
     torch.testing.assert_close(codes, up_codes)  # inductor may reorder the projection's sums
     x1 = x.clone().requires_grad_()
     compiled(x1)[0].square().sum().backward()
     assert x1.grad is not None and bool(torch.isfinite(x1.grad).all())
     decode = torch.compile(FSQ([8, 5, 5, 5]).indices_to_codes, fullgraph=True)
-    _same(decode(up_indices), UpstreamFSQ([8, 5, 5, 5]).indices_to_codes(up_indices))
+    assert_same(decode(up_indices), UpstreamFSQ([8, 5, 5, 5]).indices_to_codes(up_indices))
 
 
 def test_non_finite_rows_in_a_compiled_graph():
@@ -173,8 +173,8 @@ def test_export_of_a_fresh_module(config):
     codes, indices = program.module()(other)
     with torch.no_grad():
         up_codes, up_indices = upstream(other)
-    _same(codes, up_codes)
-    _same(indices, up_indices)
+    assert_same(codes, up_codes)
+    assert_same(indices, up_indices)
 
 
 def test_export_with_a_dynamic_batch():
@@ -185,8 +185,8 @@ def test_export_with_a_dynamic_batch():
         x = torch.randn(size, 16, 4)
         codes, indices = program.module()(x)
         up_codes, up_indices = UpstreamFSQ([8, 5, 5, 5])(x)
-        _same(codes, up_codes)
-        _same(indices, up_indices)
+        assert_same(codes, up_codes)
+        assert_same(indices, up_indices)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.trace:DeprecationWarning")
@@ -198,15 +198,15 @@ def test_jit_trace_of_a_fresh_module():
     codes, indices = traced(x)
     with torch.no_grad():
         up_codes, up_indices = upstream(x)
-    _same(codes, up_codes)
-    _same(indices, up_indices)
+    assert_same(codes, up_codes)
+    assert_same(indices, up_indices)
     flat_codes = upstream.quantize(torch.randn(30, 4))
     traced = torch.jit.trace_module(
         ours, {"indices_to_codes": (up_indices,), "codes_to_indices": (flat_codes,)}
     )
-    _same(traced.indices_to_codes(up_indices), upstream.indices_to_codes(up_indices))
+    assert_same(traced.indices_to_codes(up_indices), upstream.indices_to_codes(up_indices))
     other_codes = upstream.quantize(torch.randn(30, 4))
-    _same(traced.codes_to_indices(other_codes), upstream.codes_to_indices(other_codes))
+    assert_same(traced.codes_to_indices(other_codes), upstream.codes_to_indices(other_codes))
 
 
 # -- the custom operators ------------------------------------------------------------------------
@@ -273,11 +273,11 @@ def test_forward_captures_in_a_cuda_graph():  # pragma: no cover - needs a GPU
         graph.replay()
         with torch.no_grad():
             up_codes, up_indices = upstream(static)
-        _same(codes, up_codes)
+        assert_same(codes, up_codes)
         assert int(indices[0, seed]) == -1
         finite = torch.isfinite(static).all(-1)
-        _same(indices[finite], up_indices[finite])
-        _same(decoded[finite], codes[finite])
+        assert_same(indices[finite], up_indices[finite])
+        assert_same(decoded[finite], codes[finite])
 
 
 @needs_cuda
@@ -290,7 +290,7 @@ def test_fullgraph_compile_on_cuda(training):  # pragma: no cover - needs a GPU
     x1, x2 = x.clone().requires_grad_(training), x.clone().requires_grad_(training)
     codes, indices = compiled(x1)
     up_codes, up_indices = upstream(x2)
-    _same(indices, up_indices)
+    assert_same(indices, up_indices)
     torch.testing.assert_close(codes, up_codes)
     if training:
         codes.square().sum().backward()
@@ -301,4 +301,4 @@ def test_fullgraph_compile_on_cuda(training):  # pragma: no cover - needs a GPU
     with torch.no_grad():
         for _ in range(3):
             codes, indices = mode(y)
-        _same(indices, UpstreamFSQ([8, 5, 5, 5]).cuda()(y)[1])
+        assert_same(indices, UpstreamFSQ([8, 5, 5, 5]).cuda()(y)[1])

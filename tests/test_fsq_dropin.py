@@ -54,7 +54,7 @@ def _pair(levels, **options) -> tuple[FSQ, UpstreamFSQ]:
     return ours, upstream
 
 
-def _same(a, b) -> None:
+def assert_same(a, b) -> None:
     assert type(a) is type(b) or isinstance(a, type(b)) or isinstance(b, type(a))
     if isinstance(a, torch.Tensor):
         assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
@@ -62,7 +62,7 @@ def _same(a, b) -> None:
     elif isinstance(a, tuple):
         assert len(a) == len(b)
         for x, y in zip(a, b, strict=True):
-            _same(x, y)
+            assert_same(x, y)
     else:
         assert a == b
 
@@ -96,16 +96,16 @@ def test_residual_fsq_on_vqbench_fsq_gives_upstream_results(monkeypatch, options
     ours = vector_quantize_pytorch.ResidualFSQ(**config)
     assert all(isinstance(layer, FSQ) for layer in ours.layers)
     ours.load_state_dict(upstream.state_dict())
-    _same(ours.codebooks, upstream.codebooks)
+    assert_same(ours.codebooks, upstream.codebooks)
     for training in (False, True):
         ours.train(training), upstream.train(training)
         x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
         out, expected = ours(x1), upstream(x2)
-        _same(out, expected)
+        assert_same(out, expected)
         grad = torch.randn(out[0].shape, generator=_gen(2))
         out[0].backward(grad)
         expected[0].backward(grad)
-        _same(x1.grad, x2.grad)
+        assert_same(x1.grad, x2.grad)
         for (name, p1), (_, p2) in zip(ours.named_parameters(), upstream.named_parameters(), strict=True):
             assert torch.equal(p1.grad, p2.grad), name
     if channel_first:
@@ -113,8 +113,8 @@ def test_residual_fsq_on_vqbench_fsq_gives_upstream_results(monkeypatch, options
     ours.eval(), upstream.eval()
     with torch.no_grad():
         quantized, indices = ours(x)
-        _same(ours.get_output_from_indices(indices), upstream.get_output_from_indices(indices))
-        _same(ours.get_output_from_indices(indices), quantized)
+        assert_same(ours.get_output_from_indices(indices), upstream.get_output_from_indices(indices))
+        assert_same(ours.get_output_from_indices(indices), quantized)
 
 
 def test_grouped_residual_fsq_on_vqbench_fsq_gives_upstream_results(monkeypatch):
@@ -129,8 +129,8 @@ def test_grouped_residual_fsq_on_vqbench_fsq_gives_upstream_results(monkeypatch)
     ours.load_state_dict(upstream.state_dict())
     with torch.no_grad():
         out, expected = ours(x), upstream(x)
-        _same(out, expected)
-        _same(ours.get_output_from_indices(out[1]), upstream.get_output_from_indices(out[1]))
+        assert_same(out, expected)
+        assert_same(ours.get_output_from_indices(out[1]), upstream.get_output_from_indices(out[1]))
 
 
 # -- the surface ---------------------------------------------------------------------------------
@@ -179,14 +179,14 @@ def test_attributes_buffers_and_state_dict_match_upstream(config):
     ours_buffers, up_buffers = dict(ours.named_buffers()), dict(upstream.named_buffers())
     assert list(ours_buffers) == list(up_buffers)
     for name, buffer in up_buffers.items():
-        _same(ours_buffers[name], buffer)
+        assert_same(ours_buffers[name], buffer)
     assert [n for n, _ in ours.named_modules()] == [n for n, _ in upstream.named_modules()]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16], ids=str)
 def test_implicit_codebook_follows_the_module_dtype(dtype):
     ours, upstream = _pair([8, 5, 5, 5])
-    _same(ours.to(dtype).implicit_codebook, upstream.to(dtype).implicit_codebook)
+    assert_same(ours.to(dtype).implicit_codebook, upstream.to(dtype).implicit_codebook)
     assert ours.implicit_codebook.dtype == dtype
 
 
@@ -206,25 +206,27 @@ def test_public_methods_match_upstream(config):
     z = torch.randn(3, 100, 4, generator=_gen(4)) * 2
     z[0, :4] = torch.tensor([float("inf"), -float("inf"), 0.0, 1e30])[:, None]
     for hard_clamp in (False, True):
-        _same(ours.bound(z, hard_clamp=hard_clamp), upstream.bound(z, hard_clamp=hard_clamp))
-        _same(ours.bound(z, eps=1e-2), upstream.bound(z, eps=1e-2))
-        _same(
+        assert_same(ours.bound(z, hard_clamp=hard_clamp), upstream.bound(z, hard_clamp=hard_clamp))
+        assert_same(ours.bound(z, eps=1e-2), upstream.bound(z, eps=1e-2))
+        assert_same(
             ours.symmetry_preserving_bound(z, hard_clamp=hard_clamp),
             upstream.symmetry_preserving_bound(z, hard_clamp=hard_clamp),
         )
     codes = ours.quantize(z)
-    _same(codes, upstream.quantize(z))
-    _same(ours._scale_and_shift(codes), upstream._scale_and_shift(codes))
-    _same(
+    assert_same(codes, upstream.quantize(z))
+    assert_same(ours._scale_and_shift(codes), upstream._scale_and_shift(codes))
+    assert_same(
         ours._scale_and_shift_inverse(ours._scale_and_shift(codes)),
         upstream._scale_and_shift_inverse(upstream._scale_and_shift(codes)),
     )
-    _same(ours.codes_to_indices(codes), upstream.codes_to_indices(codes))
+    assert_same(ours.codes_to_indices(codes), upstream.codes_to_indices(codes))
     every = torch.arange(ours.codebook_size)
-    _same(ours.indices_to_level_indices(every), upstream.indices_to_level_indices(every))
-    _same(ours._indices_to_codes(every), upstream._indices_to_codes(every))
-    _same(ours.indices_to_codes(every), upstream.indices_to_codes(every))
-    _same(ours.indices_to_codes(every.to(torch.int32)), upstream.indices_to_codes(every.to(torch.int32)))
+    assert_same(ours.indices_to_level_indices(every), upstream.indices_to_level_indices(every))
+    assert_same(ours._indices_to_codes(every), upstream._indices_to_codes(every))
+    assert_same(ours.indices_to_codes(every), upstream.indices_to_codes(every))
+    assert_same(
+        ours.indices_to_codes(every.to(torch.int32)), upstream.indices_to_codes(every.to(torch.int32))
+    )
 
 
 def test_maybe_apply_noise_draws_like_upstream():
@@ -233,10 +235,10 @@ def test_maybe_apply_noise_draws_like_upstream():
     torch.manual_seed(3)
     expected = upstream.maybe_apply_noise(codes)
     torch.manual_seed(3)
-    _same(ours.maybe_apply_noise(codes), expected)
+    assert_same(ours.maybe_apply_noise(codes), expected)
     assert not torch.equal(expected, codes)
     ours.eval(), upstream.eval()
-    _same(ours.maybe_apply_noise(codes), upstream.maybe_apply_noise(codes))
+    assert_same(ours.maybe_apply_noise(codes), upstream.maybe_apply_noise(codes))
 
 
 def test_returns_upstreams_pair():
@@ -246,7 +248,7 @@ def test_returns_upstreams_pair():
     assert isinstance(out, tuple) and len(out) == 2 and isinstance(out, FSQOutput)
     xhat, indices = out
     assert xhat is out.codes and indices is out.indices
-    _same(tuple(out), upstream(x))
+    assert_same(tuple(out), upstream(x))
     without = FSQ([8, 5, 5, 5], return_indices=False)
     xhat, indices = without(x)
     assert indices is None and torch.equal(xhat, out.codes)
@@ -274,8 +276,8 @@ def test_layouts_match_upstream(config, shape):
     x = torch.randn(*shape, generator=_gen(7)) * 2
     with torch.no_grad():
         out, expected = ours(x), upstream(x)
-    _same(tuple(out), expected)
-    _same(ours.indices_to_codes(out.indices), upstream.indices_to_codes(out.indices))
+    assert_same(tuple(out), expected)
+    assert_same(ours.indices_to_codes(out.indices), upstream.indices_to_codes(out.indices))
     torch.testing.assert_close(ours.indices_to_codes(out.indices), out.codes)
     if not ours.has_projections:
         assert torch.equal(ours.indices_to_codes(out.indices), out.codes)
@@ -286,11 +288,11 @@ def test_decoding_channel_first_follows_the_indices_rank():
     indices = torch.randint(0, 1000, (2, 6, 5), generator=_gen(8))
     codes = ours.indices_to_codes(indices)
     assert codes.shape == (2, 4, 6, 5)
-    _same(codes, upstream.indices_to_codes(indices))
+    assert_same(codes, upstream.indices_to_codes(indices))
     assert ours.indices_to_codes(indices[0]).shape == (6, 5, 4)  # (n, d) sequences stay channel-last
     several, up_several = _pair([8, 5, 5, 5], num_codebooks=2)
     indices = torch.randint(0, 1000, (2, 6, 5, 2), generator=_gen(9))
-    _same(several.indices_to_codes(indices), up_several.indices_to_codes(indices))
+    assert_same(several.indices_to_codes(indices), up_several.indices_to_codes(indices))
     assert several.indices_to_codes(indices).shape == (2, 8, 6, 5)
 
 

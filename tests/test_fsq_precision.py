@@ -59,7 +59,7 @@ def _input(options: dict, dtype=torch.float32, seed: int = 0) -> torch.Tensor:
     return x.to(dtype)
 
 
-def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> None:
+def assert_same(a: torch.Tensor | None, b: torch.Tensor | None) -> None:
     if b is None:
         assert a is None
         return
@@ -84,12 +84,12 @@ def _check(ours, upstream, x, context) -> None:
                 assert out[0].dtype == x.dtype and out[1].dtype == torch.int32
             return
         out = ours(x1)
-    _same(out[0], expected[0])
-    _same(out[1], expected[1])
+    assert_same(out[0], expected[0])
+    assert_same(out[1], expected[1])
     weights = torch.randn(out[0].shape, generator=torch.Generator().manual_seed(1)).to(out[0].dtype)
     out[0].float().mul(weights.float()).sum().backward()
     expected[0].float().mul(weights.float()).sum().backward()
-    _same(x1.grad, x2.grad)
+    assert_same(x1.grad, x2.grad)
 
 
 def _cpu_autocast(dtype):
@@ -150,7 +150,7 @@ def test_indices_to_codes_under_cpu_autocast_matches_upstream(dtype):
     ours, upstream = _pair("auto", dim=12)
     indices = torch.randint(0, ours.codebook_size, (2, 500), generator=torch.Generator().manual_seed(3))
     with torch.autocast("cpu", dtype=dtype), torch.no_grad():
-        _same(ours.indices_to_codes(indices), upstream.indices_to_codes(indices))
+        assert_same(ours.indices_to_codes(indices), upstream.indices_to_codes(indices))
 
 
 @gpu

@@ -135,7 +135,7 @@ def _env(folder: Path) -> dict:
     return env
 
 
-def _run(args: list[str], folder: Path, what: str) -> None:
+def assert_runs(args: list[str], folder: Path, what: str) -> None:
     got = subprocess.run(
         args, cwd=folder, env=_env(folder), capture_output=True, text=True, timeout=900, check=False
     )
@@ -159,11 +159,11 @@ def test_readme_block_runs_as_written(block, scratch):
     what = f"README.md block at line {block.line} ({block.lang})"
     if block.lang == "python" and re.search(r"^def test_", block.code, re.M):
         (scratch / "test_snippet.py").write_text(block.code, encoding="utf-8")
-        _run(
+        assert_runs(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_snippet.py"], scratch, what
         )
     elif block.lang == "python":
         (scratch / "snippet.py").write_text(block.code, encoding="utf-8")
-        _run([sys.executable, "snippet.py"], scratch, what)
+        assert_runs([sys.executable, "snippet.py"], scratch, what)
     else:
-        _run(["bash", "-e", "-o", "pipefail", "-c", block.code], scratch, what)
+        assert_runs(["bash", "-e", "-o", "pipefail", "-c", block.code], scratch, what)
