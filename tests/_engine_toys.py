@@ -53,8 +53,13 @@ class ToyFSQ(Quantizer):
 class ToyVQ(Quantizer):
     """Nearest-neighbour VQ with a learned codebook and a commitment loss; residual when levels > 1."""
 
-    def __init__(self, dim: int | None = None, codebook_size: int | None = None, num_codebooks: int = 1,
-                 commitment: float = 0.25):
+    def __init__(
+        self,
+        dim: int | None = None,
+        codebook_size: int | None = None,
+        num_codebooks: int = 1,
+        commitment: float = 0.25,
+    ):
         super().__init__()
         self.dim = dim or 4
         self.codebook_size = codebook_size or 64

@@ -34,8 +34,9 @@ print(json.dumps({"taken": taken, "faults": faults}))
 
 
 def _faults_per_step(setting: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", STEP_FAULTS, setting], capture_output=True, text=True,
-                         check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", STEP_FAULTS, setting], capture_output=True, text=True, check=True, timeout=300
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -100,8 +100,18 @@ def test_the_engine_does_not_cut_while_utilization_climbs():
     from vqbench.datasets._base import make_dataset
 
     data = make_dataset("blobs", "images", images[:256], images[256:])
-    params = {"steps": 600, "batch": 16, "channels": 8, "eval_every": 50, "plateau_window": 100,
-              "loss_tol": 0.5, "util_tol": 0.02, "lr_cuts": 2, "monitor_samples": 25, "reconstructions": 0}
+    params = {
+        "steps": 600,
+        "batch": 16,
+        "channels": 8,
+        "eval_every": 50,
+        "plateau_window": 100,
+        "loss_tol": 0.5,
+        "util_tol": 0.02,
+        "lr_cuts": 2,
+        "monitor_samples": 25,
+        "reconstructions": 0,
+    }
     cell = Cell("t", "reconstruction", "fsq", {"levels": [4, 4, 4]}, "blobs", {}, params=params)
     rows = {r["metric"]: r for r in reconstruction.measure(cell, data=data)}
     info = rows["train_steps"]["extra"]
@@ -123,8 +133,14 @@ def test_the_engine_does_not_cut_while_utilization_climbs():
 
 
 def test_lr_decay_outside_zero_to_one_is_refused():
-    base = {"eval_every": 100, "plateau_window": 200, "min_steps": 0, "loss_tol": 0.01, "util_tol": 0.01,
-            "lr_cuts": 1}
+    base = {
+        "eval_every": 100,
+        "plateau_window": 200,
+        "min_steps": 0,
+        "loss_tol": 0.01,
+        "util_tol": 0.01,
+        "lr_cuts": 1,
+    }
     for bad in (0, 1, 1.5, -0.2, True, "0.2"):
         with pytest.raises(ValueError, match="lr_decay"):
             Plateau.from_params({**base, "lr_decay": bad}, 1000)
@@ -155,10 +171,23 @@ def digits():
 
 
 def _recon(quantizer, config, **params):
-    base = {"steps": 300, "batch": 32, "channels": 8, "reconstructions": 0, "eval_every": 50,
-            "plateau_window": 100, "monitor_samples": 128}
-    cell = Cell(suite="t", benchmark="reconstruction", quantizer=quantizer, config=config, dataset="digits",
-                params={**base, **params})
+    base = {
+        "steps": 300,
+        "batch": 32,
+        "channels": 8,
+        "reconstructions": 0,
+        "eval_every": 50,
+        "plateau_window": 100,
+        "monitor_samples": 128,
+    }
+    cell = Cell(
+        suite="t",
+        benchmark="reconstruction",
+        quantizer=quantizer,
+        config=config,
+        dataset="digits",
+        params={**base, **params},
+    )
     return cell
 
 
@@ -177,8 +206,9 @@ def test_reconstruction_stops_at_the_plateau_and_records_the_curve(digits):
 
 
 def test_reconstruction_cuts_the_learning_rate_at_plateaus(digits):
-    cell = _recon("fsq", {"codebook_size": 256}, loss_tol=10.0, util_tol=10.0, lr_cuts=1, lr_decay=0.1,
-                  lr=1e-3)
+    cell = _recon(
+        "fsq", {"codebook_size": 256}, loss_tol=10.0, util_tol=10.0, lr_cuts=1, lr_decay=0.1, lr=1e-3
+    )
     steps = {r["metric"]: r for r in reconstruction.measure(cell, digits)}["train_steps"]
     # plateau at 150 (a window after 50) -> cut; converged a window later, at 250
     assert steps["extra"]["lr_cut_steps"] == [150] and steps["value"] == 250
@@ -188,6 +218,7 @@ def test_reconstruction_cuts_the_learning_rate_at_plateaus(digits):
 
 def test_the_ceiling_has_its_own_step_cap(digits):
     params = {"steps": 50, "ceiling_steps": 150, "loss_tol": 0.0, "util_tol": 0.0}
+
     def run(quantizer, config):
         return {r["metric"]: r for r in reconstruction.measure(_recon(quantizer, config, **params), digits)}
 
@@ -200,15 +231,23 @@ def test_the_ceiling_trains_the_same_autoencoder_without_a_quantizer(digits):
     rows = {r["metric"]: r for r in reconstruction.measure(_recon(NO_QUANTIZER, {}, steps=100), digits)}
     assert {"psnr", "mse", "train_steps"} <= set(rows)
     assert not {"utilization", "bits_per_token"} & set(rows)  # no codes, no rate
-    assert rows["psnr"]["extra"]["ceiling"] and rows["psnr"]["value"] > rows["mse_untrained"]["extra"][
-        "psnr_untrained"]
+    assert (
+        rows["psnr"]["extra"]["ceiling"]
+        and rows["psnr"]["value"] > rows["mse_untrained"]["extra"]["psnr_untrained"]
+    )
     assert NO_QUANTIZER not in list_quantizers()
 
 
 def test_usage_records_steps_and_its_curve(digits):
     params = {"train_steps": 200, "eval_every": 50, "plateau_window": 100, "monitor_samples": 512}
-    cell = Cell(suite="t", benchmark="usage", quantizer="fsq", config={"codebook_size": 256},
-                dataset="digits", params=params)
+    cell = Cell(
+        suite="t",
+        benchmark="usage",
+        quantizer="fsq",
+        config={"codebook_size": 256},
+        dataset="digits",
+        params=params,
+    )
     rows = {r["metric"]: r for r in usage.measure(cell, digits)}
     assert rows["train_steps"]["extra"]["curve"]["step"][-1] == rows["train_steps"]["value"]
     assert "converged" in rows["utilization"]["extra"]
@@ -229,8 +268,9 @@ steps = 10
 
 
 def test_every_reconstruction_sweep_gets_a_ceiling_per_seed():
-    plan = expand_profile(parse_profile(__import__("tomllib").loads(SWEEP)), quantizers="fsq,vq",
-                          backends="eager")
+    plan = expand_profile(
+        parse_profile(__import__("tomllib").loads(SWEEP)), quantizers="fsq,vq", backends="eager"
+    )
     ceiling = [c for c in plan.cells if c.quantizer == NO_QUANTIZER]
     assert sorted(c.seed for c in ceiling) == [0, 1]  # the grid benchmark (one size) gets none
     assert all(c.config == {} and c.backend == "eager" for c in ceiling)

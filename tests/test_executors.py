@@ -182,8 +182,15 @@ def test_known_cost_of_a_training_cell_follows_its_step_cap_and_codebook():
     assert fsq < vq_small < vq_large
 
     def gpu(quantizer):  # DESIGN's H100 costs: 5000 steps at 2^16 codes, FSQ 13 s, VQ 36 s, LFQ 49 s
-        return Cell("s", "reconstruction", quantizer, {"codebook_size": 2**16}, "digits", device="cuda",
-                    params={"steps": 5000})
+        return Cell(
+            "s",
+            "reconstruction",
+            quantizer,
+            {"codebook_size": 2**16},
+            "digits",
+            device="cuda",
+            params={"steps": 5000},
+        )
 
     fsq_gpu, vq_gpu = (c.seconds for c in cell_costs([gpu("fsq"), gpu("vq")]))
     assert fsq_gpu == pytest.approx(13, rel=0.2) and vq_gpu == pytest.approx(42, rel=0.25)

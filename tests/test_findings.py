@@ -24,21 +24,43 @@ def _rows(figures: dict[tuple[str, int | None], dict[str, tuple[float, ...]]], c
     for (quantizer, size), metrics in figures.items():
         for metric, values in metrics.items():
             for seed, value in enumerate(values):
-                rows.append({
-                    "run_id": "r", "time": "2026-01-01T00:00:00", "suite": "standard",
-                    "benchmark": "reconstruction", "quantizer": quantizer,
-                    "config": "{}" if size is None else f'{{"codebook_size": {size}}}',
-                    "config_hash": "h", "backend": "eager", "device": "cpu", "dataset": "fashion-mnist",
-                    "dataset_checksum": "", "metric": metric, "value": value,
-                    "unit": "dB" if metric == "psnr" else "ratio", "higher_is_better": 1, "spread": None,
-                    "n": 10, "seed": seed, "cell_id": f"{quantizer}{size}{seed}", "status": "ok",
-                    "message": "", "extra": f'{{"converged": {str(converged).lower()}}}',
-                })
+                rows.append(
+                    {
+                        "run_id": "r",
+                        "time": "2026-01-01T00:00:00",
+                        "suite": "standard",
+                        "benchmark": "reconstruction",
+                        "quantizer": quantizer,
+                        "config": "{}" if size is None else f'{{"codebook_size": {size}}}',
+                        "config_hash": "h",
+                        "backend": "eager",
+                        "device": "cpu",
+                        "dataset": "fashion-mnist",
+                        "dataset_checksum": "",
+                        "metric": metric,
+                        "value": value,
+                        "unit": "dB" if metric == "psnr" else "ratio",
+                        "higher_is_better": 1,
+                        "spread": None,
+                        "n": 10,
+                        "seed": seed,
+                        "cell_id": f"{quantizer}{size}{seed}",
+                        "status": "ok",
+                        "message": "",
+                        "extra": f'{{"converged": {str(converged).lower()}}}',
+                    }
+                )
     return prepare(pd.DataFrame(rows))
 
 
-def _paper(fsq_util=(0.97, 0.98, 0.96), plain_util=(0.5, 0.09, 0.01), fsq_psnr=(20.0, 21.0, 22.0),
-           vq_util=(0.99, 0.99, 0.97), vq_psnr=(20.5, 21.0, 21.5), plain_psnr=(19.5, 19.8, 19.9)):
+def _paper(
+    fsq_util=(0.97, 0.98, 0.96),
+    plain_util=(0.5, 0.09, 0.01),
+    fsq_psnr=(20.0, 21.0, 22.0),
+    vq_util=(0.99, 0.99, 0.97),
+    vq_psnr=(20.5, 21.0, 21.5),
+    plain_psnr=(19.5, 19.8, 19.9),
+):
     figs = {}
     for i, k in enumerate(SIZES):
         figs[("fsq", k)] = {"utilization": _seeds(fsq_util[i]), "psnr": _seeds(fsq_psnr[i], 0.1)}
@@ -112,10 +134,17 @@ def test_convergence_table_shows_steps_cuts_and_converged_seeds():
 
     figs = {("fsq", 256): {"train_steps": (4000.0, 5000.0, 6000.0)}}
     rows = _rows(figs)
-    exts = [{"converged": True, "step_cap": 6000, "lr_cut_steps": [2000, 3000]},
-            {"converged": True, "step_cap": 6000, "lr_cut_steps": [2500, 3500]},
-            {"converged": False, "step_cap": 6000, "lr_cut_steps": [3000], "stopped_by": "cap",
-             "moving_at_end": ["utilization"]}]
+    exts = [
+        {"converged": True, "step_cap": 6000, "lr_cut_steps": [2000, 3000]},
+        {"converged": True, "step_cap": 6000, "lr_cut_steps": [2500, 3500]},
+        {
+            "converged": False,
+            "step_cap": 6000,
+            "lr_cut_steps": [3000],
+            "stopped_by": "cap",
+            "moving_at_end": ["utilization"],
+        },
+    ]
     rows["ext"] = exts
     table = convergence_table(rows, "stamp")
     assert "rate cuts" in table.columns
@@ -144,9 +173,30 @@ def _rows_with(extras: dict[tuple[str, int, str, int], dict], figs):
         key = (row["quantizer"], size, row["metric"], row["seed"])
         extra = {**json.loads(row["extra"]), **extras.get(key, {})}
         out.append({**row, "extra": json.dumps(extra)})
-    keep = ["run_id", "time", "suite", "benchmark", "quantizer", "config", "config_hash", "backend",
-            "device", "dataset", "dataset_checksum", "metric", "value", "unit", "higher_is_better", "spread",
-            "n", "seed", "cell_id", "status", "message", "extra"]
+    keep = [
+        "run_id",
+        "time",
+        "suite",
+        "benchmark",
+        "quantizer",
+        "config",
+        "config_hash",
+        "backend",
+        "device",
+        "dataset",
+        "dataset_checksum",
+        "metric",
+        "value",
+        "unit",
+        "higher_is_better",
+        "spread",
+        "n",
+        "seed",
+        "cell_id",
+        "status",
+        "message",
+        "extra",
+    ]
     return prepare(pd.DataFrame(out)[keep])
 
 
@@ -209,5 +259,7 @@ def test_fsq_verdict_quotes_the_levels_and_input_spread_of_its_low_sizes():
     extras |= {("fsq", 4096, "input_participation_ratio", s): {"width": 5} for s in range(3)}
     f = findings(_rows_with(extras, figs))[0]
     assert f.verdict == NOT_REPRODUCED
-    assert f.explanations == ["fsq 2^12: every channel uses all its levels in all 3 seeds; input "
-                              "participation ratio 2.0-2.2 of 5 dims"]
+    assert f.explanations == [
+        "fsq 2^12: every channel uses all its levels in all 3 seeds; input "
+        "participation ratio 2.0-2.2 of 5 dims"
+    ]

@@ -67,8 +67,11 @@ def test_sweeps_hold_both_vqs_three_seeds_and_a_ceiling(name):
 def test_full_carries_every_sweep_to_two_to_the_16():
     plan = expand_profile(load_profile("full"), quantizers="fsq,vq,vq-plain,lfq")
     for q in ("fsq", "vq", "vq-plain", "lfq"):
-        sizes = {c.config.get("codebook_size") for c in plan.cells if c.quantizer == q
-                 and c.benchmark == "reconstruction"}
+        sizes = {
+            c.config.get("codebook_size")
+            for c in plan.cells
+            if c.quantizer == q and c.benchmark == "reconstruction"
+        }
         assert 2**16 in sizes, q
 
 

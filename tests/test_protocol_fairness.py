@@ -54,11 +54,14 @@ def test_fsq_gets_its_own_width_and_no_projection_and_every_row_states_it():
         assert extra["width_note"] == "native width 4"
 
 
-@pytest.mark.parametrize(("name", "config", "width"), [
-    ("lfq", {"codebook_size": 1024}, 10),
-    ("vq", {"codebook_size": 256, "codebook_dim": 6}, 6),
-    ("fsq", {"codebook_size": 256}, 3),
-])
+@pytest.mark.parametrize(
+    ("name", "config", "width"),
+    [
+        ("lfq", {"codebook_size": 1024}, 10),
+        ("vq", {"codebook_size": 256, "codebook_dim": 6}, 6),
+        ("fsq", {"codebook_size": 256}, 3),
+    ],
+)
 def test_each_quantizer_is_fed_its_native_width(name, config, width):
     assert reconstruction.native_width(name, {**config, "dim": 99}) == width
     _, q, widths, _ = _run(name, config, steps=0)

@@ -46,8 +46,9 @@ def one_thread():
 
 
 def _cell(quantizer, config, params=None, dataset="lowrank", seed=0):
-    return Cell("test", "reconstruction", f"{TOYS}:{quantizer}", config, dataset, {}, params=params or {},
-                seed=seed)
+    return Cell(
+        "test", "reconstruction", f"{TOYS}:{quantizer}", config, dataset, {}, params=params or {}, seed=seed
+    )
 
 
 def _by_metric(rows):
@@ -56,8 +57,11 @@ def _by_metric(rows):
 
 @pytest.fixture(scope="module")
 def vector_run():
-    cell = _cell("ToyFSQ", {"codebook_size": 125}, {"steps": 150, "batch": 64, "hidden": 64, "latent_dim": 4,
-                                                       "tokens_per_sample": 2})
+    cell = _cell(
+        "ToyFSQ",
+        {"codebook_size": 125},
+        {"steps": 150, "batch": 64, "hidden": 64, "latent_dim": 4, "tokens_per_sample": 2},
+    )
     return _by_metric(reconstruction.measure(cell, data=_low_rank_vectors()))
 
 
@@ -70,14 +74,26 @@ def test_mlp_autoencoder_learns(vector_run):
 
 def test_figures_units_and_context(vector_run):
     expected = {
-        "mse": ("mse", False), "psnr": ("dB", True), "mse_untrained": ("mse", None),
-        "bits_per_token": ("bits", None), "bits_per_sample": ("bits", None), "train_time": ("s", False),
-        "utilization": ("ratio", True), "perplexity": ("codes", True), "perplexity_ratio": ("ratio", True),
-        "entropy_bits": ("bits", True), "dead_codes": ("codes", False), "tokens": ("tokens", None),
-        "tokens_per_code": ("ratio", None), "train_steps": ("steps", None),
-        "utilization_token_gain": ("ratio", None), "input_participation_ratio": ("dims", True),
-        "input_effective_rank": ("dims", True), "levels_used": ("ratio", True),
-        "levels_entropy_bits": ("bits", True), "reachable_share": ("ratio", True),
+        "mse": ("mse", False),
+        "psnr": ("dB", True),
+        "mse_untrained": ("mse", None),
+        "bits_per_token": ("bits", None),
+        "bits_per_sample": ("bits", None),
+        "train_time": ("s", False),
+        "utilization": ("ratio", True),
+        "perplexity": ("codes", True),
+        "perplexity_ratio": ("ratio", True),
+        "entropy_bits": ("bits", True),
+        "dead_codes": ("codes", False),
+        "tokens": ("tokens", None),
+        "tokens_per_code": ("ratio", None),
+        "train_steps": ("steps", None),
+        "utilization_token_gain": ("ratio", None),
+        "input_participation_ratio": ("dims", True),
+        "input_effective_rank": ("dims", True),
+        "levels_used": ("ratio", True),
+        "levels_entropy_bits": ("bits", True),
+        "reachable_share": ("ratio", True),
     }
     assert {m: (r["unit"], r["higher_is_better"]) for m, r in vector_run.items()} == expected
     assert vector_run["bits_per_token"]["value"] == pytest.approx(math.log2(125))
@@ -122,8 +138,10 @@ def test_multi_codebook_usage_is_per_codebook():
 
 def test_aux_loss_weight_changes_training():
     data = _low_rank_vectors(n_train=300, n_eval=200)
-    cells = [_cell("ToyVQ", {"codebook_size": 16}, {"steps": 30, "aux_loss_weight": w, "hidden": 16})
-             for w in (0.0, 1.0)]
+    cells = [
+        _cell("ToyVQ", {"codebook_size": 16}, {"steps": 30, "aux_loss_weight": w, "hidden": 16})
+        for w in (0.0, 1.0)
+    ]
     runs = [_by_metric(reconstruction.measure(cell, data=data)) for cell in cells]
     assert runs[0]["mse"]["value"] != runs[1]["mse"]["value"]
     assert runs[1]["train_time"]["extra"]["aux_loss_weight"] == 1.0
@@ -156,8 +174,9 @@ def test_digits_if_available():
 
     images = torch.tensor(load_digits().images, dtype=torch.float32).unsqueeze(1) / 16
     data = make_dataset("digits", "images", images[:1400], images[1400:])
-    cell = _cell("ToyFSQ", {"codebook_size": 125}, {"steps": 40, "batch": 32, "channels": 8},
-                 dataset="digits")
+    cell = _cell(
+        "ToyFSQ", {"codebook_size": 125}, {"steps": 40, "batch": 32, "channels": 8}, dataset="digits"
+    )
     rows = _by_metric(reconstruction.measure(cell, data=data))
     assert rows["mse"]["value"] < rows["mse_untrained"]["value"]
     assert rows["tokens_per_code"]["value"] >= 10
@@ -165,8 +184,15 @@ def test_digits_if_available():
 
 def test_registered_quantizer_on_registered_digits():
     pytest.importorskip("sklearn")
-    cell = Cell("test", "reconstruction", "fsq", {"codebook_size": 256}, "digits", {},
-                params={"steps": 30, "batch": 32, "channels": 8, "reconstructions": 2})
+    cell = Cell(
+        "test",
+        "reconstruction",
+        "fsq",
+        {"codebook_size": 256},
+        "digits",
+        {},
+        params={"steps": 30, "batch": 32, "channels": 8, "reconstructions": 2},
+    )
     rows = _by_metric(reconstruction.measure(cell))
     assert rows["mse"]["value"] < rows["mse_untrained"]["value"]
     size = rows["perplexity"]["extra"]["codebook_size"]  # the levels [8, 6, 5] give 240 codes

@@ -94,7 +94,11 @@ def test_interrupts_keep_finished_rows_and_resume_runs_only_missing_cells(tmp_pa
     assert info["status"] == "died" and len(rows) == first_rows
     listed = subprocess.run(
         [sys.executable, "-m", "vqbench.cli", "results", "--store", str(store)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(ln for ln in listed.splitlines() if run_id in ln)
     assert "died" in line and f"vqbench run --resume {run_id}" in listed

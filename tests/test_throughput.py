@@ -27,7 +27,6 @@ class WorkClock:
 CLOCK = WorkClock()
 
 
-
 def _make_counted(passes: int):
     """A ToyFSQ whose every operation advances CLOCK by passes x COST per vector."""
     from vqbench.quantizers._registry import load_reference
@@ -74,8 +73,18 @@ def _counted_control() -> None:
 
 def _cell(quantizer, config=None, params=None, backend="eager"):
     base = {"sizes": [4096], "min_run_time": 0.01, "memory": False}
-    return Cell("test", "throughput", quantizer, config or {"dim": 8, "codebook_size": 125}, None, {},
-                backend, "cpu", {**base, **(params or {})}, 0)
+    return Cell(
+        "test",
+        "throughput",
+        quantizer,
+        config or {"dim": 8, "codebook_size": 125},
+        None,
+        {},
+        backend,
+        "cpu",
+        {**base, **(params or {})},
+        0,
+    )
 
 
 def _by_metric(rows):
@@ -126,8 +135,13 @@ def test_bytes_the_operations_must_move(counted):
 
 
 def test_real_run_all_figures():
-    rows = throughput.measure(_cell(f"{TOYS}:ToyVQ", {"dim": 4, "codebook_size": 32, "num_codebooks": 2},
-                                    {"sizes": [1000, 2048], "memory": True}))
+    rows = throughput.measure(
+        _cell(
+            f"{TOYS}:ToyVQ",
+            {"dim": 4, "codebook_size": 32, "num_codebooks": 2},
+            {"sizes": [1000, 2048], "memory": True},
+        )
+    )
     by = _by_metric(rows)
     assert by["copy_bandwidth"]["value"] > 0 and by["copy_bandwidth"]["unit"] == "GB/s"
     for size in (1000, 2048):

@@ -152,8 +152,9 @@ def test_judge_needs_all_three_tests_and_uses_the_history_after_a_step():
     held = judge(1.32, [1.32] * 9, past, threshold=0.1, noise_k=3.5, pooled_sigma=0.02, min_history=3)
     assert held["status"] == "suspect" and "nightly --accept" in held["reason"]
     assert abs(held["baseline"] - 1.0) < 1e-9
-    verdict = judge(1.32, [1.32] * 9, past, threshold=0.1, noise_k=3.5, pooled_sigma=0.02, min_history=3,
-                    accepted={"r5"})
+    verdict = judge(
+        1.32, [1.32] * 9, past, threshold=0.1, noise_k=3.5, pooled_sigma=0.02, min_history=3, accepted={"r5"}
+    )
     assert verdict["status"] == "ok" and "step change at run r4" in verdict["reason"]
     assert abs(verdict["baseline"] - 1.3) < 1e-9
     # a step to faster becomes the baseline by itself

@@ -134,8 +134,9 @@ def test_measure_counts_the_whole_eval_split():
 
 
 def test_measure_warns_with_too_few_tokens_per_code():
-    rows = _by_metric(usage.measure(_cell("ToyVQ", {"codebook_size": 64}, {"train_steps": 0}),
-                                    data=_vectors(n_eval=300)))
+    rows = _by_metric(
+        usage.measure(_cell("ToyVQ", {"codebook_size": 64}, {"train_steps": 0}), data=_vectors(n_eval=300))
+    )
     assert "warning" in rows["utilization"]["extra"]
     assert rows["tokens_per_code"]["value"] == pytest.approx(300 / 64)
 
@@ -152,16 +153,18 @@ def test_measure_multi_codebook_and_image_patches():
 
 
 def test_config_dim_gets_projections():
-    rows = _by_metric(usage.measure(_cell("ToyVQ", {"codebook_size": 32, "dim": 3}, {"train_steps": 5}),
-                                    data=_vectors()))
+    rows = _by_metric(
+        usage.measure(_cell("ToyVQ", {"codebook_size": 32, "dim": 3}, {"train_steps": 5}), data=_vectors())
+    )
     assert rows["quantization_mse"]["extra"]["quantizer_dim"] == 3
 
 
 def test_fitting_spreads_a_learned_codebook():
     data = _vectors(n_eval=3000)
     before = _by_metric(usage.measure(_cell("ToyVQ", {"codebook_size": 64}, {"train_steps": 0}), data=data))
-    after = _by_metric(usage.measure(_cell("ToyVQ", {"codebook_size": 64}, {"train_steps": 200, "lr": 1e-2}),
-                                     data=data))
+    after = _by_metric(
+        usage.measure(_cell("ToyVQ", {"codebook_size": 64}, {"train_steps": 200, "lr": 1e-2}), data=data)
+    )
     assert after["quantization_mse"]["value"] < before["quantization_mse"]["value"]
 
 
@@ -186,8 +189,15 @@ def test_registered_quantizers_on_a_registered_dataset():
 
 
 def test_residual_quantizer_reports_each_level():
-    cell = Cell("test", "usage", "residual-fsq", {"codebook_size": 256, "num_quantizers": 3}, "gaussian",
-                {"dim": 8, "n_train": 1024, "n_eval": 3000}, params={"train_steps": 5})
+    cell = Cell(
+        "test",
+        "usage",
+        "residual-fsq",
+        {"codebook_size": 256, "num_quantizers": 3},
+        "gaussian",
+        {"dim": 8, "n_train": 1024, "n_eval": 3000},
+        params={"train_steps": 5},
+    )
     rows = _by_metric(usage.measure(cell))
     per = rows["utilization"]["extra"]["per_codebook"]
     assert len(per) == 3 and rows["utilization"]["extra"]["num_codebooks"] == 3

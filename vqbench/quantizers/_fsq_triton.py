@@ -68,6 +68,8 @@ ELEMENTS_PER_PROGRAM = 2048
 def block_rows(d: int) -> int:
     """Rows per program for ``d`` channels (padded to a power of two in the kernels)."""
     return max(64, min(BLOCK_ROWS, ELEMENTS_PER_PROGRAM // triton.next_power_of_2(d)))
+
+
 #: Triton's interpreter (``TRITON_INTERPRET=1``, read when this module is imported) runs the kernels
 #: on CPU tensors with numpy: the host functions then accept CPU tensors, so tests check them too.
 INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

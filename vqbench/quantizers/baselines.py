@@ -302,9 +302,14 @@ def vector_quantize(
         raise ValueError(f"dead_code_share must be a number >= 0 or None, got {dead_code_share!r}")
     config = dict(VQ_DEFAULTS, dim=dim, codebook_size=size, codebook_dim=codebook_dim, heads=heads, **kwargs)
     inner = _build(VectorQuantize, **config)
-    return VectorQuantizeAdapter(inner, dim=dim, codebook_size=size, num_codebooks=heads,
-                                 config={**config, "dead_code_share": dead_code_share},
-                                 dead_code_share=dead_code_share)
+    return VectorQuantizeAdapter(
+        inner,
+        dim=dim,
+        codebook_size=size,
+        num_codebooks=heads,
+        config={**config, "dead_code_share": dead_code_share},
+        dead_code_share=dead_code_share,
+    )
 
 
 def vector_quantize_plain(
@@ -312,8 +317,9 @@ def vector_quantize_plain(
 ) -> UpstreamQuantizer:
     """The FSQ paper's VQ baseline: VQ-VAE's EMA codebook with no dead-code restarts and no k-means init."""
     return vector_quantize(
-        dim, codebook_size, **{"threshold_ema_dead_code": 0, "kmeans_init": False, "dead_code_share": None,
-                               **kwargs}
+        dim,
+        codebook_size,
+        **{"threshold_ema_dead_code": 0, "kmeans_init": False, "dead_code_share": None, **kwargs},
     )
 
 

@@ -131,8 +131,12 @@ def _unconverged_cells(**series: dict[int, Stat]) -> list[str]:
 
 def _limited(**series: dict[int, Stat]) -> list[str]:
     """``"fsq 2^14 (3/3 seeds)"`` for every size whose utilization is token-limited."""
-    return [f"{name} {_size(k)} ({s.limited}/{s.n} seeds)" for name, stats in series.items()
-            for k, s in stats.items() if s.limited]
+    return [
+        f"{name} {_size(k)} ({s.limited}/{s.n} seeds)"
+        for name, stats in series.items()
+        for k, s in stats.items()
+        if s.limited
+    ]
 
 
 def _finish(finding: Finding, **util: dict[int, Stat]) -> Finding:
@@ -176,13 +180,17 @@ def fsq_utilization_stays_high(rows: Any, dataset: str) -> Finding:
         rest = {k: s for k, s in low.items() if k not in clear}
         if rest:
             reason += "; below it but token-limited or within noise at " + ", ".join(
-                f"{_size(k)} ({s.mean:.1%})" for k, s in rest.items())
+                f"{_size(k)} ({s.mean:.1%})" for k, s in rest.items()
+            )
     else:
         verdict = INCONCLUSIVE
-        reason = (f"below {HIGH_UTILIZATION:.0%} at {sizes}, but each of those figures is token-limited or "
-                  "within the seeds' noise of the threshold")
-    finding = Finding(claim, dataset, verdict, reason, figures, _unconverged(util), cells,
-                      explanations=explain)
+        reason = (
+            f"below {HIGH_UTILIZATION:.0%} at {sizes}, but each of those figures is token-limited or "
+            "within the seeds' noise of the threshold"
+        )
+    finding = Finding(
+        claim, dataset, verdict, reason, figures, _unconverged(util), cells, explanations=explain
+    )
     return _finish(finding, fsq=util)
 
 
@@ -210,8 +218,9 @@ def plain_vq_collapses(rows: Any, dataset: str) -> Finding:
             else f"stays above {COLLAPSED_UTILIZATION:.0%}"
         )
         reason = f"{why}: {small.mean:.1%} at {_size(min(util))}, {large.mean:.1%} at {_size(max(util))}"
-    finding = Finding(claim, dataset, verdict, reason, figures, _unconverged(util),
-                      _unconverged_cells(**{"vq-plain": util}))
+    finding = Finding(
+        claim, dataset, verdict, reason, figures, _unconverged(util), _unconverged_cells(**{"vq-plain": util})
+    )
     return _finish(finding, **{"vq-plain": util})
 
 
@@ -267,8 +276,9 @@ def restarts_rescue_vq(rows: Any, dataset: str) -> Finding:
         if not psnr_ok
         else f"vq below {HIGH_UTILIZATION:.0%} or not above vq-plain"
     )
-    finding = Finding(claim, dataset, NOT_REPRODUCED, f"{why} ({where})", figures, _unconverged(util, plain),
-                      cells)
+    finding = Finding(
+        claim, dataset, NOT_REPRODUCED, f"{why} ({where})", figures, _unconverged(util, plain), cells
+    )
     return _finish(finding, vq={k: util[k]}, **{"vq-plain": {k: plain[k]}})
 
 
@@ -332,13 +342,17 @@ def _why(f: Finding) -> str:
     """The reason column: the reason, then unconverged cells, token-limited figures, diagnostics."""
     parts = [f.reason]
     if f.unconverged_cells:
-        parts.append(f"rests on {f.unconverged} unconverged cell(s), stopped at the step cap: "
-                     + ", ".join(f.unconverged_cells))
+        parts.append(
+            f"rests on {f.unconverged} unconverged cell(s), stopped at the step cap: "
+            + ", ".join(f.unconverged_cells)
+        )
     elif f.unconverged:
         parts.append(f"{f.unconverged} cell(s) stopped at the step cap before converging")
     if f.token_limited:
-        parts.append("token-limited utilization (a lower bound: the last doubling of eval tokens still "
-                     "added codes): " + ", ".join(f.token_limited))
+        parts.append(
+            "token-limited utilization (a lower bound: the last doubling of eval tokens still "
+            "added codes): " + ", ".join(f.token_limited)
+        )
     if f.explanations:
         parts.append("diagnostics: " + "; ".join(f.explanations))
     return "; ".join(parts)
@@ -379,8 +393,17 @@ def convergence_table(rows: Any, stamp: str) -> Any:
         )
     return Table(
         "Convergence: steps taken, learning-rate cuts, converged",
-        ["benchmark", "quantizer", "K", "dataset", "steps taken (over seeds)", "step cap", "rate cuts",
-         "converged", "still moving at the cap (cells)"],
+        [
+            "benchmark",
+            "quantizer",
+            "K",
+            "dataset",
+            "steps taken (over seeds)",
+            "step cap",
+            "rate cuts",
+            "converged",
+            "still moving at the cap (cells)",
+        ],
         body,
         caption="Converged: after its last learning-rate cut, a window of steps where the held-out loss, "
         "utilization and perplexity stopped moving (no cut either while any of them moved); a cell that "
@@ -416,8 +439,13 @@ def findings_blocks(rows: Any, suite: str, stamp: str) -> list[Any]:
     blocks.append(
         Table(
             "Findings of the FSQ paper, tested on the reconstruction sweep",
-            ["claim", "dataset", "figures: mean ± sd [min-max] over seeds, per codebook size", "verdict",
-             "why"],
+            [
+                "claim",
+                "dataset",
+                "figures: mean ± sd [min-max] over seeds, per codebook size",
+                "verdict",
+                "why",
+            ],
             body,
             caption=f"Thresholds: high utilization >= {HIGH_UTILIZATION:.0%}, collapsed <= "
             f"{COLLAPSED_UTILIZATION:.0%}; differences count beyond {NOISE_K:g} standard "

@@ -366,8 +366,14 @@ class _RelativeJudge:
     """Judges relative times (``timing_gate``) and marks the other views of their timings."""
 
     def __init__(
-        self, current: Any, history: Any, history_runs: list[str], cur: dict, template: dict,
-        confirm: Any, cfg: GateConfig,
+        self,
+        current: Any,
+        history: Any,
+        history_runs: list[str],
+        cur: dict,
+        template: dict,
+        confirm: Any,
+        cfg: GateConfig,
     ) -> None:
         from vqbench.reports import timing_gate as tg
 
@@ -408,14 +414,24 @@ class _RelativeJudge:
         """Wall-clock training times of usage and reconstruction cells: reported, not gated."""
         if key[KEY_COLUMNS.index("benchmark")] == "throughput" or now is None or not now.get("timing"):
             return None
-        return {**base, "status": "not gated", "reason": "a wall-clock training time with no interleaved "
-                "control moves with the machine's load; a training step's speed is gated as the throughput "
-                "benchmark's train.relative_time"}
+        return {
+            **base,
+            "status": "not gated",
+            "reason": "a wall-clock training time with no interleaved "
+            "control moves with the machine's load; a training step's speed is gated as the throughput "
+            "benchmark's train.relative_time",
+        }
 
     def check(self, key: tuple, now: Any, settings: Any) -> dict | None:
         """A verdict for relative times and their views; None for every other figure."""
-        base = {"baseline": math.nan, "band": math.nan, "change": math.nan, "rel_change": math.nan,
-                "limit": math.nan, "history_n": len(self.past.get(key, []))}
+        base = {
+            "baseline": math.nan,
+            "band": math.nan,
+            "change": math.nan,
+            "rel_change": math.nan,
+            "limit": math.nan,
+            "history_n": len(self.past.get(key, [])),
+        }
         if settings.ignore:
             return None
         if key not in self.keys:
@@ -423,17 +439,30 @@ class _RelativeJudge:
             if sib is None:
                 return self._training_time(key, now, base)
             what = sib[KEY_COLUMNS.index("metric")]
-            why = ("a probe of the machine's copy bandwidth, not a property of the quantizer"
-                   if key[KEY_COLUMNS.index("metric")] == "copy_bandwidth" else f"a view of {what}")
-            return {**base, "status": "not gated", "reason": f"{why}; the gate judges {what}, "
-                    "the operation's time relative to the interleaved control"}
+            why = (
+                "a probe of the machine's copy bandwidth, not a property of the quantizer"
+                if key[KEY_COLUMNS.index("metric")] == "copy_bandwidth"
+                else f"a view of {what}"
+            )
+            return {
+                **base,
+                "status": "not gated",
+                "reason": f"{why}; the gate judges {what}, "
+                "the operation's time relative to the interleaved control",
+            }
         if now is None or now["status"] != "ok" or now["direction"] is None:
             return None  # missing, failed or undirected: the general rules apply
         past = self.past.get(key, [])
         value = float(now["value"])
         verdict = self.tg.judge(
-            value, self.samples.get(key, []), past, threshold=settings.threshold, noise_k=settings.noise_k,
-            pooled_sigma=self.pooled, min_history=self.cfg.min_timing_history, accepted=self.accepted,
+            value,
+            self.samples.get(key, []),
+            past,
+            threshold=settings.threshold,
+            noise_k=settings.noise_k,
+            pooled_sigma=self.pooled,
+            min_history=self.cfg.min_timing_history,
+            accepted=self.accepted,
         )
         out = {**base, **verdict, "limit": settings.threshold}
         if verdict["baseline"] == verdict["baseline"]:
@@ -442,25 +471,40 @@ class _RelativeJudge:
             return out
         again = self.confirm.get(key)
         if not self.confirm:
-            return {**out, "status": "regression", "suspect": True,
-                    "reason": verdict["reason"] + " (not re-measured)"}
+            return {
+                **out,
+                "status": "regression",
+                "suspect": True,
+                "reason": verdict["reason"] + " (not re-measured)",
+            }
         if again is None or again["status"] != "ok":
             why = verdict["reason"] + "; its re-measurement failed"
             return {**out, "status": "regression", "reason": why}
         second = self.tg.judge(
-            float(again["value"]), self.confirm_samples.get(key, []), past, threshold=settings.threshold,
-            noise_k=settings.noise_k, pooled_sigma=self.pooled, min_history=self.cfg.min_timing_history,
+            float(again["value"]),
+            self.confirm_samples.get(key, []),
+            past,
+            threshold=settings.threshold,
+            noise_k=settings.noise_k,
+            pooled_sigma=self.pooled,
+            min_history=self.cfg.min_timing_history,
             accepted=self.accepted,
         )
         if second["status"] == "suspect":
-            return {**out, "status": "regression",
-                    "reason": f"{verdict['reason']}; confirmed when re-measured "
-                    f"({second['rel_change'] * 100:+.1f}%, "
-                    f"p={second['p_value']:.2g})"}
-        return {**out, "status": "ok",
-                "reason": f"suspect on first measurement ({verdict['rel_change'] * 100:+.1f}%) "
-                "but not confirmed "
-                f"when re-measured: {second['reason']}"}
+            return {
+                **out,
+                "status": "regression",
+                "reason": f"{verdict['reason']}; confirmed when re-measured "
+                f"({second['rel_change'] * 100:+.1f}%, "
+                f"p={second['p_value']:.2g})",
+            }
+        return {
+            **out,
+            "status": "ok",
+            "reason": f"suspect on first measurement ({verdict['rel_change'] * 100:+.1f}%) "
+            "but not confirmed "
+            f"when re-measured: {second['reason']}",
+        }
 
 
 def step_changes(

@@ -68,8 +68,14 @@ def print_plan(prepared: Any, store: Any, console: Console, show_cells: bool = T
             f"{_duration(wall)}{queue}"
         )
     )
-    return {"cells": len(todo), "cell_seconds": total, "wall_seconds": wall, "workers": workers,
-            "missing": missing, "per_benchmark": {b: sum(c.seconds for c in v) for b, v in per_bench.items()}}
+    return {
+        "cells": len(todo),
+        "cell_seconds": total,
+        "wall_seconds": wall,
+        "workers": workers,
+        "missing": missing,
+        "per_benchmark": {b: sum(c.seconds for c in v) for b, v in per_bench.items()},
+    }
 
 
 __all__ = ["print_plan"]

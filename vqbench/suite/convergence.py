@@ -69,8 +69,11 @@ class Plateau:
             util_tol=positive_float(params, "util_tol", allow_zero=True),
             lr_cuts=positive_int(params, "lr_cuts", allow_zero=True),
             lr_decay=lr_decay(params["lr_decay"]),
-            perplexity_tol=(None if params.get("perplexity_tol") is None
-                            else positive_float(params, "perplexity_tol", allow_zero=True)),
+            perplexity_tol=(
+                None
+                if params.get("perplexity_tol") is None
+                else positive_float(params, "perplexity_tol", allow_zero=True)
+            ),
         )
 
     def chunks(self) -> list[int]:
@@ -119,8 +122,10 @@ class Plateau:
         before = min(p["loss"] for p in points if p["step"] <= then["step"])
         within = min(p["loss"] for p in points if p["step"] > then["step"])
         ok = {"loss": before - within <= self.loss_tol * abs(before)}
-        tols = {"utilization": self.util_tol,
-                "perplexity": self.util_tol if self.perplexity_tol is None else self.perplexity_tol}
+        tols = {
+            "utilization": self.util_tol,
+            "perplexity": self.util_tol if self.perplexity_tol is None else self.perplexity_tol,
+        }
         for key, tol in tols.items():
             a, b = then.get(key), now.get(key)
             ok[key] = a is None or b is None or abs(b - a) <= tol * max(a, b, 1e-12)

@@ -104,8 +104,13 @@ class Diagnostics:
         eig = torch.linalg.eigvalsh(cov).clamp_min(0).flip(0)
         total = float(eig.sum())
         if total <= 0:
-            return {"participation_ratio": 0.0, "effective_rank": 0.0, "variance_shares": [0.0] * len(eig),
-                    "weakest_share": 0.0, "width": len(eig)}
+            return {
+                "participation_ratio": 0.0,
+                "effective_rank": 0.0,
+                "variance_shares": [0.0] * len(eig),
+                "weakest_share": 0.0,
+                "width": len(eig),
+            }
         shares = eig / total
         nz = shares[shares > 0]
         return {
@@ -157,8 +162,14 @@ class Diagnostics:
         if spread is not None:
             extra = {**ctx, **spread}
             rows += [
-                figure("input_participation_ratio", spread["participation_ratio"], "dims", True, n=self.n,
-                       extra=extra),
+                figure(
+                    "input_participation_ratio",
+                    spread["participation_ratio"],
+                    "dims",
+                    True,
+                    n=self.n,
+                    extra=extra,
+                ),
                 figure("input_effective_rank", spread["effective_rank"], "dims", True, n=self.n, extra=extra),
             ]
         ch = self.channels()
@@ -168,8 +179,14 @@ class Diagnostics:
         if ch["kind"] == "bits":
             rows += [
                 figure("live_bits", ch["live_bits"], "bits", True, n=self.n, extra=extra),
-                figure("bit_balance", min(min(p, 1 - p) for p in ch["balance"]), "ratio", True, n=self.n,
-                       extra=extra),
+                figure(
+                    "bit_balance",
+                    min(min(p, 1 - p) for p in ch["balance"]),
+                    "ratio",
+                    True,
+                    n=self.n,
+                    extra=extra,
+                ),
             ]
         else:
             pairs = zip(ch["levels_used"], ch["levels"], strict=True)

@@ -112,9 +112,14 @@ PARAMS: dict[str, Any] = {
     **CONVERGENCE_PARAMS,
 }
 #: The types of parameters whose default is None (checked before a run).
-PARAM_TYPES = {"downsample": "int | None", "threads": "int | None", "ceiling_steps": "int | None",
-               "latent_dim": "int | None", "ceiling_width_note": "str | None",
-               "perplexity_tol": "float | None"}
+PARAM_TYPES = {
+    "downsample": "int | None",
+    "threads": "int | None",
+    "ceiling_steps": "int | None",
+    "latent_dim": "int | None",
+    "ceiling_width_note": "str | None",
+    "perplexity_tol": "float | None",
+}
 #: The ceiling's width when no sweep gave it one (a lone no-quantizer cell).
 CEILING_WIDTH = 8
 
@@ -152,10 +157,20 @@ def mlp_autoencoder(
     dim: int, latent_dim: int, tokens: int, hidden: int, quantizer: nn.Module
 ) -> Bottlenecked:
     """MLP for vectors/audio frames: ``(B, dim)`` -> ``(B, tokens, latent_dim)`` -> ``(B, dim)``."""
-    encoder = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                            nn.Linear(hidden, tokens * latent_dim))
-    decoder = nn.Sequential(nn.Linear(tokens * latent_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden),
-                            nn.GELU(), nn.Linear(hidden, dim))
+    encoder = nn.Sequential(
+        nn.Linear(dim, hidden),
+        nn.GELU(),
+        nn.Linear(hidden, hidden),
+        nn.GELU(),
+        nn.Linear(hidden, tokens * latent_dim),
+    )
+    decoder = nn.Sequential(
+        nn.Linear(tokens * latent_dim, hidden),
+        nn.GELU(),
+        nn.Linear(hidden, hidden),
+        nn.GELU(),
+        nn.Linear(hidden, dim),
+    )
 
     def to_tokens(z):
         return rearrange(z, "b (t d) -> b t d", t=tokens), None
@@ -255,7 +270,8 @@ def _widths(cell: Cell, quantizer: nn.Module | None, params: dict[str, Any]) -> 
     if quantizer is None:  # the ceiling: the width the sweep gave it (its widest), else the default
         latent = shared or CEILING_WIDTH
         note = params["ceiling_width_note"] or (
-            f"shared width {shared}" if shared else f"default width {CEILING_WIDTH} (no sweep width given)")
+            f"shared width {shared}" if shared else f"default width {CEILING_WIDTH} (no sweep width given)"
+        )
         return {"latent_dim": latent, "width": "ceiling", "width_note": note}
     qdim = int(quantizer.dim)
     out: dict[str, Any] = {"quantizer_dim": qdim}
@@ -271,9 +287,12 @@ def _widths(cell: Cell, quantizer: nn.Module | None, params: dict[str, Any]) -> 
         kind = "native" if out["native_dim"] == qdim else "config"
         out.update(latent_dim=qdim, width=kind, width_note=note)
     else:
-        out.update(latent_dim=shared, width="shared",
-                   width_note=f"shared width {shared}: explicit Linear({shared}->{qdim}) and "
-                   f"Linear({qdim}->{shared}) around the quantizer")
+        out.update(
+            latent_dim=shared,
+            width="shared",
+            width_note=f"shared width {shared}: explicit Linear({shared}->{qdim}) and "
+            f"Linear({qdim}->{shared}) around the quantizer",
+        )
     return out
 
 
@@ -308,10 +327,17 @@ def _build(
     return model.to(torch.device(cell.device)), quantizer, tokens, {**widths, **shape}
 
 
-def _evaluate(model: Bottlenecked, quantizer: nn.Module | None, eval: torch.Tensor, peak: float, batch: int,
-              device: torch.device, counter: UsageCounter | None,
-              probe: Diagnostics | None = None,
-              precision: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
+def _evaluate(
+    model: Bottlenecked,
+    quantizer: nn.Module | None,
+    eval: torch.Tensor,
+    peak: float,
+    batch: int,
+    device: torch.device,
+    counter: UsageCounter | None,
+    probe: Diagnostics | None = None,
+    precision: str = "float32",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample MSE and PSNR over ``eval``; counts indices into ``counter``, inputs into ``probe``."""
     model.eval()
     mses: list[torch.Tensor] = []
@@ -340,11 +366,21 @@ class NoQuantizer(nn.Module):
         return SimpleNamespace(codes=x, indices=None, loss=None)
 
 
-def _monitor(model: Bottlenecked, quantizer: nn.Module | None, monitor: torch.Tensor, peak: float,
-             batch: int, device: torch.device, precision: str = "float32") -> dict[str, float]:
+def _monitor(
+    model: Bottlenecked,
+    quantizer: nn.Module | None,
+    monitor: torch.Tensor,
+    peak: float,
+    batch: int,
+    device: torch.device,
+    precision: str = "float32",
+) -> dict[str, float]:
     """Held-out figures of the criterion: loss (MSE), PSNR and utilization (with a codebook)."""
-    counter = None if quantizer is None else UsageCounter(int(quantizer.codebook_size),
-                                                          int(quantizer.num_codebooks))
+    counter = (
+        None
+        if quantizer is None
+        else UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
+    )
     mse, psnr = _evaluate(model, quantizer, monitor, peak, batch, device, counter, precision=precision)
     model.train()
     out = {"loss": float(mse.mean()), "psnr": float(psnr.mean())}
@@ -413,8 +449,11 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
             raise FloatingPointError(f"training diverged: the loss is {losses[-1]} after {done} steps")
         if monitor is not None and done < steps:
             t0 = time.perf_counter()
-            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
-                           lr=opt.param_groups[0]["lr"])
+            plateau.record(
+                done,
+                **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
+                lr=opt.param_groups[0]["lr"],
+            )
             monitor_s += time.perf_counter() - t0
             action = plateau.check()
             if action == "converged":
@@ -426,15 +465,28 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter, probe, precision)
     if monitor is not None and done:  # the last point: the held-out figures at the end of training
         if not plateau.curve or plateau.curve[-1]["step"] != done:
-            plateau.record(done, **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
-                           lr=opt.param_groups[0]["lr"])
+            plateau.record(
+                done,
+                **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
+                lr=opt.param_groups[0]["lr"],
+            )
     cpu_s = time.process_time() - cpu0
     convergence = plateau.summary(done)
     n_eval = eval.shape[0]
-    ctx = {"dataset_kind": data.kind, "eval_samples": n_eval, "tokens_per_sample": tokens, "steps": done,
-           "step_cap": steps, "converged": convergence["converged"], "batch": batch,
-           "eval_batch": eval_batch, "lr": lr, "aux_loss_weight": weight, **shape,
-           **precision_extra(precision)}
+    ctx = {
+        "dataset_kind": data.kind,
+        "eval_samples": n_eval,
+        "tokens_per_sample": tokens,
+        "steps": done,
+        "step_cap": steps,
+        "converged": convergence["converged"],
+        "batch": batch,
+        "eval_batch": eval_batch,
+        "lr": lr,
+        "aux_loss_weight": weight,
+        **shape,
+        **precision_extra(precision),
+    }
     if ceiling:
         ctx["ceiling"] = "no quantizer: the same autoencoder with an identity bottleneck"
     psnr_extra = {**ctx, "peak": peak}
@@ -449,11 +501,28 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     rows = [
         figure("mse", mse.mean(), "mse", False, spread=iqr(mse.tolist()), n=n_eval, extra=ctx),
         figure("psnr", psnr.mean(), "dB", True, spread=iqr(psnr.tolist()), n=n_eval, extra=psnr_extra),
-        figure("mse_untrained", mse0.mean(), "mse", None, n=n_eval,
-               extra={**ctx, "psnr_untrained": float(psnr0.mean())}),
-        figure("train_time", train_s, "s", False, n=done, extra={
-            **ctx, "threads": threads, "final_loss": losses[-1] if losses else None,
-            "monitor_s": monitor_s, "cpu_s": cpu_s}),
+        figure(
+            "mse_untrained",
+            mse0.mean(),
+            "mse",
+            None,
+            n=n_eval,
+            extra={**ctx, "psnr_untrained": float(psnr0.mean())},
+        ),
+        figure(
+            "train_time",
+            train_s,
+            "s",
+            False,
+            n=done,
+            extra={
+                **ctx,
+                "threads": threads,
+                "final_loss": losses[-1] if losses else None,
+                "monitor_s": monitor_s,
+                "cpu_s": cpu_s,
+            },
+        ),
         figure("train_steps", done, "steps", None, n=done, extra={**ctx, **convergence}),
     ]
     rows += probe.rows(ctx)
@@ -464,10 +533,23 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         figure("bits_per_token", bits, "bits", None, extra=ctx),
         figure("bits_per_sample", bits * tokens, "bits", None, extra=ctx),
     ]
-    usage = usage_figures(counter.figures(), positive_float(params, "min_tokens_per_code", allow_zero=True),
-                          token_tol=positive_float(params, "token_tol", allow_zero=True))
-    keep = ("steps", "converged", "latent_dim", "quantizer_dim", "native_dim", "width", "width_note",
-            "dtype", "autocast", "precision")
+    usage = usage_figures(
+        counter.figures(),
+        positive_float(params, "min_tokens_per_code", allow_zero=True),
+        token_tol=positive_float(params, "token_tol", allow_zero=True),
+    )
+    keep = (
+        "steps",
+        "converged",
+        "latent_dim",
+        "quantizer_dim",
+        "native_dim",
+        "width",
+        "width_note",
+        "dtype",
+        "autocast",
+        "precision",
+    )
     for row in usage:
         row["extra"] = {**row["extra"], **{k: ctx[k] for k in keep if k in ctx}}
     return rows + usage

@@ -89,8 +89,13 @@ def check_operation(op: str) -> str:
 
 
 def gaussian_input(
-    size: int, dim: int, *, seq_len: int = 256, generator: torch.Generator | None = None,
-    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+    size: int,
+    dim: int,
+    *,
+    seq_len: int = 256,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """``size`` standard-normal vectors as ``(size / seq_len, seq_len, dim)`` token sequences
     (``(1, size, dim)`` when ``seq_len`` does not divide ``size``)."""
@@ -171,8 +176,15 @@ class Operations:
         elif op == "decode":
             parts = {"indices": idx, "codes": codes, "state": state}
         else:  # train: forward, then read the codes' gradient, write the input's and the parameters'
-            parts = {"input": x, "codes": codes, "indices": idx, "state": state, "grad_codes": codes,
-                     "grad_input": x, "grad_params": train}
+            parts = {
+                "input": x,
+                "codes": codes,
+                "indices": idx,
+                "state": state,
+                "grad_codes": codes,
+                "grad_input": x,
+                "grad_params": train,
+            }
         return parts
 
 
@@ -264,8 +276,12 @@ def measure(cell: Cell) -> list[dict]:
     precision = params["dtype"]
     dtype, autocast = split_precision(precision)
     bandwidth = timing.copy_bandwidth(cell.device)
-    context = {"threads": threads, "device": cell.device, "backend": cell.backend,
-               **precision_extra(precision)}
+    context = {
+        "threads": threads,
+        "device": cell.device,
+        "backend": cell.backend,
+        **precision_extra(precision),
+    }
     probe = {"probe_bytes": timing.COPY_PROBE_BYTES[kind], "what": "bytes read + written per second by copy_"}
     rows = [figure("copy_bandwidth", bandwidth, "GB/s", None, extra={**context, **probe})]
     control = timing.control_workload(cell.device)
@@ -290,15 +306,24 @@ def measure(cell: Cell) -> list[dict]:
             paired = None
             if params["control"]:
                 paired = timing.time_interleaved(
-                    fn, control, cell.device, threads=threads, min_run_time=params["min_run_time"],
+                    fn,
+                    control,
+                    cell.device,
+                    threads=threads,
+                    min_run_time=params["min_run_time"],
                     rounds=params["rounds"],
                 )
             if paired is not None and kind == "cpu":
                 t = paired.op
             else:
                 t = timing.time_fn(
-                    fn, cell.device, threads=threads, min_run_time=params["min_run_time"],
-                    method=params["timer"], warmup=params["warmup"], repeats=params["repeats"],
+                    fn,
+                    cell.device,
+                    threads=threads,
+                    min_run_time=params["min_run_time"],
+                    method=params["timer"],
+                    warmup=params["warmup"],
+                    repeats=params["repeats"],
                     flush_l2=kind == "cuda" and _flush_l2(params["flush_l2"], moved, cell.device),
                 )
             extra = {**context, "operation": op, "size": n, "input_shape": list(x.shape), **t.as_dict()}
@@ -311,32 +336,74 @@ def measure(cell: Cell) -> list[dict]:
             rates = [n / s for s in t.times]
             gbps = [moved / s / 1e9 for s in t.times]
             rows += [
-                figure(f"{op}.vectors_per_s{key}", n / t.median, "vectors/s", True,
-                       spread=timing.iqr(rates), n=t.repeats, extra=extra),
+                figure(
+                    f"{op}.vectors_per_s{key}",
+                    n / t.median,
+                    "vectors/s",
+                    True,
+                    spread=timing.iqr(rates),
+                    n=t.repeats,
+                    extra=extra,
+                ),
                 figure(f"{op}.time{key}", t.median, "s", False, spread=t.iqr, n=t.repeats, extra=extra),
-                figure(f"{op}.effective_gbps{key}", moved / t.median / 1e9, "GB/s", True,
-                       spread=timing.iqr(gbps), n=t.repeats, extra=byte_extra),
-                figure(f"{op}.copy_fraction{key}", moved / t.median / 1e9 / bandwidth, "ratio", True,
-                       n=t.repeats, extra={**extra, "copy_gbps": bandwidth}),
+                figure(
+                    f"{op}.effective_gbps{key}",
+                    moved / t.median / 1e9,
+                    "GB/s",
+                    True,
+                    spread=timing.iqr(gbps),
+                    n=t.repeats,
+                    extra=byte_extra,
+                ),
+                figure(
+                    f"{op}.copy_fraction{key}",
+                    moved / t.median / 1e9 / bandwidth,
+                    "ratio",
+                    True,
+                    n=t.repeats,
+                    extra={**extra, "copy_gbps": bandwidth},
+                ),
             ]
             if paired is not None:
-                ctl = {**extra, "control": CONTROL_WHAT,
-                       "control_calls_per_round": paired.control.calls_per_repeat}
+                ctl = {
+                    **extra,
+                    "control": CONTROL_WHAT,
+                    "control_calls_per_round": paired.control.calls_per_repeat,
+                }
                 rows += [
-                    figure(f"{op}.relative_time{key}", paired.relative, "x control", False,
-                           spread=timing.iqr(paired.ratios), n=len(paired.ratios),
-                           extra={**ctl, "samples": [round(r, 6) for r in paired.ratios],
-                                  "gated_figure": True}),
-                    figure(f"{op}.control_time{key}", paired.control.median, "s", False,
-                           spread=paired.control.iqr, n=paired.control.repeats,
-                           extra={**ctl, "samples": list(paired.control.times)}),
+                    figure(
+                        f"{op}.relative_time{key}",
+                        paired.relative,
+                        "x control",
+                        False,
+                        spread=timing.iqr(paired.ratios),
+                        n=len(paired.ratios),
+                        extra={**ctl, "samples": [round(r, 6) for r in paired.ratios], "gated_figure": True},
+                    ),
+                    figure(
+                        f"{op}.control_time{key}",
+                        paired.control.median,
+                        "s",
+                        False,
+                        spread=paired.control.iqr,
+                        n=paired.control.repeats,
+                        extra={**ctl, "samples": list(paired.control.times)},
+                    ),
                 ]
             if cell.backend == "compile":
                 rows.append(figure(f"{op}.compile_time{key}", first_s, "s", False, n=1, extra=extra))
             peak = timing.peak_memory(fn, cell.device) if params["memory"] else None
             if peak is not None:
-                rows.append(figure(f"{op}.peak_memory{key}", peak / 2**20, "MiB", False, n=1,
-                                   extra={**extra, "bytes": peak}))
+                rows.append(
+                    figure(
+                        f"{op}.peak_memory{key}",
+                        peak / 2**20,
+                        "MiB",
+                        False,
+                        n=1,
+                        extra={**extra, "bytes": peak},
+                    )
+                )
     return rows
 
 

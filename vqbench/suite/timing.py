@@ -183,12 +183,14 @@ def time_interleaved(
     threads = fix_threads(threads)
     use_cpu_clock = not cuda and threads == 1
     if cuda:
+
         def run_block(f: Callable[[], object], n: int) -> tuple[float, float]:
             t = time_cuda(f, device=device, warmup=1, repeats=n, flush_l2=False).median
             return t, t
 
         method = "interleaved cuda.Event blocks"
     else:
+
         def run_block(f: Callable[[], object], n: int) -> tuple[float, float]:
             w0, c0 = clock(), thread_clock()
             for _ in range(n):
@@ -222,8 +224,13 @@ def time_interleaved(
 
     def pack(times: list[float], n: int) -> Timing:
         return Timing(
-            median=statistics.median(times), iqr=iqr(times), times=tuple(times), calls_per_repeat=n,
-            device="cpu" if not cuda else str(torch.device(device)), threads=threads, method=method,
+            median=statistics.median(times),
+            iqr=iqr(times),
+            times=tuple(times),
+            calls_per_repeat=n,
+            device="cpu" if not cuda else str(torch.device(device)),
+            threads=threads,
+            method=method,
             extra={"rounds": rounds, "ratio_clock": "thread CPU time" if use_cpu_clock else "wall"},
         )
 

@@ -399,8 +399,14 @@ def fit_and_count(
                 scale_lr(opt, plateau.lr_decay)
     mse, counter, eval_batch = count(eval)
     stats = counter.figures()
-    side = {"mse": mse, "fit_s": fit_s, "dim": dim, "quantizer_dim": qdim,
-            "eval_batch": eval_batch, "convergence": plateau.summary(done)}
+    side = {
+        "mse": mse,
+        "fit_s": fit_s,
+        "dim": dim,
+        "quantizer_dim": qdim,
+        "eval_batch": eval_batch,
+        "convergence": plateau.summary(done),
+    }
     return stats, side
 
 
@@ -435,18 +441,36 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     stats, side = fit_and_count(cell, train, eval, params)
     rows = usage_figures(stats, positive_float(params, "min_tokens_per_code", allow_zero=True))
     convergence = side["convergence"]
-    steps = {"steps": convergence["steps_taken"], "converged": convergence["converged"],
-             "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"],
-             **precision_extra(params["dtype"])}
+    steps = {
+        "steps": convergence["steps_taken"],
+        "converged": convergence["converged"],
+        "token_dim": side["dim"],
+        "quantizer_dim": side["quantizer_dim"],
+        **precision_extra(params["dtype"]),
+    }
     for row in rows:
         row["extra"] = {**row["extra"], **steps}
-    context = {"dataset_kind": data.kind, "token_dim": side["dim"], "quantizer_dim": side["quantizer_dim"],
-               "eval_batch": side["eval_batch"], **precision_extra(params["dtype"])}
+    context = {
+        "dataset_kind": data.kind,
+        "token_dim": side["dim"],
+        "quantizer_dim": side["quantizer_dim"],
+        "eval_batch": side["eval_batch"],
+        **precision_extra(params["dtype"]),
+    }
     rows.append(figure("quantization_mse", side["mse"], "mse", False, n=stats["tokens"], extra=context))
-    rows.append(figure("fit_time", side["fit_s"], "s", False, extra={"train_steps": params["train_steps"],
-                                                                     **steps}))
-    rows.append(figure("train_steps", convergence["steps_taken"], "steps", None, n=convergence["steps_taken"],
-                       extra={**convergence, **precision_extra(params["dtype"])}))
+    rows.append(
+        figure("fit_time", side["fit_s"], "s", False, extra={"train_steps": params["train_steps"], **steps})
+    )
+    rows.append(
+        figure(
+            "train_steps",
+            convergence["steps_taken"],
+            "steps",
+            None,
+            n=convergence["steps_taken"],
+            extra={**convergence, **precision_extra(params["dtype"])},
+        )
+    )
     return rows
 
 

@@ -103,9 +103,7 @@ def plan_workers(
             f"{need} need {max(per, 1) * n} CPU cores so that no two workers share a core, but this "
             f"process may use {len(cpus)} ({','.join(map(str, cpus))}); lower --workers or threads"
         )
-    return [
-        WorkerPin(pinned_gpus[i], tuple(cpus[i * per : (i + 1) * per]), per) for i in range(n)
-    ]
+    return [WorkerPin(pinned_gpus[i], tuple(cpus[i * per : (i + 1) * per]), per) for i in range(n)]
 
 
 class CoreClaims:
@@ -155,7 +153,11 @@ class CoreClaims:
 
 
 def claim_and_plan(
-    cells: list[Cell], workers: int | None, threads: int | None, cpus: list[int], gpus: list[str],
+    cells: list[Cell],
+    workers: int | None,
+    threads: int | None,
+    cpus: list[int],
+    gpus: list[str],
     claims: CoreClaims | None = None,
 ) -> tuple[list[WorkerPin], CoreClaims, list[int]]:
     """:func:`plan_workers` over the cores other runs do not hold first; returns the pins, the
@@ -181,7 +183,10 @@ class LocalExecutor(ConnectionPool):
     lost_retries = 0  # a worker that dies here died of its cell: running it again dies again
 
     def __init__(
-        self, pins: list[WorkerPin], setup: _worker.WorkerSetup, claims: CoreClaims | None = None,
+        self,
+        pins: list[WorkerPin],
+        setup: _worker.WorkerSetup,
+        claims: CoreClaims | None = None,
         shared: list[int] | None = None,
     ) -> None:
         super().__init__(len(pins))
@@ -200,7 +205,12 @@ class LocalExecutor(ConnectionPool):
             env["CUDA_VISIBLE_DEVICES"] = pin.gpu
         shared = tuple(c for c in (pin.cpus or ()) if c in self.shared) or None
         return dataclasses.replace(
-            self.setup, env=env, threads=threads, cpus=pin.cpus, pinned_gpu=pin.gpu, executor="local",
+            self.setup,
+            env=env,
+            threads=threads,
+            cpus=pin.cpus,
+            pinned_gpu=pin.gpu,
+            executor="local",
             shared_cpus=shared,
         )
 
