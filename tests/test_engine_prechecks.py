@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vqbench.cli import main
-from vqbench.suite.cells import BENCHMARK_MODULES
+from vqbench.engines import ENGINES
 from vqbench.suite.expand import expand_profile
 from vqbench.suite.input_checks import ENGINE_RULES, check_inputs
 from vqbench.suite.profiles import ProfileError, load_profile
@@ -93,18 +92,19 @@ def _bad_values(key: str, default):
 
 
 def _walk():
-    for kind, module in BENCHMARK_MODULES.items():
-        params = importlib.import_module(module).PARAMS
+    for kind, engine in ENGINES.specs().items():
+        params = engine.params()
         for key, default in params.items():
             for value in _bad_values(key, default):
                 yield pytest.param(kind, key, value, id=f"{kind}.{key}={value!r}")
 
 
 def test_every_engine_parameter_has_a_rule():
-    for kind, module in BENCHMARK_MODULES.items():
-        rules = ENGINE_RULES[kind]
-        for key in importlib.import_module(module).PARAMS:
-            assert key in rules or "*" in rules, f"{kind}.{key} has no pre-check rule"
+    for kind, engine in ENGINES.specs().items():
+        rules = ENGINE_RULES.get(kind, {})
+        own = callable(getattr(engine.load(), "check", None))
+        for key in engine.params():
+            assert key in rules or own, f"{kind}.{key} has no pre-check rule"
 
 
 @pytest.mark.parametrize(("kind", "key", "value"), list(_walk()))
@@ -122,8 +122,8 @@ def test_each_bad_engine_value_is_refused_before_the_run(tmp_path, kind, key, va
 
 
 def test_the_good_defaults_pass(tmp_path):
-    for kind, module in BENCHMARK_MODULES.items():
-        for key, default in importlib.import_module(module).PARAMS.items():
+    for kind, engine in ENGINES.specs().items():
+        for key, default in engine.params().items():
             if default is None:
                 continue
             profile = load_profile(_profile(tmp_path, kind, key, default))

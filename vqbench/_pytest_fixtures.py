@@ -284,12 +284,12 @@ class QuantizerBench:
         params: dict[str, Any],
         config: dict[str, Any],
     ) -> tuple[Any, Any, Any]:
-        import importlib
 
         from vqbench.datasets import DatasetUnavailableError, make_dataset
-        from vqbench.suite.cells import BENCHMARK_MODULES, Cell
+        from vqbench.engines import get_engine
+        from vqbench.suite.cells import Cell
 
-        engine = importlib.import_module(BENCHMARK_MODULES[kind])
+        engine = get_engine(kind).load()
         spec: BenchSpec = getattr(self.settings.suite_info, kind)
         dataset = dataset or spec.dataset or "gaussian"
         options = dict(spec.dataset_options) if dataset == spec.dataset else {}

@@ -15,7 +15,6 @@ _LAZY = {
     "RunInterrupted": "vqbench.suite.runner",
     "ExecutorSettings": "vqbench.suite.executors",
     "Cell": "vqbench.suite.cells",
-    "BENCHMARKS": "vqbench.suite.cells",
     "Plan": "vqbench.suite.expand",
     "expand_profile": "vqbench.suite.expand",
     "Profile": "vqbench.suite.profiles",

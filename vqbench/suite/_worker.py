@@ -26,8 +26,10 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from vqbench.engines import engine_modules
+
 from ._allocator import keep_freed_memory
-from .cells import BENCHMARK_MODULES, Cell
+from .cells import Cell
 
 _PARENT_POLL_S = 1.0
 
@@ -42,7 +44,7 @@ class WorkerSetup:
     """
 
     env: dict[str, str] = field(default_factory=dict)
-    engines: dict[str, str] = field(default_factory=lambda: dict(BENCHMARK_MODULES))
+    engines: dict[str, str] = field(default_factory=engine_modules)
     threads: int | None = None
     cpus: tuple[int, ...] | None = None
     pinned_gpu: str | None = None

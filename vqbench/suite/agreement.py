@@ -50,7 +50,7 @@ PARAMS: dict[str, Any] = {
 }
 
 
-def _check(params: dict[str, Any]) -> None:
+def check(params: dict[str, Any]) -> None:
     if params["dtype"] not in KIND_PRECISIONS["agreement"]:
         raise ValueError(
             f"param 'dtype' must be one of {list(KIND_PRECISIONS['agreement'])} (float32 is the "
@@ -73,7 +73,7 @@ def _token_changed(a: torch.Tensor, b: torch.Tensor, tokens: int) -> torch.Tenso
 def measure(cell: Cell) -> list[dict]:
     """Agreement figures of the cell's quantizer in ``params["dtype"]`` against float32."""
     params = resolve_params(cell, PARAMS)
-    _check(params)
+    check(params)
     precision = params["dtype"]
     fix_threads(params["threads"])
     dtype, autocast = split_precision(precision)
@@ -142,4 +142,4 @@ def measure(cell: Cell) -> list[dict]:
     ]
 
 
-__all__ = ["PARAMS", "measure"]
+__all__ = ["PARAMS", "check", "measure"]

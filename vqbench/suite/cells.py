@@ -7,15 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-#: Benchmark kinds and the engine module whose ``measure(cell) -> list[dict]`` runs them.
-BENCHMARK_MODULES: dict[str, str] = {
-    "throughput": "vqbench.suite.throughput",
-    "usage": "vqbench.suite.usage",
-    "reconstruction": "vqbench.suite.reconstruction",
-    "fsq_speed": "vqbench.suite.fsq_speed_cell",  # vqbench's FSQ paths against upstream FSQ
-    "agreement": "vqbench.suite.agreement",  # indices and codes in a precision against float32
-}
-BENCHMARKS = tuple(BENCHMARK_MODULES)
+from vqbench.engines import ENGINES, engine_names
 
 #: The quantizer name of a reconstruction sweep's ceiling: the same autoencoder with no quantizer
 #: (an identity bottleneck). Reserved, never registered, and accepted by the reconstruction engine only.
@@ -27,7 +19,7 @@ class Cell:
     """A plain, picklable spec that an engine's ``measure(cell)`` turns into figure dicts."""
 
     suite: str
-    benchmark: str  # a key of BENCHMARK_MODULES: "throughput" | "usage" | "reconstruction" | ...
+    benchmark: str  # a registered engine: "throughput" | "usage" | "reconstruction" | ...
     quantizer: str  # registry name or reference
     config: dict = field(default_factory=dict)  # quantizer config, e.g. {"codebook_size": 1024}
     dataset: str | None = None
@@ -38,8 +30,8 @@ class Cell:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.benchmark not in BENCHMARK_MODULES:
-            raise ValueError(f"cell benchmark must be one of {BENCHMARKS}, got {self.benchmark!r}")
+        if self.benchmark not in ENGINES:
+            raise ValueError(f"cell benchmark must be one of {engine_names()}, got {self.benchmark!r}")
         for name in ("config", "dataset_options", "params"):
             value = getattr(self, name)
             if not isinstance(value, dict):
@@ -100,4 +92,4 @@ def dedupe(cells: list[Cell]) -> list[Cell]:
     return out
 
 
-__all__ = ["BENCHMARKS", "BENCHMARK_MODULES", "NO_QUANTIZER", "Cell", "dedupe", "short_name"]
+__all__ = ["NO_QUANTIZER", "Cell", "dedupe", "short_name"]

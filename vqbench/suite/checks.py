@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .cells import BENCHMARK_MODULES, NO_QUANTIZER, Cell
+from vqbench.engines import get_engine
+
+from .cells import NO_QUANTIZER, Cell
 
 #: Families whose forward computes a (tokens x codebook_size) matrix (distances or soft assignments).
 _DENSE_FAMILIES = ("vq", "lfq")
@@ -86,13 +88,7 @@ def build_facts(cells: list[Cell], source: str = "profile") -> dict[tuple[str, s
 
 
 def _engine_params(cell: Cell) -> dict[str, Any]:
-    import importlib
-
-    try:
-        defaults = getattr(importlib.import_module(BENCHMARK_MODULES[cell.benchmark]), "PARAMS", {}) or {}
-    except ImportError:
-        defaults = {}
-    return {**defaults, **cell.params}
+    return {**get_engine(cell.benchmark).params(), **cell.params}
 
 
 def _tokens_per_call(cell: Cell) -> int:
@@ -114,15 +110,6 @@ def _tokens_per_call(cell: Cell) -> int:
 
 def estimate_bytes(cell: Cell, fact: dict[str, Any]) -> int:
     """A rough peak-memory estimate of one cell; 0 when unknown."""
-    import importlib
-
-    try:
-        engine = importlib.import_module(BENCHMARK_MODULES[cell.benchmark])
-    except ImportError:
-        engine = None
-    custom = getattr(engine, "estimate_memory", None)
-    if callable(custom):
-        return int(custom(cell) or 0)
     if not fact:
         return 0
     n = _tokens_per_call(cell)

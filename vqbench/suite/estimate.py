@@ -4,7 +4,7 @@ Each cell's cost comes from the store's history of cell times (``cell_seconds`` 
 the same cell (same id) if it ran before, else the median of cells of the same benchmark, quantizer,
 device and config that had the same parameters (step cap, sizes, ...), dataset and dataset options,
 else of the benchmark and device with those same parameters, dataset and codebook size; with no such
-history, the known costs measured for DESIGN.md (a quick run's 200-step cells never stand in for a
+history, the engine's declared cost model (a quick run's 200-step cells never stand in for a
 6,000-step cell of another profile).
 The wall time on an executor is the cells spread over its workers, longest first.
 """
@@ -17,32 +17,10 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from vqbench.engines import get_engine
+
 from .cells import Cell
 
-#: Rough seconds per cell with no history (DESIGN.md, "Known costs"): one H100 for CUDA (a 5000-step
-#: reconstruction at 2^16 codes: FSQ 13 s, VQ 36 s, LFQ 49 s; a usage fit 5-10 s), the 2-core CPU
-#: for the quick profile's sizes.
-KNOWN_SECONDS: dict[tuple[str, str], float] = {
-    ("reconstruction", "cuda"): 35.0,
-    ("reconstruction", "cpu"): 15.0,
-    ("usage", "cuda"): 8.0,
-    ("usage", "cpu"): 5.0,
-    ("throughput", "cuda"): 10.0,
-    ("throughput", "cpu"): 5.0,
-    ("fsq_speed", "cuda"): 30.0,
-    ("fsq_speed", "cpu"): 30.0,
-    ("agreement", "cuda"): 2.0,  # one forward in float32 and one in the precision
-    ("agreement", "cpu"): 5.0,  # measured at 65,536 vectors, loaded 2 cores: 0.01-5 s, residual-* 11-260 s
-}
-#: Rough seconds per reconstruction training step with no history (its step cap, ``steps``, bounds
-#: the cell, so the estimate is an upper bound): the standard profile's conv autoencoder at batch 16
-#: on one CPU thread takes about 15 ms of CPU a step with FSQ or no quantizer, VQ about 45 ms and LFQ
-#: about 85 ms at 2^12 codes (their distances grow with the codebook). On an H100, 5000 steps take
-#: 13 s (FSQ) to 49 s (LFQ) at 2^16 codes.
-STEP_SECONDS: dict[str, float] = {"cpu": 0.016, "cuda": 0.0026}
-#: Extra cost per step of a learned codebook, per 1024 codes, relative to the base step: on the CPU
-#: VQ and LFQ at 2^12 cost 3-5.7x FSQ's step; on an H100 VQ and LFQ at 2^16 cost 2.8-3.8x.
-LEARNED_PER_1024: dict[str, float] = {"cpu": 0.6, "cuda": 0.04}
 #: Seconds a worker takes to start (import torch and the engines), on top of its cells.
 WORKER_START_S = 10.0
 
@@ -132,14 +110,15 @@ def cell_costs(cells: list[Cell], store: Any = None) -> list[CellCost]:
 
 def _known_seconds(cell: Cell, device: str) -> float:
     """A cell's rough cost with no history: its step cap times a per-step cost, else a flat figure."""
-    steps = cell.params.get("steps")
-    if not isinstance(steps, int) or cell.benchmark != "reconstruction":
-        return KNOWN_SECONDS.get((cell.benchmark, device), 10.0)
-    per_step = STEP_SECONDS[device]
+    cost = get_engine(cell.benchmark).cost
+    steps = cell.params.get(cost.step_param) if cost.step_param else None
+    if not isinstance(steps, int) or device not in cost.step_seconds:
+        return cost.seconds.get(device, 10.0)
+    per_step = cost.step_seconds[device]
     size = cell.config.get("codebook_size")
     learned = not cell.quantizer.startswith("fsq") and cell.quantizer != "no-quantizer"
     if learned and isinstance(size, int):
-        per_step *= 1 + LEARNED_PER_1024[device] * size / 1024
+        per_step *= 1 + cost.learned_per_1024.get(device, 0.0) * size / 1024
     return steps * per_step
 
 
@@ -175,4 +154,4 @@ def missing_datasets(cells: list[Cell]) -> dict[str, str]:
     return missing
 
 
-__all__ = ["KNOWN_SECONDS", "CellCost", "cell_costs", "missing_datasets", "wall_time"]
+__all__ = ["CellCost", "cell_costs", "missing_datasets", "wall_time"]

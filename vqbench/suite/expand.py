@@ -151,17 +151,9 @@ def dataset_options(profile: Profile, bench: BenchmarkSpec | None, name: str) ->
 
 def _check_params(profile: Profile, bench: BenchmarkSpec) -> None:
     """Engine parameters: when an engine declares ``PARAMS`` (name -> default), other keys are errors."""
-    import importlib
+    from vqbench.engines import get_engine
 
-    from .cells import BENCHMARK_MODULES
-
-    try:
-        module = importlib.import_module(BENCHMARK_MODULES[bench.kind])
-    except ImportError:
-        return
-    known = getattr(module, "PARAMS", None)
-    if not isinstance(known, dict):
-        return
+    known = get_engine(bench.kind).params()
     for key in bench.params:
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)

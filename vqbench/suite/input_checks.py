@@ -14,13 +14,14 @@ file and the key.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from pathlib import Path
 from typing import Any
 
-from .cells import BENCHMARK_MODULES, Cell
+from vqbench.engines import ENGINES, get_engine
+
+from .cells import Cell
 from .convergence import lr_decay
 from .profiles import Profile
 
@@ -97,12 +98,11 @@ def check_value(value: Any, default: Any, key: str, profile: Profile, annotation
 def check_engine_params(profile: Profile) -> None:
     """Every ``[benchmarks.*]`` engine parameter against its engine's ``PARAMS`` default."""
     for label, bench in profile.benchmarks.items():
-        module = BENCHMARK_MODULES.get(bench.kind)
-        if module is None:
+        if bench.kind not in ENGINES:
             continue
-        engine = importlib.import_module(module)
-        defaults = getattr(engine, "PARAMS", {}) or {}
-        types = getattr(engine, "PARAM_TYPES", {}) or {}  # for defaults of None
+        engine = get_engine(bench.kind)
+        defaults = engine.params()
+        types = engine.param_types()  # for defaults of None
         for key, value in bench.params.items():
             if key in defaults:
                 check_value(value, defaults[key], f"benchmarks.{label}.{key}", profile, types.get(key))
@@ -203,11 +203,10 @@ def _training_dtype(params: dict, name: str, kind: str) -> None:
     check_training_precision(params, kind)
 
 
-#: Per engine, each parameter's rule: a function ``(params, name)`` that raises ValueError on a
-#: value the engine refuses. ``"*"``: a check of all parameters at once (the engine's own).
+#: Per built-in engine, each parameter's rule: a function ``(params, name)`` that raises ValueError
+#: on a value the engine refuses. An engine module's own ``check(params)`` runs as well.
 ENGINE_RULES: dict[str, dict[str, Any]] = {
     "throughput": {
-        "*": lambda params: importlib.import_module(BENCHMARK_MODULES["throughput"])._check(params),
         "flush_l2": lambda params, name: _choice(params, name, ("auto", True, False)),
     },
     "usage": {
@@ -243,9 +242,6 @@ ENGINE_RULES: dict[str, dict[str, Any]] = {
         "dtype": lambda params, name: _training_dtype(params, name, "reconstruction"),
         **_CONVERGENCE,
     },
-    "agreement": {
-        "*": lambda params: importlib.import_module(BENCHMARK_MODULES["agreement"])._check(params),
-    },
     "fsq_speed": {
         "vectors": _int(1),
         "sweep": _int_list,
@@ -256,8 +252,6 @@ ENGINE_RULES: dict[str, dict[str, Any]] = {
         "compiled": _flag,
     },
 }
-#: Benchmarks whose cells need a dataset.
-NEEDS_DATASET = ("usage", "reconstruction")
 
 
 def check_engine_values(profile: Profile, cells: list[Cell]) -> None:
@@ -268,7 +262,8 @@ def check_engine_values(profile: Profile, cells: list[Cell]) -> None:
     for cell in cells:
         key = f"{cell.benchmark}:{cell.params!r}"
         label = label_of.get(cell.benchmark, cell.benchmark)
-        if cell.benchmark in NEEDS_DATASET and not cell.dataset:
+        engine = get_engine(cell.benchmark)
+        if engine.needs_dataset and not cell.dataset:
             given = list(profile.benchmarks[label].datasets) if label in profile.benchmarks else []
             raise profile.error(
                 f"benchmarks.{label}.datasets",
@@ -278,9 +273,11 @@ def check_engine_values(profile: Profile, cells: list[Cell]) -> None:
         if key in seen:
             continue
         seen.add(key)
-        rules = ENGINE_RULES.get(cell.benchmark, {})
-        engine = importlib.import_module(BENCHMARK_MODULES[cell.benchmark])
-        params = {**(getattr(engine, "PARAMS", {}) or {}), **cell.params}
+        rules = dict(ENGINE_RULES.get(cell.benchmark, {}))
+        own = getattr(engine.load(), "check", None)
+        if callable(own):
+            rules["*"] = own
+        params = {**engine.params(), **cell.params}
         for name, rule in rules.items():
             try:
                 if name == "*":

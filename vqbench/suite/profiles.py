@@ -50,7 +50,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .cells import BENCHMARK_MODULES
+from vqbench.engines import ENGINES
 
 BUILTIN_PROFILES = ("quick", "standard", "full")
 
@@ -211,10 +211,10 @@ def parse_profile(
         if not isinstance(table, dict):
             raise v.error(where, f"expected a table, got {table!r}")
         kind = v.string(table, "kind", where, label)
-        if kind not in BENCHMARK_MODULES:
+        if kind not in ENGINES:
             raise v.error(
                 f"{where}.kind" if "kind" in table else where,
-                f"expected a benchmark kind among {sorted(BENCHMARK_MODULES)}, got {kind!r}",
+                f"expected a benchmark kind among {sorted(ENGINES)}, got {kind!r}",
             )
         bench_axes = v.axes(table, where, optional=True)
         params = {k: val for k, val in table.items() if k not in _BENCH_RESERVED}

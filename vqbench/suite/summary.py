@@ -6,18 +6,17 @@ import json
 import math
 from typing import Any
 
+from vqbench.engines import ENGINES
+
 from .cells import short_name
 
-#: Headline columns: (benchmark, metric or metric prefix ending in "@", short label, format).
-#: A prefix picks the largest size measured (``forward.vectors_per_s@65536``).
-HEADLINES: tuple[tuple[str, str, str, str], ...] = (
-    ("throughput", "forward.vectors_per_s@", "fwd/s", "si"),
-    ("throughput", "train.vectors_per_s@", "train/s", "si"),
-    ("usage", "utilization", "usage", "pct"),
-    ("usage", "perplexity_ratio", "ppl/K", "pct"),
-    ("reconstruction", "psnr", "AE PSNR", "f1"),
-    ("reconstruction", "utilization", "AE usage", "pct"),
-)
+
+def headlines() -> list[tuple[str, str, str, str]]:
+    """(benchmark, metric or metric prefix ending in "@", short label, format) of every engine's
+    summary columns; a prefix picks the largest size measured (``forward.vectors_per_s@65536``)."""
+    return [
+        (name, c.metric, c.label, c.style) for name, spec in ENGINES.specs().items() for c in spec.summary
+    ]
 
 
 def _fmt(value: float, style: str) -> str:
@@ -69,7 +68,7 @@ def pick_columns(ok: Any) -> list[tuple[str, str | None, str, str, str]]:
     ``ok["dataset"]`` holds "" for cells without a dataset.
     """
     columns = []
-    for bench, prefix, label, style in HEADLINES:
+    for bench, prefix, label, style in headlines():
         metric = _metric_for(ok, bench, prefix)
         if metric is None:
             continue
@@ -90,11 +89,7 @@ def _caption(columns: list[tuple[str, str | None, str, str, str]]) -> str:
         what = f"{metric.rpartition('@')[2]} vectors" if "@" in metric else dataset
         if what and what not in where:
             where.append(what)
-    names = {
-        "throughput": "fwd/s, train/s: throughput",
-        "usage": "usage, ppl/K: codebook usage",
-        "reconstruction": "AE: reconstruction autoencoder",
-    }
+    names = {name: spec.legend or name for name, spec in ENGINES.specs().items()}
     return "; ".join(
         f"{names.get(b, b)} ({', '.join(w)})" if w else names.get(b, b) for b, w in parts.items()
     )
@@ -173,4 +168,4 @@ def print_summary(store: Any, run_id: str, console: Any = None) -> None:
         console.print(renderable)
 
 
-__all__ = ["HEADLINES", "print_summary", "short_name", "summary_renderables"]
+__all__ = ["headlines", "print_summary", "short_name", "summary_renderables"]

@@ -196,7 +196,7 @@ def _flush_l2(value: Any, nbytes: int, device: str) -> bool:
     raise ValueError(f"param 'flush_l2' must be 'auto', true or false, got {value!r}")
 
 
-def _check(params: dict[str, Any]) -> None:
+def check(params: dict[str, Any]) -> None:
     sizes = params["sizes"]
     if isinstance(sizes, int):
         params["sizes"] = sizes = [sizes]
@@ -267,7 +267,7 @@ def _under(fn: Callable[[], object], device: str, precision: str) -> Callable[[]
 def measure(cell: Cell) -> list[dict]:
     """Throughput figures of the cell's quantizer (see the module docstring)."""
     params = resolve_params(cell, PARAMS)
-    _check(params)
+    check(params)
     kind = timing.device_type(cell.device)
     threads = timing.fix_threads(params["threads"])
     torch.manual_seed(cell.seed)
@@ -407,4 +407,4 @@ def measure(cell: Cell) -> list[dict]:
     return rows
 
 
-__all__ = ["OPERATIONS", "PARAMS", "Operations", "check_operation", "gaussian_input", "measure"]
+__all__ = ["OPERATIONS", "PARAMS", "Operations", "check", "check_operation", "gaussian_input", "measure"]

@@ -22,7 +22,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cells import BENCHMARK_MODULES, Cell
+from vqbench.engines import engine_modules
+
+from ..cells import Cell
 from ._base import Done, Event, Executor, Lost, MissingExtraError, StartFailed
 
 EXECUTORS = ("local", "slurm", "ray")
@@ -137,7 +139,7 @@ def make_executor(
 
     setup = WorkerSetup(
         env=dict(env or {}),
-        engines=dict(engines or BENCHMARK_MODULES),
+        engines=dict(engines or engine_modules()),
         threads=threads,
         plugins=tuple(plugins),
         import_path=tuple(import_path),
