@@ -19,6 +19,7 @@ from vqbench.datasets import (
     make_dataset,
     register_dataset,
 )
+from vqbench.errors import UserError
 
 SYNTHETIC = ["gaussian", "gaussian-mixture", "uniform", "laplace", "correlated-gaussian"]
 SMALL = {"dim": 8, "n_train": 512, "n_eval": 256}
@@ -27,10 +28,10 @@ SMALL = {"dim": 8, "n_train": 512, "n_eval": 256}
 @pytest.fixture
 def scratch_registry():
     """Names registered inside a test are removed afterwards."""
-    before = dict(_registry._SPECS)
+    before = dict(_registry.DATASETS._specs)
     yield
-    _registry._SPECS.clear()
-    _registry._SPECS.update(before)
+    _registry.DATASETS._specs.clear()
+    _registry.DATASETS._specs.update(before)
 
 
 def test_builtins_are_listed():
@@ -47,7 +48,7 @@ def test_unknown_name_lists_close_matches():
         load_dataset("gausian")
     assert isinstance(info.value, KeyError)
     assert "Registered:" in str(info.value) and "fashion-mnist" in str(info.value)
-    with pytest.raises(TypeError, match="non-empty string"):
+    with pytest.raises(UserError, match="non-empty string"):
         load_dataset("")
 
 

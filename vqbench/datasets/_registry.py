@@ -8,17 +8,18 @@ A loader is a callable ``loader(*, seed, **options)`` that returns a ``Dataset``
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import fnmatch
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vqbench._registry import Registry, check_name, entry_point_source, first_line, load_reference
+from vqbench.errors import UnknownNameError, UserError
+
 from ._base import _LAYOUT, _NDIM, KINDS, Dataset, UnknownDatasetError, make_dataset
 
 LATENT_SUFFIXES = (".npy", ".pt", ".pth")
+ENTRY_POINT_GROUP = "vqbench.datasets"
 
 
 @dataclass
@@ -36,10 +37,7 @@ class DatasetSpec:
         """Import and return the loader."""
         if callable(self.target):
             return self.target
-        module_name, sep, attr = self.target.partition(":")
-        if not sep:
-            raise ValueError(f"dataset {self.name!r}: target must be 'module:attr', got {self.target!r}")
-        loader = getattr(importlib.import_module(module_name), attr)
+        loader = load_reference(self.target, what=f"dataset {self.name!r}")
         self.target = loader
         return loader
 
@@ -57,7 +55,43 @@ class DatasetSpec:
         }
 
 
-_SPECS: dict[str, DatasetSpec] = {}
+def _from_entry_point(ep: Any) -> DatasetSpec:
+    """An entry point names a DatasetSpec, or a loader function with a ``kind`` attribute."""
+    obj = load_reference(ep.value, what=f"dataset {ep.name!r}", need_callable=False)
+    if isinstance(obj, DatasetSpec):
+        if obj.name != ep.name:
+            raise UserError(
+                f"entry point {ep.name!r} names a dataset called {obj.name!r}; the names must agree"
+            )
+        return obj
+    kind = getattr(obj, "kind", None)
+    if not callable(obj) or kind is None:
+        raise UserError(
+            f"entry point {ep.name!r} ({ep.value}) must name a DatasetSpec or a loader function with a "
+            f"'kind' attribute (one of {', '.join(KINDS)}), got {type(obj).__name__}"
+        )
+    return DatasetSpec(ep.name, obj, kind, entry_point_source(ep), first_line(obj.__doc__))
+
+
+def _check(spec: DatasetSpec) -> None:
+    if spec.kind not in KINDS:
+        raise UserError(f"dataset {spec.name!r}: kind must be one of {', '.join(KINDS)}, got {spec.kind!r}")
+    if not (isinstance(spec.target, str) or callable(spec.target)):
+        raise UserError(f"dataset {spec.name!r} needs a loader function or a 'module:attr' string")
+
+
+def _path(name: str) -> DatasetSpec | None:
+    return DATASETS.specs()["latents"] if is_latents_path(name) else None
+
+
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset",
+    ENTRY_POINT_GROUP,
+    from_entry_point=_from_entry_point,
+    check=_check,
+    fallback=_path,
+    hint=f" A latents file can be named directly by its path ({' / '.join(LATENT_SUFFIXES)}).",
+)
 
 
 def register_dataset(
@@ -73,64 +107,37 @@ def register_dataset(
 
     ``@register_dataset("my-latents", kind="vectors")`` on ``def load(*, seed=0, path=None): ...``, or
     ``register_dataset("my-latents", "mypkg.data:load", kind="vectors")``. A duplicate name raises
-    ``ValueError``.
+    ``UserError``.
     """
-    if not isinstance(name, str) or not name or any(c in name for c in " :*?[],"):
-        raise ValueError(
-            f"dataset name must be a non-empty string without spaces, ':', ',' or globs, got {name!r}"
-        )
+    check_name(name, "dataset")
     if kind not in KINDS:
-        raise ValueError(f"dataset {name!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise UserError(f"dataset {name!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
     def add(obj: str | Callable[..., Any]):
-        if not (isinstance(obj, str) or callable(obj)):
-            raise TypeError(f"register_dataset({name!r}) needs a loader function or a 'module:attr' string")
-        old = _SPECS.get(name)
-        if old is not None and not (old.target is obj or old.target == obj):
-            raise ValueError(
-                f"a dataset named {name!r} is already registered (from {old.source}); choose another name"
-            )
-        if old is None:
-            doc = description or (_first_line(obj.__doc__) if callable(obj) else "")
-            _SPECS[name] = DatasetSpec(name, obj, kind, source, doc, tuple(tags))
+        doc = description or (first_line(obj.__doc__) if callable(obj) else "")
+        spec = DatasetSpec(name, obj, kind, source, doc, tuple(tags))
+        DATASETS.add(spec, same=lambda old, new: old.target is new.target or old.target == new.target)
         return obj
 
     return add if target is None else add(target)
 
 
-def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().split("\n")[0]
-
-
 def list_datasets(pattern: str | list[str] | None = None) -> list[str]:
     """Sorted registered names, filtered by glob pattern(s): ``"gaussian*"`` or ``"digits,uniform"``."""
-    names = sorted(_SPECS)
-    if pattern is None:
-        return names
-    patterns = pattern.split(",") if isinstance(pattern, str) else list(pattern)
-    patterns = [p.strip() for p in patterns if p.strip()]
-    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    return DATASETS.names(pattern)
 
 
 def is_latents_path(name: str) -> bool:
     """Whether ``name`` names a latents file directly (``.npy`` / ``.pt``)."""
-    return isinstance(name, str) and name.lower().endswith(LATENT_SUFFIXES) and name not in _SPECS
+    return isinstance(name, str) and name.lower().endswith(LATENT_SUFFIXES) and name not in DATASETS.specs()
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
     """The registry entry for ``name``; an unknown name raises with the close matches."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"dataset name must be a non-empty string, got {name!r}")
-    if name in _SPECS:
-        return _SPECS[name]
-    if is_latents_path(name):
-        return _SPECS["latents"]
-    close = difflib.get_close_matches(name, list(_SPECS), n=5, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "."
-    raise UnknownDatasetError(
-        f"unknown dataset {name!r}{hint} Registered: {', '.join(sorted(_SPECS))}. "
-        f"A latents file can be named directly by its path ({' / '.join(LATENT_SUFFIXES)})."
-    )
+    try:
+        return DATASETS.get(name)
+    except UnknownNameError as exc:
+        raise UnknownDatasetError(str(exc)) from None
 
 
 def load_dataset(name: str, *, seed: int = 0, **options: Any) -> Dataset:
