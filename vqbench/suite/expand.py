@@ -121,7 +121,9 @@ def _check_datasets(
             continue
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(f"{where}: unknown dataset {name!r}{hint} Registered: {', '.join(known)}")
+        raise ds.UnknownDatasetError(
+            f"{where}: unknown dataset {name!r}{hint} Registered: {', '.join(known)}"
+        )
     spec_of = getattr(ds, "get_dataset_spec", None)
     for name in names:
         opts = dataset_options(profile, bench, name)

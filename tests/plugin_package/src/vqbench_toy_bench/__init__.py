@@ -1,0 +1,1 @@
+"""A tiny vqbench plugin: the ``toy-rings`` dataset and the ``toy-distortion`` benchmark engine."""
