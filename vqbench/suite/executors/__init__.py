@@ -22,12 +22,67 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from vqbench._registry import Registry, load_reference
 from vqbench.engines import engine_modules
+from vqbench.errors import UserError
 
 from ..cells import Cell
 from ._base import Done, Event, Executor, Lost, MissingExtraError, StartFailed
 
-EXECUTORS = ("local", "slurm", "ray")
+ENTRY_POINT_GROUP = "vqbench.executors"
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """An executor: its name and the module that builds it.
+
+    The module defines ``build(settings, setup, cells, *, workers, threads) -> Executor`` and may
+    define ``require()`` (raises MissingExtraError when a package it needs is not installed) and
+    ``planned(settings, cells, threads) -> int`` (the workers it would start)."""
+
+    name: str
+    module: str
+    description: str = ""
+    source: str = "vqbench"
+
+    def load(self) -> Any:
+        """Import the module and check its contract."""
+        import importlib
+
+        module = importlib.import_module(self.module)
+        if not callable(getattr(module, "build", None)):
+            raise UserError(f"executor {self.name!r}: module {self.module!r} has no build() function")
+        return module
+
+
+def _from_entry_point(ep: Any) -> ExecutorSpec:
+    spec = load_reference(ep.value, what=f"executor {ep.name!r}", need_callable=False)
+    if not isinstance(spec, ExecutorSpec) or spec.name != ep.name:
+        raise UserError(f"entry point {ep.name!r} must name an ExecutorSpec called {ep.name!r}, got {spec!r}")
+    return spec
+
+
+def _check(spec: ExecutorSpec) -> None:
+    if not isinstance(spec, ExecutorSpec) or not isinstance(spec.module, str) or not spec.module:
+        raise UserError(f"an executor is declared as an ExecutorSpec with a module name, got {spec!r}")
+
+
+EXECUTOR_REGISTRY: Registry[ExecutorSpec] = Registry(
+    "executor", ENTRY_POINT_GROUP, from_entry_point=_from_entry_point, check=_check
+)
+for _spec in (
+    ExecutorSpec("local", "vqbench.suite.executors.local", "worker processes on this machine"),
+    ExecutorSpec("slurm", "vqbench.suite.executors.slurm", "Slurm jobs through submitit"),
+    ExecutorSpec("ray", "vqbench.suite.executors.ray", "Ray actors"),
+):
+    EXECUTOR_REGISTRY.add(_spec)
+#: The built-in executors (the registry may hold more, from installed packages).
+EXECUTORS = tuple(EXECUTOR_REGISTRY.specs())
+
+
+def get_executor(name: str) -> ExecutorSpec:
+    """The executor called ``name``; an unknown name raises with the close matches."""
+    return EXECUTOR_REGISTRY.get(name)
 
 
 @dataclass
@@ -54,8 +109,9 @@ class ExecutorSettings:
     num_gpus: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in EXECUTORS:
-            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}")
+        if self.kind not in EXECUTOR_REGISTRY:
+            names = ", ".join(EXECUTOR_REGISTRY.specs())
+            raise ValueError(f"executor must be one of {names}, got {self.kind!r}")
         for name in ("workers", "gpus_per_job", "cpus_per_job", "time_limit"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -144,53 +200,31 @@ def make_executor(
         plugins=tuple(plugins),
         import_path=tuple(import_path),
     )
-    n_cells = max(1, len(cells))
-    uses_cuda = any(c.device.startswith("cuda") for c in cells)
-    if settings.kind == "local":
-        from .local import LocalExecutor, available_cpus, claim_and_plan, visible_gpus
-
-        gpus = visible_gpus() if uses_cuda else []
-        pins, claims, shared = claim_and_plan(cells, workers, threads, available_cpus(), gpus)
-        pins = pins[:n_cells]
-        claims.keep({c for pin in pins for c in (pin.cpus or ())})
-        used = {c for pin in pins for c in (pin.cpus or ())}
-        return LocalExecutor(pins, setup, claims, [c for c in shared if c in used])
-    if settings.kind == "slurm":
-        from .slurm import SlurmExecutor
-
-        return SlurmExecutor(settings, setup, min(workers or 1, n_cells))
-    from .ray import RayExecutor
-
-    return RayExecutor(settings, setup, workers, uses_cuda, n_cells)
+    return get_executor(settings.kind).load().build(settings, setup, cells, workers=workers, threads=threads)
 
 
 def planned_workers(settings: ExecutorSettings, cells: list[Cell], threads: int | None) -> int:
-    """How many workers ``make_executor`` would start for ``cells`` (for estimates)."""
-    n_cells = max(1, len(cells))
-    if settings.kind != "local":  # a Ray cluster's own size is known once it runs: one worker here
-        return min(settings.workers or 1, n_cells)
-    from .local import available_cpus, plan_workers, visible_gpus
-
-    uses_cuda = any(c.device.startswith("cuda") for c in cells)
-    gpus = visible_gpus() if uses_cuda else []
-    pins = plan_workers(cells, settings.workers, threads, available_cpus(), gpus)
-    return min(len(pins), n_cells)
+    """How many workers ``make_executor`` would start for ``cells`` (for estimates); an executor that
+    cannot know before it runs (a Ray cluster's own size) counts its ``workers`` setting, else one."""
+    module = get_executor(settings.kind).load()
+    planned = getattr(module, "planned", None)
+    if callable(planned):
+        return planned(settings, cells, threads)
+    return min(settings.workers or 1, max(1, len(cells)))
 
 
 def require_engine(kind: str) -> None:
     """Fail early, naming the extra to install, when ``kind``'s engine is missing."""
-    if kind == "slurm":
-        from .slurm import _submitit
-
-        _submitit()
-    elif kind == "ray":
-        from .ray import _ray
-
-        _ray()
+    require = getattr(get_executor(kind).load(), "require", None)
+    if callable(require):
+        require()
 
 
 __all__ = [
     "EXECUTORS",
+    "EXECUTOR_REGISTRY",
+    "ExecutorSpec",
+    "get_executor",
     "Done",
     "Event",
     "Executor",

@@ -21,6 +21,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import _worker
 from ..cells import Cell
@@ -276,8 +277,31 @@ START_FAILURE_HINT = (
     'again: a script that calls run_suite() must do so under `if __name__ == "__main__":`'
 )
 
+
+def build(settings: Any, setup: Any, cells: list[Cell], *, workers: int | None, threads: int | None):
+    """The local executor for ``cells``: pinned worker processes on this machine's claimed cores."""
+    uses_cuda = any(c.device.startswith("cuda") for c in cells)
+    gpus = visible_gpus() if uses_cuda else []
+    pins, claims, shared = claim_and_plan(cells, workers, threads, available_cpus(), gpus)
+    pins = pins[: max(1, len(cells))]
+    claims.keep({c for pin in pins for c in (pin.cpus or ())})
+    used = {c for pin in pins for c in (pin.cpus or ())}
+    return LocalExecutor(pins, setup, claims, [c for c in shared if c in used])
+
+
+def planned(settings: Any, cells: list[Cell], threads: int | None) -> int:
+    """How many workers :func:`build` would start for ``cells``."""
+    uses_cuda = any(c.device.startswith("cuda") for c in cells)
+    gpus = visible_gpus() if uses_cuda else []
+    return min(
+        len(plan_workers(cells, settings.workers, threads, available_cpus(), gpus)), max(1, len(cells))
+    )
+
+
 __all__ = [
     "CoreClaims",
+    "build",
+    "planned",
     "LocalExecutor",
     "WorkerPin",
     "available_cpus",

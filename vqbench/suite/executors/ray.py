@@ -210,4 +210,15 @@ def _keep_sigterm(before: Any) -> None:
         signal.signal(signal.SIGTERM, before)
 
 
-__all__ = ["RayExecutor", "RayWorker"]
+def require() -> None:
+    """Fail early, naming the extra to install, when Ray is missing."""
+    _ray()
+
+
+def build(settings: Any, setup: Any, cells: list, *, workers: int | None, threads: int | None):
+    """Ray actors on a local or remote cluster."""
+    uses_cuda = any(c.device.startswith("cuda") for c in cells)
+    return RayExecutor(settings, setup, workers, uses_cuda, max(1, len(cells)))
+
+
+__all__ = ["RayExecutor", "RayWorker", "build", "require"]

@@ -283,4 +283,14 @@ def _routed_address() -> str | None:
     return None if ip.startswith("127.") or ip == "0.0.0.0" else ip
 
 
-__all__ = ["SlurmExecutor"]
+def require() -> None:
+    """Fail early, naming the extra to install, when submitit is missing."""
+    _submitit()
+
+
+def build(settings: Any, setup: Any, cells: list, *, workers: int | None, threads: int | None):
+    """Slurm jobs (submitit) that connect back to this coordinator."""
+    return SlurmExecutor(settings, setup, min(workers or 1, max(1, len(cells))))
+
+
+__all__ = ["SlurmExecutor", "build", "require"]
