@@ -1,7 +1,7 @@
 """The worker process: imports torch and the engines once, then runs cells sent by the coordinator.
 
 Protocol over a ``multiprocessing`` connection (a pipe for local workers, a TCP socket for workers
-that run as cluster jobs), in JSON messages that ``executors._wire`` checks (never pickles). Worker
+that run as cluster jobs), in JSON messages that ``suite._wire`` checks (never pickles). Worker
 to coordinator: ``ready`` with ``info`` once started (the worker's fingerprint: host, GPU, driver,
 CPUs), then one ``result`` with ``index`` and ``outcome`` per cell, where ``outcome`` is
 ``{"status": "ok", "figures": [...], "seconds": s}``, ``{"status": "skipped", "message": reason}``
@@ -191,7 +191,7 @@ def _failure(exc: Exception, cell: Cell) -> dict[str, Any]:
 
 def serve(conn: Any, setup: WorkerSetup) -> None:
     """Prepare, say ready, then serve cells over ``conn`` until told to stop or it closes."""
-    from .executors import _wire
+    from . import _wire
 
     try:
         loaded, info = prepare(setup)
@@ -264,7 +264,7 @@ def connect_and_serve(address: tuple[str, int], key_file: str, token: str, setup
     both sides prove that they hold it before any message. ``token`` tells the coordinator which
     of its jobs this is. Returns when the coordinator says stop or goes away (the job then ends).
     """
-    from .executors import _wire
+    from . import _wire
 
     key = _wire.read_key(key_file)
     sock = socket.create_connection(tuple(address), timeout=_wire.HANDSHAKE_TIMEOUT_S)

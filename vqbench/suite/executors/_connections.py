@@ -16,7 +16,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from ..cells import Cell
-from . import _wire
+from .. import _wire
 from ._base import WORKER_START_TIMEOUT_S, Done, Event, Executor, Lost, StartFailed
 
 

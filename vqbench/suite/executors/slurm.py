@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _worker
-from . import _wire
+from .. import _wire
 from ._base import MissingExtraError
 from ._connections import ConnectionPool, Slot
 
