@@ -162,7 +162,7 @@ def test_benchmark_prints_the_table_saves_and_compares(toy_project) -> None:
     assert len({b["group"] for b in data["benchmarks"]}) == 2
     for bench in data["benchmarks"]:
         extra = bench["extra_info"]
-        assert extra["vectors_per_s"] > 0 and extra["effective_gb_per_s"] > 0
+        assert extra["vectors_per_s"] > 0 and extra["effective_gbps"] > 0
         assert extra["mode"] == "benchmark" and extra["operation"] in ("forward", "decode")
     assert len(list((toy_project.path / ".benchmarks").rglob("0001_*.json"))) == 1
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from vqbench.suite._worker import WorkerSetup
 from vqbench.suite import _wire
+from vqbench.suite._worker import WorkerSetup
 from vqbench.suite.executors import ExecutorSettings
 from vqbench.suite.executors._base import Done, StartFailed
 from vqbench.suite.executors._connections import Slot

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -181,10 +180,10 @@ class QuantizerBench:
     ) -> dict[str, Any]:
         """Time ``operation`` (forward, train, encode, decode) on ``size`` vectors.
 
-        Returns (and puts in extra_info) vectors_per_s and effective_gb_per_s beside what was
+        Returns (and puts in extra_info) vectors_per_s and effective_gbps beside what was
         measured. ``size`` defaults to the suite's first size; smoke mode makes it tiny.
         """
-        from vqbench.suite import throughput
+        from vqbench.suite import throughput, timing
         from vqbench.suite._common import drop_finite_check
 
         throughput.check_operation(operation)
@@ -204,9 +203,7 @@ class QuantizerBench:
             self.benchmark.group = group or self._group(operation, dev, f"n={n}", backend, config)
             self.benchmark.extra_info.update(info)
             if self.settings.enabled:
-                start = time.perf_counter()
-                fn()
-                info["first_call_s"] = time.perf_counter() - start  # includes compilation for "compile"
+                info["first_call_s"] = timing.time_first_call(fn, dev)  # with compilation for "compile"
                 for _ in range(WARMUP_CALLS - 1):
                     fn()
         self.benchmark(fn)
@@ -214,7 +211,7 @@ class QuantizerBench:
         if median:
             info["median_s"] = median
             info["vectors_per_s"] = n / median
-            info["effective_gb_per_s"] = info["bytes_moved"] / median / 1e9
+            info["effective_gbps"] = info["bytes_moved"] / median / 1e9
         self.benchmark.extra_info.update(info)
         return info
 

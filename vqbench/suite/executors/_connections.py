@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
-from ..cells import Cell
 from .. import _wire
+from ..cells import Cell
 from ._base import WORKER_START_TIMEOUT_S, Done, Event, Executor, Lost, StartFailed
 
 

@@ -31,8 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import _worker
-from .. import _wire
+from .. import _wire, _worker
 from ._base import MissingExtraError
 from ._connections import ConnectionPool, Slot
 
