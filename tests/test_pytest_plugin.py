@@ -212,7 +212,7 @@ def test_the_pytest_path_runs_with_the_suites_threads_and_records_them():
     import torch
 
     from vqbench._pytest_fixtures import QuantizerBench
-    from vqbench._pytest_settings import Settings
+    from vqbench._pytest_settings import PytestSettings
 
     class FakeBenchmark:
         disabled = False
@@ -221,7 +221,7 @@ def test_the_pytest_path_runs_with_the_suites_threads_and_records_them():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        settings = Settings(enabled=False, patterns=None, suite="quick")
+        settings = PytestSettings(enabled=False, patterns=None, suite="quick")
         assert settings.suite_info.threads == 1
         bench = QuantizerBench(FakeBenchmark(), settings)
         assert torch.get_num_threads() == 1

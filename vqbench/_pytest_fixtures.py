@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from vqbench._pytest_settings import SMOKE_TOKENS, BenchSpec, Settings
+from vqbench._pytest_settings import SMOKE_TOKENS, BenchSpec, PytestSettings
 
 WARMUP_CALLS = 3
 
@@ -52,7 +52,7 @@ class QuantizerBench:
     for it (its ``[quantizers.*]`` table and codebook size); keyword config overrides it.
     """
 
-    def __init__(self, benchmark: Any, settings: Settings) -> None:
+    def __init__(self, benchmark: Any, settings: PytestSettings) -> None:
         self.benchmark = benchmark
         self.settings = settings
         self._used_by: str | None = None

@@ -159,7 +159,7 @@ def _from_profile(profile: Any) -> PytestSuite:
     )
 
 
-class Settings:
+class PytestSettings:
     """The vqbench options of one pytest session."""
 
     def __init__(self, enabled: bool, patterns: tuple[str, ...] | None, suite: str = DEFAULT_SUITE) -> None:
@@ -197,7 +197,7 @@ class Settings:
         return params
 
     def __repr__(self) -> str:
-        return f"Settings(mode={self.mode!r}, patterns={self.patterns!r}, suite={self.suite!r})"
+        return f"PytestSettings(mode={self.mode!r}, patterns={self.patterns!r}, suite={self.suite!r})"
 
 
 def split_patterns(text: str | None) -> tuple[str, ...] | None:
@@ -238,7 +238,7 @@ def expand_patterns(patterns: tuple[str, ...], what: str = "--benchmark-quantize
     return names
 
 
-def select_quantizers(marker_patterns: tuple[str, ...], settings: Settings) -> list[str]:
+def select_quantizers(marker_patterns: tuple[str, ...], settings: PytestSettings) -> list[str]:
     """The quantizers a test runs over.
 
     Without marker patterns: those ``--benchmark-quantizers`` names, else the suite's selection
@@ -261,7 +261,7 @@ __all__ = [
     "SMOKE_VECTORS",
     "BenchSpec",
     "PytestSuite",
-    "Settings",
+    "PytestSettings",
     "check_suite",
     "expand_patterns",
     "load_suite",

@@ -22,12 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vqbench._pytest_settings import DEFAULT_SUITE, Settings, check_suite, select_quantizers, split_patterns
+from vqbench._pytest_settings import (
+    DEFAULT_SUITE,
+    PytestSettings,
+    check_suite,
+    select_quantizers,
+    split_patterns,
+)
 
 if TYPE_CHECKING:
     from vqbench._pytest_fixtures import QuantizerBench
 
-_SETTINGS = pytest.StashKey[Settings]()
+_SETTINGS = pytest.StashKey[PytestSettings]()
 _SMOKE_RUNS = pytest.StashKey[list]()
 MARKER = "vqbench_quantizers"
 
@@ -62,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _settings_from(config: pytest.Config) -> Settings:
+def _settings_from(config: pytest.Config) -> PytestSettings:
     enabled = bool(config.getoption("vqbench_benchmark", False))
     given = config.getoption("vqbench_suite", None)
     suite = DEFAULT_SUITE if given is None else check_suite(given)  # the default is read on first use
@@ -72,7 +78,7 @@ def _settings_from(config: pytest.Config) -> Settings:
             "--benchmark needs the pytest-benchmark plugin, which is not installed "
             "or was disabled (-p no:benchmark)"
         )
-    settings = Settings(enabled=enabled, patterns=patterns, suite=suite)
+    settings = PytestSettings(enabled=enabled, patterns=patterns, suite=suite)
     if patterns is not None:
         select_quantizers((), settings)  # an unknown pattern fails the session now
     return settings
@@ -92,7 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SMOKE_RUNS] = []
 
 
-def _settings(config: pytest.Config) -> Settings:
+def _settings(config: pytest.Config) -> PytestSettings:
     if _SETTINGS not in config.stash:  # configured without this plugin's pytest_configure
         config.stash[_SETTINGS] = _settings_from(config)
     return config.stash[_SETTINGS]
@@ -142,7 +148,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 @pytest.fixture(scope="session")
-def vqbench_settings(pytestconfig: pytest.Config) -> Settings:
+def vqbench_settings(pytestconfig: pytest.Config) -> PytestSettings:
     """The session's vqbench settings: mode, quantizer patterns, suite (sizes, configs)."""
     return _settings(pytestconfig)
 
