@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 KINDS = ("vectors", "images", "audio")
@@ -202,9 +201,3 @@ def file_key(path: Path) -> tuple[str, int, int]:
     stat = path.stat()
     return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
-
-def to_unit_float(array: np.ndarray, scale: float) -> torch.Tensor:
-    """uint8 image data to a float32 tensor in [0, 1]."""
-    import torch
-
-    return torch.from_numpy(array).to(torch.float32).div_(scale)
