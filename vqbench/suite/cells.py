@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from vqbench.results.vocabulary import NO_QUANTIZER
+
 #: Benchmark kinds and the engine module whose ``measure(cell) -> list[dict]`` runs them.
 BENCHMARK_MODULES: dict[str, str] = {
     "throughput": "vqbench.suite.throughput",
@@ -16,10 +18,6 @@ BENCHMARK_MODULES: dict[str, str] = {
     "agreement": "vqbench.suite.agreement",  # indices and codes in a precision against float32
 }
 BENCHMARKS = tuple(BENCHMARK_MODULES)
-
-#: The quantizer name of a reconstruction sweep's ceiling: the same autoencoder with no quantizer
-#: (an identity bottleneck). Reserved, never registered, and accepted by the reconstruction engine only.
-NO_QUANTIZER = "no-quantizer"
 
 
 @dataclass(frozen=True)
