@@ -70,7 +70,6 @@ from einops import rearrange
 from torch import nn
 
 from ._common import (
-    aux_loss,
     build_quantizer,
     eval_batch_size,
     figure,
@@ -80,11 +79,12 @@ from ._common import (
     resolve_params,
 )
 from .cells import NO_QUANTIZER
-from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
+from .convergence import CONVERGENCE_PARAMS
 from .diagnostics import Diagnostics
-from .precision import autocast_context, grad_scaler, precision_extra
+from .precision import autocast_context, precision_extra
 from .timing import fix_threads, iqr
-from .usage import TOKEN_TOL, UsageCounter, check_training_precision, step_with, usage_figures
+from .training import TrainingLoop, check_training_precision, plateau_and_monitor
+from .usage import TOKEN_TOL, UsageCounter, usage_figures
 
 if TYPE_CHECKING:
     from vqbench.datasets import Dataset
@@ -403,7 +403,6 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     n_show = positive_int(params, "reconstructions", allow_zero=True)
     precision = check_training_precision(params, "reconstruction")
     threads = fix_threads(params["threads"])
-    plateau = Plateau.from_params(params, steps)
     device = torch.device(cell.device)
     train, eval = data.train, data.eval
     if data.kind == "images":
@@ -412,8 +411,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
         train, eval = (train - mean) / std, (eval - mean) / std
         peak = float(eval.max() - eval.min())
-    monitor_count = positive_int(params, "monitor_samples", allow_zero=True) if plateau.eval_every else 0
-    train, monitor = split_monitor(train, monitor_count, cell.seed)
+    plateau, train, monitor = plateau_and_monitor(params, steps, train, cell.seed)
     torch.manual_seed(cell.seed)
     model, quantizer, tokens, shape = _build(cell, data, params)
     ceiling = quantizer is None
@@ -421,57 +419,37 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     eval_batch = eval_batch_size(eval_batch, tokens, codes)
     mse0, psnr0 = _evaluate(model, quantizer, eval, peak, eval_batch, device, None, precision=precision)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    scaler = grad_scaler(device, precision)
-    gen = torch.Generator().manual_seed(cell.seed)
-    losses: list[float] = []
     model.train()
-    train_s = monitor_s = 0.0
+
+    def loss_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        y, out = model(x)
+        return (y.float() - x).square().mean(), out.loss
+
+    def held_out() -> dict[str, float]:
+        return _monitor(model, quantizer, monitor, peak, eval_batch, device, precision)
+
+    loop = TrainingLoop(
+        loss_of,
+        train,
+        plateau,
+        batch=batch,
+        seed=cell.seed,
+        device=device,
+        precision=precision,
+        optimizer=opt,
+        lr=lr,
+        aux_loss_weight=weight,
+        held_out=held_out if monitor is not None else None,
+    )
     cpu0 = time.process_time()
-    done = 0
-    for chunk in plateau.chunks():
-        t0 = time.perf_counter()
-        for _ in range(chunk):
-            x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
-            with autocast_context(device, precision):
-                y, out = model(x)
-                loss = (y.float() - x).square().mean()
-                extra_loss = aux_loss(out.loss)
-                if extra_loss is not None and weight:
-                    loss = loss + weight * extra_loss
-            opt.zero_grad(set_to_none=True)
-            step_with(opt, loss, scaler)
-            losses.append(float(loss.detach()))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_s += time.perf_counter() - t0
-        done += chunk
-        if not math.isfinite(losses[-1]):
-            raise FloatingPointError(f"training diverged: the loss is {losses[-1]} after {done} steps")
-        if monitor is not None and done < steps:
-            t0 = time.perf_counter()
-            plateau.record(
-                done,
-                **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
-                lr=opt.param_groups[0]["lr"],
-            )
-            monitor_s += time.perf_counter() - t0
-            action = plateau.check()
-            if action == "converged":
-                break
-            if action == "cut":
-                scale_lr(opt, plateau.lr_decay)
+    loop.run()
+    done = loop.steps
     counter = None if ceiling else UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
     probe = Diagnostics(quantizer)
     mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter, probe, precision)
-    if monitor is not None and done:  # the last point: the held-out figures at the end of training
-        if not plateau.curve or plateau.curve[-1]["step"] != done:
-            plateau.record(
-                done,
-                **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
-                lr=opt.param_groups[0]["lr"],
-            )
+    loop.record_end()  # the last point: the held-out figures at the end of training
     cpu_s = time.process_time() - cpu0
-    convergence = plateau.summary(done)
+    convergence = loop.summary()
     n_eval = eval.shape[0]
     ctx = {
         "dataset_kind": data.kind,
@@ -511,15 +489,15 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         ),
         figure(
             "train_time",
-            train_s,
+            loop.train_s,
             "s",
             False,
             n=done,
             extra={
                 **ctx,
                 "threads": threads,
-                "final_loss": losses[-1] if losses else None,
-                "monitor_s": monitor_s,
+                "final_loss": loop.final_loss,
+                "monitor_s": loop.monitor_s,
                 "cpu_s": cpu_s,
             },
         ),
