@@ -12,7 +12,7 @@ STEP_FAULTS = r"""
 import json, resource, sys, torch
 from vqbench.suite._allocator import keep_freed_memory
 from vqbench.quantizers import create_quantizer
-from vqbench.suite.reconstruction import conv_autoencoder
+from vqbench.suite.autoencoders import conv_autoencoder
 taken = keep_freed_memory() if sys.argv[1] == "on" else None
 torch.set_num_threads(1)
 torch.manual_seed(0)

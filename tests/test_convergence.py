@@ -13,6 +13,7 @@ from vqbench.suite.checks import build_facts
 from vqbench.suite.convergence import Plateau, split_monitor
 from vqbench.suite.expand import expand_profile
 from vqbench.suite.profiles import parse_profile
+from vqbench.suite.training import TrainingLoop
 
 
 def _plateau(losses, utils, window=200, every=100, **kw) -> Plateau:
@@ -305,3 +306,62 @@ def test_vq_dead_code_threshold_scales_with_tokens_per_code():
     assert fixed.inner._codebook.threshold_ema_dead_code == 2
     with pytest.raises(ValueError, match="dead_code_share"):
         create_quantizer("vq", dead_code_share=-1)
+
+
+# -- the training loop both engines share --------------------------------------------------------
+def _loop(losses=None, optimizer=True, held_out=True, cap=30, every=10):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 4)
+    calls = {"forward": 0, "held_out": 0}
+
+    def loss_of(x):
+        calls["forward"] += 1
+        loss = (model(x) - x).square().mean()
+        if losses is not None:
+            loss = loss * losses(calls["forward"])
+        return loss, None
+
+    def monitor():
+        calls["held_out"] += 1
+        return {"loss": 1.0, "utilization": 0.5}
+
+    loop = TrainingLoop(
+        loss_of,
+        torch.randn(64, 4),
+        Plateau(max_steps=cap, eval_every=every, window=1000),
+        batch=8,
+        seed=0,
+        device=torch.device("cpu"),
+        precision="float32",
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-2) if optimizer else None,
+        lr=1e-2,
+        aux_loss_weight=1.0,
+        held_out=monitor if held_out else None,
+    )
+    return loop, model, calls
+
+
+def test_the_training_loop_checks_below_the_cap_and_records_the_end_once():
+    loop, _, calls = _loop()
+    loop.run()
+    assert loop.steps == 30 and calls["forward"] == 30 and calls["held_out"] == 2  # at 10 and 20
+    loop.record_end()
+    loop.record_end()
+    assert [p["step"] for p in loop.plateau.curve] == [10, 20, 30] and calls["held_out"] == 3
+    assert loop.final_loss is not None and loop.train_s > 0
+    assert loop.summary()["steps_taken"] == 30 and loop.summary()["converged"] is False
+
+
+def test_the_training_loop_without_an_optimizer_runs_the_steps_and_changes_nothing():
+    loop, model, calls = _loop(optimizer=False, held_out=False)
+    before = [p.detach().clone() for p in model.parameters()]
+    loop.run()
+    loop.record_end()
+    assert loop.steps == 30 and calls["forward"] == 30 and loop.plateau.curve == []
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_the_training_loop_stops_when_the_loss_diverges():
+    loop, _, _ = _loop(losses=lambda step: float("nan") if step > 12 else 1.0)
+    with pytest.raises(FloatingPointError, match="diverged.*after 20 steps"):
+        loop.run()

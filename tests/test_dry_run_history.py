@@ -8,7 +8,7 @@ from vqbench.suite import Cell
 from vqbench.suite.estimate import cell_costs
 from vqbench.suite.expand import expand_profile
 from vqbench.suite.profiles import load_profile
-from vqbench.suite.runner import rows_for
+from vqbench.suite.rows import rows_for
 
 
 def _store_times(store, cells, seconds: float) -> None:

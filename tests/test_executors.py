@@ -19,8 +19,9 @@ from vqbench.suite.estimate import cell_costs, wall_time
 from vqbench.suite.executors import ExecutorSettings, MissingExtraError, parse_sbatch, require_engine
 from vqbench.suite.executors._connections import Slot
 from vqbench.suite.executors.local import LocalExecutor, plan_workers, visible_gpus
+from vqbench.suite.prepare import executor_settings
 from vqbench.suite.profiles import ProfileError, parse_profile
-from vqbench.suite.runner import executor_settings, rows_for
+from vqbench.suite.rows import rows_for
 
 
 def _cell(device: str = "cpu", quantizer: str = "fsq", benchmark: str = "usage") -> Cell:
@@ -241,7 +242,8 @@ def test_seeds_fan_out_like_any_other_axis(tmp_path):
 def test_workers_that_cannot_start_stop_the_run_with_their_reason():
     from vqbench.suite.executors.local import WorkerPin
     from vqbench.suite.expand import Plan
-    from vqbench.suite.runner import _Progress, _Runner
+    from vqbench.suite.progress import ProgressBar
+    from vqbench.suite.run_loop import CellLoop
 
     cells = [_cell()]
     bad = LocalExecutor([WorkerPin(None, (4096,), 1)], WorkerSetup(threads=1))  # no such core
@@ -250,7 +252,7 @@ def test_workers_that_cannot_start_stop_the_run_with_their_reason():
         def write_rows(self, rows):
             raise AssertionError("nothing may be written")
 
-    runner = _Runner(Plan("t", cells), Store(), "run", cells, _Progress(1, False, "t"), bad)
+    runner = CellLoop(Plan("t", cells), Store(), "run", cells, ProgressBar(1, False, "t"), bad)
     why = r"(?s)fail to start on the local executor: OSError.*sched_setaffinity.*main__"
     with pytest.raises(RuntimeError, match=why):
         runner.run()

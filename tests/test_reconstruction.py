@@ -12,6 +12,7 @@ import torch
 
 from vqbench.datasets._base import make_dataset
 from vqbench.suite import reconstruction
+from vqbench.suite.autoencoders import auto_downsample
 from vqbench.suite.cells import Cell
 
 TOYS = str(Path(__file__).with_name("_engine_toys.py"))
@@ -148,10 +149,10 @@ def test_aux_loss_weight_changes_training():
 
 
 def test_auto_downsample():
-    assert reconstruction.auto_downsample(8, 8) == 2
-    assert reconstruction.auto_downsample(16, 16) == 4
-    assert reconstruction.auto_downsample(28, 28) == 4
-    assert reconstruction.auto_downsample(4, 4) == 1
+    assert auto_downsample(8, 8) == 2
+    assert auto_downsample(16, 16) == 4
+    assert auto_downsample(28, 28) == 4
+    assert auto_downsample(4, 4) == 1
 
 
 @pytest.mark.parametrize(

@@ -58,10 +58,10 @@ _REFUSED_RUN = textwrap.dedent(
     """
     # `vqbench run` whose profile read waits until the other process has opened the store
     import os, pathlib, sys, time
-    import vqbench.suite.runner as runner
+    import vqbench.suite.prepare as prepare
     from vqbench.cli import main
     gate = pathlib.Path(os.environ["GATE_DIR"])
-    load = runner.load_profile
+    load = prepare.load_profile
 
     def slow_load(*args, **kwargs):
         (gate / "a_loading").touch()
@@ -69,7 +69,7 @@ _REFUSED_RUN = textwrap.dedent(
             time.sleep(0.05)
         return load(*args, **kwargs)
 
-    runner.load_profile = slow_load
+    prepare.load_profile = slow_load
     sys.exit(main(sys.argv[1:]))
     """
 )

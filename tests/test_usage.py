@@ -128,6 +128,8 @@ def test_measure_counts_the_whole_eval_split():
     assert units["utilization"] == ("ratio", True)
     assert units["dead_codes"] == ("codes", False)
     assert units["entropy_bits"] == ("bits", True)
+    assert units["train_time"] == ("s", False) and "fit_time" not in rows  # the reconstruction's name
+    assert rows["train_time"]["extra"]["train_steps"] == 20
     for r in rows.values():
         assert set(r) == {"metric", "value", "unit", "higher_is_better", "spread", "n", "extra"}
         assert math.isfinite(r["value"])

@@ -200,4 +200,3 @@ def file_key(path: Path) -> tuple[str, int, int]:
     """A cache key that changes when the file does."""
     stat = path.stat()
     return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-

@@ -154,7 +154,7 @@ def _dry_run(args: argparse.Namespace, console: object) -> int:
     from vqbench.results import default_store_path, open_store
 
     from ._dry_run import print_plan
-    from .runner import prepare_run
+    from .prepare import prepare_run
 
     path = Path(args.store) if args.store else default_store_path()
     store = open_store(path, readonly=True) if path.exists() or args.resume else None

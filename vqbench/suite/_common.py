@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from vqbench.results.vocabulary import BASE_BACKENDS
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -13,8 +15,6 @@ if TYPE_CHECKING:
     from vqbench.datasets import Dataset
 
     from .cells import Cell
-
-BACKENDS_BUILTIN = ("eager", "compile")
 
 #: Elements of a tokens x codes matrix that one eval batch may create (128 MiB of float32):
 #: learned codebooks compare every token with every code, so large codebooks get smaller batches.
@@ -105,7 +105,7 @@ def build_quantizer(cell: Cell, **overrides: Any) -> tuple[nn.Module, nn.Module]
     reason = backend_unavailable(offered_backends(cell.quantizer), backend, cell.device)
     if reason:
         raise ValueError(f"quantizer {cell.quantizer!r}: {reason}")
-    if backend not in BACKENDS_BUILTIN:
+    if backend not in BASE_BACKENDS:
         if "backend" in config:
             raise ValueError(
                 f"backend given twice: cell backend {backend!r} and config backend {config['backend']!r}"

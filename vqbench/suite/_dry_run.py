@@ -19,7 +19,7 @@ def _duration(seconds: float) -> str:
 
 
 def print_plan(prepared: Any, store: Any, console: Console, show_cells: bool = True) -> dict[str, Any]:
-    """Print the plan of ``prepared`` (a ``runner.Prepared``); return its figures (for tests)."""
+    """Print the plan of ``prepared`` (a ``prepare.PreparedRun``); return its figures (for tests)."""
     from .checks import check_devices
     from .estimate import cell_costs, missing_datasets, wall_time
     from .executors import planned_workers

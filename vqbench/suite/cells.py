@@ -8,10 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from vqbench.engines import ENGINES, engine_names
-
-#: The quantizer name of a reconstruction sweep's ceiling: the same autoencoder with no quantizer
-#: (an identity bottleneck). Reserved, never registered, and accepted by the reconstruction engine only.
-NO_QUANTIZER = "no-quantizer"
+from vqbench.results.vocabulary import NO_QUANTIZER
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Training to convergence: a plateau criterion on held-out figures, with a step cap.
 
-The usage and reconstruction engines train in chunks of ``eval_every`` steps; after each chunk they
-measure held-out figures (a monitor split carved from the train split, never the eval split) and
-append a point to the curve: step, held-out loss, utilization (and PSNR where there is one).
+The usage and reconstruction engines train in chunks of ``eval_every`` steps
+(``vqbench.suite.training``); after each chunk they measure held-out figures (a monitor split
+carved from the train split, never the eval split) and append a point to the curve: step,
+held-out loss, utilization (and PSNR where there is one).
 A check finds a *plateau* when, at or after ``min_steps``, the best held-out loss of the last
 ``plateau_window`` steps is at most ``loss_tol`` (relative) below the best before them, and every
 other figure the cell reports moved by at most its tolerance over those steps: utilization by

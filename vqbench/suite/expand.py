@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vqbench.results.vocabulary import BASE_BACKENDS
+
 from .cells import NO_QUANTIZER, Cell, dedupe
 from .profiles import BenchmarkSpec, Profile, ProfileError
 
-BASE_BACKENDS = ("eager", "compile")
 _GLOB = set("*?[")
 
 

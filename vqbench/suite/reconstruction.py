@@ -57,20 +57,14 @@ quantizers and says which in ``ceiling_width_note`` (8 when no sweep gave one).
 
 from __future__ import annotations
 
-import base64
-import math
-import struct
 import time
-import zlib
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
-from einops import rearrange
 from torch import nn
 
 from ._common import (
-    aux_loss,
     build_quantizer,
     eval_batch_size,
     figure,
@@ -79,12 +73,14 @@ from ._common import (
     positive_int,
     resolve_params,
 )
+from .autoencoders import Bottlenecked, auto_downsample, conv_autoencoder, mlp_autoencoder, png_strip
 from .cells import NO_QUANTIZER
-from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
+from .convergence import CONVERGENCE_PARAMS
 from .diagnostics import Diagnostics
-from .precision import autocast_context, grad_scaler, precision_extra
+from .precision import autocast_context, precision_extra
 from .timing import fix_threads, iqr
-from .usage import TOKEN_TOL, UsageCounter, check_training_precision, step_with, usage_figures
+from .training import TrainingLoop, check_training_precision, plateau_and_monitor
+from .usage import TOKEN_TOL, UsageCounter, usage_figures
 
 if TYPE_CHECKING:
     from vqbench.datasets import Dataset
@@ -122,124 +118,6 @@ PARAM_TYPES = {
 }
 #: The ceiling's width when no sweep gave it one (a lone no-quantizer cell).
 CEILING_WIDTH = 8
-
-
-class Bottlenecked(nn.Module):
-    """Encoder -> quantizer (channel-last tokens) -> decoder; returns the output and the quantizer's.
-
-    ``project_in`` / ``project_out`` sit between the encoder's tokens and the quantizer: identities
-    at the quantizer's own width, a linear pair when a profile asks for one shared width. In eval
-    mode the last quantizer input is kept as ``quantizer_input`` (for the diagnostics).
-    """
-
-    to_tokens: Any
-    from_tokens: Any
-
-    def __init__(self, encoder: nn.Module, quantizer: nn.Module, decoder: nn.Module, to_tokens, from_tokens):
-        super().__init__()
-        self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
-        self.to_tokens, self.from_tokens = to_tokens, from_tokens
-        self.project_in: nn.Module = nn.Identity()
-        self.project_out: nn.Module = nn.Identity()
-        self.quantizer_input: torch.Tensor | None = None
-
-    def forward(self, x: torch.Tensor):
-        z = self.encoder(x)
-        tokens, shape = self.to_tokens(z)
-        tokens = self.project_in(tokens)
-        if not self.training:
-            self.quantizer_input = tokens.detach()
-        out = self.quantizer(tokens)
-        return self.decoder(self.from_tokens(self.project_out(out.codes), shape)), out
-
-
-def mlp_autoencoder(
-    dim: int, latent_dim: int, tokens: int, hidden: int, quantizer: nn.Module
-) -> Bottlenecked:
-    """MLP for vectors/audio frames: ``(B, dim)`` -> ``(B, tokens, latent_dim)`` -> ``(B, dim)``."""
-    encoder = nn.Sequential(
-        nn.Linear(dim, hidden),
-        nn.GELU(),
-        nn.Linear(hidden, hidden),
-        nn.GELU(),
-        nn.Linear(hidden, tokens * latent_dim),
-    )
-    decoder = nn.Sequential(
-        nn.Linear(tokens * latent_dim, hidden),
-        nn.GELU(),
-        nn.Linear(hidden, hidden),
-        nn.GELU(),
-        nn.Linear(hidden, dim),
-    )
-
-    def to_tokens(z):
-        return rearrange(z, "b (t d) -> b t d", t=tokens), None
-
-    def from_tokens(codes, _):
-        return rearrange(codes, "b t d -> b (t d)")
-
-    return Bottlenecked(encoder, quantizer, decoder, to_tokens, from_tokens)
-
-
-def conv_autoencoder(
-    channels_in: int, latent_dim: int, down: int, width: int, quantizer: nn.Module
-) -> Bottlenecked:
-    """Conv net for images: ``(B, C, H, W)`` -> ``(B, H/down, W/down, latent_dim)`` tokens -> back.
-
-    The encoder normalizes before each activation (GroupNorm, one group), as the VQGAN/MAGVIT-v2
-    encoders do before their output conv: without it the untrained latents vary ~40x less across
-    tokens than their offset, so every token starts in one code (LFQ never leaves it).
-    """
-    steps = int(math.log2(down))
-
-    def norm() -> nn.Module:
-        return nn.GroupNorm(1, width)
-
-    enc: list[nn.Module] = [nn.Conv2d(channels_in, width, 3, padding=1), norm(), nn.GELU()]
-    dec: list[nn.Module] = [nn.Conv2d(latent_dim, width, 3, padding=1), nn.GELU()]
-    for _ in range(steps):
-        enc += [nn.Conv2d(width, width, 4, stride=2, padding=1), norm(), nn.GELU()]
-        dec += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.GELU()]
-    enc += [nn.Conv2d(width, width, 3, padding=1), norm(), nn.GELU(), nn.Conv2d(width, latent_dim, 1)]
-    dec += [nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, channels_in, 3, padding=1)]
-
-    def to_tokens(z):
-        return rearrange(z, "b c h w -> b (h w) c"), z.shape
-
-    def from_tokens(codes, shape):
-        return rearrange(codes, "b (h w) c -> b c h w", h=shape[2], w=shape[3])
-
-    return Bottlenecked(nn.Sequential(*enc), quantizer, nn.Sequential(*dec), to_tokens, from_tokens)
-
-
-def auto_downsample(height: int, width: int) -> int:
-    """The largest of 4, 2, 1 that leaves at least a 4 x 4 grid of tokens."""
-    for down in (4, 2):
-        if height // down >= 4 and width // down >= 4:
-            return down
-    return 1
-
-
-def png_strip(originals: torch.Tensor, recons: torch.Tensor) -> str:
-    """Base64 PNG: originals on the top row, reconstructions below; images ``(N, C, H, W)`` in [0, 1]."""
-    grid = torch.cat([originals, recons.clamp(0, 1)], 0)
-    grid = rearrange(grid, "(r n) c h w -> (r h) (n w) c", r=2)
-    channels = grid.shape[-1]
-    if channels not in (1, 3):
-        grid, channels = grid[..., :1], 1
-    pixels = (grid * 255).round().to(torch.uint8).numpy()
-    height, width = pixels.shape[:2]
-    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-    color = 0 if channels == 1 else 2
-    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
-    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-    png = b"\x89PNG\r\n\x1a\n" + body
-    return base64.b64encode(png).decode("ascii")
 
 
 def eval_tokens(data: Dataset, params: dict[str, Any]) -> int:
@@ -403,7 +281,6 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     n_show = positive_int(params, "reconstructions", allow_zero=True)
     precision = check_training_precision(params, "reconstruction")
     threads = fix_threads(params["threads"])
-    plateau = Plateau.from_params(params, steps)
     device = torch.device(cell.device)
     train, eval = data.train, data.eval
     if data.kind == "images":
@@ -412,8 +289,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
         train, eval = (train - mean) / std, (eval - mean) / std
         peak = float(eval.max() - eval.min())
-    monitor_count = positive_int(params, "monitor_samples", allow_zero=True) if plateau.eval_every else 0
-    train, monitor = split_monitor(train, monitor_count, cell.seed)
+    plateau, train, monitor = plateau_and_monitor(params, steps, train, cell.seed)
     torch.manual_seed(cell.seed)
     model, quantizer, tokens, shape = _build(cell, data, params)
     ceiling = quantizer is None
@@ -421,57 +297,37 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     eval_batch = eval_batch_size(eval_batch, tokens, codes)
     mse0, psnr0 = _evaluate(model, quantizer, eval, peak, eval_batch, device, None, precision=precision)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    scaler = grad_scaler(device, precision)
-    gen = torch.Generator().manual_seed(cell.seed)
-    losses: list[float] = []
     model.train()
-    train_s = monitor_s = 0.0
+
+    def loss_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        y, out = model(x)
+        return (y.float() - x).square().mean(), out.loss
+
+    def held_out() -> dict[str, float]:
+        return _monitor(model, quantizer, monitor, peak, eval_batch, device, precision)
+
+    loop = TrainingLoop(
+        loss_of,
+        train,
+        plateau,
+        batch=batch,
+        seed=cell.seed,
+        device=device,
+        precision=precision,
+        optimizer=opt,
+        lr=lr,
+        aux_loss_weight=weight,
+        held_out=held_out if monitor is not None else None,
+    )
     cpu0 = time.process_time()
-    done = 0
-    for chunk in plateau.chunks():
-        t0 = time.perf_counter()
-        for _ in range(chunk):
-            x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
-            with autocast_context(device, precision):
-                y, out = model(x)
-                loss = (y.float() - x).square().mean()
-                extra_loss = aux_loss(out.loss)
-                if extra_loss is not None and weight:
-                    loss = loss + weight * extra_loss
-            opt.zero_grad(set_to_none=True)
-            step_with(opt, loss, scaler)
-            losses.append(float(loss.detach()))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_s += time.perf_counter() - t0
-        done += chunk
-        if not math.isfinite(losses[-1]):
-            raise FloatingPointError(f"training diverged: the loss is {losses[-1]} after {done} steps")
-        if monitor is not None and done < steps:
-            t0 = time.perf_counter()
-            plateau.record(
-                done,
-                **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
-                lr=opt.param_groups[0]["lr"],
-            )
-            monitor_s += time.perf_counter() - t0
-            action = plateau.check()
-            if action == "converged":
-                break
-            if action == "cut":
-                scale_lr(opt, plateau.lr_decay)
+    loop.run()
+    done = loop.steps
     counter = None if ceiling else UsageCounter(int(quantizer.codebook_size), int(quantizer.num_codebooks))
     probe = Diagnostics(quantizer)
     mse, psnr = _evaluate(model, quantizer, eval, peak, eval_batch, device, counter, probe, precision)
-    if monitor is not None and done:  # the last point: the held-out figures at the end of training
-        if not plateau.curve or plateau.curve[-1]["step"] != done:
-            plateau.record(
-                done,
-                **_monitor(model, quantizer, monitor, peak, eval_batch, device, precision),
-                lr=opt.param_groups[0]["lr"],
-            )
+    loop.record_end()  # the last point: the held-out figures at the end of training
     cpu_s = time.process_time() - cpu0
-    convergence = plateau.summary(done)
+    convergence = loop.summary()
     n_eval = eval.shape[0]
     ctx = {
         "dataset_kind": data.kind,
@@ -511,15 +367,15 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
         ),
         figure(
             "train_time",
-            train_s,
+            loop.train_s,
             "s",
             False,
             n=done,
             extra={
                 **ctx,
                 "threads": threads,
-                "final_loss": losses[-1] if losses else None,
-                "monitor_s": monitor_s,
+                "final_loss": loop.final_loss,
+                "monitor_s": loop.monitor_s,
                 "cpu_s": cpu_s,
             },
         ),
@@ -562,14 +418,4 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     return train_and_evaluate(cell, data, params)
 
 
-__all__ = [
-    "PARAMS",
-    "NoQuantizer",
-    "auto_downsample",
-    "conv_autoencoder",
-    "eval_tokens",
-    "measure",
-    "mlp_autoencoder",
-    "native_width",
-    "png_strip",
-]
+__all__ = ["PARAMS", "NoQuantizer", "eval_tokens", "measure", "native_width"]

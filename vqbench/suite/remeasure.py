@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .runner import _make_pool, _plan_from_run, _Progress, _Runner, executor_settings, load_plugins
+from .prepare import executor_settings, load_plugins, plan_of_run
+from .progress import ProgressBar
+from .run_loop import CellLoop, open_executor
 
 
 def remeasure_cells(store: Any, run_id: str, cell_ids: list[str], *, progress: bool = False) -> str:
     """Run ``cell_ids`` of ``run_id`` again into a new "remeasure" run of ``store``; returns its id."""
     info = store.run_info(store.resolve_run(run_id))
-    plan = _plan_from_run(info)
+    plan = plan_of_run(info)
     load_plugins(plan)
     wanted = set(cell_ids)
     cells = [c for c in plan.cells if c.cell_id in wanted]
@@ -23,10 +25,10 @@ def remeasure_cells(store: Any, run_id: str, cell_ids: list[str], *, progress: b
         raise KeyError(f"run {info['run_id']} has no cell(s) {unknown}")
     config = {**info["config"], "remeasure_of": info["run_id"], "cells": [c.to_dict() for c in cells]}
     new_id = store.start_run(info["suite"], info["environment"], config=config)
-    with _Progress(len(cells), progress, f"re-measure {plan.suite}") as bar:
+    with ProgressBar(len(cells), progress, f"re-measure {plan.suite}") as bar:
         try:
-            pool = _make_pool(plan, cells, executor_settings(None, "local", 1))  # here, one worker
-            _Runner(plan, store, new_id, cells, bar, pool).run()
+            pool = open_executor(plan, cells, executor_settings(None, "local", 1))  # here, one worker
+            CellLoop(plan, store, new_id, cells, bar, pool).run()
         except BaseException:
             store.finish_run(new_id, "interrupted")
             raise

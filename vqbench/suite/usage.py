@@ -39,13 +39,11 @@ goes around the quantizer, the same for every quantizer, and the rows record bot
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ._common import (
-    aux_loss,
     build_quantizer,
     eval_batch_size,
     figure,
@@ -54,9 +52,10 @@ from ._common import (
     positive_int,
     resolve_params,
 )
-from .convergence import CONVERGENCE_PARAMS, Plateau, scale_lr, split_monitor
-from .precision import KIND_PRECISIONS, autocast_context, grad_scaler, precision_extra
+from .convergence import CONVERGENCE_PARAMS
+from .precision import autocast_context, precision_extra
 from .timing import fix_threads
+from .training import TrainingLoop, check_training_precision, plateau_and_monitor
 
 if TYPE_CHECKING:
     from vqbench.datasets import Dataset
@@ -326,7 +325,7 @@ def fit_and_count(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit the cell's quantizer to ``train`` tokens ``(N, D)``, then count its indices on ``eval``.
 
-    Returns the usage statistics and a dict of side figures (eval MSE, fit time).
+    Returns the usage statistics and a dict of side figures (eval MSE, training time).
     """
     steps = positive_int(params, "train_steps", allow_zero=True)
     batch = positive_int(params, "batch")
@@ -346,10 +345,7 @@ def fit_and_count(
     proj_in = torch.nn.Identity() if qdim == dim else torch.nn.Linear(dim, qdim).to(device)
     proj_out = torch.nn.Identity() if qdim == dim else torch.nn.Linear(qdim, dim).to(device)
     trainable = [p for m in (quantizer, proj_in, proj_out) for p in m.parameters() if p.requires_grad]
-    gen = torch.Generator().manual_seed(cell.seed)
-    plateau = Plateau.from_params(params, steps)
-    monitor_count = positive_int(params, "monitor_samples", allow_zero=True) if plateau.eval_every else 0
-    train, monitor = split_monitor(train, monitor_count, cell.seed)
+    plateau, train, monitor = plateau_and_monitor(params, steps, train, cell.seed)
 
     def count(tokens: torch.Tensor) -> tuple[float, UsageCounter, int]:
         """Mean squared error, index counts and batch size of one pass over ``tokens`` (eval mode)."""
@@ -370,66 +366,38 @@ def fit_and_count(
         quantizer.train()
         return {"loss": mse, "utilization": float(counter.figures()["utilization"])}
 
-    fit_s = 0.0
-    done = 0
     opt = torch.optim.Adam(trainable, lr=lr) if trainable and steps else None
-    scaler = grad_scaler(device, precision)
     quantizer.train()
-    for chunk in plateau.chunks():
-        t0 = time.perf_counter()
-        for _ in range(chunk):
-            x = train[torch.randint(0, train.shape[0], (batch,), generator=gen)].to(device)
-            with autocast_context(device, precision):
-                out = call(proj_in(x).unsqueeze(0))
-                loss = torch.nn.functional.mse_loss(proj_out(out.codes.squeeze(0)).float(), x)
-                extra = aux_loss(out.loss)
-                if extra is not None and weight:
-                    loss = loss + weight * extra
-            if opt is not None:
-                opt.zero_grad(set_to_none=True)
-                step_with(opt, loss, scaler)
-        fit_s += time.perf_counter() - t0
-        done += chunk
-        if monitor is not None:
-            plateau.record(done, **held_out(), lr=opt.param_groups[0]["lr"] if opt is not None else lr)
-            action = plateau.check() if done < steps else "train"
-            if action == "converged":
-                break
-            if action == "cut" and opt is not None:
-                scale_lr(opt, plateau.lr_decay)
+
+    def loss_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = call(proj_in(x).unsqueeze(0))
+        return torch.nn.functional.mse_loss(proj_out(out.codes.squeeze(0)).float(), x), out.loss
+
+    loop = TrainingLoop(
+        loss_of,
+        train,
+        plateau,
+        batch=batch,
+        seed=cell.seed,
+        device=device,
+        precision=precision,
+        optimizer=opt,
+        lr=lr,
+        aux_loss_weight=weight,
+        held_out=held_out if monitor is not None else None,
+    ).run()
+    loop.record_end()
     mse, counter, eval_batch = count(eval)
     stats = counter.figures()
     side = {
         "mse": mse,
-        "fit_s": fit_s,
+        "train_s": loop.train_s,
         "dim": dim,
         "quantizer_dim": qdim,
         "eval_batch": eval_batch,
-        "convergence": plateau.summary(done),
+        "convergence": loop.summary(),
     }
     return stats, side
-
-
-def check_training_precision(params: dict[str, Any], kind: str) -> str:
-    """``params["dtype"]``, checked to be a precision that a training engine takes."""
-    value = params["dtype"]
-    if value not in KIND_PRECISIONS[kind]:
-        raise ValueError(
-            f"param 'dtype' must be one of {list(KIND_PRECISIONS[kind])} (training runs in float32 or "
-            f"under autocast), got {value!r}"
-        )
-    return value
-
-
-def step_with(opt: torch.optim.Optimizer, loss: torch.Tensor, scaler: Any) -> None:
-    """Backward and an optimizer step, through ``scaler`` (float16 autocast) where there is one."""
-    if scaler is None:
-        loss.backward()
-        opt.step()
-        return
-    scaler.scale(loss).backward()
-    scaler.step(opt)
-    scaler.update()
 
 
 def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
@@ -459,7 +427,9 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     }
     rows.append(figure("quantization_mse", side["mse"], "mse", False, n=stats["tokens"], extra=context))
     rows.append(
-        figure("fit_time", side["fit_s"], "s", False, extra={"train_steps": params["train_steps"], **steps})
+        figure(
+            "train_time", side["train_s"], "s", False, extra={"train_steps": params["train_steps"], **steps}
+        )
     )
     rows.append(
         figure(
@@ -477,8 +447,6 @@ def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
 __all__ = [
     "PARAMS",
     "TOKEN_FRACTIONS",
-    "check_training_precision",
-    "step_with",
     "TOKEN_TOL",
     "UsageCounter",
     "codebook_usage",
