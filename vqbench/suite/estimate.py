@@ -17,7 +17,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from .cells import Cell
+from .cells import NO_QUANTIZER, Cell
 
 #: Rough seconds per cell with no history (DESIGN.md, "Known costs"): one H100 for CUDA (a 5000-step
 #: reconstruction at 2^16 codes: FSQ 13 s, VQ 36 s, LFQ 49 s; a usage fit 5-10 s), the 2-core CPU
@@ -40,8 +40,9 @@ KNOWN_SECONDS: dict[tuple[str, str], float] = {
 #: about 85 ms at 2^12 codes (their distances grow with the codebook). On an H100, 5000 steps take
 #: 13 s (FSQ) to 49 s (LFQ) at 2^16 codes.
 STEP_SECONDS: dict[str, float] = {"cpu": 0.016, "cuda": 0.0026}
-#: Extra cost per step of a learned codebook, per 1024 codes, relative to the base step: on the CPU
-#: VQ and LFQ at 2^12 cost 3-5.7x FSQ's step; on an H100 VQ and LFQ at 2^16 cost 2.8-3.8x.
+#: Extra cost per step of a quantizer whose work per token grows with its codebook size (memory
+#: "dense" in the registry: VQ, LFQ), per 1024 codes, relative to the base step: on the CPU VQ and
+#: LFQ at 2^12 cost 3-5.7x FSQ's step; on an H100 VQ and LFQ at 2^16 cost 2.8-3.8x.
 LEARNED_PER_1024: dict[str, float] = {"cpu": 0.6, "cuda": 0.04}
 #: Seconds a worker takes to start (import torch and the engines), on top of its cells.
 WORKER_START_S = 10.0
@@ -137,10 +138,21 @@ def _known_seconds(cell: Cell, device: str) -> float:
         return KNOWN_SECONDS.get((cell.benchmark, device), 10.0)
     per_step = STEP_SECONDS[device]
     size = cell.config.get("codebook_size")
-    learned = not cell.quantizer.startswith("fsq") and cell.quantizer != "no-quantizer"
-    if learned and isinstance(size, int):
+    if _dense(cell.quantizer) and isinstance(size, int):
         per_step *= 1 + LEARNED_PER_1024[device] * size / 1024
     return steps * per_step
+
+
+def _dense(quantizer: str) -> bool:
+    """Whether the quantizer's step cost grows with its codebook size (its registered memory model)."""
+    if quantizer == NO_QUANTIZER:
+        return False
+    from vqbench.quantizers import get_quantizer_spec
+
+    try:
+        return get_quantizer_spec(quantizer).memory == "dense"
+    except (KeyError, TypeError):  # not registered here: priced like a quantizer of flat cost
+        return False
 
 
 def wall_time(seconds: list[float], workers: int, start: float = WORKER_START_S) -> float:
