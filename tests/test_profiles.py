@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vqbench.quantizers import list_quantizers
+from vqbench.quantizers import default_settings, list_quantizers
 from vqbench.suite.cells import Cell
 from vqbench.suite.expand import expand_profile, quantizer_config
 from vqbench.suite.profiles import BUILTIN_PROFILES, ProfileError, load_profile
@@ -121,6 +121,28 @@ def test_glob_config_keys_merge_before_exact_keys(tmp_path):
     assert quantizer_config(profile, "vq-cosine") == {"decay": 0.9}
 
 
+def test_registered_settings_go_under_the_profiles_tables(tmp_path):
+    text = TINY.replace("timeout = 30", "timeout = 30\nregistered_settings = true").replace(
+        "[quantizers.vq]", '[quantizers."vq*"]\ndecay = 0.9\n\n[quantizers.vq]'
+    )
+    profile = load_profile(write(tmp_path, text))
+    vq, cosine = quantizer_config(profile, "vq"), quantizer_config(profile, "vq-cosine")
+    assert vq == {**default_settings("vq"), "decay": 0.9, "commitment_weight": 0.25}
+    assert cosine == {**default_settings("vq-cosine"), "decay": 0.9}
+    assert quantizer_config(profile, "lfq") == default_settings("lfq")
+    assert quantizer_config(profile, "fsq") == {}
+    usage_vq = next(
+        c for c in expand_profile(profile).cells if c.benchmark == "usage" and c.quantizer == "vq"
+    )
+    assert usage_vq.config == {**vq, "codebook_size": 256}
+
+
+def test_without_registered_settings_cells_carry_the_profiles_keys_only(tmp_path):
+    profile = load_profile(write(tmp_path, TINY))
+    assert not profile.registered_settings
+    assert quantizer_config(profile, "lfq") == {}
+
+
 def test_sweep_adds_codebook_sizes(tmp_path):
     text = TINY + '\n[[sweep]]\nquantizers = ["fsq"]\nbenchmarks = ["usage"]\ncodebook_sizes = [256, 1024]\n'
     plan = expand_profile(load_profile(write(tmp_path, text)))
@@ -144,6 +166,7 @@ def test_cells_round_trip_through_dicts_with_the_same_id(tmp_path):
         ("[suite]\nquantizerz = ['fsq']\n[benchmarks.throughput]\n", "suite.quantizerz"),
         ("[suite]\nseeds = 3\n[benchmarks.throughput]\n", "suite.seeds"),
         ("[suite]\nworkers = 0\n[benchmarks.throughput]\n", "suite.workers"),
+        ("[suite]\nregistered_settings = 1\n[benchmarks.throughput]\n", "suite.registered_settings"),
         ("[benchmark.throughput]\n", "benchmark"),
         ("[suite]\n", "benchmarks"),
         ("[benchmarks.speed]\nsizes = [1]\n", "benchmarks.speed"),

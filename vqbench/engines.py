@@ -52,13 +52,14 @@ class SummaryColumn:
 
 @dataclass(frozen=True)
 class CostModel:
-    """Seconds per cell with no history, per device kind; an engine with a step cap (``step_param``)
-    costs ``steps x step_seconds``, more for a learned codebook (``learned_per_1024`` per 1024 codes)."""
+    """Seconds per cell with no history, per device kind. An engine with a step cap (``step_param``)
+    costs ``steps x step_seconds``, more for a quantizer whose work per token grows with its
+    codebook (memory "dense" in the registry: ``dense_per_1024`` more per 1024 codes)."""
 
     seconds: dict[str, float] = field(default_factory=lambda: {"cpu": 10.0, "cuda": 10.0})
     step_param: str | None = None
     step_seconds: dict[str, float] = field(default_factory=dict)
-    learned_per_1024: dict[str, float] = field(default_factory=dict)
+    dense_per_1024: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ for _spec in (
             {"cpu": 15.0, "cuda": 35.0},
             step_param="steps",
             step_seconds={"cpu": 0.016, "cuda": 0.0026},
-            learned_per_1024={"cpu": 0.6, "cuda": 0.04},
+            dense_per_1024={"cpu": 0.6, "cuda": 0.04},
         ),
     ),
     EngineSpec(

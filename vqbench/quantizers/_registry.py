@@ -25,6 +25,15 @@ from ._protocol import is_quantizer
 
 ENTRY_POINT_GROUP = "vqbench.quantizers"
 
+#: How a quantizer's work and memory per token grow: ``"dense"``, with the codebook size (its forward
+#: computes a tokens x codes matrix of distances or soft assignments); ``"linear"``, not at all.
+MEMORY_MODELS = ("dense", "linear")
+#: What a quantizer registered without these declarations gets (plugins): no tokens x codes matrix
+#: in the memory check or the dry run's step cost, and no settings written into its cells' config.
+DEFAULT_MEMORY = "linear"
+#: What every built-in must declare when it is registered.
+BUILTIN_DECLARATIONS = ("family", "memory", "settings", "description")
+
 
 class UnknownQuantizerError(KeyError):
     """Raised for a name that is neither registered nor a loadable reference."""
@@ -39,7 +48,13 @@ class PluginLoadError(ImportError):
 
 @dataclass
 class QuantizerSpec:
-    """One registry entry: where the factory lives and what it is."""
+    """One registry entry: where the factory lives and what it is.
+
+    ``memory`` is one of :data:`MEMORY_MODELS`. ``settings`` are the keyword config that the factory
+    applies by default (its paper's settings), as a dict or a lazy ``"module:attr"`` reference to
+    one; a profile with ``registered_settings = true`` writes them into each cell's config.
+    ``builtin`` marks vqbench's own registrations, which must declare :data:`BUILTIN_DECLARATIONS`.
+    """
 
     name: str
     target: str | Callable[..., Any]
@@ -48,6 +63,9 @@ class QuantizerSpec:
     description: str = ""
     default: bool = False
     tags: tuple[str, ...] = field(default_factory=tuple)
+    memory: str = DEFAULT_MEMORY
+    settings: dict[str, Any] | str = field(default_factory=dict)
+    builtin: bool = False
 
     def load(self) -> Callable[..., Any]:
         """Import and return the factory (class or function)."""
@@ -57,9 +75,22 @@ class QuantizerSpec:
         self.target = factory
         return factory
 
+    def load_settings(self) -> dict[str, Any]:
+        """The default settings as a new dict (a ``"module:attr"`` reference is imported once)."""
+        if isinstance(self.settings, str):
+            what = f"quantizer {self.name!r}: settings"
+            value = load_reference(self.settings, what=what, callable_only=False)
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise TypeError(f"{what} {self.settings!r} is a {type(value).__name__}, not a dict of config")
+            self.settings = value
+        return dict(self.settings)
 
-def load_reference(ref: str, what: str = "reference") -> Callable[..., Any]:
-    """Load ``module:attr`` or ``path/to/file.py:attr``; errors name the reference."""
+
+def load_reference(ref: str, what: str = "reference", *, callable_only: bool = True) -> Any:
+    """Load ``module:attr`` or ``path/to/file.py:attr``; errors name the reference.
+
+    ``callable_only``: the object must be a class or factory (the default).
+    """
     module_name, sep, attr = ref.rpartition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"{what}: expected 'module:attr' or 'path/to/file.py:attr', got {ref!r}")
@@ -84,7 +115,7 @@ def load_reference(ref: str, what: str = "reference") -> Callable[..., Any]:
             listing = f"; it defines {', '.join(classes[:12])}" if classes and not close else ""
             raise PluginLoadError(f"{what}: module {module_name!r} has no attribute {part!r}{hint}{listing}")
         obj = getattr(obj, part)
-    if not callable(obj):
+    if callable_only and not callable(obj):
         raise PluginLoadError(f"{what}: {ref!r} is a {type(obj).__name__}, not a class or factory")
     return obj
 
@@ -203,31 +234,80 @@ def register_quantizer(
     name: str,
     target: str | Callable[..., Any] | None = None,
     *,
-    family: str = "other",
+    family: str | None = None,
     source: str = "vqbench",
     description: str = "",
     default: bool = False,
     tags: tuple[str, ...] = (),
+    memory: str | None = None,
+    settings: dict[str, Any] | str | None = None,
+    builtin: bool = False,
 ):
     """Register a quantizer class or factory under ``name``.
 
     As a decorator: ``@register_quantizer("my-fsq", family="fsq")``. As a call with a lazy target:
     ``register_quantizer("my-fsq", "mypkg.quant:MyFSQ")``. A duplicate name raises ``ValueError``.
     The factory takes keyword config and should accept ``dim`` and ``codebook_size``.
+
+    ``memory`` (:data:`MEMORY_MODELS`, default :data:`DEFAULT_MEMORY`) says whether the work per
+    token grows with the codebook size; ``settings`` (default none) are the config the factory
+    applies by default, a dict or a ``"module:attr"`` reference. ``builtin=True`` (vqbench's own
+    registrations) requires ``family``, ``memory``, ``settings`` and ``description``.
     """
     if not isinstance(name, str) or not name or any(c in name for c in " :*?[]"):
         raise ValueError(
             f"quantizer name must be a non-empty string without spaces, ':' or globs, got {name!r}"
         )
+    given = {"family": family, "memory": memory, "settings": settings, "description": description or None}
+    missing = [key for key in BUILTIN_DECLARATIONS if given[key] is None]
+    if builtin and missing:
+        raise ValueError(
+            f"built-in quantizer {name!r} does not declare {', '.join(missing)}: a built-in declares "
+            f"family=, memory= (one of {MEMORY_MODELS}), settings= (its default config: a dict, or "
+            "'module:attr' of one; {} for none) and description= where it is registered"
+        )
+    _check_declarations(name, family, memory, settings)
 
     def add(obj: str | Callable[..., Any]):
         if not (isinstance(obj, str) or callable(obj)):
             raise TypeError(f"register_quantizer({name!r}) needs a class, factory or 'module:attr' string")
         doc = description or (_first_line(obj.__doc__) if callable(obj) else "")
-        REGISTRY.add(QuantizerSpec(name, obj, family, source, doc, default, tuple(tags)))
+        spec = QuantizerSpec(
+            name,
+            obj,
+            family=family or "other",
+            source=source,
+            description=doc,
+            default=default,
+            tags=tuple(tags),
+            memory=memory or DEFAULT_MEMORY,
+            settings=dict(settings) if isinstance(settings, dict) else settings or {},
+            builtin=builtin,
+        )
+        REGISTRY.add(spec)
         return obj
 
     return add if target is None else add(target)
+
+
+def _check_declarations(name: str, family: Any, memory: Any, settings: Any) -> None:
+    """The declarations of a registration, checked when it is made."""
+    where = f"register_quantizer({name!r})"
+    if family is not None and (not isinstance(family, str) or not family.strip()):
+        raise ValueError(f"{where}: family must be a non-empty string such as 'fsq' or 'vq', got {family!r}")
+    if memory is not None and memory not in MEMORY_MODELS:
+        raise ValueError(
+            f"{where}: memory must be one of {MEMORY_MODELS} ('dense': work per token grows with the "
+            f"codebook size), got {memory!r}"
+        )
+    if settings is None or isinstance(settings, dict) and all(isinstance(k, str) for k in settings):
+        return
+    if isinstance(settings, str) and settings.rpartition(":")[0] and settings.rpartition(":")[2]:
+        return
+    raise TypeError(
+        f"{where}: settings must be a dict of keyword config or a 'module:attr' reference to one, "
+        f"got {settings!r}"
+    )
 
 
 def _first_line(doc: str | None) -> str:
@@ -244,6 +324,11 @@ def list_quantizers(pattern: str | list[str] | None = None, *, default_only: boo
     patterns = pattern.split(",") if isinstance(pattern, str) else list(pattern)
     patterns = [p.strip() for p in patterns if p.strip()]
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def default_settings(name: str) -> dict[str, Any]:
+    """The settings quantizer ``name`` applies by default, as declared where it is registered."""
+    return REGISTRY.get(name).load_settings()
 
 
 def get_quantizer_spec(name: str) -> QuantizerSpec:

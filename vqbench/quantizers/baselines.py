@@ -1,78 +1,15 @@
-"""Baselines from vector-quantize-pytorch (1.32), adapted to the vqbench protocol.
+"""Baselines from vector-quantize-pytorch (1.32), adapted to the vqbench protocol, and their settings.
 
 Every factory takes ``dim=None`` (the input dim; projections where it differs from the codebook
 dim) and ``codebook_size=None`` (the operating point, default 2^10, per codebook or residual
-level), plus keyword arguments passed through to the upstream class, which override the defaults
+level), plus keyword arguments passed through to the upstream class, which override the settings
 below. FSQ-like quantizers turn ``codebook_size`` into the FSQ paper's recommended levels (so the
 real size is the product of the levels, e.g. 1000 for 2^10); learned codebooks take it as is.
 
-Defaults and where they come from (measured effects: the reconstruction benchmark on digits,
-200 steps, 2^10 codes, mean of seeds 0 and 1, unless said otherwise):
-- VQ (``vq``, ``vq-cosine``, ``residual-vq``): commitment weight 0.25 and EMA decay 0.99 (VQ-VAE,
-  arXiv 1711.00937, section 3.2 and appendix), plain straight-through gradients (VQ-VAE; upstream
-  defaults to the rotation trick, available as ``rotation_trick=True``), codebook dim 8 (the
-  low-dimensional lookup of ViT-VQGAN, arXiv 2110.04627, which improves usage; also what DESIGN's
-  cost figures assume), and dead-code replacement: a code whose EMA count of assigned vectors per
-  batch falls below ``threshold_ema_dead_code`` = 2 is reset to a random vector of the current
-  batch (SoundStream's codebook restarts, arXiv 2107.03312; Jukebox's random restarts, arXiv
-  2005.00341; 2 is the value upstream's README recommends and its ``Codebook`` default). Without
-  it the EMA codebook, initialised far from the encoder's outputs, keeps a dozen or so live codes
-  (utilization 3%, 15.2 dB); with it 96% and 18.2 dB (2^12: 0.5% -> 68%, 14.9 -> 17.2 dB); decay
-  0.8 (upstream's default) instead of 0.99 measured the same. The initial cluster sizes are 1, so
-  the first training batch already replaces every code (a data-dependent init); ``kmeans_init=True``
-  (SoundStream's k-means on the first batch) adds nothing measurable on top and stays off; when it
-  is on, the adapter runs it on the first *training* batch only (upstream runs it on any first
-  forward, so an eval pass would initialise the codebook from evaluation data). The dead-code
-  threshold counts vectors per batch: with fewer tokens per batch than codes, most codes are reset
-  at every step, which keeps usage high but makes the codebook closer to a sample of recent
-  batches. So ``vq`` scales it: a code is dead when its count falls below ``dead_code_share`` =
-  0.25 of a uniformly used code's count per batch (tokens per batch / codebook size), capped at
-  ``threshold_ema_dead_code``; at 2^8 codes and 1,568 tokens per batch that is 1.5, at 2^14 0.024.
-  ``vq-plain`` is the FSQ paper's baseline: no dead-code restarts and no k-means init.
-  ``vq-cosine`` looks codes up by cosine similarity on l2-normalised vectors (ViT-VQGAN).
-  ``vq-rotation`` is ``vq`` with the rotation trick (Fifty et al., "Restructuring Vector
-  Quantization with the Rotation Trick", ICLR 2025, arXiv 2410.06424): the gradient reaches the
-  encoder through the rotation and rescaling that takes the input to its code, in place of the
-  straight-through copy; the paper changes nothing else (its VQ-VAE runs keep the commitment
-  weight 0.25 and the codebook updates of the model they modify), so every other setting is vq's.
-- LFQ (``lfq``, ``residual-lfq``): MAGVIT-v2's entropy penalty (arXiv 2310.05737) with weight 0.1,
-  diversity gamma 1.0 and temperature 0.01 (``inv_temperature`` 100 on ``-|z - c|^2``), and
-  commitment weight 0.25: the settings of the MAGVIT/MaskGIT tokenizer configs that MAGVIT-v2
-  builds on (``entropy_loss_ratio`` 0.1, ``entropy_temperature`` 0.01, ``commitment_cost`` 0.25);
-  upstream's own commitment default is 0. LFQ splits every latent dim at zero, so it needs
-  latents that vary around zero from the first step: an encoder whose untrained outputs share one
-  sign pattern (every token in one code) locks in that code, since the commitment and per-sample
-  entropy terms push the latents away from zero before the batch-entropy term (saturated at this
-  temperature) can spread them. That is a property of the encoder, not of these settings: on
-  vqbench's conv encoder without normalization every digits token starts in one code and LFQ
-  ends at 0.6% utilization, 12.3 dB; with GroupNorm in the encoder (as MAGVIT-v2's encoder has
-  before its output conv) 19%, 15.3 dB. No setting of the penalty rescues it without that
-  (entropy weight 0.3 or 0.5, commitment 0, inverse temperature 1 or 10, and
-  ``frac_per_sample_entropy`` 0.25 all stay at or below 24% and 14.2 dB, single seeds). With the
-  normalized encoder a softer
-  ``inv_temperature=10`` measured 30% and 16.3 dB (and a lower MSE on gaussian-mixture vectors,
-  0.083 against 0.100); it is not the paper's value, so it stays opt-in.
-- BSQ (``bsq``): LFQ on the unit sphere (arXiv 2406.07548): inputs are l2-normalised and codes are
-  ``+-1/sqrt(L)``; settings of the authors' release (bsq-vit, ``imagenet_256x256_bsqvit_*``
-  configs and ``BinarySphericalQuantizer``): entropy weight 0.1 with per-sample and codebook
-  entropy weights 1 (gamma0 = gamma = 1), inverse temperature 1 on the sphere, and no commitment
-  loss (``beta: 0``). Their 3x warm-up of the entropy weight over the first 2000 steps is not
-  modelled (measured: no consistent gain in a short run). MAGVIT's temperature and commitment
-  0.25, used here before, gave more codes (34% against 14%) but 14.0 against 14.7 dB, and an MSE
-  of 0.092 against 0.073 on gaussian-mixture vectors (2^12: 14.6 against 14.8 dB).
-- Residual quantizers: 4 levels (SoundStream's residual VQ, arXiv 2107.03312, at a small depth),
-  ``codebook_size`` per level; each level has the defaults of its single-level quantizer.
-- SimVQ (``simvq``): a frozen random codebook through one learned linear map (arXiv 2411.02038),
-  commitment ``|sg(z) - q|^2 + 0.25 |z - sg(q)|^2`` (upstream's defaults: VQ-VAE's form), plain
-  straight-through gradients as in the paper (upstream defaults to the rotation trick; measured:
-  no gain in this benchmark), codebook dim 8 as for VQ, with projections added by the adapter.
-- Latent quantization (``latent-quantize``, arXiv 2305.18378): per-dimension learned value sets
-  initialised on the FSQ levels' grid, quantization and commitment weights 0.1 (upstream's
-  defaults); see ``LatentQuantizeAdapter`` for what the adapter does differently from upstream.
-
-Costs: the LFQ/BSQ entropy terms compare every training token with every code (time and memory
-``tokens x codebook_size`` per step and level, so ``residual-lfq`` pays it once per level); upstream's
-``frac_per_sample_entropy`` < 1 estimates both entropy terms from that fraction of the tokens.
+Each baseline is configured as its paper recommends. Those settings are declared once, here, as
+the ``*_SETTINGS`` dicts: the factories apply them by default, and each is named as ``settings=``
+where its quantizer is registered (``vqbench/quantizers/__init__.py``), so that the suite writes
+them into every cell's config.
 """
 
 from __future__ import annotations
@@ -95,39 +32,113 @@ from ._adapters import (
 from .levels import recommended_levels
 
 DEFAULT_CODEBOOK_SIZE = 2**10
-VQ_CODEBOOK_DIM = 8
-RESIDUAL_LEVELS = 4
-VQ_DEAD_CODE_SHARE = 0.25
 
-VQ_DEFAULTS: dict[str, Any] = {
-    "commitment_weight": 0.25,
-    "decay": 0.99,
-    "kmeans_init": False,
+
+def _pick(settings: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: settings[key] for key in keys}
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+#: VQ (``vq``): VQ-VAE (arXiv 1711.00937, section 3.2 and appendix) with dead-code restarts.
+VQ_SETTINGS: dict[str, Any] = {
+    "commitment_weight": 0.25,  # VQ-VAE's beta
+    "decay": 0.99,  # VQ-VAE's EMA codebook updates (upstream's default is 0.8)
+    "kmeans_init": False,  # no k-means init (SoundStream's, on the first training batch: opt-in)
+    # dead-code restarts (SoundStream, arXiv 2107.03312; Jukebox, arXiv 2005.00341): a code whose EMA
+    # count of assigned vectors per batch falls below 2 (upstream's README value) is reset to a
+    # random vector of the current batch ...
     "threshold_ema_dead_code": 2,
-    "rotation_trick": False,
+    # ... and below 1/4 of a uniformly used code's count per batch (tokens per batch / codebook
+    # size), capped at threshold_ema_dead_code, so that small batches do not reset every code
+    # (see ``VectorQuantizeAdapter``; None: the fixed count, as upstream)
+    "dead_code_share": 0.25,
+    "rotation_trick": False,  # plain straight-through gradients, as in VQ-VAE (upstream: the trick)
+    "codebook_dim": 8,  # a low-dimensional lookup (ViT-VQGAN, arXiv 2110.04627)
 }
-LFQ_DEFAULTS: dict[str, Any] = {
+#: ``vq-plain``: the FSQ paper's VQ baseline (arXiv 2309.15505): vq without restarts or k-means init.
+VQ_PLAIN_SETTINGS: dict[str, Any] = {
+    **{k: v for k, v in VQ_SETTINGS.items() if k != "dead_code_share"},
+    "threshold_ema_dead_code": 0,
+}
+#: ``vq-cosine``: cosine-similarity lookup on l2-normalised codes (ViT-VQGAN), vq's settings
+#: otherwise (it applies kmeans_init and dead_code_share as vq does; they are not recorded).
+VQ_COSINE_SETTINGS = _pick(
+    VQ_SETTINGS, "threshold_ema_dead_code", "commitment_weight", "decay", "rotation_trick", "codebook_dim"
+)
+#: ``vq-rotation``: the rotation trick (Fifty et al., ICLR 2025, arXiv 2410.06424): the gradient
+#: reaches the encoder through the rotation and rescaling that takes each input to its code; the
+#: paper changes nothing else, so every other setting is vq's.
+VQ_ROTATION_SETTINGS: dict[str, Any] = {**VQ_SETTINGS, "rotation_trick": True}
+#: Residual quantizers: 4 levels (SoundStream's residual VQ, arXiv 2107.03312, at a small depth),
+#: ``codebook_size`` per level; each level has the settings of its single-level quantizer.
+RESIDUAL_LEVELS = 4
+#: ``residual-vq``: each level a VQ-VAE codebook with vq's settings (kmeans_init applies, unrecorded).
+RESIDUAL_VQ_SETTINGS = _pick(
+    {**VQ_SETTINGS, "num_quantizers": RESIDUAL_LEVELS},
+    "threshold_ema_dead_code",
+    "num_quantizers",
+    "commitment_weight",
+    "decay",
+    "rotation_trick",
+    "codebook_dim",
+)
+#: LFQ (``lfq``): MAGVIT-v2's entropy penalty (arXiv 2310.05737) with the settings of the
+#: MAGVIT/MaskGIT tokenizer configs it builds on (``entropy_loss_ratio`` 0.1, ``entropy_temperature``
+#: 0.01, ``commitment_cost`` 0.25; upstream's own commitment default is 0).
+LFQ_SETTINGS: dict[str, Any] = {
+    "inv_temperature": 100.0,  # entropy temperature 0.01 on -|z - c|^2
     "entropy_loss_weight": 0.1,
     "diversity_gamma": 1.0,
     "commitment_loss_weight": 0.25,
 }
-BSQ_DEFAULTS: dict[str, Any] = {
+#: BSQ (``bsq``, arXiv 2406.07548): LFQ on the unit sphere, with the settings of the authors'
+#: release (bsq-vit, ``imagenet_256x256_bsqvit_*`` configs): per-sample and codebook entropy
+#: weights 1 (gamma0 = gamma = 1), no commitment loss (``beta: 0``). Their warm-up of the entropy
+#: weight is not modelled.
+BSQ_SETTINGS: dict[str, Any] = {
     "entropy_loss_weight": 0.1,
     "diversity_gamma": 1.0,
     "commitment_loss_weight": 0.0,
+    "inv_temperature": 1.0,  # on the sphere
 }
-BSQ_INV_TEMPERATURE = 1.0
-LFQ_INV_TEMPERATURE = 100.0
-SIMVQ_DEFAULTS: dict[str, Any] = {
-    "rotation_trick": False,
-    "input_to_quantize_commit_loss_weight": 0.25,
+#: ``residual-lfq``: each level an LFQ with lfq's settings.
+RESIDUAL_LFQ_SETTINGS: dict[str, Any] = {
+    "num_quantizers": RESIDUAL_LEVELS,
+    **{k: v for k, v in LFQ_SETTINGS.items() if k != "inv_temperature"},
+}
+#: ``residual-fsq``: FSQ levels (the paper's table) at each level.
+RESIDUAL_FSQ_SETTINGS: dict[str, Any] = {"num_quantizers": RESIDUAL_LEVELS}
+#: SimVQ (``simvq``, arXiv 2411.02038): a frozen random codebook through one learned linear map;
+#: the commitment ``|sg(z) - q|^2 + 0.25 |z - sg(q)|^2`` (upstream's defaults: VQ-VAE's form).
+SIMVQ_SETTINGS: dict[str, Any] = {
+    "rotation_trick": False,  # plain straight-through gradients, as in the paper (upstream: the trick)
     "commitment_weight": 1.0,
+    "input_to_quantize_commit_loss_weight": 0.25,
+    "codebook_dim": 8,  # as for VQ, with projections added by the adapter
 }
-LATENT_QUANTIZE_DEFAULTS: dict[str, Any] = {
+#: Latent quantization (``latent-quantize``, arXiv 2305.18378): per-dimension learned value sets
+#: initialised on the FSQ levels' grid, quantization and commitment weights 0.1 (upstream's
+#: defaults); see ``LatentQuantizeAdapter`` for what the adapter does differently from upstream.
+LATENT_QUANTIZE_SETTINGS: dict[str, Any] = {
     "commitment_loss_weight": 0.1,
     "quantization_loss_weight": 0.1,
-    "optimize_values": True,
 }
+#: ``fsq-upstream``: upstream's own defaults (no loss; quantization in float32).
+UPSTREAM_FSQ_SETTINGS: dict[str, Any] = {}
+
+# What the factories pass to the upstream classes (the settings less the adapters' own options).
+VQ_CODEBOOK_DIM = VQ_SETTINGS["codebook_dim"]
+VQ_DEAD_CODE_SHARE = VQ_SETTINGS["dead_code_share"]
+VQ_DEFAULTS = {k: v for k, v in VQ_SETTINGS.items() if k not in ("dead_code_share", "codebook_dim")}
+LFQ_INV_TEMPERATURE = LFQ_SETTINGS["inv_temperature"]
+LFQ_DEFAULTS = {k: v for k, v in LFQ_SETTINGS.items() if k != "inv_temperature"}
+BSQ_INV_TEMPERATURE = BSQ_SETTINGS["inv_temperature"]
+BSQ_DEFAULTS = {k: v for k, v in BSQ_SETTINGS.items() if k != "inv_temperature"}
+SIMVQ_DEFAULTS = _pick(
+    SIMVQ_SETTINGS, "rotation_trick", "input_to_quantize_commit_loss_weight", "commitment_weight"
+)
+LATENT_QUANTIZE_DEFAULTS: dict[str, Any] = {**LATENT_QUANTIZE_SETTINGS, "optimize_values": True}
 
 # Layout options that the adapters own: vqbench quantizers always take channel-last (..., dim).
 _LAYOUT_OPTIONS = (
@@ -285,7 +296,7 @@ def vector_quantize(
     dead_code_share: float | None = VQ_DEAD_CODE_SHARE,
     **kwargs: Any,
 ) -> UpstreamQuantizer:
-    """VQ-VAE codebook (arXiv 1711.00937), euclidean, EMA updates; see the module docstring.
+    """VQ-VAE codebook (arXiv 1711.00937), euclidean, EMA updates, with ``VQ_SETTINGS``.
 
     ``dead_code_share`` scales the dead-code threshold with the tokens per batch (see
     ``VectorQuantizeAdapter._scale_dead_code_threshold``; None: the fixed count, as upstream).
@@ -373,7 +384,7 @@ def lookup_free(
     0.01, also upstream's forward default) sharpens the soft assignments of the entropy penalty. In
     train mode that penalty compares every token with every code (memory: tokens x codebook_size
     floats); ``frac_per_sample_entropy`` < 1 estimates both of its terms from a random fraction of
-    the tokens (measured at 0.25: fewer codes used and lower PSNR, so it stays at 1).
+    the tokens (default 1: every token).
     """
     from vector_quantize_pytorch import LFQ
 
@@ -411,9 +422,8 @@ def binary_spherical(
 ) -> UpstreamQuantizer:
     """Binary spherical quantization (arXiv 2406.07548): LFQ with l2-normalised inputs and codes.
 
-    The authors' settings (module docstring): entropy weight 0.1, inverse temperature 1, no
-    commitment loss. MAGVIT's temperature (``inv_temperature=100``) and commitment weight 0.25
-    measured more codes used but a lower PSNR.
+    The authors' settings (``BSQ_SETTINGS``): entropy weight 0.1, inverse temperature 1, no
+    commitment loss; MAGVIT's (``inv_temperature=100``, ``commitment_loss_weight=0.25``) on request.
     """
     config = {**BSQ_DEFAULTS, "spherical": True, **kwargs}
     return lookup_free(dim, codebook_size, inv_temperature=inv_temperature, **config)
@@ -490,7 +500,19 @@ def residual_lfq(
 
 
 __all__ = [
+    "BSQ_SETTINGS",
     "DEFAULT_CODEBOOK_SIZE",
+    "LATENT_QUANTIZE_SETTINGS",
+    "LFQ_SETTINGS",
+    "RESIDUAL_FSQ_SETTINGS",
+    "RESIDUAL_LFQ_SETTINGS",
+    "RESIDUAL_VQ_SETTINGS",
+    "SIMVQ_SETTINGS",
+    "UPSTREAM_FSQ_SETTINGS",
+    "VQ_COSINE_SETTINGS",
+    "VQ_PLAIN_SETTINGS",
+    "VQ_ROTATION_SETTINGS",
+    "VQ_SETTINGS",
     "binary_spherical",
     "latent_quantize",
     "lookup_free",
@@ -501,4 +523,6 @@ __all__ = [
     "upstream_fsq",
     "vector_quantize",
     "vector_quantize_cosine",
+    "vector_quantize_plain",
+    "vector_quantize_rotation",
 ]

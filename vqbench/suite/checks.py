@@ -14,9 +14,6 @@ from vqbench.engines import get_engine
 
 from .cells import NO_QUANTIZER, Cell
 
-#: Families whose forward computes a (tokens x codebook_size) matrix (distances or soft assignments).
-_DENSE_FAMILIES = ("vq", "lfq")
-_DENSE_NAMES = ("residual-vq", "residual-lfq")
 #: Bytes per token per input channel that an operation keeps alive (input, codes, grads, temporaries).
 _BYTES_PER_CHANNEL = 4 * 8
 #: Bytes per (token, code) entry of the dense matrix, with its softmax / gradient copies.
@@ -48,7 +45,9 @@ def check_devices(cells: list[Cell]) -> None:
 def build_facts(cells: list[Cell], source: str = "profile") -> dict[tuple[str, str], dict[str, Any]]:
     """Build each registered quantizer config once on the CPU; a config it rejects is an error.
 
-    Returns ``{(quantizer, config_json): {"dim", "codebook_size", "num_codebooks", "family"}}``.
+    Returns ``{(quantizer, config_json): {"dim", "codebook_size", "num_codebooks", "family", "memory"}}``
+    (``memory``: the registry's memory model, ``"dense"`` where the forward computes a
+    tokens x codebook_size matrix of distances or soft assignments).
     Plugins (file or module references, entry points) are not built here: whatever they raise is
     their cells' error rows.
     """
@@ -83,6 +82,7 @@ def build_facts(cells: list[Cell], source: str = "profile") -> dict[tuple[str, s
             "codebook_size": int(q.codebook_size),
             "num_codebooks": int(q.num_codebooks),
             "family": spec.family,
+            "memory": spec.memory,
         }
     return facts
 
@@ -114,7 +114,7 @@ def estimate_bytes(cell: Cell, fact: dict[str, Any]) -> int:
         return 0
     n = _tokens_per_call(cell)
     need = n * fact["dim"] * _BYTES_PER_CHANNEL
-    if fact["family"] in _DENSE_FAMILIES or cell.quantizer in _DENSE_NAMES:
+    if fact.get("memory") == "dense":
         need += n * fact["codebook_size"] * _BYTES_PER_ENTRY
     return need
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from vqbench.engines import get_engine
 
-from .cells import Cell
+from .cells import NO_QUANTIZER, Cell
 
 #: Seconds a worker takes to start (import torch and the engines), on top of its cells.
 WORKER_START_S = 10.0
@@ -116,10 +116,21 @@ def _known_seconds(cell: Cell, device: str) -> float:
         return cost.seconds.get(device, 10.0)
     per_step = cost.step_seconds[device]
     size = cell.config.get("codebook_size")
-    learned = not cell.quantizer.startswith("fsq") and cell.quantizer != "no-quantizer"
-    if learned and isinstance(size, int):
-        per_step *= 1 + cost.learned_per_1024.get(device, 0.0) * size / 1024
+    if _dense(cell.quantizer) and isinstance(size, int):
+        per_step *= 1 + cost.dense_per_1024.get(device, 0.0) * size / 1024
     return steps * per_step
+
+
+def _dense(quantizer: str) -> bool:
+    """Whether the quantizer's step cost grows with its codebook size (its registered memory model)."""
+    if quantizer == NO_QUANTIZER:
+        return False
+    from vqbench.quantizers import get_quantizer_spec
+
+    try:
+        return get_quantizer_spec(quantizer).memory == "dense"
+    except (KeyError, TypeError):  # not registered here: priced like a quantizer of flat cost
+        return False
 
 
 def wall_time(seconds: list[float], workers: int, start: float = WORKER_START_S) -> float:

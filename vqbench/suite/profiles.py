@@ -12,10 +12,13 @@ or the path of a user's TOML file. Its tables:
     every worker before anything runs, e.g. ``["my_pkg.quantizers"]``, whose ``@register_quantizer``
     names the suite can then use), ``dtypes`` (precisions, default ``["float32"]``:
     ``float32``, ``bfloat16``, ``float16``, ``autocast-bfloat16``, ``autocast-float16``; see
-    ``vqbench.suite.precision`` for which engine takes which).
+    ``vqbench.suite.precision`` for which engine takes which), ``registered_settings`` (default
+    false; the built-in profiles set it: each quantizer's registered settings, its paper's, declared
+    where it is registered, go into its cells' config under this profile's ``[quantizers.*]`` tables,
+    so that the stored results show them).
 ``[quantizers.NAME]``
     Keyword config for ``create_quantizer(NAME, ...)``; NAME may be a glob (``"residual-*"``).
-    Baseline settings that matter for a fair comparison live here, where a reader sees them.
+    Over the registered settings where ``registered_settings`` is set.
 ``[datasets.NAME]``
     Options for ``load_dataset(NAME, ...)`` wherever a benchmark uses NAME.
 ``[benchmarks.LABEL]``
@@ -67,6 +70,7 @@ _SUITE_KEYS = {
     "threads",
     "plugins",
     "dtypes",
+    "registered_settings",
 }
 _AXIS_KEYS = {"quantizers", "devices", "backends", "seeds", "codebook_sizes", "timeout", "dtypes"}
 _BENCH_RESERVED = _AXIS_KEYS | {"kind", "datasets", "dataset_options"}
@@ -123,6 +127,7 @@ class Profile:
     plugins: tuple[str, ...] = ()
     dtypes: tuple[str, ...] = ("float32",)
     quantizer_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    registered_settings: bool = False
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     benchmarks: dict[str, BenchmarkSpec] = field(default_factory=dict)
     sweeps: tuple[SweepSpec, ...] = ()
@@ -197,6 +202,11 @@ def parse_profile(
         if "codebook_size" in cfg:
             v.int_list({"codebook_size": [cfg["codebook_size"]]}, "codebook_size", f"quantizers.{qname}", 2)
         quantizer_config[qname] = dict(cfg)
+    registered = suite.get("registered_settings", False)
+    if not isinstance(registered, bool):
+        raise v.error("suite.registered_settings", f"expected true or false, got {registered!r}")
+    if registered:
+        quantizer_config = _with_registered_settings(v, quantizer_config)
     datasets = {}
     for dname, opts in (v.table(data, "datasets", "") or {}).items():
         if not isinstance(opts, dict):
@@ -274,12 +284,36 @@ def parse_profile(
         threads=v.positive_int(suite, "threads", "suite", 1) if "threads" in suite else None,
         plugins=_plugins(v, suite),
         quantizer_config=quantizer_config,
+        registered_settings=registered,
         datasets=datasets,
         benchmarks=benchmarks,
         sweeps=tuple(sweeps),
         executor=_executor_table(v, data),
         raw=data,
     )
+
+
+def _with_registered_settings(v: _Checker, tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``tables`` plus, for each registered quantizer with settings, those settings under the tables
+    that match it (glob keys in file order, then its own), as its own table."""
+    import fnmatch
+
+    from vqbench.quantizers import default_settings, list_quantizers
+
+    out = dict(tables)
+    for name in list_quantizers():
+        try:
+            merged = default_settings(name)
+        except Exception as exc:  # a plugin's settings reference may fail in any way
+            raise v.error("suite.registered_settings", f"quantizer {name!r}: {exc}") from exc
+        if not merged:
+            continue
+        for key, cfg in tables.items():
+            if key != name and set("*?[") & set(key) and fnmatch.fnmatchcase(name, key):
+                merged.update(cfg)
+        merged.update(tables.get(name, {}))
+        out[name] = merged
+    return out
 
 
 def _plugins(v: _Checker, suite: dict[str, Any]) -> tuple[str, ...]:
