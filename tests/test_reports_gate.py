@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from _report_synth import ENV, add_run
 
-from vqbench.reports.history import noise_sigma, step_changes
 from vqbench.reports.nightly import gate_run, nightly_summary
+from vqbench.reports.statistics import noise_sigma
+from vqbench.reports.steps import step_changes
 from vqbench.reports.thresholds import GateConfig, load_gate_config, parse_gate_config
 from vqbench.results import ResultStore
 
