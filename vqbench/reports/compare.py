@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from vqbench.reports._data import KEY_COLUMNS
 from vqbench.reports.timing_gate import GATED_BASE
+from vqbench.results.vocabulary import KEY_COLUMNS, parse_metric
 
 SINGLE_SEED = "within noise (1 seed)"
 VERDICTS = ("better", "worse", "within noise", SINGLE_SEED, "no direction", "view", "error", "missing")
@@ -177,12 +177,8 @@ def _missing_spread(value: Any) -> bool:
 
 def _operation_of(metric: str) -> tuple[str, str]:
     """(operation, "@size") of a per-operation metric name (empty strings without them)."""
-    name = str(metric)
-    op, dot, rest = name.partition(".")
-    if not dot:
-        op, rest = "", name
-    _, at, size = rest.partition("@")
-    return op, at + size
+    parsed = parse_metric(metric)
+    return parsed.operation, "" if parsed.size is None else f"@{parsed.size}"
 
 
 def counted_mask(frame: Any, group_columns: list[str]) -> list[bool]:
