@@ -58,7 +58,7 @@ def run_rows(
     quantizers: tuple[str, ...] = QUANTIZERS,
     samples: bool | str = True,
     backends: tuple[str, ...] = ("eager", "compile"),
-    fit_s: float | None = None,
+    train_s: float | None = None,
 ) -> list[dict]:
     """Rows of one synthetic run. ``slow``: quantizer -> slowdown factor on all its throughput;
     ``util_drop``: quantizer -> absolute utilization drop; ``errors``: quantizers whose usage cell fails."""
@@ -116,8 +116,8 @@ def run_rows(
                 ("perplexity", u * size * 0.9, "", True),
                 ("dead_codes", round((1 - u) * size), "codes", False),
             ]
-            if fit_s is not None:  # the usage fit's wall-clock time
-                figures.append(("fit_time", fit_s * math.exp(rnd.gauss(0, noise)), "s", False))
+            if train_s is not None:  # the usage training's wall-clock time
+                figures.append(("train_time", train_s * math.exp(rnd.gauss(0, noise)), "s", False))
             for metric, value, unit, hib in figures:
                 rows.append(
                     {

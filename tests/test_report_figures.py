@@ -12,6 +12,7 @@ import pytest
 from _report_synth import add_run
 
 from vqbench.reports import figures
+from vqbench.reports._figure_layout import power_label
 from vqbench.reports._palette import family_of, quantizer_styles
 from vqbench.reports.report import load_run
 from vqbench.results import ResultStore
@@ -55,7 +56,7 @@ def drawn(monkeypatch):
         got.append(fig)
         return b"png"
 
-    monkeypatch.setattr(figures, "_png", keep)
+    monkeypatch.setattr(figures, "png", keep)
     return got
 
 
@@ -76,7 +77,7 @@ def test_log2_ticks_read_two_to_the_k_as_plain_text():
     fig.canvas.draw()
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == ["2^8", "2^10", "2^12"]
-    assert figures._power_label(3000) == "3000"
+    assert power_label(3000) == "3000"
 
 
 def test_utilization_figure_of_the_quick_run(quick, drawn):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from _report_synth import ENV, add_run
 
-from vqbench.reports.history import noise_sigma, step_changes
 from vqbench.reports.nightly import gate_run, nightly_summary
+from vqbench.reports.statistics import noise_sigma
+from vqbench.reports.steps import step_changes
 from vqbench.reports.thresholds import GateConfig, load_gate_config, parse_gate_config
 from vqbench.results import ResultStore
 
@@ -58,14 +59,14 @@ def test_pure_noise_of_realistic_size_raises_no_alarm(store, seed0, noise):
 
 
 def test_a_training_time_slower_under_load_is_reported_not_gated(store):
-    _history(store, fit_s=10.0)
-    run = add_run(store, seed=100, samples=False, fit_s=20.0)  # the whole machine twice as busy
+    _history(store, train_s=10.0)
+    run = add_run(store, seed=100, samples=False, train_s=20.0)  # the whole machine twice as busy
     outcome = gate_run(store, run)
     assert _flagged(outcome).empty
     checks = outcome.gate.checks
-    fit = checks[checks["metric"] == "fit_time"]
-    assert len(fit) and (fit["status"] == "not gated").all()
-    assert fit["reason"].str.contains("no interleaved control").all()
+    train = checks[checks["metric"] == "train_time"]
+    assert len(train) and (train["status"] == "not gated").all()
+    assert train["reason"].str.contains("no interleaved control").all()
 
 
 def test_a_usage_drop_beyond_tolerance_is_flagged(store):

@@ -8,8 +8,9 @@ import random
 import pandas as pd
 
 from vqbench.reports._data import prepare
-from vqbench.reports.history import evaluate_gate
-from vqbench.reports.timing_gate import judge, relative_metric, slower_p_value
+from vqbench.reports.gate import evaluate_gate
+from vqbench.reports.statistics import slower_p_value
+from vqbench.reports.timing_gate import judge, relative_metric
 from vqbench.results import ResultStore
 
 QUANTIZERS = ("fsq", "vq")

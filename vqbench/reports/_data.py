@@ -11,10 +11,11 @@ import json
 import math
 from typing import Any
 
+from vqbench.results.vocabulary import KEY_COLUMNS, parse_metric
+
 OPERATIONS = ("forward", "train", "train_step", "encode", "decode")
 # extra keys that tell rows of one cell and metric apart (an operation, a size, a codebook).
 VARIANT_KEYS = ("operation", "size", "batch_size", "num_vectors", "codebook", "level", "precision")
-KEY_COLUMNS = ("benchmark", "quantizer", "config_hash", "backend", "device", "dataset", "metric", "variant")
 
 # Direction of known metrics where a row does not say (True: higher is better).
 _KNOWN_DIRECTIONS = {
@@ -120,9 +121,12 @@ def operation_of(metric: str, extra: dict) -> str:
     """The throughput operation of a row: ``extra["operation"]``, else a known metric prefix."""
     if extra.get("operation"):
         return str(extra["operation"])
+    operation = parse_metric(metric).operation
+    if operation in OPERATIONS:
+        return operation
     name = str(metric)
     for op in OPERATIONS:
-        if name.startswith(op + "/") or name.startswith(op + "."):
+        if name.startswith(op + "/"):  # names of imported files: "forward/time"
             return op
     return ""
 
@@ -210,11 +214,12 @@ def prepare(rows: Any) -> Any:
 
 def base_metric_of(metric: str, operation: str) -> str:
     """The metric without its operation prefix and ``@size`` suffix: ``forward.time@4096`` -> ``time``."""
-    name = str(metric).split("@", 1)[0]
-    if operation:
-        for sep in (".", "/"):
-            if name.startswith(operation + sep):
-                return name[len(operation) + 1 :]
+    parsed = parse_metric(metric)
+    if operation and parsed.operation == operation:
+        return ".".join(p for p in (parsed.figure, parsed.variant) if p)
+    name = ".".join(p for p in (parsed.operation, parsed.figure, parsed.variant) if p)
+    if operation and name.startswith(operation + "/"):  # names of imported files: "forward/time"
+        return name[len(operation) + 1 :]
     return name
 
 

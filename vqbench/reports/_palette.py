@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vqbench.results.vocabulary import NO_QUANTIZER
+
 # family -> a sequential matplotlib colormap (dark to light variants are drawn from it)
 FAMILY_MAPS = {
     "fsq": "Blues",
@@ -21,7 +23,7 @@ FAMILY_MAPS = {
 }
 # name parts that mark a family, most specific first
 _FAMILY_WORDS = (
-    ("no-quantizer", "none"),
+    (NO_QUANTIZER, "none"),
     ("latent", "latent"),
     ("fsq", "fsq"),
     ("lfq", "lfq"),

@@ -8,7 +8,7 @@ without a spread count any change beyond a tiny relative tolerance (``min_rel``)
 One verdict per effect:
 - Timing: each operation's gated figure, its ``relative_time`` (operation / interleaved control,
   see ``timing_gate``), gets the verdict; its other views (vectors/s, time, effective GB/s, copy
-  fraction) and wall-clock times without a control (compile, training, fit) are shown with the
+  fraction) and wall-clock times without a control (compile, training) are shown with the
   verdict "view" and not counted. Where an operation has no relative time (older runs), its
   vectors/s is the counted figure.
 - Machine probes (``copy_bandwidth``) and the control workload (``control_time``) describe the
@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from vqbench.reports._data import KEY_COLUMNS
 from vqbench.reports.timing_gate import GATED_BASE
+from vqbench.results.vocabulary import KEY_COLUMNS, parse_metric
 
 SINGLE_SEED = "within noise (1 seed)"
 VERDICTS = ("better", "worse", "within noise", SINGLE_SEED, "no direction", "view", "error", "missing")
@@ -33,7 +33,7 @@ NOT_COMPARED = ("copy_bandwidth", "control_time")
 #: time exists; the relative time itself always comes first.
 TIMING_VIEWS = ("vectors_per_s", "time", "effective_gbps", "copy_fraction")
 #: Wall-clock times with no interleaved control: shown, never counted.
-WALL_CLOCK = ("compile_time", "train_time", "fit_time")
+WALL_CLOCK = ("compile_time", "train_time")
 #: Absolute changes beyond which a one-seed quality figure counts (base metric -> tolerance, in
 #: the figure's unit). About twice the seed-to-seed spread seen on the quick and standard suites;
 #: figures not listed here are never judged on one seed.
@@ -177,12 +177,8 @@ def _missing_spread(value: Any) -> bool:
 
 def _operation_of(metric: str) -> tuple[str, str]:
     """(operation, "@size") of a per-operation metric name (empty strings without them)."""
-    name = str(metric)
-    op, dot, rest = name.partition(".")
-    if not dot:
-        op, rest = "", name
-    _, at, size = rest.partition("@")
-    return op, at + size
+    parsed = parse_metric(metric)
+    return parsed.operation, "" if parsed.size is None else f"@{parsed.size}"
 
 
 def counted_mask(frame: Any, group_columns: list[str]) -> list[bool]:

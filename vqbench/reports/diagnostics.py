@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-CEILING = "no-quantizer"
+from vqbench.results.vocabulary import NO_QUANTIZER
 
 
 def _size(k: Any) -> str:
@@ -145,7 +145,7 @@ def widths_text(rows: Any) -> tuple[str, bool]:
     sel = sel[sel["metric"] == "psnr"]
     for quantizer, size, ext in zip(sel["quantizer"], sel["codebook_size"], sel["ext"], strict=True):
         ext = ext or {}
-        if quantizer == CEILING:
+        if quantizer == NO_QUANTIZER:
             ceiling.add(f"{ext.get('latent_dim', '?')} ({ext.get('width_note', 'width not recorded')})")
             continue
         if "latent_dim" not in ext:
@@ -186,7 +186,7 @@ def diagnostics_table(rows: Any, stamp: str) -> Any:
         return None
     body = []
     for (dataset, quantizer, size), seeds in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] == CEILING, kv[0][1], kv[0][2] or 0)
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] == NO_QUANTIZER, kv[0][1], kv[0][2] or 0)
     ):
         m0 = next(iter(seeds.values()))
         psnr_ext = m0.get("psnr", (0, {}))[1]

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from vqbench.results.vocabulary import NO_QUANTIZER
+
 REPRODUCED, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "not reproduced", "not measured in this run"
 INCONCLUSIVE = "inconclusive"
 
@@ -30,7 +32,6 @@ NOISE_K = 2.0
 MIN_DB = 0.1
 
 FSQ, VQ, VQ_PLAIN = "fsq", "vq", "vq-plain"
-CEILING = "no-quantizer"
 
 
 @dataclass
@@ -296,7 +297,7 @@ CLAIMS = (fsq_utilization_stays_high, plain_vq_collapses, fsq_psnr_rises, restar
 def _ceiling(rows: Any, dataset: str) -> Stat | None:
     sel = rows[
         (rows["benchmark"] == "reconstruction")
-        & (rows["quantizer"] == CEILING)
+        & (rows["quantizer"] == NO_QUANTIZER)
         & (rows["metric"] == "psnr")
         & (rows["dataset"] == dataset)
         & rows["status"].eq("ok")

@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vqbench.reports._data import KEY_COLUMNS, metric_label
+from vqbench.reports._data import metric_label
 from vqbench.reports._format import fmt_delta, fmt_value
 from vqbench.reports.compare import collapse
 from vqbench.reports.document import Callout, Document, Figure, Paragraph, Section, Table, TableCell
-from vqbench.reports.history import GateResult, evaluate_gate, history_run_ids, step_changes
+from vqbench.reports.gate import GateResult, evaluate_gate
+from vqbench.reports.history import accepted_runs, history_run_ids
 from vqbench.reports.report import RunData, build_report, load_run
+from vqbench.reports.steps import step_changes
 from vqbench.reports.thresholds import GateConfig, gate_text, relative_time_threshold
+from vqbench.results.vocabulary import KEY_COLUMNS
 
 MAX_HISTORY_PANELS = 12
 #: Exit codes of the gate: pass, a regression, the run cannot be judged whole (not finished, or
@@ -49,7 +52,6 @@ def gate_run(
     import pandas as pd
 
     from vqbench.reports._data import prepare
-    from vqbench.reports.history import accepted_runs
 
     cfg = config or GateConfig()
     run = load_run(store, run_id)
@@ -226,14 +228,14 @@ def _series_of(outcome: NightlyOutcome, line: dict) -> Any:
 
 def history_figure(outcome: NightlyOutcome, lines: Any, stamp: str) -> Figure | None:
     """One panel per flagged figure: its value over the history, the band, steps and tonight's point."""
-    from vqbench.reports.figures import _new_figure, _png
+    from vqbench.reports._figure_layout import new_figure, png
 
     lines = lines.head(MAX_HISTORY_PANELS)
     if lines.empty:
         return None
     ncols = min(3, len(lines))
     nrows = math.ceil(len(lines) / ncols)
-    fig = _new_figure(4.2 * ncols, 3.0 * nrows + 0.5)
+    fig = new_figure(4.2 * ncols, 3.0 * nrows + 0.5)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     cfg = outcome.gate.config
     for ax in axes.flat[len(lines) :]:
@@ -278,7 +280,7 @@ def history_figure(outcome: NightlyOutcome, lines: Any, stamp: str) -> Figure | 
     return Figure(
         "history",
         "History of flagged figures",
-        _png(fig, stamp),
+        png(fig, stamp),
         caption=f"{caption} {stamp}",
         alt="line charts of flagged figures across runs",
     )
@@ -286,14 +288,14 @@ def history_figure(outcome: NightlyOutcome, lines: Any, stamp: str) -> Figure | 
 
 def overview_figure(outcome: NightlyOutcome, stamp: str) -> Figure | None:
     """Every gated figure relative to its history median across runs, flagged ones in colour."""
-    from vqbench.reports.figures import _new_figure, _png
+    from vqbench.reports._figure_layout import new_figure, png
 
     s = outcome.series
     runs = list(dict.fromkeys(s.sort_values("started")["run_id"]))
     if len(runs) < 2:
         return None
     checks = outcome.gate.checks
-    fig = _new_figure(8.0, 4.2)
+    fig = new_figure(8.0, 4.2)
     ax = fig.subplots()
     flagged = checks[checks["status"].isin(["regression", "improvement", "new error"])]
     flagged_keys = {tuple(r[k] for k in KEY_COLUMNS): r["status"] for r in flagged.to_dict("records")}
@@ -342,7 +344,7 @@ def overview_figure(outcome: NightlyOutcome, stamp: str) -> Figure | None:
     return Figure(
         "history_overview",
         "History overview",
-        _png(fig, stamp),
+        png(fig, stamp),
         caption=f"{caption} {stamp}",
         alt="overview of all figures relative to their history",
     )

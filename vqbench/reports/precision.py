@@ -23,6 +23,7 @@ import math
 from typing import Any
 
 from vqbench.reports.document import Callout, Document, Paragraph, Section, Table, TableCell
+from vqbench.results.vocabulary import parse_metric
 
 REFERENCE = "float32"
 #: A difference of means counts when it exceeds this many standard errors of the difference.
@@ -75,6 +76,12 @@ def _ran_text(ext: dict) -> str:
     return ran + (f" ({', '.join(others)})" if others else "")
 
 
+def _operation_at_size(metric: str) -> str:
+    """``forward@4096`` for ``forward.vectors_per_s@4096``: the operation and size of a rate."""
+    parsed = parse_metric(metric)
+    return (parsed.operation or parsed.figure) + ("" if parsed.size is None else f"@{parsed.size}")
+
+
 def _order(precisions: set[str]) -> list[str]:
     from_engine = ["float32", "bfloat16", "float16", "autocast-bfloat16", "autocast-float16"]
     return [p for p in from_engine if p in precisions] + sorted(precisions - set(from_engine))
@@ -103,7 +110,7 @@ def speed_table(rows: Any, stamp: str) -> Table | None:
         cells = [
             TableCell(quantizer, kind="label"),
             TableCell(f"{label} · {backend} · {device}", kind="label"),
-            TableCell(metric.replace(".vectors_per_s", ""), kind="label"),
+            TableCell(_operation_at_size(metric), kind="label"),
         ]
         for p in order:
             if p not in by:

@@ -36,6 +36,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vqbench.reports.timing_gate import ALPHA, GATED_BASE
+from vqbench.results.vocabulary import metric_name
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -137,16 +140,14 @@ def relative_time_threshold(config: GateConfig | None = None, quantizer: str = "
     row = {
         "quantizer": quantizer,
         "benchmark": "throughput",
-        "metric": "forward.relative_time",
-        "base_metric": "relative_time",
+        "metric": metric_name(GATED_BASE, operation="forward"),
+        "base_metric": GATED_BASE,
     }
     return cfg.settings_for(row).threshold
 
 
 def gate_text(config: GateConfig | None = None) -> str:
     """One sentence with the thresholds the gate applies, read from its settings (never restated)."""
-    from vqbench.reports.timing_gate import ALPHA
-
     cfg = config or GateConfig()
     relative = relative_time_threshold(cfg)
     return (

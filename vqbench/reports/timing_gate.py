@@ -21,33 +21,31 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vqbench.reports.statistics import log_mad_sigma, median, slower_p_value
+from vqbench.reports.steps import step_changes
+from vqbench.results.vocabulary import KEY_COLUMNS, metric_name, parse_metric
+
 GATED_BASE = "relative_time"
 VIEW_BASES = ("vectors_per_s", "time", "effective_gbps", "copy_fraction", "control_time")
 ALPHA = 0.01
-MAD_TO_SIGMA = 1.4826
 
 
 def relative_metric(metric: str) -> str | None:
     """``forward.relative_time@4096`` for any timing view ``forward.<view>@4096`` (else None)."""
-    op, dot, rest = str(metric).partition(".")
-    if not dot:
+    parsed = parse_metric(metric)
+    if not parsed.operation or parsed.variant or parsed.figure not in VIEW_BASES:
         return None
-    base, at, size = rest.partition("@")
-    if base not in VIEW_BASES:
-        return None
-    return f"{op}.{GATED_BASE}{at}{size}"
+    return metric_name(GATED_BASE, operation=parsed.operation, size=parsed.size)
 
 
 def is_relative(metric: str) -> bool:
     """True for the gated figure ``<op>.relative_time[@size]``."""
-    _, dot, rest = str(metric).partition(".")
-    return bool(dot) and rest.partition("@")[0] == GATED_BASE
+    parsed = parse_metric(metric)
+    return bool(parsed.operation) and not parsed.variant and parsed.figure == GATED_BASE
 
 
 def samples_of(rows: Any) -> dict[tuple, list[float]]:
     """Per figure key, the per-round samples stored with the relative times of prepared ``rows``."""
-    from vqbench.reports._data import KEY_COLUMNS
-
     out: dict[tuple, list[float]] = {}
     if rows is None or len(rows) == 0:
         return out
@@ -58,30 +56,6 @@ def samples_of(rows: Any) -> dict[tuple, list[float]]:
         key = tuple("" if rec[k] is None else rec[k] for k in KEY_COLUMNS)
         out.setdefault(key, []).extend(float(s) for s in samples if s is not None and s > 0)
     return out
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-
-
-def log_mad_sigma(values: list[float]) -> float:
-    """1.4826 x the median absolute deviation of the log values (0 for fewer than 3)."""
-    if len(values) < 3 or min(values) <= 0:
-        return 0.0
-    logs = [math.log(v) for v in values]
-    med = _median(logs)
-    return MAD_TO_SIGMA * _median([abs(v - med) for v in logs])
-
-
-def slower_p_value(tonight: list[float], history: list[float]) -> float:
-    """One-sided Mann-Whitney U p-value that tonight's samples are larger (1.0 without samples)."""
-    if len(tonight) < 3 or len(history) < 3:
-        return 1.0
-    from scipy.stats import mannwhitneyu
-
-    return float(mannwhitneyu(tonight, history, alternative="greater").pvalue)
 
 
 def judge(
@@ -104,9 +78,6 @@ def judge(
     a slower one only once a run at or after it was accepted (``accepted``: run ids, from
     ``vqbench nightly --accept RUN``): until then the history before the step stays the baseline.
     """
-    from vqbench.reports.history import _median as median
-    from vqbench.reports.history import step_changes
-
     values = [v for _, v, _ in past]
     # a step counts once enough runs after it tell the new level (a lone point is not a step)
     steps = [
@@ -142,7 +113,7 @@ def judge(
             "reason": f"{len(segment)} comparable past run(s){note}; the timing gate needs {min_history}",
         }
     seg_values = [v for _, v, _ in segment]
-    base = _median(seg_values)
+    base = median(seg_values)
     sigma = max(log_mad_sigma(seg_values), pooled_sigma)
     rel = value / base - 1
     log_change = math.log(value / base)
@@ -180,7 +151,7 @@ def judge(
 def pooled_sigma(past_by_key: dict[tuple, list[tuple[str, float, list[float]]]]) -> float:
     """The typical night-to-night noise of relative times: the median of their log-MAD sigmas."""
     sigmas = [log_mad_sigma([v for _, v, _ in past]) for past in past_by_key.values() if len(past) >= 3]
-    return _median(sigmas) if sigmas else 0.0
+    return median(sigmas) if sigmas else 0.0
 
 
 __all__ = [
@@ -189,9 +160,7 @@ __all__ = [
     "VIEW_BASES",
     "is_relative",
     "judge",
-    "log_mad_sigma",
     "pooled_sigma",
     "relative_metric",
     "samples_of",
-    "slower_p_value",
 ]
