@@ -24,6 +24,7 @@ FORBIDDEN = {
 }
 #: Modules longer than the limit because they are one concept, with why.
 LONG_ONE_CONCEPT = {
+    "vqbench/quantizers/baselines.py": "each baseline's factory beside its settings, one per paper",
     "vqbench/quantizers/fsq/triton.py": "the Triton kernels of FSQ's forward, backward, encode and decode",
 }
 MAX_LINES = 500

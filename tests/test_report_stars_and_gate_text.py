@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from _report_synth import add_run
 
+from vqbench.engines import primary_figures
 from vqbench.reports.nightly import gate_run, nightly_document
 from vqbench.reports.report import load_run
-from vqbench.reports.tables import PRIMARY_FIGURES, benchmark_tables, bits_per_token
+from vqbench.reports.tables import benchmark_tables, bits_per_token
 from vqbench.reports.thresholds import gate_text, parse_gate_config, relative_time_threshold
 from vqbench.results import ResultStore
 from vqbench.results._importers import import_file
@@ -38,7 +39,7 @@ def test_stars_only_on_the_primary_figure_of_each_benchmark(quick):
     for table in tables:
         stars = _starred(table)
         bench = table.title.split(" ", 1)[0]
-        primary = PRIMARY_FIGURES[bench]
+        primary = primary_figures()[bench]
         if bench == "throughput" and primary not in table.title:
             assert stars == [], f"{table.title}: no ★ outside {primary}"  # GB/s, control time ...
         if bench != "throughput":

@@ -157,6 +157,23 @@ def engine_names() -> list[str]:
     return list(ENGINES.specs())
 
 
+def view_of(name: str) -> str:
+    """How a report draws rows of engine ``name`` ("table" for one that is not registered here,
+    such as a plugin engine whose package is not installed where the report is made)."""
+    spec = ENGINES.specs().get(str(name))
+    return spec.view if spec is not None else "table"
+
+
+def with_view(view: str) -> list[str]:
+    """The registered engines that a report draws as ``view``."""
+    return [name for name, spec in ENGINES.specs().items() if spec.view == view]
+
+
+def primary_figures() -> dict[str, str]:
+    """Engine -> its primary figure, for the engines that declare one."""
+    return {name: spec.primary for name, spec in ENGINES.specs().items() if spec.primary}
+
+
 def engine_modules() -> dict[str, str]:
     """Each engine's module, for the workers."""
     return {name: spec.module for name, spec in ENGINES.specs().items()}
@@ -294,5 +311,8 @@ __all__ = [
     "engine_modules",
     "engine_names",
     "get_engine",
+    "primary_figures",
     "register_engine",
+    "view_of",
+    "with_view",
 ]

@@ -11,6 +11,7 @@ import json
 import math
 from typing import Any
 
+from vqbench.engines import view_of
 from vqbench.results.vocabulary import KEY_COLUMNS, parse_metric
 
 OPERATIONS = ("forward", "train", "train_step", "encode", "decode")
@@ -92,7 +93,7 @@ def is_timing(benchmark: str, metric: str, unit: str) -> bool:
     """Timing-like figures (noisy; relative thresholds) versus quality figures (absolute tolerances)."""
     name = str(metric).lower()
     return (
-        str(benchmark) == "throughput"
+        view_of(benchmark) == "operations"
         or str(unit) in TIMING_UNITS
         or "time" in name
         or name.endswith("_per_s")

@@ -10,6 +10,8 @@ import io
 import math
 from typing import Any
 
+from vqbench.engines import view_of
+
 _SIZE_KEYS = ("size", "num_vectors", "batch_size")
 #: The held-out figures of training curves, with their axis labels.
 CURVE_METRICS = {"psnr": "held-out PSNR [dB]", "utilization": "held-out utilization", "loss": "held-out MSE"}
@@ -46,7 +48,7 @@ def throughput_bars(frame: Any) -> tuple[Any, str, str, list[str]] | None:
     """The bars of the throughput figure, the metric they show, its unit and the operations in
     reading order; a bar per quantizer setting, backend, device and operation, at the largest size
     measured (None when the run measured no rate)."""
-    is_bench = frame["benchmark"] == "throughput"
+    is_bench = frame["benchmark"].map(view_of).eq("operations")
     rates = frame[is_bench & frame["status"].eq("ok") & frame["unit"].str.endswith("/s")]
     if rates.empty:
         return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vqbench.engines import view_of
 from vqbench.reports._figure_data import (
     CURVE_METRICS,
     curve_points,
@@ -45,7 +46,7 @@ def throughput_figure(frame: Any, stamp: str) -> Figure | None:
     import seaborn as sns
     from matplotlib.ticker import EngFormatter
 
-    is_bench = frame["benchmark"] == "throughput"
+    is_bench = frame["benchmark"].map(view_of).eq("operations")
     bars = throughput_bars(frame)
     if bars is None:
         return None

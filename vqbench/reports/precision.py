@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vqbench.engines import with_view
 from vqbench.reports.document import Callout, Document, Paragraph, Section, Table, TableCell
 from vqbench.results.vocabulary import parse_metric
 
 REFERENCE = "float32"
 #: A difference of means counts when it exceeds this many standard errors of the difference.
 NOISE_K = 2.0
-_TRAINING = ("reconstruction", "usage")
 
 
 def row_precision(ext: dict) -> str:
@@ -238,7 +238,7 @@ def _training_groups(rows: Any) -> list[dict[str, Any]]:
     """Per training benchmark, dataset, quantizer, codebook size and autocast precision: the
     utilization and PSNR values of float32 and of that precision over the seeds both measured."""
     sel = rows[
-        rows["benchmark"].isin(_TRAINING)
+        rows["benchmark"].isin(with_view("training"))
         & rows["status"].eq("ok")
         & rows["metric"].isin(["utilization", "psnr"])
     ]

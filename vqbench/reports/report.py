@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vqbench.engines import with_view
 from vqbench.reports._data import prepare
 from vqbench.reports.document import Callout, Document, KeyValues, Paragraph, Section, Table, TableCell
 
@@ -237,7 +238,7 @@ def build_report(
         )
     from vqbench.reports.findings import findings_blocks
 
-    if run.rows["benchmark"].isin(["reconstruction", "usage"]).any():
+    if run.rows["benchmark"].isin(with_view("training")).any():
         doc.sections.append(Section("Findings", findings_blocks(run.rows, run.suite, run.stamp)))
     add_precision_section(doc, every_row, run.stamp)
     sections: dict[str, Section] = {}

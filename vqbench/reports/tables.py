@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vqbench.engines import engine_names, primary_figures
 from vqbench.reports._data import metric_label
 from vqbench.reports._format import fmt_ratio, fmt_value
 from vqbench.reports.compare import NOT_COMPARED
 from vqbench.reports.document import Table, TableCell
 
-BENCHMARK_ORDER = ("throughput", "usage", "reconstruction")
 ENTITY = ("quantizer", "config_label", "backend", "device", "dataset", "row_variant", "seed_label")
 _HEADERS = {
     "quantizer": "quantizer",
@@ -29,8 +29,6 @@ _HEADERS = {
     "seed_label": "seed",
 }
 _MATCH = ("backend", "device", "dataset", "row_variant", "seed_label")
-#: The one figure per benchmark whose best value gets a ★ (per operation for throughput).
-PRIMARY_FIGURES = {"throughput": "vectors_per_s", "usage": "utilization", "reconstruction": "psnr"}
 
 
 def bits_per_token(frame: Any) -> dict[tuple[str, str], float]:
@@ -52,9 +50,10 @@ def bits_per_token(frame: Any) -> dict[tuple[str, str], float]:
 
 
 def ordered_benchmarks(frame: Any) -> list[str]:
-    """The benchmarks present, known ones first in their usual order."""
+    """The benchmarks present, registered ones first in registration order."""
     present = list(dict.fromkeys(frame["benchmark"].tolist()))
-    return [b for b in BENCHMARK_ORDER if b in present] + [b for b in present if b not in BENCHMARK_ORDER]
+    order = engine_names()
+    return [b for b in order if b in present] + [b for b in present if b not in order]
 
 
 def _with_seed_label(frame: Any) -> Any:
@@ -132,7 +131,7 @@ def benchmark_table(
     ]
 
     best: set[tuple] = set()
-    primary = PRIMARY_FIGURES.get(benchmark)
+    primary = primary_figures().get(benchmark)
     bits = bits_per_token(frame)
     for column in columns:
         if column[0] != primary:
@@ -231,10 +230,11 @@ def benchmark_table(
     if constant:
         notes.append("All rows: " + "; ".join(constant) + ".")
     if best:
+        shown = set(frame["benchmark"])
         notes.append(
             f"★ best {primary} in its column among rows with the same bits per token (to whole bits), "
             "dataset, variant and device; only each benchmark's primary figure "
-            f"({', '.join(f'{b}: {m}' for b, m in PRIMARY_FIGURES.items())}) is starred."
+            f"({', '.join(f'{b}: {m}' for b, m in primary_figures().items() if b in shown)}) is starred."
         )
     if baseline:
         if (ok["quantizer"] == baseline).any():
@@ -277,7 +277,7 @@ def _split_columns(frame: Any, bench: str, caption: str, baseline: str | None, m
     """One table of the benchmark's figures, or several of at most ``MAX_VALUE_COLUMNS`` each."""
     if len(metrics) <= MAX_VALUE_COLUMNS:
         return [benchmark_table(frame, bench, caption, baseline)]
-    primary = PRIMARY_FIGURES.get(bench)
+    primary = primary_figures().get(bench)
     order = [primary, *_HEADLINE] if primary else list(_HEADLINE)
     metrics = sorted(metrics, key=lambda m: order.index(m) if m in order else len(order))
     parts = math.ceil(len(metrics) / MAX_VALUE_COLUMNS)
@@ -313,4 +313,4 @@ def benchmark_tables(frame: Any, caption: str, baseline: str | None = None) -> l
     return tables
 
 
-__all__ = ["PRIMARY_FIGURES", "benchmark_table", "benchmark_tables", "bits_per_token", "ordered_benchmarks"]
+__all__ = ["benchmark_table", "benchmark_tables", "bits_per_token", "ordered_benchmarks"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vqbench.engines import view_of
 from vqbench.reports import timing_gate as tg
 from vqbench.reports.compare import collapse
 from vqbench.reports.thresholds import GateConfig
@@ -64,8 +65,12 @@ class RelativeJudge:
 
     @staticmethod
     def _training_time(key: tuple, now: Any, base: dict) -> dict | None:
-        """Wall-clock training times of usage and reconstruction cells: reported, not gated."""
-        if key[KEY_COLUMNS.index("benchmark")] == "throughput" or now is None or not now.get("timing"):
+        """Wall-clock times of training cells (usage, reconstruction): reported, not gated."""
+        if (
+            view_of(key[KEY_COLUMNS.index("benchmark")]) == "operations"
+            or now is None
+            or not now.get("timing")
+        ):
             return None
         return {
             **base,
