@@ -89,13 +89,13 @@ def test_error_rows_are_shown_as_errors_never_as_numbers(doc, tmp_path):
 
 
 def test_figures_are_drawn_and_name_run_suite_and_environment(doc):
-    names = [f.name for f in doc.figures()]
+    names = [f.name for f in doc.plots()]
     assert names[:3] == ["throughput", "utilization", "rate_distortion"]
     assert "reconstructions-digits" in names
-    for fig in doc.figures():
+    for fig in doc.plots():
         assert fig.png.startswith(b"\x89PNG\r\n\x1a\n") and len(fig.png) > 5000
         assert "run " in fig.caption and "suite full" in fig.caption and "env " in fig.caption
-    utilization = next(f for f in doc.figures() if f.name == "utilization")
+    utilization = next(f for f in doc.plots() if f.name == "utilization")
     assert "lfq (error)" in utilization.caption
 
 
@@ -103,7 +103,7 @@ def test_reconstructions_from_encoded_samples(tmp_path):
     with ResultStore(tmp_path / "s.sqlite") as st:
         add_run(st, samples="dict", quantizers=("fsq", "vq"))
         doc = build_report(st)
-    assert "reconstructions-digits" in [f.name for f in doc.figures()]
+    assert "reconstructions-digits" in [f.name for f in doc.plots()]
 
 
 def test_html_is_self_contained_and_escapes_everything(tmp_path):
@@ -156,7 +156,7 @@ def test_markdown_writes_figure_files_beside_the_report(doc, tmp_path):
     paths = write_report(doc, tmp_path / "out", formats=("md",))
     md = paths["md"].read_text()
     figures = sorted((tmp_path / "out" / "report-figures").glob("*.png"))
-    assert len(figures) == len(doc.figures())
+    assert len(figures) == len(doc.plots())
     for fig in figures:
         assert f"(report-figures/{fig.name})" in md
     assert "html" not in paths
@@ -177,7 +177,7 @@ def test_nightly_outputs(tmp_path):
     assert first["higher_is_better"] is True and first["rel_change"] < -0.2 and first["kind"] == "timing"
     assert [s.title for s in doc.sections[:3]] == ["Verdict", "Regressions", "History"]
     assert "REGRESSION" in doc.sections[0].blocks[0].text
-    assert {"history", "history_overview"} <= {f.name for f in doc.figures()}
+    assert {"history", "history_overview"} <= {f.name for f in doc.plots()}
     assert paths["html"].is_file() and paths["md"].is_file()
 
 

@@ -1,7 +1,7 @@
 """The report model that every renderer (Markdown, HTML, terminal) reads.
 
 A ``Document`` is a title, a subtitle and sections of blocks: paragraphs, callouts, key/value
-lists, tables and figures. Builders (run report, comparison, nightly) make documents; renderers
+lists, tables and plots. Builders (run report, comparison, nightly) make documents; renderers
 only draw them, so every output shows the same content.
 """
 
@@ -34,7 +34,7 @@ class Table:
 
 
 @dataclass
-class Figure:
+class Plot:
     """A PNG image with its title and caption (the caption names run, suite and environment)."""
 
     name: str  # file stem, safe characters only
@@ -63,7 +63,7 @@ class KeyValues:
     items: list[tuple[str, str]]
 
 
-Block = Paragraph | Callout | KeyValues | Table | Figure
+Block = Paragraph | Callout | KeyValues | Table | Plot
 
 
 @dataclass
@@ -78,9 +78,9 @@ class Document:
     subtitle: str = ""
     sections: list[Section] = field(default_factory=list)
 
-    def figures(self) -> list[Figure]:
+    def plots(self) -> list[Plot]:
         """Every figure, in document order."""
-        return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Plot)]
 
     def tables(self) -> list[Table]:
         """Every table, in document order."""
@@ -91,7 +91,7 @@ __all__ = [
     "Block",
     "Callout",
     "Document",
-    "Figure",
+    "Plot",
     "KeyValues",
     "Paragraph",
     "Section",

@@ -16,7 +16,7 @@ from typing import Any
 from vqbench.reports._data import metric_label
 from vqbench.reports._format import fmt_delta, fmt_value
 from vqbench.reports.compare import collapse
-from vqbench.reports.document import Callout, Document, Figure, Paragraph, Section, Table, TableCell
+from vqbench.reports.document import Callout, Document, Paragraph, Plot, Section, Table, TableCell
 from vqbench.reports.gate import GateResult, evaluate_gate
 from vqbench.reports.history import accepted_runs, history_run_ids
 from vqbench.reports.report import RunData, build_report, load_run
@@ -226,9 +226,9 @@ def _series_of(outcome: NightlyOutcome, line: dict) -> Any:
     return s[mask].sort_values("started")
 
 
-def history_figure(outcome: NightlyOutcome, lines: Any, stamp: str) -> Figure | None:
+def history_plot(outcome: NightlyOutcome, lines: Any, stamp: str) -> Plot | None:
     """One panel per flagged figure: its value over the history, the band, steps and tonight's point."""
-    from vqbench.reports._figure_layout import new_figure, png
+    from vqbench.reports._plot_layout import new_figure, png
 
     lines = lines.head(MAX_HISTORY_PANELS)
     if lines.empty:
@@ -277,7 +277,7 @@ def history_figure(outcome: NightlyOutcome, lines: Any, stamp: str) -> Figure | 
         "figures and ± the tolerance for quality figures; dashed lines mark detected step changes; red "
         "stripes are runs where the figure failed."
     )
-    return Figure(
+    return Plot(
         "history",
         "History of flagged figures",
         png(fig, stamp),
@@ -286,9 +286,9 @@ def history_figure(outcome: NightlyOutcome, lines: Any, stamp: str) -> Figure | 
     )
 
 
-def overview_figure(outcome: NightlyOutcome, stamp: str) -> Figure | None:
+def overview_plot(outcome: NightlyOutcome, stamp: str) -> Plot | None:
     """Every gated figure relative to its history median across runs, flagged ones in colour."""
-    from vqbench.reports._figure_layout import new_figure, png
+    from vqbench.reports._plot_layout import new_figure, png
 
     s = outcome.series
     runs = list(dict.fromkeys(s.sort_values("started")["run_id"]))
@@ -341,7 +341,7 @@ def overview_figure(outcome: NightlyOutcome, stamp: str) -> Figure | None:
         f"grey lines were not flagged ({legend}). The band is ±{band * 100:.0f}%, the threshold of the "
         "gated timing figure (relative time)."
     )
-    return Figure(
+    return Plot(
         "history_overview",
         "History overview",
         png(fig, stamp),
@@ -416,9 +416,9 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
     figs = [
         f
         for f in (
-            history_figure(outcome, regress, stamp),
-            history_figure(outcome, improve, stamp),
-            overview_figure(outcome, stamp),
+            history_plot(outcome, regress, stamp),
+            history_plot(outcome, improve, stamp),
+            overview_plot(outcome, stamp),
         )
         if f is not None
     ]
@@ -470,9 +470,9 @@ __all__ = [
     "exit_code",
     "suspect_cells",
     "gate_run",
-    "history_figure",
+    "history_plot",
     "nightly_document",
     "nightly_summary",
-    "overview_figure",
+    "overview_plot",
     "write_nightly",
 ]

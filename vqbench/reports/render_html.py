@@ -14,7 +14,7 @@ import html
 import re
 from pathlib import Path
 
-from vqbench.reports.document import Callout, Document, Figure, KeyValues, Paragraph, Table
+from vqbench.reports.document import Callout, Document, KeyValues, Paragraph, Plot, Table
 
 #: Tables with more columns than this scroll sideways in their own box (the rest wrap to the page).
 WIDE_COLUMNS = 16
@@ -115,7 +115,7 @@ def _table(table: Table) -> str:
     return "\n".join(out)
 
 
-def _figure(fig: Figure) -> str:
+def _plot(fig: Plot) -> str:
     data = base64.b64encode(fig.png).decode("ascii")
     alt = fig.alt or fig.title
     return (
@@ -135,8 +135,8 @@ def _block(block: object) -> str:
         return f"{head}<dl>{items}</dl>"
     if isinstance(block, Table):
         return _table(block)
-    if isinstance(block, Figure):
-        return _figure(block)
+    if isinstance(block, Plot):
+        return _plot(block)
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vqbench.reports.document import Callout, Document, Figure, KeyValues, Paragraph, Table
+from vqbench.reports.document import Callout, Document, KeyValues, Paragraph, Plot, Table
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#!])")
 _ICONS = {"ok": "✅", "info": "ℹ️", "warning": "⚠️", "error": "❌"}
@@ -77,7 +77,7 @@ def render_markdown(doc: Document, figure_dir: str = "figures") -> tuple[str, di
                 lines.append("")
             elif isinstance(block, Table):
                 lines += _table(block)
-            elif isinstance(block, Figure):
+            elif isinstance(block, Plot):
                 stem = _safe_name(block.name)
                 rel = f"{figure_dir}/{stem}.png"
                 n = 2

@@ -223,7 +223,7 @@ def build_report(
     store: Any, run_id: str | None = "latest", baseline: str | None = None, figures: bool = True
 ) -> Document:
     """The report of one run of ``store`` as a ``Document``; ``baseline`` adds ratios to that quantizer."""
-    from vqbench.reports.figures import run_figures
+    from vqbench.reports.plots import run_plots
     from vqbench.reports.tables import benchmark_tables
 
     run = load_run(store, run_id)
@@ -249,7 +249,7 @@ def build_report(
             doc.sections.append(sections[bench])
         sections[bench].blocks.append(table)
     if figures:
-        figs = run_figures(run.rows, run.stamp)
+        figs = run_plots(run.rows, run.stamp)
         if figs:
             doc.sections.append(Section("Figures", list(figs)))
     settings = settings_table(run)

@@ -1,4 +1,4 @@
-"""The layout of report figures: a new Agg figure, its PNG with the run stamp, log-2 axes, one
+"""The layout of report plots: a new Agg figure, its PNG with the run stamp, log-2 axes, one
 legend outside the axes, quantizer lines with markers, and pages of what does not fit one figure.
 
 Figures are ``matplotlib.figure.Figure`` objects (pyplot is never touched); math text is off,

@@ -1,4 +1,4 @@
-"""What the report figures draw, taken from a run's prepared rows (see ``_data.prepare``).
+"""What the report plots draw, taken from a run's prepared rows (see ``_data.prepare``).
 
 Only measured rows are drawn; error and skipped rows are named in the caption (``not_drawn``)
 instead, never drawn as zeros.

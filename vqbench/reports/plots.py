@@ -1,4 +1,4 @@
-"""Seaborn figures of one run: throughput, utilization versus codebook size, rate-distortion,
+"""Seaborn plots of one run: throughput, utilization versus codebook size, rate-distortion,
 training curves and reconstructions of a few eval images.
 
 Each figure is drawn from the rows that ``_figure_data`` takes from the run, on the canvas of
@@ -15,7 +15,8 @@ import math
 from typing import Any
 
 from vqbench.engines import view_of
-from vqbench.reports._figure_data import (
+from vqbench.reports._palette import quantizer_styles
+from vqbench.reports._plot_data import (
     CURVE_METRICS,
     curve_points,
     not_drawn,
@@ -24,7 +25,7 @@ from vqbench.reports._figure_data import (
     throughput_bars,
     utilization_points,
 )
-from vqbench.reports._figure_layout import (
+from vqbench.reports._plot_layout import (
     legend_outside,
     log2_axis,
     new_figure,
@@ -32,8 +33,7 @@ from vqbench.reports._figure_layout import (
     png,
     quantizer_lines,
 )
-from vqbench.reports._palette import quantizer_styles
-from vqbench.reports.document import Figure
+from vqbench.reports.document import Plot
 
 #: Reconstruction strips per figure; more quantizer settings continue on further pages.
 MAX_RECON_ROWS = 10
@@ -41,7 +41,7 @@ MAX_RECON_ROWS = 10
 MAX_CURVE_PANELS = 6
 
 
-def throughput_figure(frame: Any, stamp: str) -> Figure | None:
+def throughput_plot(frame: Any, stamp: str) -> Plot | None:
     """Bars of the throughput rate per quantizer, one panel per operation (and device), hue = backend."""
     import seaborn as sns
     from matplotlib.ticker import EngFormatter
@@ -88,7 +88,7 @@ def throughput_figure(frame: Any, stamp: str) -> Figure | None:
         f"{metric} [{unit}] per quantizer; panels by operation and device, colours by backend; "
         "each bar is the median at the largest size measured." + not_drawn(frame, is_bench)
     )
-    return Figure(
+    return Plot(
         "throughput",
         "Throughput by operation, backend and device",
         png(fig, stamp),
@@ -97,7 +97,7 @@ def throughput_figure(frame: Any, stamp: str) -> Figure | None:
     )
 
 
-def utilization_figure(frame: Any, stamp: str) -> Figure | None:
+def utilization_plot(frame: Any, stamp: str) -> Plot | None:
     """Codebook utilization against codebook size (log2 axis): a line per quantizer, a panel per
     benchmark and dataset it was measured in."""
     is_util = frame["base_metric"] == "utilization"
@@ -123,7 +123,7 @@ def utilization_figure(frame: Any, stamp: str) -> Figure | None:
         "marker; a family shares a hue), a panel per benchmark and dataset it was measured in."
         + not_drawn(frame, is_util)
     )
-    return Figure(
+    return Plot(
         "utilization",
         "Utilization versus codebook size",
         png(fig, stamp),
@@ -132,7 +132,7 @@ def utilization_figure(frame: Any, stamp: str) -> Figure | None:
     )
 
 
-def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
+def rate_distortion_plot(frame: Any, stamp: str) -> Plot | None:
     """PSNR against bits per token, a line per quantizer (a panel per dataset)."""
     is_psnr = frame["metric"].str.lower().eq("psnr")
     points = rate_distortion_points(frame)
@@ -163,7 +163,7 @@ def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
         "autoencoder trained with no quantizer (the ceiling), where the run holds it."
         + not_drawn(frame, is_psnr)
     )
-    return Figure(
+    return Plot(
         "rate_distortion",
         "Rate-distortion (bits per token versus PSNR)",
         png(fig, stamp),
@@ -172,7 +172,7 @@ def rate_distortion_figure(frame: Any, stamp: str) -> Figure | None:
     )
 
 
-def reconstruction_figures(frame: Any, stamp: str) -> list[Figure]:
+def reconstruction_plots(frame: Any, stamp: str) -> list[Plot]:
     """Strips of eval images: the originals on top, then the reconstructions of each quantizer
     setting (figures per dataset, ``MAX_RECON_ROWS`` settings each: every setting is drawn).
     Originals that differ between settings get their own strips."""
@@ -192,7 +192,7 @@ def reconstruction_figures(frame: Any, stamp: str) -> list[Figure]:
     return figures
 
 
-def _reconstruction_page(decoded: dict[str, tuple], label: str, part: str, stamp: str, page: int) -> Figure:
+def _reconstruction_page(decoded: dict[str, tuple], label: str, part: str, stamp: str, page: int) -> Plot:
     """One figure of reconstruction strips: the shared originals on top, then each setting's."""
     import numpy as np
 
@@ -224,7 +224,7 @@ def _reconstruction_page(decoded: dict[str, tuple], label: str, part: str, stamp
         + (f"; this page shows{part[:-1].replace(' (', ' ')}" if part else "")
         + "."
     )
-    return Figure(
+    return Plot(
         f"reconstructions-{label}" + (f"-{page + 1}" if page else ""),
         f"Reconstructions · {label}{part}",
         png(fig, stamp),
@@ -233,7 +233,7 @@ def _reconstruction_page(decoded: dict[str, tuple], label: str, part: str, stamp
     )
 
 
-def convergence_figures(frame: Any, stamp: str) -> list[Figure]:
+def convergence_plots(frame: Any, stamp: str) -> list[Plot]:
     """Training curves (held-out figures against steps), a panel per codebook size, per benchmark.
 
     Read from the ``train_steps`` rows' ``curve``; one line per cell (quantizer and seed), so that a
@@ -241,7 +241,7 @@ def convergence_figures(frame: Any, stamp: str) -> list[Figure]:
     ``MAX_CURVE_PANELS`` codebook sizes continue on further figures.
     """
     rows = frame[(frame["metric"] == "train_steps") & frame["status"].eq("ok")]
-    out: list[Figure] = []
+    out: list[Plot] = []
     for bench in dict.fromkeys(rows["benchmark"]):
         sub = rows[rows["benchmark"] == bench]
         data = curve_points(sub)
@@ -291,7 +291,7 @@ def convergence_figures(frame: Any, stamp: str) -> list[Figure]:
             alt = f"line charts of held-out figures against steps, {bench}"
             name = f"curves_{bench}" + (f"-{page + 1}" if page else "")
             out.append(
-                Figure(
+                Plot(
                     name,
                     f"Training curves ({bench}){part}",
                     png(fig, stamp),
@@ -302,28 +302,28 @@ def convergence_figures(frame: Any, stamp: str) -> list[Figure]:
     return out
 
 
-def run_figures(frame: Any, stamp: str) -> list[Figure]:
+def run_plots(frame: Any, stamp: str) -> list[Plot]:
     """Every figure that the run's rows support, in reading order."""
     out = [
         f
         for f in (
-            throughput_figure(frame, stamp),
-            utilization_figure(frame, stamp),
-            rate_distortion_figure(frame, stamp),
+            throughput_plot(frame, stamp),
+            utilization_plot(frame, stamp),
+            rate_distortion_plot(frame, stamp),
         )
         if f is not None
     ]
-    return out + convergence_figures(frame, stamp) + reconstruction_figures(frame, stamp)
+    return out + convergence_plots(frame, stamp) + reconstruction_plots(frame, stamp)
 
 
 __all__ = [
     "MAX_CURVE_PANELS",
     "MAX_RECON_ROWS",
-    "convergence_figures",
+    "convergence_plots",
     "log2_axis",
-    "rate_distortion_figure",
-    "reconstruction_figures",
-    "run_figures",
-    "throughput_figure",
-    "utilization_figure",
+    "rate_distortion_plot",
+    "reconstruction_plots",
+    "run_plots",
+    "throughput_plot",
+    "utilization_plot",
 ]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from _report_synth import add_run
 
-from vqbench.reports import figures
-from vqbench.reports._figure_layout import power_label
+from vqbench.reports import plots
 from vqbench.reports._palette import family_of, quantizer_styles
+from vqbench.reports._plot_layout import power_label
 from vqbench.reports.report import load_run
 from vqbench.results import ResultStore
 from vqbench.results._importers import import_file
@@ -48,7 +48,7 @@ def quick(tmp_path_factory):
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """The matplotlib figures that the report figures draw (instead of their PNG bytes)."""
+    """The matplotlib figures that the report plots draw (instead of their PNG bytes)."""
     got = []
 
     def keep(fig, stamp):
@@ -56,7 +56,7 @@ def drawn(monkeypatch):
         got.append(fig)
         return b"png"
 
-    monkeypatch.setattr(figures, "png", keep)
+    monkeypatch.setattr(plots, "png", keep)
     return got
 
 
@@ -73,7 +73,7 @@ def test_log2_ticks_read_two_to_the_k_as_plain_text():
     fig = Figure()
     ax = fig.subplots()
     ax.plot([256, 1024, 4096], [1, 0.5, 0.2])
-    figures.log2_axis(ax.xaxis, [256, 1024, 4096])
+    plots.log2_axis(ax.xaxis, [256, 1024, 4096])
     fig.canvas.draw()
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == ["2^8", "2^10", "2^12"]
@@ -81,7 +81,7 @@ def test_log2_ticks_read_two_to_the_k_as_plain_text():
 
 
 def test_utilization_figure_of_the_quick_run(quick, drawn):
-    fig = figures.utilization_figure(quick.rows, quick.stamp)
+    fig = plots.utilization_plot(quick.rows, quick.stamp)
     assert fig is not None and "a line per quantizer" in fig.caption
     mpl = drawn[0]
     ticks = {t.get_text() for ax in mpl.axes for t in ax.get_xticklabels() if t.get_text()}
@@ -94,7 +94,7 @@ def test_utilization_figure_of_the_quick_run(quick, drawn):
 
 
 def test_training_curves_with_one_point_per_line_show_markers(quick, drawn):
-    out = figures.convergence_figures(quick.rows, quick.stamp)
+    out = plots.convergence_plots(quick.rows, quick.stamp)
     assert {f.name for f in out} == {"curves_usage", "curves_reconstruction"}
     lines = [line for mpl in drawn for ax in mpl.axes for line in ax.get_lines()]
     one_point = [line for line in lines if len(line.get_xdata()) == 1]
@@ -107,14 +107,14 @@ def test_training_curves_with_one_point_per_line_show_markers(quick, drawn):
 
 
 def test_rate_distortion_draws_every_quantizer_with_a_legend_outside(quick, drawn):
-    fig = figures.rate_distortion_figure(quick.rows, quick.stamp)
+    fig = plots.rate_distortion_plot(quick.rows, quick.stamp)
     assert fig is not None
     assert set(QUANTIZERS) - {"vq-cosine", "vq-plain", "bsq"} <= _labels(drawn[0])
     assert all(ax.get_legend() is None for ax in drawn[0].axes)
 
 
 def test_reconstructions_go_on_pages_and_draw_every_setting(quick, drawn):
-    out = figures.reconstruction_figures(quick.rows, quick.stamp)
+    out = plots.reconstruction_plots(quick.rows, quick.stamp)
     assert len(out) == 2  # 12 settings, 10 a page
     assert "1 of 2" in out[0].title and "2 of 2" in out[1].title
     assert "settings 11-12 of 12" in out[1].caption
@@ -148,16 +148,16 @@ def test_the_palette_tells_twelve_quantizers_apart():
 
 
 def test_the_history_overview_caption_says_what_is_drawn(tmp_path):
-    from vqbench.reports.nightly import gate_run, overview_figure
+    from vqbench.reports.nightly import gate_run, overview_plot
 
     with ResultStore(tmp_path / "s.sqlite") as store:
         for seed in range(2):
             add_run(store, seed=seed, samples=False)
         quiet = gate_run(store)
-        fig = overview_figure(quiet, "stamp")
+        fig = overview_plot(quiet, "stamp")
         assert "none regressed or improved, all grey" in fig.caption
         assert "red: regressed" not in fig.caption
         add_run(store, seed=5, samples=False, util_drop={"vq": 0.3})
         flagged = gate_run(store)
-        fig = overview_figure(flagged, "stamp")
+        fig = overview_plot(flagged, "stamp")
         assert "red: regressed" in fig.caption
