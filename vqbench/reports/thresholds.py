@@ -92,7 +92,7 @@ DEFAULT_RULES = (
 
 
 @dataclass
-class Settings:
+class FigureThresholds:
     """The resolved settings for one figure."""
 
     threshold: float
@@ -116,9 +116,9 @@ class GateConfig:
     rules: list[Rule] = field(default_factory=lambda: list(DEFAULT_RULES))
     source: str = "defaults"
 
-    def settings_for(self, row: dict) -> Settings:
+    def settings_for(self, row: dict) -> FigureThresholds:
         """The settings that apply to a figure described by ``row`` (quantizer, metric, ...)."""
-        s = Settings(self.threshold, None, None, self.rel_tolerance, self.noise_k, False)
+        s = FigureThresholds(self.threshold, None, None, self.rel_tolerance, self.noise_k, False)
         for rule in self.rules:
             if not rule.matches(row):
                 continue
@@ -230,7 +230,7 @@ __all__ = [
     "DEFAULT_RULES",
     "GateConfig",
     "Rule",
-    "Settings",
+    "FigureThresholds",
     "gate_text",
     "load_gate_config",
     "parse_gate_config",
