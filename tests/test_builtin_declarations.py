@@ -160,7 +160,7 @@ def test_the_dry_run_prices_the_codebook_of_dense_quantizers_only():
             benchmark="reconstruction",
             quantizer=quantizer,
             config={"codebook_size": 4096},
-            params={"steps": 100},
+            params={"train_steps": 100},
         )
         return cell_costs([cell])[0].seconds
 

@@ -102,7 +102,7 @@ def test_the_engine_does_not_cut_while_utilization_climbs():
 
     data = make_dataset("blobs", "images", images[:256], images[256:])
     params = {
-        "steps": 600,
+        "train_steps": 600,
         "batch": 16,
         "channels": 8,
         "eval_every": 50,
@@ -173,7 +173,7 @@ def digits():
 
 def _recon(quantizer, config, **params):
     base = {
-        "steps": 300,
+        "train_steps": 300,
         "batch": 32,
         "channels": 8,
         "reconstructions": 0,
@@ -201,7 +201,7 @@ def test_reconstruction_stops_at_the_plateau_and_records_the_curve(digits):
     curve = steps["extra"]["curve"]
     assert curve["step"] == [50, 100, 150] and len(curve["psnr"]) == len(curve["utilization"]) == 3
     assert rows["utilization"]["extra"]["steps"] == 150 and rows["psnr"]["extra"]["converged"] is True
-    strict = _recon("fsq", {"codebook_size": 256}, loss_tol=0.0, util_tol=0.0, steps=200)
+    strict = _recon("fsq", {"codebook_size": 256}, loss_tol=0.0, util_tol=0.0, train_steps=200)
     rows = {r["metric"]: r for r in reconstruction.measure(strict, digits)}
     assert rows["train_steps"]["value"] == 200 and rows["train_steps"]["extra"]["converged"] is False
 
@@ -218,7 +218,7 @@ def test_reconstruction_cuts_the_learning_rate_at_plateaus(digits):
 
 
 def test_the_ceiling_has_its_own_step_cap(digits):
-    params = {"steps": 50, "ceiling_steps": 150, "loss_tol": 0.0, "util_tol": 0.0}
+    params = {"train_steps": 50, "ceiling_steps": 150, "loss_tol": 0.0, "util_tol": 0.0}
 
     def run(quantizer, config):
         return {r["metric"]: r for r in reconstruction.measure(_recon(quantizer, config, **params), digits)}
@@ -229,7 +229,7 @@ def test_the_ceiling_has_its_own_step_cap(digits):
 
 
 def test_the_ceiling_trains_the_same_autoencoder_without_a_quantizer(digits):
-    rows = {r["metric"]: r for r in reconstruction.measure(_recon(NO_QUANTIZER, {}, steps=100), digits)}
+    rows = {r["metric"]: r for r in reconstruction.measure(_recon(NO_QUANTIZER, {}, train_steps=100), digits)}
     assert {"psnr", "mse", "train_steps"} <= set(rows)
     assert not {"utilization", "bits_per_token"} & set(rows)  # no codes, no rate
     assert (

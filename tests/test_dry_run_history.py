@@ -59,7 +59,7 @@ def test_history_of_the_same_parameters_is_reused_for_another_quantizer(tmp_path
             {"codebook_size": 256},
             "gaussian",
             dataset_options={"n_train": n_train},
-            params={"steps": steps},
+            params={"train_steps": steps},
         )
 
     store = tmp_path / "r.sqlite"

@@ -17,7 +17,6 @@ from vqbench.suite.profiles import ProfileError, load_profile
 #: Parameters for which 0 is a meaningful value (no training, no warm-up, no checks, ...).
 ZERO_OK = {
     "train_steps",
-    "steps",
     "warmup",
     "eval_every",
     "min_steps",

@@ -171,7 +171,7 @@ path = "{missing}"
 def test_known_cost_of_a_training_cell_follows_its_step_cap_and_codebook():
     def cell(quantizer, size, steps):
         config = {"codebook_size": size} if size else {}
-        return Cell("s", "reconstruction", quantizer, config, "digits", params={"steps": steps})
+        return Cell("s", "reconstruction", quantizer, config, "digits", params={"train_steps": steps})
 
     fsq, vq_small, vq_large, fsq_long = (
         c.seconds
@@ -190,7 +190,7 @@ def test_known_cost_of_a_training_cell_follows_its_step_cap_and_codebook():
             {"codebook_size": 2**16},
             "digits",
             device="cuda",
-            params={"steps": 5000},
+            params={"train_steps": 5000},
         )
 
     fsq_gpu, vq_gpu = (c.seconds for c in cell_costs([gpu("fsq"), gpu("vq")]))

@@ -227,7 +227,7 @@ def test_training_under_autocast_records_it_and_refuses_plain_half():
         config={"codebook_size": 256},
         params={
             "dtype": "autocast-bfloat16",
-            "steps": 20,
+            "train_steps": 20,
             "eval_every": 0,
             "reconstructions": 0,
             "channels": 8,

@@ -30,7 +30,7 @@ def _blobs(n_train=192, n_eval=64, size=8, seed=0):
     return make_dataset("blobs", "images", images[:n_train], images[n_train:])
 
 
-PARAMS = {"steps": 40, "batch": 16, "channels": 8, "eval_every": 0, "reconstructions": 0}
+PARAMS = {"train_steps": 40, "batch": 16, "channels": 8, "eval_every": 0, "reconstructions": 0}
 
 
 def _run(quantizer, config, **params):
@@ -64,13 +64,13 @@ def test_fsq_gets_its_own_width_and_no_projection_and_every_row_states_it():
 )
 def test_each_quantizer_is_fed_its_native_width(name, config, width):
     assert reconstruction.native_width(name, {**config, "dim": 99}) == width
-    _, q, widths, _ = _run(name, config, steps=0)
+    _, q, widths, _ = _run(name, config, train_steps=0)
     assert q.dim == width == widths["latent_dim"] and widths["width"] == "native"
 
 
 def test_a_shared_width_puts_the_same_explicit_projection_before_every_quantizer():
     for name, config, qdim in (("fsq", {"codebook_size": 256}, 3), ("lfq", {"codebook_size": 256}, 8)):
-        model, q, widths, rows = _run(name, config, latent_dim=8, steps=0)
+        model, q, widths, rows = _run(name, config, latent_dim=8, train_steps=0)
         assert widths["width"] == "shared" and widths["latent_dim"] == 8 and q.dim == qdim
         assert isinstance(model.project_in, torch.nn.Linear)
         assert (model.project_in.in_features, model.project_in.out_features) == (8, qdim)
@@ -79,13 +79,13 @@ def test_a_shared_width_puts_the_same_explicit_projection_before_every_quantizer
 
 
 def test_a_config_dim_is_the_quantizers_input_and_the_row_says_it_projects_inside():
-    _, q, widths, _ = _run("fsq", {"codebook_size": 256, "dim": 8}, steps=0)
+    _, q, widths, _ = _run("fsq", {"codebook_size": 256, "dim": 8}, train_steps=0)
     assert q.dim == 8 and widths["native_dim"] == 3 and widths["width"] == "config"
     assert "projects 8 -> 3 inside" in widths["width_note"]
 
 
 def test_the_ceiling_takes_the_width_it_is_given_and_says_so():
-    _, q, widths, rows = _run(NO_QUANTIZER, {}, latent_dim=12, ceiling_width_note="widest width: 12", steps=0)
+    _, q, widths, rows = _run(NO_QUANTIZER, {}, latent_dim=12, ceiling_width_note="widest width: 12", train_steps=0)
     assert q is None and widths["latent_dim"] == 12
     assert rows["psnr"]["extra"]["width_note"] == "widest width: 12"
     assert rows["input_participation_ratio"]["extra"]["width"] == 12

@@ -61,7 +61,7 @@ def vector_run():
     cell = _cell(
         "ToyFSQ",
         {"codebook_size": 125},
-        {"steps": 150, "batch": 64, "hidden": 64, "latent_dim": 4, "tokens_per_sample": 2},
+        {"train_steps": 150, "batch": 64, "hidden": 64, "latent_dim": 4, "tokens_per_sample": 2},
     )
     return _by_metric(reconstruction.measure(cell, data=_low_rank_vectors()))
 
@@ -107,7 +107,7 @@ def test_figures_units_and_context(vector_run):
 
 
 def test_same_cell_same_result():
-    cell = _cell("ToyVQ", {"codebook_size": 16}, {"steps": 10, "hidden": 16})
+    cell = _cell("ToyVQ", {"codebook_size": 16}, {"train_steps": 10, "hidden": 16})
     data = _low_rank_vectors(n_train=300, n_eval=200)
     first = _by_metric(reconstruction.measure(cell, data=data))
     second = _by_metric(reconstruction.measure(cell, data=data))
@@ -116,7 +116,7 @@ def test_same_cell_same_result():
 
 
 def test_conv_autoencoder_learns_and_stores_a_strip():
-    params = {"steps": 80, "batch": 32, "channels": 8, "reconstructions": 4}
+    params = {"train_steps": 80, "batch": 32, "channels": 8, "reconstructions": 4}
     cell = _cell("ToyFSQ", {"codebook_size": 125}, params, dataset="blobs")
     rows = _by_metric(reconstruction.measure(cell, data=_blob_images()))
     assert rows["mse"]["value"] < 0.5 * rows["mse_untrained"]["value"]
@@ -131,7 +131,7 @@ def test_conv_autoencoder_learns_and_stores_a_strip():
 
 
 def test_multi_codebook_usage_is_per_codebook():
-    cell = _cell("ToyVQ", {"codebook_size": 16, "num_codebooks": 2}, {"steps": 20, "hidden": 32})
+    cell = _cell("ToyVQ", {"codebook_size": 16, "num_codebooks": 2}, {"train_steps": 20, "hidden": 32})
     rows = _by_metric(reconstruction.measure(cell, data=_low_rank_vectors(n_train=500, n_eval=400)))
     assert len(rows["utilization"]["extra"]["per_codebook"]) == 2
     assert rows["bits_per_token"]["value"] == pytest.approx(8.0)
@@ -140,7 +140,7 @@ def test_multi_codebook_usage_is_per_codebook():
 def test_aux_loss_weight_changes_training():
     data = _low_rank_vectors(n_train=300, n_eval=200)
     cells = [
-        _cell("ToyVQ", {"codebook_size": 16}, {"steps": 30, "aux_loss_weight": w, "hidden": 16})
+        _cell("ToyVQ", {"codebook_size": 16}, {"train_steps": 30, "aux_loss_weight": w, "hidden": 16})
         for w in (0.0, 1.0)
     ]
     runs = [_by_metric(reconstruction.measure(cell, data=data)) for cell in cells]
@@ -176,7 +176,7 @@ def test_digits_if_available():
     images = torch.tensor(load_digits().images, dtype=torch.float32).unsqueeze(1) / 16
     data = make_dataset("digits", "images", images[:1400], images[1400:])
     cell = _cell(
-        "ToyFSQ", {"codebook_size": 125}, {"steps": 40, "batch": 32, "channels": 8}, dataset="digits"
+        "ToyFSQ", {"codebook_size": 125}, {"train_steps": 40, "batch": 32, "channels": 8}, dataset="digits"
     )
     rows = _by_metric(reconstruction.measure(cell, data=data))
     assert rows["mse"]["value"] < rows["mse_untrained"]["value"]
@@ -192,10 +192,23 @@ def test_registered_quantizer_on_registered_digits():
         {"codebook_size": 256},
         "digits",
         {},
-        params={"steps": 30, "batch": 32, "channels": 8, "reconstructions": 2},
+        params={"train_steps": 30, "batch": 32, "channels": 8, "reconstructions": 2},
     )
     rows = _by_metric(reconstruction.measure(cell))
     assert rows["mse"]["value"] < rows["mse_untrained"]["value"]
     size = rows["perplexity"]["extra"]["codebook_size"]  # the levels [8, 6, 5] give 240 codes
     assert rows["bits_per_token"]["value"] == pytest.approx(math.log2(size))
     assert rows["tokens"]["value"] == rows["psnr"]["n"] * 16
+
+
+def test_the_step_cap_is_read_from_its_earlier_name_too():
+    """``steps`` (the step cap's name before ``train_steps``) still sets the cap; giving both is an error."""
+    from vqbench.engines import get_engine
+
+    engine = get_engine("reconstruction")
+    assert engine.current_params({"steps": 30, "batch": 8}) == {"train_steps": 30, "batch": 8}
+    with pytest.raises(ValueError, match="old name of 'train_steps'"):
+        engine.current_params({"steps": 30, "train_steps": 40})
+    cell = _cell("ToyFSQ", {"codebook_size": 125}, {"steps": 12, "hidden": 16, "eval_every": 0})
+    old = _by_metric(reconstruction.measure(cell, data=_low_rank_vectors()))
+    assert old["train_steps"]["value"] == 12

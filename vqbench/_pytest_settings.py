@@ -20,7 +20,6 @@ SMOKE_TOKENS = 256
 #: Engine parameters shrunk in smoke mode, where the engine has them.
 SMOKE_PARAMS = {
     "train_steps": 2,
-    "steps": 2,
     "batch": 16,
     "eval_batch": 256,
     "min_tokens_per_code": 0,

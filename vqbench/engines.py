@@ -75,6 +75,7 @@ class EngineSpec:
     summary: tuple[SummaryColumn, ...] = ()
     legend: str = ""  # what the summary's columns of this engine are
     cost: CostModel = field(default_factory=CostModel)
+    renamed_params: dict[str, str] = field(default_factory=dict)  # old name -> new, still read
     source: str = "vqbench"
 
     @property
@@ -97,6 +98,16 @@ class EngineSpec:
         if not isinstance(getattr(module, "PARAMS", None), dict):
             raise UserError(f"engine {self.name!r}: module {self.module!r} has no PARAMS dict of defaults")
         return module
+
+    def current_params(self, params: dict[str, Any], where: str = "params") -> dict[str, Any]:
+        """``params`` with parameters that an earlier vqbench named otherwise under their new name."""
+        out = dict(params)
+        for old, new in self.renamed_params.items():
+            if old in out:
+                if new in out:
+                    raise UserError(f"{where}: {old!r} is the old name of {new!r}; give {new!r} only")
+                out[new] = out.pop(old)
+        return out
 
     def params(self) -> dict[str, Any]:
         """The parameters and their defaults."""
@@ -263,10 +274,11 @@ for _spec in (
             SummaryColumn("utilization", "AE usage", "pct"),
         ),
         legend="AE: reconstruction autoencoder",
+        renamed_params={"steps": "train_steps"},
         # the step cap bounds a cell: about 15 ms of CPU a step with FSQ, more with a learned codebook
         cost=CostModel(
             {"cpu": 15.0, "cuda": 35.0},
-            step_param="steps",
+            step_param="train_steps",
             step_seconds={"cpu": 0.016, "cuda": 0.0026},
             dense_per_1024={"cpu": 0.6, "cuda": 0.04},
         ),

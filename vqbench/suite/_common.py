@@ -49,14 +49,20 @@ def figure(
 
 
 def resolve_params(cell: Cell, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The engine's defaults overridden by ``cell.params``; unknown names are an error."""
-    unknown = sorted(set(cell.params) - set(defaults))
+    """The engine's defaults overridden by ``cell.params`` (old parameter names read under their new
+    name); unknown names are an error."""
+    from vqbench.engines import ENGINES
+
+    given = cell.params
+    if cell.benchmark in ENGINES:
+        given = ENGINES.get(cell.benchmark).current_params(given, f"{cell.benchmark} params")
+    unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise ValueError(
             f"{cell.benchmark} params: unknown name(s) {', '.join(map(repr, unknown))}; "
             f"expected some of {', '.join(sorted(defaults))}"
         )
-    return {**defaults, **cell.params}
+    return {**defaults, **given}
 
 
 def positive_int(params: Mapping[str, Any], name: str, *, allow_zero: bool = False) -> int:

@@ -13,7 +13,7 @@ The learning rate follows the plateaus (as ``ReduceLROnPlateau`` does, but waiti
 figure, not the loss alone: a rate cut while utilization still climbs freezes it where it was):
 each of the first ``lr_cuts`` plateaus multiplies the rate by ``lr_decay`` and the window starts
 again from that step; the plateau after the last cut ends training as converged. ``lr_cuts`` 0
-keeps the rate constant and stops at the first plateau. Training also stops at the cap ``steps``,
+keeps the rate constant and stops at the first plateau. Training also stops at the step cap,
 then not converged, even where the last window happens to be flat. The rows record the steps
 taken, the steps where the rate was cut, whether training converged (``stopped_by``: plateau or
 cap; ``moving_at_end``: what still moved), and the whole curve, so a reader sees whether a figure

@@ -58,7 +58,11 @@ def _history(store: Any) -> list[dict[str, Any]]:
                     "benchmark": rec.benchmark,
                     "quantizer": rec.quantizer,
                     "device": _kind(rec.device),
-                    "work": _work(extra["params"], rec.dataset, extra.get("dataset_options") or {}),
+                    "work": _work(
+                        _current(rec.benchmark, extra["params"]),
+                        rec.dataset,
+                        extra.get("dataset_options") or {},
+                    ),
                     "config": _json(config),
                     "size": config.get("codebook_size"),
                     "seconds": float(seconds),
@@ -69,6 +73,16 @@ def _history(store: Any) -> list[dict[str, Any]]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _current(benchmark: str, params: dict) -> dict:
+    """Parameters under their current names (a run stored by an earlier vqbench may use old ones)."""
+    from vqbench.engines import ENGINES
+
+    try:
+        return ENGINES.get(benchmark).current_params(params) if benchmark in ENGINES else dict(params)
+    except ValueError:
+        return dict(params)
 
 
 def _work(params: dict, dataset: Any, options: dict) -> str:
@@ -94,7 +108,7 @@ def cell_costs(cells: list[Cell], store: Any = None) -> list[CellCost]:
     costs = []
     for cell in cells:
         dev = _kind(cell.device)
-        work = _work(cell.params, cell.dataset, cell.dataset_options)
+        work = _work(_current(cell.benchmark, cell.params), cell.dataset, cell.dataset_options)
         for key, source in (
             (("cell", cell.cell_id), "this cell"),
             (("q", cell.benchmark, cell.quantizer, dev, _json(cell.config), work), "history"),
@@ -111,7 +125,7 @@ def cell_costs(cells: list[Cell], store: Any = None) -> list[CellCost]:
 def _known_seconds(cell: Cell, device: str) -> float:
     """A cell's rough cost with no history: its step cap times a per-step cost, else a flat figure."""
     cost = get_engine(cell.benchmark).cost
-    steps = cell.params.get(cost.step_param) if cost.step_param else None
+    steps = _current(cell.benchmark, cell.params).get(cost.step_param) if cost.step_param else None
     if not isinstance(steps, int) or device not in cost.step_seconds:
         return cost.seconds.get(device, 10.0)
     per_step = cost.step_seconds[device]

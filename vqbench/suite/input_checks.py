@@ -223,7 +223,7 @@ ENGINE_RULES: dict[str, dict[str, Any]] = {
         **_CONVERGENCE,
     },
     "reconstruction": {
-        "steps": _int(0),
+        "train_steps": _int(0),
         "batch": _int(1),
         "lr": _number(False),
         "aux_loss_weight": _number(True),

@@ -228,6 +228,8 @@ def parse_profile(
             )
         bench_axes = v.axes(table, where, optional=True)
         params = {k: val for k, val in table.items() if k not in _BENCH_RESERVED}
+        if kind in ENGINES:
+            params = ENGINES.get(kind).current_params(params, f"{v.source}: {where}")
         names = tuple(v.str_list(table, "datasets", where) or ())
         options = v.table(table, "dataset_options", where) or {}
         for dname, opts in options.items():

@@ -8,7 +8,7 @@ The quantizer is built as ``create_quantizer(name, **config)``, at its own input
 projection inside the quantizer, none beside it. With ``latent_dim`` set, the latent has that one
 shared width for every quantizer and an explicit ``Linear(latent_dim -> width)`` /
 ``Linear(width -> latent_dim)`` pair sits around each quantizer (the rows say so). Trained with
-a fixed seed, Adam, ``steps`` and ``batch`` on the train split, with loss MSE +
+a fixed seed, Adam, ``train_steps`` and ``batch`` on the train split, with loss MSE +
 ``aux_loss_weight`` x the quantizer's own auxiliary loss; then measured on the whole eval split:
 per-sample MSE and PSNR averaged, codebook usage, bits per token.
 
@@ -17,7 +17,8 @@ in units of the feature variance (1.0 = predicting the mean); PSNR uses the eval
 as the peak (1.0 for images, which stay in [0, 1]).
 
 Defaults (``PARAMS``), each overridable from ``cell.params``:
-- ``steps`` = 200, ``batch`` = 128, ``lr`` = 2e-3, ``aux_loss_weight`` = 1.0;
+- ``train_steps`` = 200 (read from ``steps`` too, its earlier name), ``batch`` = 128, ``lr`` = 2e-3,
+  ``aux_loss_weight`` = 1.0;
 - ``latent_dim`` = None (each quantizer's own width; an int: one shared width, see above),
   ``hidden`` = 128 (MLP width) / ``channels`` = 32 (conv width); every row's extra holds
   ``latent_dim``, ``quantizer_dim``, ``native_dim``, ``width`` (native / config / shared) and
@@ -34,13 +35,13 @@ Defaults (``PARAMS``), each overridable from ``cell.params``:
 - ``dtype`` = "float32": or ``autocast-bfloat16`` / ``autocast-float16``: training steps and every
   evaluation run under ``torch.autocast`` (float16 with a gradient scaler); the MSE is taken in
   float32; every row records ``dtype``, ``autocast`` and, off float32, ``precision``;
-- training to convergence (``vqbench.suite.convergence``): ``steps`` is the cap; every
+- training to convergence (``vqbench.suite.convergence``): ``train_steps`` is the cap; every
   ``eval_every`` = 100 steps the held-out MSE, PSNR and utilization are measured on
   ``monitor_samples`` = 1024 samples held out of the train split, and training stops once over
   ``plateau_window`` = 500 steps (and after ``min_steps``) the MSE fell by at most ``loss_tol`` = 1%
   and utilization and perplexity moved by at most ``util_tol`` = 2% / ``perplexity_tol`` (relative);
   with ``lr_cuts`` > 0 each of the first plateaus instead multiplies the rate by ``lr_decay``.
-  ``eval_every`` = 0 trains exactly ``steps``. The ``train_steps`` row holds the steps taken,
+  ``eval_every`` = 0 trains exactly ``train_steps``. The ``train_steps`` row holds the steps taken,
   ``converged`` (never at the cap) and the curve.
 - diagnostics over the eval tokens (``vqbench.suite.diagnostics``): the participation ratio and
   effective rank of the quantizer's input (also for the ceiling), levels used per channel (FSQ),
@@ -88,7 +89,7 @@ if TYPE_CHECKING:
     from .cells import Cell
 
 PARAMS: dict[str, Any] = {
-    "steps": 200,
+    "train_steps": 200,
     "batch": 128,
     "lr": 2e-3,
     "aux_loss_weight": 1.0,
@@ -271,7 +272,7 @@ def _monitor(
 
 def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> list[dict]:
     """Build, train (to a plateau or the step cap) and measure the autoencoder of ``cell``."""
-    steps = positive_int(params, "steps", allow_zero=True)
+    steps = positive_int(params, "train_steps", allow_zero=True)
     if cell.quantizer == NO_QUANTIZER and params["ceiling_steps"] is not None:
         steps = positive_int(params, "ceiling_steps", allow_zero=True)
     batch = positive_int(params, "batch")
