@@ -21,7 +21,9 @@ BASE_BACKENDS = ("eager", "compile")
 
 #: Metrics that an earlier vqbench stored under another name: (benchmark, old name) -> new name.
 #: The store renames them as it reads, so that history compares across the rename.
-RENAMED_METRICS: dict[tuple[str, str], str] = {}
+RENAMED_METRICS: dict[tuple[str, str], str] = {
+    ("usage", "fit_time"): "train_time",
+}
 
 
 @dataclass(frozen=True)

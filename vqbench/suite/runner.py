@@ -428,7 +428,8 @@ def prepare_run(
         run_id = st.resolve_run(resume)
         info = st.run_info(run_id)
         if info["status"] == "running":  # its writer is alive (run_info says "died" otherwise)
-            from vqbench.results._store import RunBusyError, _busy_message
+            from vqbench.results import RunBusyError
+            from vqbench.results._ownership import busy_message as _busy_message
 
             raise RunBusyError(_busy_message(run_id, info["config"]))
         if (info.get("config") or {}).get("imported"):
