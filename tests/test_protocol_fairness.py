@@ -85,7 +85,9 @@ def test_a_config_dim_is_the_quantizers_input_and_the_row_says_it_projects_insid
 
 
 def test_the_ceiling_takes_the_width_it_is_given_and_says_so():
-    _, q, widths, rows = _run(NO_QUANTIZER, {}, latent_dim=12, ceiling_width_note="widest width: 12", train_steps=0)
+    _, q, widths, rows = _run(
+        NO_QUANTIZER, {}, latent_dim=12, ceiling_width_note="widest width: 12", train_steps=0
+    )
     assert q is None and widths["latent_dim"] == 12
     assert rows["psnr"]["extra"]["width_note"] == "widest width: 12"
     assert rows["input_participation_ratio"]["extra"]["width"] == 12

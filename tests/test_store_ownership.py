@@ -168,7 +168,7 @@ def test_resume_of_a_run_that_is_still_being_written_is_refused(tmp_path, capsys
         assert code == 2
         assert "still being written by process" in err and str(live.pid) in err
         with ResultStore(store) as st:  # the atomic claim refuses too, not only the early check
-            from vqbench.results._store import RunBusyError
+            from vqbench.results import RunBusyError
 
             with pytest.raises(RunBusyError):
                 st.start_run("quick", {"cpu": "x"}, run_id=run_id)
@@ -192,7 +192,7 @@ def test_of_two_resumes_at_once_one_wins(tmp_path):
             """
         import sys, time
         from vqbench.results import ResultStore
-        from vqbench.results._store import RunBusyError
+        from vqbench.results import RunBusyError
         st = ResultStore(sys.argv[1])
         try:
             st.start_run("quick", {}, run_id=sys.argv[2])
@@ -347,7 +347,7 @@ def test_a_store_in_a_read_only_folder_is_read_by_results_and_report(tmp_path, m
     run = _finished_run(store)
     before = _listing(folder)
     if os.geteuid() == 0:  # permissions do not bind root: the folder is read-only as far as vqbench asks
-        import vqbench.results._store as store_module
+        import vqbench.results._connection as store_module
 
         real = os.access
         monkeypatch.setattr(

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vqbench.results._frames import type_rows
+from vqbench.results._reading import StoreReading
+from vqbench.results._renames import current_names
 from vqbench.results._schema import ROW_COLUMNS
-
-if TYPE_CHECKING:
-    from vqbench.results._store import ResultStore
 
 EXPORT_FORMAT = "vqbench-results"
 EXPORT_VERSION = 1
@@ -58,7 +57,7 @@ def _missing(value: Any) -> bool:
         return True
 
 
-def export_run(store: ResultStore, run_id: str, path: str | Path) -> Path:
+def export_run(store: StoreReading, run_id: str, path: str | Path) -> Path:
     """Write run ``run_id`` of ``store`` to ``path`` (format from the suffix); returns the path."""
     path = Path(path)
     suffix = _suffix(path)
@@ -86,7 +85,8 @@ def export_run(store: ResultStore, run_id: str, path: str | Path) -> Path:
 
 
 def read_export(path: str | Path) -> Any:
-    """The rows of an exported file (``.json``, ``.csv`` or ``.parquet``) as a typed DataFrame."""
+    """The rows of an exported file (``.json``, ``.csv`` or ``.parquet``) as a typed DataFrame,
+    with renamed metrics under their new names."""
     import pandas as pd
 
     path = Path(path)
@@ -111,7 +111,7 @@ def read_export(path: str | Path) -> Any:
     frame = type_rows(frame)
     for col in _NOT_NULL_TEXT:
         frame[col] = frame[col].fillna("")
-    return frame
+    return current_names(frame)
 
 
 def read_json_export(path: str | Path) -> dict:

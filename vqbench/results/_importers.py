@@ -29,15 +29,16 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vqbench.results._export import read_json_export
-from vqbench.results._schema import canonical_json
-
-if TYPE_CHECKING:
-    from vqbench.results._store import ResultStore
+from vqbench.results._schema import canonical_json, utc_now
+from vqbench.results._writing import StoreWriting
 
 PYTEST_SUITE = "pytest-benchmark"
+#: The benchmarks whose figures a pytest-benchmark entry can carry in ``extra_info["units"]``;
+#: any other entry measures throughput.
+UNIT_BENCHMARKS = ("usage", "reconstruction")
 
 
 def _load_json(path: Path) -> Any:
@@ -49,7 +50,7 @@ def _load_json(path: Path) -> Any:
         raise ValueError(f"{path} is not a JSON file: {exc}") from exc
 
 
-def import_file(store: ResultStore, path: str | Path, *, new_id: bool = False) -> str:
+def import_file(store: StoreWriting, path: str | Path, *, new_id: bool = False) -> str:
     """Import ``path`` (vqbench JSON export or pytest-benchmark JSON) into ``store``; returns the run id."""
     path = Path(path)
     doc = _load_json(path)
@@ -63,7 +64,7 @@ def import_file(store: ResultStore, path: str | Path, *, new_id: bool = False) -
     )
 
 
-def _existing(store: ResultStore, run_id: str) -> dict | None:
+def _existing(store: StoreWriting, run_id: str) -> dict | None:
     try:
         return store.run_info(run_id)
     except KeyError:
@@ -74,7 +75,7 @@ def _digest(doc: Any) -> str:
     return hashlib.sha256(canonical_json(doc, "file").encode()).hexdigest()
 
 
-def _import_vqbench(store: ResultStore, path: Path, new_id: bool = False) -> str:
+def _import_vqbench(store: StoreWriting, path: Path, new_id: bool = False) -> str:
     import secrets
 
     doc = read_json_export(path)
@@ -101,7 +102,7 @@ def _import_vqbench(store: ResultStore, path: Path, new_id: bool = False) -> str
     if new_id:
         run_id = f"{original}-import-{secrets.token_hex(3)}"
     config = {k: v for k, v in (run.get("config") or {}).items() if k != "owner"}
-    config["imported"] = {"file": path.name, "run_id": original, "digest": digest, "time": _now()}
+    config["imported"] = {"file": path.name, "run_id": original, "digest": digest, "time": utc_now()}
     status = run.get("status") if run.get("status") in ("finished", "interrupted") else "interrupted"
     store.add_run(
         {
@@ -116,12 +117,6 @@ def _import_vqbench(store: ResultStore, path: Path, new_id: bool = False) -> str
         [{k: v for k, v in row.items() if k != "row_id"} for row in doc["rows"]],
     )
     return run_id
-
-
-def _now() -> str:
-    from vqbench.results._schema import utc_now
-
-    return utc_now()
 
 
 def _pick(name: str, extra: dict, params: dict, default: Any = None) -> Any:
@@ -153,10 +148,11 @@ def _environment(doc: dict) -> dict:
 
 
 def _kind(bench: dict, extra_info: dict) -> str:
-    """The benchmark of an entry: the group's first word when it names an engine, else throughput."""
+    """The benchmark of an entry: the group's first word when it names one of ``UNIT_BENCHMARKS``,
+    else throughput."""
     if isinstance(extra_info.get("units"), dict):
         first = str(bench.get("group") or "").split(" ", 1)[0]
-        if first in ("usage", "reconstruction"):
+        if first in UNIT_BENCHMARKS:
             return first
     return "throughput"
 
@@ -166,7 +162,7 @@ def _test_name(bench: dict) -> str:
     return name.split("[", 1)[0]
 
 
-def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | None = None) -> str:
+def import_pytest_benchmark(store: StoreWriting, path: str | Path, doc: dict | None = None) -> str:
     """Import a pytest-benchmark JSON file as one run of suite "pytest-benchmark"; returns its run id."""
     path = Path(path)
     doc = _load_json(path) if doc is None else doc
@@ -263,7 +259,7 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, doc: dict | No
             "config": {
                 "source": str(path.name),
                 "pytest_benchmark": doc.get("version"),
-                "imported": {"file": path.name, "run_id": run_id, "digest": digest, "time": _now()},
+                "imported": {"file": path.name, "run_id": run_id, "digest": digest, "time": utc_now()},
             },
             "status": "finished",
         },

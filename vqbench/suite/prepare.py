@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vqbench.errors import UserError
+
 from .cells import Cell
 from .checks import check_cells, check_devices
 from .executors import ExecutorSettings
@@ -123,15 +125,16 @@ def prepare_run(
             dtypes=dtypes,
         )
         if given:
-            raise ValueError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
+            raise UserError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
         run_id = st.resolve_run(resume)
         info = st.run_info(run_id)
         if info["status"] == "running":  # its writer is alive (run_info says "died" otherwise)
-            from vqbench.results._store import RunBusyError, _busy_message
+            from vqbench.results import RunBusyError
+            from vqbench.results._ownership import busy_message
 
-            raise RunBusyError(_busy_message(run_id, info["config"]))
+            raise RunBusyError(busy_message(run_id, info["config"]))
         if (info.get("config") or {}).get("imported"):
-            raise ValueError(f"run {run_id} was imported from a file; only runs measured here can be resumed")
+            raise UserError(f"run {run_id} was imported from a file; only runs measured here can be resumed")
         plan = plan_of_run(info)
         load_plugins(plan)
         if timeout is not None:
