@@ -31,14 +31,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from vqbench.engines import ENGINES
 from vqbench.results._export import read_json_export
 from vqbench.results._schema import canonical_json, utc_now
 from vqbench.results._writing import StoreWriting
 
 PYTEST_SUITE = "pytest-benchmark"
-#: The benchmarks whose figures a pytest-benchmark entry can carry in ``extra_info["units"]``;
-#: any other entry measures throughput.
-UNIT_BENCHMARKS = ("usage", "reconstruction")
 
 
 def _load_json(path: Path) -> Any:
@@ -148,11 +146,11 @@ def _environment(doc: dict) -> dict:
 
 
 def _kind(bench: dict, extra_info: dict) -> str:
-    """The benchmark of an entry: the group's first word when it names one of ``UNIT_BENCHMARKS``,
-    else throughput."""
+    """The benchmark of an entry: an entry with ``extra_info["units"]`` (an engine's figures) names its
+    engine by the group's first word; any other entry measures throughput."""
     if isinstance(extra_info.get("units"), dict):
         first = str(bench.get("group") or "").split(" ", 1)[0]
-        if first in UNIT_BENCHMARKS:
+        if first in ENGINES:
             return first
     return "throughput"
 
