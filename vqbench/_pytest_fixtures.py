@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from vqbench._pytest_settings import SMOKE_TOKENS, BenchSpec, PytestSettings
+from vqbench.quantizers._registry import BASE_BACKENDS
 
 WARMUP_CALLS = 3
 
@@ -112,7 +113,7 @@ class QuantizerBench:
                 raise TypeError(
                     f"config {sorted(config)} applies to a quantizer given by name, not an instance"
                 )
-            if backend not in ("eager", "compile"):
+            if backend not in BASE_BACKENDS:
                 raise ValueError(f"an instance runs as backend 'eager' or 'compile', got {backend!r}")
             module, name = quantizer.to(device), type(quantizer).__name__
             call = torch.compile(module) if backend == "compile" else module

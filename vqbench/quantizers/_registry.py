@@ -347,7 +347,7 @@ def reload_entry_points() -> None:
 
 
 #: Backends that every quantizer runs on any device: the module as built, and ``torch.compile``-d.
-BUILTIN_BACKENDS = ("eager", "compile")
+BASE_BACKENDS = ("eager", "compile")
 
 
 def offered_backends(name: str) -> dict[str, tuple[str, ...] | None]:
@@ -367,11 +367,11 @@ def offered_backends(name: str) -> dict[str, tuple[str, ...] | None]:
             f"{where} must be a sequence of names or a mapping name -> device types, got {declared!r}"
         )
     items = declared.items() if isinstance(declared, dict) else ((b, None) for b in declared)
-    out: dict[str, tuple[str, ...] | None] = {b: None for b in BUILTIN_BACKENDS}
+    out: dict[str, tuple[str, ...] | None] = {b: None for b in BASE_BACKENDS}
     for backend, devices in items:
-        if not isinstance(backend, str) or not backend or backend in BUILTIN_BACKENDS:
+        if not isinstance(backend, str) or not backend or backend in BASE_BACKENDS:
             raise ValueError(
-                f"{where}: expected names other than {BUILTIN_BACKENDS} (offered to every quantizer), "
+                f"{where}: expected names other than {BASE_BACKENDS} (offered to every quantizer), "
                 f"got {backend!r}"
             )
         if devices is not None:

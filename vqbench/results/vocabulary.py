@@ -16,9 +16,6 @@ KEY_COLUMNS = ("benchmark", "quantizer", "config_hash", "backend", "device", "da
 #: Reserved: never registered.
 NO_QUANTIZER = "no-quantizer"
 
-#: The backends that every quantizer has: its module as written, and under ``torch.compile``.
-BASE_BACKENDS = ("eager", "compile")
-
 #: Metrics that an earlier vqbench stored under another name: (benchmark, old name) -> new name.
 #: The store renames them as it reads, so that history compares across the rename.
 RENAMED_METRICS: dict[tuple[str, str], str] = {("usage", "fit_time"): "train_time"}

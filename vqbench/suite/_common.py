@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from vqbench.results.vocabulary import BASE_BACKENDS
+from vqbench.quantizers._registry import BASE_BACKENDS
 
 if TYPE_CHECKING:
     import torch

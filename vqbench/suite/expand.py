@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vqbench.results.vocabulary import BASE_BACKENDS
+from vqbench.quantizers._registry import BASE_BACKENDS
 
 from .cells import NO_QUANTIZER, Cell, dedupe
 from .profiles import BenchmarkSpec, Profile, ProfileError
