@@ -66,6 +66,7 @@ class Registry(Generic[S]):
         check: Callable[[S], None] | None = None,
         fallback: Callable[[str], S | None] | None = None,
         hint: str = "",
+        unknown: type[UnknownNameError] = UnknownNameError,
     ) -> None:
         self.what = what
         self.group = group
@@ -73,6 +74,7 @@ class Registry(Generic[S]):
         self._check = check
         self._fallback = fallback
         self._hint = hint
+        self._unknown = unknown
         self._specs: dict[str, S] = {}
         self._plugin_errors: dict[str, str] = {}
         self._entry_point_names: set[str] = set()
@@ -155,7 +157,7 @@ class Registry(Generic[S]):
                 return spec
         close = difflib.get_close_matches(name, list(specs), n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "."
-        raise UnknownNameError(
+        raise self._unknown(
             f"unknown {self.what} {name!r}{hint} Registered: {', '.join(sorted(specs))}.{self._hint}"
         )
 
@@ -166,7 +168,7 @@ def entry_point_source(ep: Any) -> str:
     return dist.name if dist is not None else "entry point"
 
 
-def load_reference(ref: str, what: str = "reference", *, need_callable: bool = True) -> Any:
+def load_reference(ref: str, what: str = "reference", *, callable_only: bool = True) -> Any:
     """Load ``module:attr`` or ``path/to/file.py:attr``; errors name the reference."""
     module_name, sep, attr = ref.rpartition(":")
     if not sep or not module_name or not attr:
@@ -192,7 +194,7 @@ def load_reference(ref: str, what: str = "reference", *, need_callable: bool = T
             listing = f"; it defines {', '.join(classes[:12])}" if classes and not close else ""
             raise PluginLoadError(f"{what}: module {module_name!r} has no attribute {part!r}{hint}{listing}")
         obj = getattr(obj, part)
-    if need_callable and not callable(obj):
+    if callable_only and not callable(obj):
         raise PluginLoadError(f"{what}: {ref!r} is a {type(obj).__name__}, not a class or factory")
     return obj
 

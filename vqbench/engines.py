@@ -136,7 +136,7 @@ def _check(spec: EngineSpec) -> None:
 
 
 def _from_entry_point(ep: Any) -> EngineSpec:
-    spec = load_reference(ep.value, what=f"engine {ep.name!r}", need_callable=False)
+    spec = load_reference(ep.value, what=f"engine {ep.name!r}", callable_only=False)
     if isinstance(spec, EngineSpec) and spec.source == "vqbench":
         spec = EngineSpec(**{**spec.__dict__, "source": entry_point_source(ep)})
     if isinstance(spec, EngineSpec) and spec.name != ep.name:

@@ -57,7 +57,7 @@ class DatasetSpec:
 
 def _from_entry_point(ep: Any) -> DatasetSpec:
     """An entry point names a DatasetSpec, or a loader function with a ``kind`` attribute."""
-    obj = load_reference(ep.value, what=f"dataset {ep.name!r}", need_callable=False)
+    obj = load_reference(ep.value, what=f"dataset {ep.name!r}", callable_only=False)
     if isinstance(obj, DatasetSpec):
         if obj.name != ep.name:
             raise UserError(

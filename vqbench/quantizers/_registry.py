@@ -9,17 +9,19 @@ Three ways in:
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
-import hashlib
-import importlib
-import importlib.util
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
+
+from vqbench._registry import (
+    PluginLoadError,
+    Registry,
+    entry_point_source,
+    first_line,
+    load_reference,
+    same_source,
+)
+from vqbench.errors import UnknownNameError
 
 from ._protocol import is_quantizer
 
@@ -35,15 +37,8 @@ DEFAULT_MEMORY = "linear"
 BUILTIN_DECLARATIONS = ("family", "memory", "settings", "description")
 
 
-class UnknownQuantizerError(KeyError):
+class UnknownQuantizerError(UnknownNameError):
     """Raised for a name that is neither registered nor a loadable reference."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
-        return str(self.args[0])
-
-
-class PluginLoadError(ImportError):
-    """Raised when a quantizer's module or entry point cannot be imported."""
 
 
 @dataclass
@@ -86,148 +81,39 @@ class QuantizerSpec:
         return dict(self.settings)
 
 
-def load_reference(ref: str, what: str = "reference", *, callable_only: bool = True) -> Any:
-    """Load ``module:attr`` or ``path/to/file.py:attr``; errors name the reference.
-
-    ``callable_only``: the object must be a class or factory (the default).
-    """
-    module_name, sep, attr = ref.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"{what}: expected 'module:attr' or 'path/to/file.py:attr', got {ref!r}")
-    try:
-        if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
-            module = _import_file(Path(module_name))
-        else:
-            module = importlib.import_module(module_name)
-    except Exception as exc:  # a plugin may fail in any way; report it by name
-        detail = f"{type(exc).__name__}: {exc}"
-        raise PluginLoadError(f"{what}: could not import {module_name!r}: {detail}") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            public = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, public, n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            own = getattr(obj, "__name__", None)
-            classes = [
-                n for n in public if isinstance(v := getattr(obj, n, None), type) and v.__module__ == own
-            ]
-            listing = f"; it defines {', '.join(classes[:12])}" if classes and not close else ""
-            raise PluginLoadError(f"{what}: module {module_name!r} has no attribute {part!r}{hint}{listing}")
-        obj = getattr(obj, part)
-    if callable_only and not callable(obj):
-        raise PluginLoadError(f"{what}: {ref!r} is a {type(obj).__name__}, not a class or factory")
-    return obj
+def _from_entry_point(ep: Any) -> QuantizerSpec:
+    return QuantizerSpec(ep.name, ep.value, family="plugin", source=entry_point_source(ep), default=False)
 
 
-def _import_file(path: Path):
-    """Import a Python file as a module; its folder joins ``sys.path`` (after the entries there),
-    so that the file can import a module beside it, in this process and in the suite's workers."""
-    path = path.expanduser().resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    if str(path.parent) not in sys.path:
-        sys.path.append(str(path.parent))
-        importlib.invalidate_caches()
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-    name = f"vqbench_plugin_{path.stem}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load a Python module from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+def _reference(name: str) -> QuantizerSpec | None:
+    """An ad-hoc entry for a direct reference: ``file.py:Name`` or ``package.module:Name``."""
+    if ":" in name:
+        return QuantizerSpec(name, name, family="plugin", source=name.rpartition(":")[0])
+    return None
 
 
-def _same_source(a: Any, b: Any) -> bool:
-    """Two callables defined by the same code (one file imported as a plugin module and as a
-    ``file.py:Name`` reference gives two module objects)."""
-    if not (callable(a) and callable(b)) or getattr(a, "__qualname__", 1) != getattr(b, "__qualname__", 2):
-        return False
-    import inspect
-
-    try:
-        return inspect.getsourcefile(a) == inspect.getsourcefile(b) is not None
-    except TypeError:
-        return False
+def _same(old: QuantizerSpec, new: QuantizerSpec) -> bool:
+    """The same object registered again (a module imported twice, or as a file and as a module)."""
+    return old.target is new.target or old.target == new.target or same_source(old.target, new.target)
 
 
-class _Registry:
-    def __init__(self) -> None:
-        self._specs: dict[str, QuantizerSpec] = {}
-        self._plugin_errors: dict[str, str] = {}
-        self._entry_points_loaded = False
-        self._entry_point_names: set[str] = set()
-
-    def add(self, spec: QuantizerSpec) -> None:
-        old = self._specs.get(spec.name)
-        if old is not None:
-            if (
-                old.target is spec.target
-                or old.target == spec.target
-                or _same_source(old.target, spec.target)
-            ):
-                return  # the same object registered again (a module imported twice)
-            raise ValueError(
-                f"a quantizer named {spec.name!r} is already registered (from {old.source}); "
-                "choose another name"
-            )
-        self._specs[spec.name] = spec
-
-    def _load_entry_points(self) -> None:
-        if self._entry_points_loaded:
-            return
-        self._entry_points_loaded = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(ep, "dist", None)
-            source = dist.name if dist is not None else "entry point"
-            try:
-                self.add(QuantizerSpec(ep.name, ep.value, family="plugin", source=source, default=False))
-                self._entry_point_names.add(ep.name)
-            except ValueError as exc:
-                self._plugin_errors[ep.name] = str(exc)
-
-    def reload_entry_points(self) -> None:
-        for name in self._entry_point_names:
-            self._specs.pop(name, None)
-        self._entry_point_names.clear()
-        self._plugin_errors.clear()
-        self._entry_points_loaded = False
-
-    def specs(self) -> dict[str, QuantizerSpec]:
-        self._load_entry_points()
-        return self._specs
-
-    def plugin_errors(self) -> dict[str, str]:
-        self._load_entry_points()
-        return dict(self._plugin_errors)
-
-    def get(self, name: str) -> QuantizerSpec:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"quantizer name must be a non-empty string, got {name!r}")
-        specs = self.specs()
-        if name in specs:
-            return specs[name]
-        if ":" in name:  # a direct reference: file.py:Name or package.module:Name
-            return QuantizerSpec(name, name, family="plugin", source=name.rpartition(":")[0])
-        close = difflib.get_close_matches(name, list(specs), n=5, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownQuantizerError(
-            f"unknown quantizer {name!r}{hint} Registered: {', '.join(sorted(specs))}. "
-            "A file or module can be named as 'path/to/file.py:Name' or 'package.module:Name'; "
-            "a module whose @register_quantizer adds the name is imported with --plugins package.module "
-            "(or plugins = [...] in the profile's [suite])."
-        )
+class _QuantizerRegistry(Registry[QuantizerSpec]):
+    def add(self, spec: QuantizerSpec, *, same: Any = _same) -> QuantizerSpec:
+        return super().add(spec, same=same)
 
 
-REGISTRY = _Registry()
+REGISTRY = _QuantizerRegistry(
+    "quantizer",
+    ENTRY_POINT_GROUP,
+    from_entry_point=_from_entry_point,
+    fallback=_reference,
+    unknown=UnknownQuantizerError,
+    hint=(
+        " A file or module can be named as 'path/to/file.py:Name' or 'package.module:Name'; "
+        "a module whose @register_quantizer adds the name is imported with --plugins package.module "
+        "(or plugins = [...] in the profile's [suite])."
+    ),
+)
 
 
 def register_quantizer(
@@ -271,7 +157,7 @@ def register_quantizer(
     def add(obj: str | Callable[..., Any]):
         if not (isinstance(obj, str) or callable(obj)):
             raise TypeError(f"register_quantizer({name!r}) needs a class, factory or 'module:attr' string")
-        doc = description or (_first_line(obj.__doc__) if callable(obj) else "")
+        doc = description or (first_line(obj.__doc__) if callable(obj) else "")
         spec = QuantizerSpec(
             name,
             obj,
@@ -310,20 +196,10 @@ def _check_declarations(name: str, family: Any, memory: Any, settings: Any) -> N
     )
 
 
-def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().split("\n")[0]
-
-
 def list_quantizers(pattern: str | list[str] | None = None, *, default_only: bool = False) -> list[str]:
     """Sorted registered names, filtered by glob pattern(s): ``"fsq*"`` or ``"fsq*,vq"``."""
-    names = sorted(REGISTRY.specs())
-    if default_only:
-        names = [n for n in names if REGISTRY.specs()[n].default]
-    if pattern is None:
-        return names
-    patterns = pattern.split(",") if isinstance(pattern, str) else list(pattern)
-    patterns = [p.strip() for p in patterns if p.strip()]
-    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    names = REGISTRY.names(pattern)
+    return [n for n in names if REGISTRY.specs()[n].default] if default_only else names
 
 
 def default_settings(name: str) -> dict[str, Any]:
@@ -410,3 +286,24 @@ def create_quantizer(name: str, **config: Any):
             "expected an nn.Module with dim, codebook_size, num_codebooks, bits_per_token, indices_to_codes"
         )
     return quantizer
+
+
+__all__ = [
+    "BASE_BACKENDS",
+    "ENTRY_POINT_GROUP",
+    "MEMORY_MODELS",
+    "REGISTRY",
+    "PluginLoadError",
+    "QuantizerSpec",
+    "UnknownQuantizerError",
+    "backend_unavailable",
+    "create_quantizer",
+    "default_settings",
+    "get_quantizer_spec",
+    "list_quantizers",
+    "load_reference",
+    "offered_backends",
+    "plugin_errors",
+    "register_quantizer",
+    "reload_entry_points",
+]

@@ -56,7 +56,7 @@ class ExecutorSpec:
 
 
 def _from_entry_point(ep: Any) -> ExecutorSpec:
-    spec = load_reference(ep.value, what=f"executor {ep.name!r}", need_callable=False)
+    spec = load_reference(ep.value, what=f"executor {ep.name!r}", callable_only=False)
     if not isinstance(spec, ExecutorSpec) or spec.name != ep.name:
         raise UserError(f"entry point {ep.name!r} must name an ExecutorSpec called {ep.name!r}, got {spec!r}")
     return spec
