@@ -81,25 +81,14 @@ def isolated_registry(reload_entry_points: bool = False):
     """Snapshot the registry, optionally re-read entry points, and restore everything afterwards."""
     from vqbench.quantizers._registry import REGISTRY
 
-    specs, errors, loaded, ep_names = (
-        dict(REGISTRY._specs),
-        dict(REGISTRY._plugin_errors),
-        REGISTRY._entry_points_loaded,
-        set(REGISTRY._entry_point_names),
-    )
+    state = REGISTRY.snapshot()
     modules = set(sys.modules)
     if reload_entry_points:
         REGISTRY.reload_entry_points()
     try:
         yield REGISTRY
     finally:
-        REGISTRY._specs.clear()
-        REGISTRY._specs.update(specs)
-        REGISTRY._plugin_errors.clear()
-        REGISTRY._plugin_errors.update(errors)
-        REGISTRY._entry_points_loaded = loaded
-        REGISTRY._entry_point_names.clear()
-        REGISTRY._entry_point_names.update(ep_names)
+        REGISTRY.restore(state)
         for name in set(sys.modules) - modules:
             if name.startswith(("vqbench_toy", "vqbench_plugin_")):
                 del sys.modules[name]

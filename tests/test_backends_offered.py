@@ -123,4 +123,4 @@ def test_a_factory_function_declares_backends_for_its_cells():
         with pytest.raises(TypeError, match=r"expected None \(any device\) or a tuple of device types"):
             offered_backends("test-offered-toy")
     finally:
-        REGISTRY._specs.pop("test-offered-toy", None)
+        REGISTRY.remove("test-offered-toy")

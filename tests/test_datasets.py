@@ -28,10 +28,9 @@ SMALL = {"dim": 8, "n_train": 512, "n_eval": 256}
 @pytest.fixture
 def scratch_registry():
     """Names registered inside a test are removed afterwards."""
-    before = dict(_registry.DATASETS._specs)
+    state = _registry.DATASETS.snapshot()
     yield
-    _registry.DATASETS._specs.clear()
-    _registry.DATASETS._specs.update(before)
+    _registry.DATASETS.restore(state)
 
 
 def test_builtins_are_listed():

@@ -96,6 +96,26 @@ class Registry(Generic[S]):
         self._specs[spec.name] = spec
         return spec
 
+    def snapshot(self) -> tuple:
+        """The registry's state, for :meth:`restore` (tests, and code that registers temporarily)."""
+        return (
+            dict(self._specs),
+            dict(self._plugin_errors),
+            set(self._entry_point_names),
+            self._entry_points_loaded,
+        )
+
+    def restore(self, state: tuple) -> None:
+        """Put back the state that :meth:`snapshot` returned."""
+        specs, errors, names, loaded = state
+        self._specs.clear()
+        self._specs.update(specs)
+        self._plugin_errors.clear()
+        self._plugin_errors.update(errors)
+        self._entry_point_names.clear()
+        self._entry_point_names.update(names)
+        self._entry_points_loaded = loaded
+
     def remove(self, name: str) -> None:
         """Forget ``name`` (for tests and for plugins that are reloaded)."""
         self._specs.pop(name, None)
