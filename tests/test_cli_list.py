@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from _plugin_helpers import TOY_DIST, isolated_registry, make_site
 
 from vqbench.cli import main
@@ -87,14 +86,6 @@ def test_no_measure_does_not_build(capsys):
     assert list(rows) == ["vq", "vq-cosine", "vq-plain", "vq-rotation"]
     assert rows["vq"]["codebook_size"] is None and rows["vq"]["error"] is None
     assert rows["vq"]["tags"] == ["learned-codebook", "aux-loss", "ema"]
-
-
-@pytest.fixture
-def toy_site(tmp_path, monkeypatch):
-    site = make_site(tmp_path, extra_entry_points="vq = vqbench_toy_plugin:SignQuantizer\n")
-    monkeypatch.syspath_prepend(str(site))
-    with isolated_registry(reload_entry_points=True):
-        yield site
 
 
 def test_plugins_appear_with_their_distribution_and_errors(toy_site, capsys):

@@ -6,9 +6,6 @@ subprocesses see (through PYTHONPATH), so this environment is left as it was.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,31 +16,11 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fsq_sigmoid"
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def installed(tmp_path_factory: pytest.TempPathFactory, pip_install) -> tuple[Path, dict[str, str]]:
     """(copy of the example, environment in which it is installed)."""
     root = tmp_path_factory.mktemp("example")
-    source, target = root / "fsq_sigmoid", root / "site"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--target",
-        str(target),
-        str(source),
-    ]
-    if importlib.util.find_spec("setuptools") is not None:
-        cmd.insert(-1, "--no-build-isolation")  # build with this environment's setuptools, offline
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"pip install of the example failed:\n{done.stdout}\n{done.stderr}"
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
-    )
-    env.pop("PYTEST_ADDOPTS", None)
-    return source, env
+    env = pip_install(EXAMPLE, root)
+    return root / "source", env
 
 
 def _pytest(source: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -8,7 +8,6 @@ The package (tests/plugin_package) is installed with pip into a folder of its ow
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -42,35 +41,12 @@ def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def installed(tmp_path_factory: pytest.TempPathFactory, pip_install) -> tuple[Path, dict[str, str]]:
     """(a working folder with the profile, an environment in which the package is installed)."""
     root = tmp_path_factory.mktemp("plugin")
-    source, target = root / "source", root / "site"
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--target",
-        str(target),
-        str(source),
-    ]
-    if importlib_has("setuptools"):
-        cmd.insert(-1, "--no-build-isolation")  # build with this environment's setuptools, offline
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"pip install of the plugin failed:\n{done.stdout}\n{done.stderr}"
+    env = pip_install(PACKAGE, root)
     (root / "toy.toml").write_text(PROFILE)
-    path = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
-    return root, {**os.environ, "PYTHONPATH": path}
-
-
-def importlib_has(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
+    return root, env
 
 
 def test_plugin_dataset_and_engine_run_and_are_stored(installed):

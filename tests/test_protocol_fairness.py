@@ -11,13 +11,7 @@ from vqbench.suite.cells import NO_QUANTIZER, Cell
 from vqbench.suite.diagnostics import Diagnostics, channel_levels, is_bitwise
 from vqbench.suite.usage import UsageCounter, usage_figures
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _blobs(n_train=192, n_eval=64, size=8, seed=0):

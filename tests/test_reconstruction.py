@@ -37,13 +37,7 @@ def _blob_images(n_train=256, n_eval=64, size=8, seed=0):
     return make_dataset("blobs", "images", images[:n_train], images[n_train:])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: the engines' results do not depend on it, and shared CPUs stay responsive."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cell(quantizer, config, params=None, dataset="lowrank", seed=0):

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 import torch
-from _plugin_helpers import TOY_DIST, isolated_registry, make_site, write_toy_module
+from _plugin_helpers import TOY_DIST, isolated_registry, write_toy_module
 
 from vqbench.quantizers import (
     PluginLoadError,
@@ -41,15 +41,6 @@ BUILTINS = {
 @pytest.fixture
 def registry():
     with isolated_registry() as reg:
-        yield reg
-
-
-@pytest.fixture
-def toy_site(tmp_path, monkeypatch):
-    """The toy distribution on sys.path, entry points re-read, everything restored afterwards."""
-    site = make_site(tmp_path, extra_entry_points="vq = vqbench_toy_plugin:SignQuantizer\n")
-    monkeypatch.syspath_prepend(str(site))
-    with isolated_registry(reload_entry_points=True) as reg:
         yield reg
 
 
