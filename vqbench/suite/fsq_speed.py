@@ -134,7 +134,8 @@ def _compile(fn):
 
 def _decode_path(name: str, device: str) -> str:
     """Which decode runs for vqbench's path ``name``: the fused kernel where one can run."""
-    from vqbench.quantizers import _fsq_cpu, _fsq_triton
+    from vqbench.quantizers.fsq import cpu as _fsq_cpu
+    from vqbench.quantizers.fsq import triton as _fsq_triton
 
     if name == "reference":
         return "reference"
@@ -628,7 +629,8 @@ def _cuda_verdicts(figures) -> list[dict[str, Any]]:
 
 
 def _environment(threads: int, device: str) -> dict[str, Any]:
-    from vqbench.quantizers import _fsq_cpu, _fsq_triton
+    from vqbench.quantizers.fsq import cpu as _fsq_cpu
+    from vqbench.quantizers.fsq import triton as _fsq_triton
 
     env: dict[str, Any] = {"threads": threads, "device": device, "torch": torch.__version__}
     try:
