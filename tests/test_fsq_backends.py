@@ -385,12 +385,14 @@ def test_speed_benchmark_compiled_anchor():
 def test_speed_benchmark_model_runs_the_fused_operator():
     """In the compiled linear -> FSQ -> linear model, vqbench's FSQ dispatches its custom operator."""
     from vqbench.suite import fsq_speed
+    from vqbench.suite.fsq_speed.contenders import model_contenders
+    from vqbench.suite.fsq_speed.sections import runs_fused_op
 
     torch._dynamo.reset()
-    contenders = fsq_speed._model_contenders([8, 5, 5, 5], 512, "cpu", train=True)
+    contenders = model_contenders([8, 5, 5, 5], 512, "cpu", train=True)
     assert set(contenders) == {fsq_speed.COMPILED, "vqbench-compiled"}
-    assert fsq_speed._runs_fused_op(contenders["vqbench-compiled"].fn)
-    assert not fsq_speed._runs_fused_op(contenders[fsq_speed.COMPILED].fn)
+    assert runs_fused_op(contenders["vqbench-compiled"].fn)
+    assert not runs_fused_op(contenders[fsq_speed.COMPILED].fn)
 
 
 # -- the Triton kernels' logic without a GPU (Triton's interpreter) -------------------------

@@ -12,7 +12,7 @@ BENCHMARK_MODULES: dict[str, str] = {
     "throughput": "vqbench.suite.throughput",
     "usage": "vqbench.suite.usage",
     "reconstruction": "vqbench.suite.reconstruction",
-    "fsq_speed": "vqbench.suite.fsq_speed_cell",  # vqbench's FSQ paths against upstream FSQ
+    "fsq_speed": "vqbench.suite.fsq_speed.cell",  # vqbench's FSQ paths against upstream FSQ
     "agreement": "vqbench.suite.agreement",  # indices and codes in a precision against float32
 }
 BENCHMARKS = tuple(BENCHMARK_MODULES)
