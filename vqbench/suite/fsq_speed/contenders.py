@@ -59,14 +59,14 @@ def compile_static(fn):
 
 def _decode_path(name: str, device: str) -> str:
     """Which decode runs for vqbench's path ``name``: the fused kernel where one can run."""
-    from vqbench.quantizers.fsq import cpu as _fsq_cpu
-    from vqbench.quantizers.fsq import triton as _fsq_triton
+    from vqbench.quantizers.fsq import cpu as cpu_kernel
+    from vqbench.quantizers.fsq import triton as gpu_kernel
 
     if name == "reference":
         return "reference"
-    if device == "cpu" and _fsq_cpu.available():
+    if device == "cpu" and cpu_kernel.available():
         return "fsq_decode: C kernel"
-    if device == "cuda" and _fsq_triton.available(device):
+    if device == "cuda" and gpu_kernel.available(device):
         return "fsq_decode: Triton"
     return "fsq_decode: torch"
 

@@ -21,8 +21,8 @@ from .sections import (
 
 
 def _environment(threads: int, device: str) -> dict[str, Any]:
-    from vqbench.quantizers.fsq import cpu as _fsq_cpu
-    from vqbench.quantizers.fsq import triton as _fsq_triton
+    from vqbench.quantizers.fsq import cpu as cpu_kernel
+    from vqbench.quantizers.fsq import triton as gpu_kernel
 
     env: dict[str, Any] = {"threads": threads, "device": device, "torch": torch.__version__}
     try:
@@ -33,8 +33,8 @@ def _environment(threads: int, device: str) -> dict[str, Any]:
         env.update({k: fp[k] for k in keys if fp.get(k) is not None})
     except Exception as exc:  # the fingerprint is a nicety here, never a reason to fail
         env["fingerprint_error"] = f"{type(exc).__name__}: {exc}"
-    env["cpu_kernel"] = "available" if _fsq_cpu.available() else _fsq_cpu.unavailable_reason()
-    env["triton_kernel"] = "available" if _fsq_triton.available("cuda") else _fsq_triton.unavailable_reason()
+    env["cpu_kernel"] = "available" if cpu_kernel.available() else cpu_kernel.unavailable_reason()
+    env["triton_kernel"] = "available" if gpu_kernel.available("cuda") else gpu_kernel.unavailable_reason()
     return env
 
 
