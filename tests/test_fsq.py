@@ -14,9 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vector_quantize_pytorch import FSQ as UpstreamFSQ
 
-from vqbench.quantizers import QuantizerOutput, _fsq_ops, create_quantizer
-from vqbench.quantizers.fsq import FSQ
-from vqbench.quantizers.levels import RECOMMENDED_LEVELS
+from vqbench.quantizers import QuantizerOutput, create_quantizer
+from vqbench.quantizers.fsq import FSQ, RECOMMENDED_LEVELS, kernel_constants, paths
 
 PRESETS = [list(levels) for levels in RECOMMENDED_LEVELS.values()]
 PATHS = FSQ.available_backends("cpu")  # reference, torch, and cpu where a C compiler exists
@@ -207,7 +206,7 @@ def test_gradients_pass_straight_through_the_rounding(backend):
     fsq = FSQ([8, 5, 5, 5], backend=backend)
     z = torch.randn(500, 4, generator=_gen(12)).requires_grad_()
     fsq(z).codes.sum().backward()
-    p = fsq._params(z.device)
+    p = kernel_constants(fsq, z.device).params
     y = torch.tanh(z.detach().double() + p.shift.double())
     expected = (1 - y * y) * p.half_l.double() / p.half_width.double()
     torch.testing.assert_close(z.grad.double(), expected, rtol=1e-5, atol=1e-6)
@@ -277,7 +276,7 @@ def test_large_codebook_indices_are_exact():
 
 def _preimage(fsq: FSQ, codes: torch.Tensor) -> torch.Tensor:
     """An input whose quantization gives ``codes`` (the bound's inverse at the code values)."""
-    p = fsq._params(codes.device)
+    p = kernel_constants(fsq, codes.device).params
     return torch.atanh((codes * p.half_width + p.offset) / p.half_l) - p.shift
 
 
@@ -496,7 +495,7 @@ def test_non_finite_rows_are_found_exactly(d, dtype):
     z[4, 1] = -float("inf")
     z[5, 0], z[5, 1] = float("inf"), -float("inf")
     z[6, d // 2] = float("nan")
-    assert _fsq_ops.non_finite_rows(z).tolist() == [False, False, False, True, True, True, True]
+    assert paths.non_finite_rows(z).tolist() == [False, False, False, True, True, True, True]
 
 
 def test_large_finite_inputs_pass_the_check():

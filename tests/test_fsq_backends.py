@@ -8,11 +8,12 @@ import os
 import pytest
 import torch
 
-from vqbench.quantizers import _fsq_cpu, _fsq_triton
-from vqbench.quantizers.fsq import FSQ
+from vqbench.quantizers.fsq import FSQ, cpu_build, kernel_constants
+from vqbench.quantizers.fsq import cpu as fsq_cpu
+from vqbench.quantizers.fsq import triton as fsq_triton
 from vqbench.suite.timing import peak_memory
 
-needs_kernel = pytest.mark.skipif(not _fsq_cpu.available(), reason=f"kernel: {_fsq_cpu.unavailable_reason()}")
+needs_kernel = pytest.mark.skipif(not fsq_cpu.available(), reason=f"kernel: {fsq_cpu.unavailable_reason()}")
 
 
 def _x(*shape, dtype=torch.float32, seed=0):
@@ -22,9 +23,11 @@ def _x(*shape, dtype=torch.float32, seed=0):
 @pytest.fixture
 def no_kernel(monkeypatch):
     """The CPU kernel as on a machine without a C compiler (turned off through its variable)."""
-    monkeypatch.setattr(_fsq_cpu, "_state", {})
     monkeypatch.setenv("VQBENCH_FSQ_CPU_KERNEL", "0")
-    assert not _fsq_cpu.available()
+    assert not cpu_build.reload()
+    yield
+    monkeypatch.undo()
+    cpu_build.reload()  # as the environment was before
 
 
 # -- which path runs -----------------------------------------------------------------------
@@ -61,7 +64,7 @@ def test_auto_falls_back_without_the_kernel(no_kernel):
     expected = FSQ([8, 5, 5, 5], backend="reference")(x)
     assert torch.equal(out.codes, expected.codes) and torch.equal(out.indices, expected.indices)
     assert "cpu" not in FSQ.available_backends("cpu")
-    assert "disabled" in _fsq_cpu.unavailable_reason()
+    assert "disabled" in fsq_cpu.unavailable_reason()
 
 
 def test_forced_paths_that_cannot_run_raise(no_kernel):
@@ -82,16 +85,16 @@ def test_forced_paths_check_the_compute_dtype():
 def test_available_backends():
     cpu = FSQ.available_backends("cpu")
     assert cpu[:2] == ["reference", "torch"] and set(cpu) <= set(FSQ.BACKENDS)
-    assert ("cpu" in cpu) == _fsq_cpu.available()
+    assert ("cpu" in cpu) == fsq_cpu.available()
     assert ("triton" in cpu) is False  # Triton runs on CUDA tensors only
 
 
 def test_triton_module_is_import_safe_without_a_gpu():
-    if _fsq_triton.available("cuda"):
+    if fsq_triton.available("cuda"):
         pytest.skip("a GPU is here")
-    assert _fsq_triton.unavailable_reason() in ("triton is not installed", "no CUDA device")
+    assert fsq_triton.unavailable_reason() in ("triton is not installed", "no CUDA device")
     with pytest.raises(RuntimeError, match="Triton kernel is unavailable"):
-        _fsq_triton.forward(_x(4, 4), torch.zeros(4, 7), torch.zeros(4, 8), torch.ones(4, dtype=torch.int32))
+        fsq_triton.forward(_x(4, 4), torch.zeros(4, 7), torch.zeros(4, 8), torch.ones(4, dtype=torch.int32))
 
 
 def test_compiled_module_runs_the_fused_operator():
@@ -127,7 +130,7 @@ def test_kernel_threads_agree(monkeypatch):
         with torch.no_grad():
             one = fsq(x)
         torch.set_num_threads(max(2, threads))
-        monkeypatch.setattr(_fsq_cpu, "_MIN_ROWS_PER_THREAD", 1000)
+        monkeypatch.setattr(fsq_cpu, "MIN_ROWS_PER_THREAD", 1000)
         with torch.no_grad():
             several = fsq(x)
     finally:
@@ -148,11 +151,11 @@ def test_kernel_generic_and_specialised_widths(d):
 
 @needs_kernel
 def test_kernel_rejects_bad_arguments():
-    prep = FSQ([8, 5, 5, 5])._cpu_prepared()
+    prep = kernel_constants(FSQ([8, 5, 5, 5])).cpu_prepared()
     with pytest.raises(ValueError, match=r"float32 CPU tensor \(R, 4\).*torch.float64"):
-        _fsq_cpu.forward(_x(3, 4, dtype=torch.float64), prep)
+        fsq_cpu.forward(_x(3, 4, dtype=torch.float64), prep)
     with pytest.raises(ValueError, match=r"\(R, 4\).*\(3, 5\)"):
-        _fsq_cpu.forward(_x(3, 5), prep)
+        fsq_cpu.forward(_x(3, 5), prep)
 
 
 def test_kernel_build_failure_is_reported(tmp_path, monkeypatch):
@@ -161,80 +164,80 @@ def test_kernel_build_failure_is_reported(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\necho 'no such compiler' >&2\nexit 1\n")
     fake.chmod(0o755)
     with pytest.raises(RuntimeError, match="could not compile the FSQ CPU kernel.*no such compiler"):
-        _fsq_cpu._build(str(fake))
+        cpu_build.build(str(fake))
 
 
 @needs_kernel
 def test_kernel_build_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("VQBENCH_CACHE_DIR", str(tmp_path))
-    compiler = _fsq_cpu._compiler()
-    first = _fsq_cpu._build(compiler)
+    compiler = cpu_build.find_compiler()
+    first = cpu_build.build(compiler)
     stamp = first.stat().st_mtime_ns
-    second = _fsq_cpu._build(compiler)
+    second = cpu_build.build(compiler)
     assert first == second and second.parent == tmp_path and second.stat().st_mtime_ns == stamp
     assert [p.suffix for p in tmp_path.iterdir()] == [".so"]  # no temporary files left behind
 
 
 @needs_kernel
 def test_kernel_encode_writes_indices_only():
-    prep = FSQ([8, 8, 8, 6, 5])._cpu_prepared()
+    prep = kernel_constants(FSQ([8, 8, 8, 6, 5])).cpu_prepared()
     x = _x(70_001, 5)
-    codes, idx, bad = _fsq_cpu.forward(x, prep)
-    none, only, bad_too = _fsq_cpu.forward(x, prep, with_codes=False)
+    codes, idx, bad = fsq_cpu.forward(x, prep)
+    none, only, bad_too = fsq_cpu.forward(x, prep, with_codes=False)
     assert none is None and torch.equal(only, idx) and bad == bad_too == 0
 
 
 @needs_kernel
 def test_kernel_marks_non_finite_rows_in_its_pass():
-    prep = FSQ([8, 5, 5, 5])._cpu_prepared()
+    prep = kernel_constants(FSQ([8, 5, 5, 5])).cpu_prepared()
     x = _x(3000, 4)
     x[5, 1], x[7, 2], x[2999, 0] = float("nan"), float("inf"), -float("inf")
-    codes, idx, bad = _fsq_cpu.forward(x, prep, check_finite=False, mark_nonfinite=True)
+    codes, idx, bad = fsq_cpu.forward(x, prep, check_finite=False, mark_nonfinite=True)
     assert bad == 3
     assert idx[[5, 7, 2999]].tolist() == [-1, -1, -1] and bool((idx[:5] >= 0).all())
     assert torch.isnan(codes[5, 1]) and int(torch.isnan(codes).sum()) == 1
     assert codes[7, 2] == 1.0 and codes[2999, 0] == -1.0  # saturated, as tanh gives
-    clean, clean_idx, _ = _fsq_cpu.forward(x[:5], prep)
+    clean, clean_idx, _ = fsq_cpu.forward(x[:5], prep)
     assert torch.equal(codes[:5], clean) and torch.equal(idx[:5], clean_idx)
 
 
 @needs_kernel
 @pytest.mark.parametrize("levels", [[8, 5, 5, 5], [8, 8, 8, 6, 5], [8, 8, 8, 5, 5, 5], [3] * 11])
 def test_kernel_decode_gives_the_forward_codes(levels):
-    prep = FSQ(levels)._cpu_prepared()
+    prep = kernel_constants(FSQ(levels)).cpu_prepared()
     x = _x(20_000, len(levels), seed=len(levels))
-    codes, idx, _ = _fsq_cpu.forward(x, prep)
+    codes, idx, _ = fsq_cpu.forward(x, prep)
     for dtype in (torch.int32, torch.int64, torch.int16):
         if dtype == torch.int16 and prep.codebook_size > 2**15:
             continue
-        assert torch.equal(_fsq_cpu.decode(idx.to(dtype), prep), codes), dtype
-    assert _fsq_cpu.decode(idx.view(40, 500), prep).shape == (40, 500, len(levels))
+        assert torch.equal(fsq_cpu.decode(idx.to(dtype), prep), codes), dtype
+    assert fsq_cpu.decode(idx.view(40, 500), prep).shape == (40, 500, len(levels))
     assert prep.split * prep.decode_hi.shape[0] == prep.codebook_size
     assert max(prep.split, prep.decode_hi.shape[0]) < prep.codebook_size or prep.codebook_size <= 4096
 
 
 @needs_kernel
 def test_kernel_decode_rejects_indices_outside_the_codebook():
-    prep = FSQ([8, 5, 5, 5])._cpu_prepared()
+    prep = kernel_constants(FSQ([8, 5, 5, 5])).cpu_prepared()
     for bad in (-1, 1000, 2**31 - 1):
         with pytest.raises(ValueError, match=r"expected indices in \[0, 1000\), got 1 value"):
-            _fsq_cpu.decode(torch.tensor([0, bad, 999]), prep)
+            fsq_cpu.decode(torch.tensor([0, bad, 999]), prep)
     with pytest.raises(ValueError, match="expected integer indices, got torch.float32"):
-        _fsq_cpu.decode(torch.zeros(3), prep)
-    assert _fsq_cpu.decode(torch.zeros(0, dtype=torch.int64), prep).shape == (0, 4)
+        fsq_cpu.decode(torch.zeros(3), prep)
+    assert fsq_cpu.decode(torch.zeros(0, dtype=torch.int64), prep).shape == (0, 4)
 
 
 @needs_kernel
 def test_kernel_decode_threads_agree(monkeypatch):
-    prep = FSQ([8, 8, 8, 5, 5, 5])._cpu_prepared()
+    prep = kernel_constants(FSQ([8, 8, 8, 5, 5, 5])).cpu_prepared()
     idx = torch.randint(0, prep.codebook_size, (300_007,), generator=torch.Generator().manual_seed(0))
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = _fsq_cpu.decode(idx, prep)
+        one = fsq_cpu.decode(idx, prep)
         torch.set_num_threads(max(2, threads))
-        monkeypatch.setattr(_fsq_cpu, "_MIN_ROWS_PER_THREAD", 1000)
-        several = _fsq_cpu.decode(idx, prep)
+        monkeypatch.setattr(fsq_cpu, "MIN_ROWS_PER_THREAD", 1000)
+        several = fsq_cpu.decode(idx, prep)
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one, several)
@@ -251,7 +254,7 @@ def _autograd_grad(levels, options, z, grad):
 
 @needs_kernel
 def test_kernel_backward_finds_atens_tanh_backward_rounding():
-    assert _fsq_cpu._tanh_backward_mode(_fsq_cpu._load()) in (0, 1)
+    assert fsq_cpu.tanh_backward_rounding() in (0, 1)
 
 
 @needs_kernel
@@ -267,42 +270,42 @@ def test_kernel_backward_finds_atens_tanh_backward_rounding():
 )
 def test_kernel_backward_matches_autograd(options, monkeypatch):
     levels = [8, 8, 8, 6, 5]
-    params = FSQ(levels, **options)._params(torch.device("cpu"))
+    params = kernel_constants(FSQ(levels, **options), torch.device("cpu")).params
     rows = 3 * 24 * 204 + 77  # several scratch chunks and a ragged tail block (204 rows per block)
     z, grad = _x(rows, 5, seed=3), _x(rows, 5, seed=4)
     expected = _autograd_grad(levels, options, z, grad)
-    assert torch.equal(_fsq_cpu.backward(z, grad, params), expected)
-    monkeypatch.setattr(_fsq_cpu, "_MIN_ROWS_PER_THREAD", 1000)
+    assert torch.equal(fsq_cpu.backward(z, grad, params), expected)
+    monkeypatch.setattr(fsq_cpu, "MIN_ROWS_PER_THREAD", 1000)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(max(2, threads))
-        assert torch.equal(_fsq_cpu.backward(z, grad, params), expected)
+        assert torch.equal(fsq_cpu.backward(z, grad, params), expected)
     finally:
         torch.set_num_threads(threads)
 
 
 @needs_kernel
 def test_kernel_backward_rejects_bad_arguments():
-    params = FSQ([8, 5, 5, 5])._params(torch.device("cpu"))
+    params = kernel_constants(FSQ([8, 5, 5, 5]), torch.device("cpu")).params
     with pytest.raises(ValueError, match=r"float32 CPU tensor \(R, 4\).*\(3, 5\)"):
-        _fsq_cpu.backward(_x(3, 5), _x(3, 5), params)
+        fsq_cpu.backward(_x(3, 5), _x(3, 5), params)
     with pytest.raises(ValueError, match=r"grad_codes like z.*torch.float64"):
-        _fsq_cpu.backward(_x(3, 4), _x(3, 4, dtype=torch.float64), params)
+        fsq_cpu.backward(_x(3, 4), _x(3, 4, dtype=torch.float64), params)
 
 
 def test_training_runs_the_kernel_backward(monkeypatch):
     """The public class's backward goes through the one-pass kernel where it can run."""
-    if not _fsq_cpu.available():
-        pytest.skip(f"kernel: {_fsq_cpu.unavailable_reason()}")
+    if not fsq_cpu.available():
+        pytest.skip(f"kernel: {fsq_cpu.unavailable_reason()}")
     calls = []
-    original = _fsq_cpu.backward_unchecked
+    original = fsq_cpu.backward_unchecked
 
     def spy(*args, **kwargs):
         calls.append(args[0].shape)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(_fsq_cpu, "backward_unchecked", spy)
-    monkeypatch.setattr(_fsq_cpu, "_MIN_ROWS_PER_THREAD", 1000)
+    monkeypatch.setattr(fsq_cpu, "backward_unchecked", spy)
+    monkeypatch.setattr(fsq_cpu, "MIN_ROWS_PER_THREAD", 1000)
     x = _x(2, 50_000, 4).requires_grad_()
     grad = _x(2, 50_000, 4, seed=1)
     threads = torch.get_num_threads()
@@ -382,12 +385,14 @@ def test_speed_benchmark_compiled_anchor():
 def test_speed_benchmark_model_runs_the_fused_operator():
     """In the compiled linear -> FSQ -> linear model, vqbench's FSQ dispatches its custom operator."""
     from vqbench.suite import fsq_speed
+    from vqbench.suite.fsq_speed.contenders import model_contenders
+    from vqbench.suite.fsq_speed.sections import runs_fused_op
 
     torch._dynamo.reset()
-    contenders = fsq_speed._model_contenders([8, 5, 5, 5], 512, "cpu", train=True)
+    contenders = model_contenders([8, 5, 5, 5], 512, "cpu", train=True)
     assert set(contenders) == {fsq_speed.COMPILED, "vqbench-compiled"}
-    assert fsq_speed._runs_fused_op(contenders["vqbench-compiled"].fn)
-    assert not fsq_speed._runs_fused_op(contenders[fsq_speed.COMPILED].fn)
+    assert runs_fused_op(contenders["vqbench-compiled"].fn)
+    assert not runs_fused_op(contenders[fsq_speed.COMPILED].fn)
 
 
 # -- the Triton kernels' logic without a GPU (Triton's interpreter) -------------------------
@@ -395,8 +400,8 @@ def test_speed_benchmark_model_runs_the_fused_operator():
 _INTERPRETER_CHECK = r"""
 import torch, triton, triton.language as tl
 from vector_quantize_pytorch import FSQ as Up
-from vqbench.quantizers import _fsq_triton as T
-from vqbench.quantizers.fsq import FSQ
+from vqbench.quantizers.fsq import triton as T
+from vqbench.quantizers.fsq import FSQ, kernel_constants
 
 @triton.jit
 def _exp_tanh(u):
@@ -406,7 +411,8 @@ T._tanh = _exp_tanh  # the interpreter has no libdevice; the clamp variant below
 cpu = torch.device("cpu")
 for levels in ([8, 5, 5, 5], [8, 8, 8, 6, 5]):
     m, up, d, rows = FSQ(levels), Up(levels), len(levels), 3000
-    thr, table, basis = m._thresholds(cpu), m._code_table(cpu, torch.float32), m._params(cpu).basis
+    c = kernel_constants(m, cpu)
+    thr, table, basis = c.thresholds(), c.code_table(torch.float32), c.params.basis
     z = torch.randn(rows, d) * 2
     z[5, 1], z[7, 2] = float("nan"), float("inf")
     codes, idx = torch.empty(rows, d), torch.empty(rows, dtype=torch.int32)
@@ -430,7 +436,7 @@ for levels in ([8, 5, 5, 5], [8, 8, 8, 6, 5]):
     assert torch.equal(out[:n], up.indices_to_codes(torch.arange(n)))
     assert bool(torch.isnan(out[n:]).all()) and bad.item() == 4
     for opts, mode in (({"bound_hard_clamp": True}, 2), ({}, 0), ({"preserve_symmetry": True}, 0)):
-        p = FSQ(levels, **opts)._params(cpu)
+        p = kernel_constants(FSQ(levels, **opts), cpu).params
         z, g = torch.randn(rows, d) * 2, torch.randn(rows, d)
         leaf = z.clone().requires_grad_()
         Up(levels, **opts)(leaf[None])[0][0].backward(g)
@@ -445,7 +451,7 @@ print("interpreter check passed")
 """
 
 
-@pytest.mark.skipif(_fsq_triton.triton is None, reason="triton is not installed")
+@pytest.mark.skipif(fsq_triton.triton is None, reason="triton is not installed")
 def test_triton_kernels_logic_in_the_interpreter():
     """Forward (with marking), decode and backward kernels run in Triton's CPU interpreter."""
     import subprocess

@@ -11,7 +11,7 @@ import torch
 from vector_quantize_pytorch import FSQ as UpstreamFSQ
 
 from vqbench import FSQ
-from vqbench.quantizers import _fsq_ops
+from vqbench.quantizers.fsq import last_path
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
@@ -88,7 +88,7 @@ def test_compiled_graph_calls_the_fused_operator():
     compiled = torch.compile(FSQ([8, 5, 5, 5]), fullgraph=True, backend="aot_eager")
     compiled(torch.randn(2, 8, 4))
     expected = "cpu" if "cpu" in FSQ.available_backends("cpu") else "torch"
-    assert _fsq_ops.last_path() == expected
+    assert last_path() == expected
 
 
 # -- fullgraph compile ---------------------------------------------------------------------------

@@ -6,10 +6,11 @@ import pytest
 import torch
 from vector_quantize_pytorch import FSQ as UpstreamFSQ
 
-from vqbench.quantizers import _fsq_cpu, _fsq_ops
 from vqbench.quantizers.fsq import FSQ
+from vqbench.quantizers.fsq import cpu as fsq_cpu
+from vqbench.quantizers.fsq import ops as fsq_ops
 
-PATHS = ["torch"] + (["cpu"] if _fsq_cpu.available() else [])
+PATHS = ["torch"] + (["cpu"] if fsq_cpu.available() else [])
 
 
 def _ops_seen(fn) -> set[str]:
@@ -21,7 +22,7 @@ def _ops_seen(fn) -> set[str]:
 def _via_operator(m: FSQ, x: torch.Tensor):
     """The same call through the custom operator (what a compiled graph runs)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_fsq_ops, "direct_call_ok", lambda t: False)
+        mp.setattr(fsq_ops, "direct_call_ok", lambda t: False)
         return m(x)
 
 
@@ -129,9 +130,9 @@ def test_encode_gives_forward_indices_without_codes(path, shape, kwargs, monkeyp
     expected = m(x)[1]
     if path == "cpu":
         seen = []
-        original = _fsq_cpu.forward
+        original = fsq_cpu.forward
         monkeypatch.setattr(
-            _fsq_cpu, "forward", lambda *a, **k: seen.append(k["with_codes"]) or original(*a, **k)
+            fsq_cpu, "forward", lambda *a, **k: seen.append(k["with_codes"]) or original(*a, **k)
         )
     got = m.encode(x)
     assert got.dtype == torch.int32 and torch.equal(got, expected) and m.last_backend == path
@@ -173,7 +174,7 @@ def test_operators_pass_opcheck_and_fake_strides_match():
     for op, args in cases:
         opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
     with pytest.MonkeyPatch.context() as mp:  # the torch fallback of decode (no C kernel)
-        mp.setattr(_fsq_cpu, "available", lambda: False)
+        mp.setattr(fsq_cpu, "available", lambda: False)
         opcheck(torch.ops.vqbench.fsq_decode.default, (idx.t(), [8, 5, 5, 5], False))
         out = torch.ops.vqbench.fsq_decode(idx.t(), [8, 5, 5, 5], False)
         assert out.is_contiguous()

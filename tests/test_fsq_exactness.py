@@ -3,7 +3,7 @@
 The reference is ``vector_quantize_pytorch.FSQ`` itself. Three kinds of evidence:
 - every float32 within a window of ulps around every decision boundary, for every level count of
   every preset and of the variants: no disagreement, and the reference's level index is monotone
-  there (the premise of the comparison kernels, see ``vqbench.quantizers._fsq_thresholds``);
+  there (the premise of the comparison kernels, see ``vqbench.quantizers.fsq.thresholds``);
 - random inputs per preset, normal, uniform, large- and tiny-magnitude: ~1e6 rows per preset by
   default, 1e7 rows per preset and kind with ``VQBENCH_SLOW_TESTS=1 pytest -m slow``;
 - the Triton kernel's arithmetic, run here as torch code, and the kernel itself where a GPU is;
@@ -19,9 +19,10 @@ import pytest
 import torch
 from vector_quantize_pytorch import FSQ as UpstreamFSQ
 
-from vqbench.quantizers import _fsq_cpu, _fsq_thresholds, _fsq_triton
-from vqbench.quantizers.fsq import FSQ
-from vqbench.quantizers.levels import RECOMMENDED_LEVELS
+from vqbench.quantizers.fsq import FSQ, RECOMMENDED_LEVELS, kernel_constants
+from vqbench.quantizers.fsq import cpu as fsq_cpu
+from vqbench.quantizers.fsq import thresholds as fsq_thresholds
+from vqbench.quantizers.fsq import triton as fsq_triton
 
 PRESETS = [list(levels) for levels in RECOMMENDED_LEVELS.values()]
 KINDS = ("normal", "uniform", "large", "tiny")
@@ -68,9 +69,9 @@ def _fast_outputs(levels, options, z: torch.Tensor):
             codes, indices = fsq(z)[:2]
             out[name] = (codes, indices)
         fsq = FSQ(levels, **options)
-        cpu = torch.device("cpu")
-        codes, indices, _ = _fsq_triton.level_index_formulation(
-            z, fsq._thresholds(cpu), fsq._code_table(cpu, torch.float32), fsq._params(cpu).basis
+        c = kernel_constants(fsq, "cpu")
+        codes, indices, _ = fsq_triton.level_index_formulation(
+            z, c.thresholds(), c.code_table(torch.float32), c.params.basis
         )
         out["triton-arithmetic"] = (codes, indices)
     return out
@@ -95,8 +96,8 @@ def _count_disagreements(levels, options, z: torch.Tensor) -> dict[str, int]:
 def _window_case(level: int, variant: str, ulps: int) -> dict[str, int]:
     """Disagreements of each fast path with upstream over every float near each boundary."""
     options = VARIANTS[variant]
-    thresholds = FSQ([level], **options)._thresholds(torch.device("cpu"))[0]
-    window = _fsq_thresholds.boundary_window(thresholds, ulps)[:, None]
+    thresholds = kernel_constants(FSQ([level], **options), torch.device("cpu")).thresholds()[0]
+    window = fsq_thresholds.boundary_window(thresholds, ulps)[:, None]
     upstream = UpstreamFSQ([level], **options)
     with torch.no_grad():
         _, expected = upstream(window[None])
@@ -210,17 +211,18 @@ def test_decode_every_index(levels, variant):
         assert torch.equal(fsq.indices_to_codes(indices), expected)
         assert torch.equal(fsq.indices_to_codes(indices.int()), expected)
     cpu = torch.device("cpu")
-    table, basis = fsq._code_table(cpu, torch.float32), fsq._params(cpu).basis
-    assert torch.equal(_fsq_triton.decode_formulation(indices, table, basis), expected)
-    outside = _fsq_triton.decode_formulation(torch.tensor([-1, size, 2**31 - 1]), table, basis)
+    c = kernel_constants(fsq, cpu)
+    table, basis = c.code_table(torch.float32), c.params.basis
+    assert torch.equal(fsq_triton.decode_formulation(indices, table, basis), expected)
+    outside = fsq_triton.decode_formulation(torch.tensor([-1, size, 2**31 - 1]), table, basis)
     assert bool(torch.isnan(outside).all())
-    if _fsq_cpu.available():
-        prep = fsq._cpu_prepared()
-        assert torch.equal(_fsq_cpu.decode(indices, prep), expected)
-        assert torch.equal(_fsq_cpu.decode(indices.int(), prep), expected)
+    if fsq_cpu.available():
+        prep = kernel_constants(fsq).cpu_prepared()
+        assert torch.equal(fsq_cpu.decode(indices, prep), expected)
+        assert torch.equal(fsq_cpu.decode(indices.int(), prep), expected)
         z = random_inputs("normal", 2**14, len(levels), seed=7)
-        codes, idx, _ = _fsq_cpu.forward(z, prep)
-        assert torch.equal(_fsq_cpu.decode(idx, prep), codes)  # decode(encode(z)) is z's code
+        codes, idx, _ = fsq_cpu.forward(z, prep)
+        assert torch.equal(fsq_cpu.decode(idx, prep), codes)  # decode(encode(z)) is z's code
 
 
 # -- gradients of the one-pass backward kernels --------------------------------------------
@@ -239,25 +241,23 @@ def test_backward_kernels_match_autograd(levels, variant):
     options = VARIANTS[variant]
     if levels != PRESETS[0] and variant != "plain":
         pytest.skip("variants on one preset keep this test short")
-    params = FSQ(levels, **options)._params(torch.device("cpu"))
-    rounding = _fsq_triton.tanh_backward_rounding("cpu")
+    params = kernel_constants(FSQ(levels, **options), torch.device("cpu")).params
+    rounding = fsq_triton.tanh_backward_rounding("cpu")
     for seed, kind in enumerate(KINDS):
         z = random_inputs(kind, 2**15 + 3, len(levels), seed)
         grad = random_inputs("normal", 2**15 + 3, len(levels), seed + 100)
         expected = _upstream_grad(levels, options, z, grad)
-        if _fsq_cpu.available():
-            assert torch.equal(_fsq_cpu.backward(z, grad, params), expected), kind
+        if fsq_cpu.available():
+            assert torch.equal(fsq_cpu.backward(z, grad, params), expected), kind
         if rounding is not None:
-            got = _fsq_triton.backward_formulation(z, grad, params, rounding)
+            got = fsq_triton.backward_formulation(z, grad, params, rounding)
             assert torch.equal(got, expected), kind
 
 
 # -- the Triton kernel on a GPU ------------------------------------------------------------
 
 
-gpu = pytest.mark.skipif(
-    not _fsq_triton.available("cuda"), reason=_fsq_triton.unavailable_reason("cuda") or ""
-)
+gpu = pytest.mark.skipif(not fsq_triton.available("cuda"), reason=fsq_triton.unavailable_reason("cuda") or "")
 
 
 @gpu
@@ -276,7 +276,9 @@ def test_triton_kernel_matches_upstream_on_gpu(levels):  # pragma: no cover - ne
         assert torch.equal(reference(z).indices, indices[0]), kind
     for level in sorted(set(levels)):
         single, up = FSQ([level], backend="triton").cuda(), UpstreamFSQ([level]).cuda()
-        window = _fsq_thresholds.boundary_window(single._thresholds(torch.device("cuda"))[0], 2**16)
+        window = fsq_thresholds.boundary_window(
+            kernel_constants(single, torch.device("cuda")).thresholds()[0], 2**16
+        )
         window = window[:, None].cuda()
         with torch.no_grad():
             assert torch.equal(single(window).indices, up(window[None])[1][0])
@@ -303,16 +305,17 @@ def test_triton_decode_on_gpu(levels):  # pragma: no cover - needs a GPU
     upstream = UpstreamFSQ(levels).cuda()
     fsq = FSQ(levels).cuda()
     dev = torch.device("cuda")
-    table, basis = fsq._code_table(dev, torch.float32), fsq._params(dev).basis
+    c = kernel_constants(fsq, dev)
+    table, basis = c.code_table(torch.float32), c.params.basis
     indices = torch.arange(fsq.codebook_size, device="cuda")
     expected = upstream.indices_to_codes(indices)
     for dtype in (torch.int32, torch.int64):
-        assert torch.equal(_fsq_triton.decode(indices.to(dtype), table, basis), expected)
+        assert torch.equal(fsq_triton.decode(indices.to(dtype), table, basis), expected)
     assert torch.equal(fsq.indices_to_codes(indices), expected)
     outside = torch.tensor([-1, fsq.codebook_size], device="cuda")
-    assert bool(torch.isnan(_fsq_triton.decode(outside, table, basis)).all())
+    assert bool(torch.isnan(fsq_triton.decode(outside, table, basis)).all())
     with pytest.raises(ValueError, match="2 value"):
-        _fsq_triton.decode(outside, table, basis, check_range=True)
+        fsq_triton.decode(outside, table, basis, check_range=True)
 
 
 @gpu
@@ -320,33 +323,33 @@ def test_triton_decode_on_gpu(levels):  # pragma: no cover - needs a GPU
 def test_triton_backward_on_gpu(variant):  # pragma: no cover - needs a GPU
     levels = [8, 8, 8, 6, 5] if variant in ("plain", "hard-clamp") else [8, 4, 3, 2]
     options = VARIANTS[variant]
-    params = FSQ(levels, **options)._params(torch.device("cuda"))
+    params = kernel_constants(FSQ(levels, **options), torch.device("cuda")).params
     for seed, kind in enumerate(KINDS):
         z = random_inputs(kind, 2**20 + 5, len(levels), seed).cuda()
         grad = random_inputs("normal", 2**20 + 5, len(levels), seed + 100).cuda()
         expected = _upstream_grad(levels, options, z, grad)
-        assert torch.equal(_fsq_triton.backward(z, grad, params), expected), kind
+        assert torch.equal(fsq_triton.backward(z, grad, params), expected), kind
 
 
 @gpu
 def test_triton_encode_marks_and_no_sync_on_gpu():  # pragma: no cover - needs a GPU
     fsq = FSQ([8, 5, 5, 5]).cuda()
     dev = torch.device("cuda")
-    thr, table = fsq._thresholds(dev), fsq._code_table(dev, torch.float32)
-    basis = fsq._params(dev).basis
+    c = kernel_constants(fsq, dev)
+    thr, table, basis = c.thresholds(), c.code_table(torch.float32), c.params.basis
     z = random_inputs("normal", 2**16, 4, 0).cuda()
     z[5, 1], z[7, 2] = float("nan"), float("inf")
-    codes, idx, _ = _fsq_triton.forward(z, thr, table, basis, check_finite=False, mark_nonfinite=True)
+    codes, idx, _ = fsq_triton.forward(z, thr, table, basis, check_finite=False, mark_nonfinite=True)
     assert idx[5] == -1 and idx[7] == -1 and bool((idx[:5] >= 0).all())
     assert torch.isnan(codes[5, 1]) and codes[7, 2] == 1.0
-    none, only, _ = _fsq_triton.forward(z, thr, table, basis, check_finite=False, with_codes=False)
+    none, only, _ = fsq_triton.forward(z, thr, table, basis, check_finite=False, with_codes=False)
     assert none is None and torch.equal(only[8:], idx[8:])
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        _fsq_triton.forward(z, thr, table, basis, check_finite=False)
-        _, _, bad = _fsq_triton.forward(z, thr, table, basis, sync=False)
-        _fsq_triton.decode(idx.clamp(min=0), table, basis)
+        fsq_triton.forward(z, thr, table, basis, check_finite=False)
+        _, _, bad = fsq_triton.forward(z, thr, table, basis, sync=False)
+        fsq_triton.decode(idx.clamp(min=0), table, basis)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert int(bad.item()) == 2

@@ -1,6 +1,6 @@
 """FSQ's Triton paths: host functions and kernels in the interpreter on the CPU, and on CUDA where present.
 
-The interpreter (``TRITON_INTERPRET=1``, read when Triton and ``_fsq_triton`` are imported) runs the
+The interpreter (``TRITON_INTERPRET=1``, read when Triton and ``fsq.triton`` are imported) runs the
 kernels with numpy on CPU tensors, so each check runs in a fresh Python process. It has no libdevice:
 the scripts give the kernels an exp-based ``tanh`` (the backward's results are then compared within
 that approximation's error; everything else, bit for bit).
@@ -16,16 +16,16 @@ import textwrap
 import pytest
 import torch
 
-from vqbench.quantizers import _fsq_triton
+from vqbench.quantizers.fsq import triton as fsq_triton
 
-needs_triton = pytest.mark.skipif(_fsq_triton.triton is None, reason="triton is not installed")
-CUDA = torch.cuda.is_available() and _fsq_triton.available("cuda")
+needs_triton = pytest.mark.skipif(fsq_triton.triton is None, reason="triton is not installed")
+CUDA = torch.cuda.is_available() and fsq_triton.available("cuda")
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device and Triton")
 
 _PRELUDE = r"""
 import torch, triton, triton.language as tl
 from vector_quantize_pytorch import FSQ as Up
-from vqbench.quantizers import _fsq_triton as T, _fsq_ops
+from vqbench.quantizers.fsq import paths, triton as T
 from vqbench.quantizers.fsq import FSQ
 assert T.INTERPRETING and T.available("cpu"), T.unavailable_reason("cpu")
 
@@ -38,7 +38,7 @@ cpu = torch.device("cpu")
 
 def consts(levels, **kw):
     sym, clamp = kw.get("preserve_symmetry", False), kw.get("bound_hard_clamp", False)
-    c = _fsq_ops.constants(levels, sym, clamp, cpu)
+    c = paths.constants(levels, sym, clamp, cpu)
     return c.thresholds(), c.code_table(torch.float32), c.params.basis, c.params
 """
 

@@ -234,7 +234,7 @@ def test_unknown_suite_and_override_names_are_clear_errors(tmp_path):
 
 
 def test_fsq_speed_runs_as_a_benchmark_kind():
-    from vqbench.suite import fsq_speed_cell
+    from vqbench.suite.fsq_speed import cell as fsq_speed_cell
 
     cell = Cell(
         suite="t",

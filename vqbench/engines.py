@@ -285,7 +285,7 @@ for _spec in (
     ),
     EngineSpec(
         "fsq_speed",
-        "vqbench.suite.fsq_speed_cell",
+        "vqbench.suite.fsq_speed.cell",
         "vqbench's FSQ paths against upstream FSQ",
         figures=(
             FigureSpec("vectors_per_s", "vectors/s", True),

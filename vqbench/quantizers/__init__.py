@@ -17,7 +17,7 @@ from ._registry import (
     register_quantizer,
     reload_entry_points,
 )
-from .levels import RECOMMENDED_LEVELS, recommended_levels
+from .fsq.levels import RECOMMENDED_LEVELS, recommended_levels
 
 _UPSTREAM = "vector-quantize-pytorch"
 _B = "vqbench.quantizers.baselines"

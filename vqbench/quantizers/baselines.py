@@ -29,7 +29,7 @@ from ._adapters import (
     UpstreamQuantizer,
     VectorQuantizeAdapter,
 )
-from .levels import recommended_levels
+from .fsq.levels import recommended_levels
 
 DEFAULT_CODEBOOK_SIZE = 2**10
 

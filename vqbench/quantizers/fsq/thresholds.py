@@ -8,7 +8,7 @@ index is at least ``j``; the fast kernels compare against these ``L - 1`` thresh
 evaluate ``tanh``.
 
 The thresholds are found by bisection over the ordered float32 bit patterns, evaluating the
-reference arithmetic (``_fsq_reference.level_index``) on the device that the kernel runs on, so
+reference arithmetic (``reference.level_index``) on the device that the kernel runs on, so
 they are exact for that device's ``tanh``: the kernels give the reference's level index for every
 input except where ``tanh`` itself is not monotone next to a threshold. A non-monotone step of a
 correctly rounded or few-ulp ``tanh`` can only fall within a few output ulps of a threshold, so
@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _fsq_reference as ref
+from . import reference as ref
 
 _INF_BITS = 0x7F800000
 

@@ -3,7 +3,7 @@
 Importing this module never needs Triton or CUDA; :func:`available` says whether the kernel can
 run. Each program loads a tile of ``block_rows(d)`` rows of ``(R, d)`` input in its own dtype (float32,
 bfloat16 or float16, widened to float32 exactly), counts per element the thresholds of
-``_fsq_thresholds`` that it reaches (computed with the device's own ``tanh``, so the counts are the
+:mod:`.thresholds` that it reaches (computed with the device's own ``tanh``, so the counts are the
 reference's level indices), gathers the code from a small per-channel table already in the output
 dtype (so no division or rounding mode in the kernel can differ from the reference), sums the
 int32 mixed-radix index and counts non-finite inputs with one atomic add per program.
@@ -426,13 +426,13 @@ def rounding_probe(device: torch.device | str) -> RoundingProbe:
 
 
 def backward_constants(params) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(m1, dv, m2, shift)`` float32 ``(d,)`` of ``_fsq_reference.FSQParams``, cached in its patterns.
+    """``(m1, dv, m2, shift)`` float32 ``(d,)`` of ``reference.FSQParams``, cached in its patterns.
 
     The reference's backward chain is ``((g * m1) / dv) * m2`` then the bound's backward at
     ``z + shift``: ``(1, h, half_l, shift)`` for the plain bound, ``(2/(L-1), 2, L-1, 0)`` for the
     symmetric one.
     """
-    key = ("_fsq_triton.backward",)
+    key = ("triton.backward",)
     if key not in params.patterns:
         if params.symmetric:
             m1 = params.sym_scale.float()
@@ -447,7 +447,7 @@ def backward_constants(params) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
     """The reference's straight-through gradient with respect to float32 CUDA ``z`` ``(R, d)``, one pass.
 
-    ``params``: ``_fsq_reference.FSQParams`` on ``z``'s device. Falls back to the torch formulation
+    ``params``: ``reference.FSQParams`` on ``z``'s device. Falls back to the torch formulation
     when this device's ``tanh_backward`` rounding is neither of the two known ones.
     """
     reason = unavailable_reason(z.device)
@@ -465,7 +465,7 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
         probe = rounding_probe(z.device)
         mode = probe.known()
         if mode == _NEITHER or _tanh is None:
-            from ._fsq_torch import reference_backward
+            from .torch_path import reference_backward
 
             return reference_backward(z, grad_codes, params)
     z, grad_codes = z.contiguous(), grad_codes.contiguous()
@@ -494,7 +494,7 @@ def backward(z: Tensor, grad_codes: Tensor, params) -> Tensor:
                 **_launch_options(),
             )
         if mode == _PENDING:  # until the host knows: neither rounding matched -> the torch formulation
-            from ._fsq_torch import reference_backward
+            from .torch_path import reference_backward
 
             out = torch.where(probe.flag == _NEITHER, reference_backward(z, grad_codes, params), out)
     return out

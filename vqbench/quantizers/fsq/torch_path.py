@@ -1,6 +1,6 @@
 """FSQ's torch path and the reference gradient that every fast path shares.
 
-The torch path runs the reference arithmetic of ``_fsq_reference`` op for op, in place in one
+The torch path runs the reference arithmetic of :mod:`.reference` op for op, in place in one
 output-sized buffer (no intermediate larger than the codes), with the index as one matrix-vector
 product of integer-valued floats (exact below 2^24 codes, integer arithmetic above). It is
 bit-identical to the reference by construction, on any device and for float32 and float64.
@@ -8,7 +8,7 @@ bit-identical to the reference by construction, on any device and for float32 an
 :func:`reference_backward` gives the reference's gradient bit for bit without autograd: it
 evaluates the backward operations that autograd records for the reference graph
 (``tanh_backward(g / h * half_l, y)``, or the clamp's mask under a hard clamp). The custom
-operators of ``_fsq_ops`` use it as the backward of every path that has no fused backward.
+paths of :mod:`.paths` use it as the backward of every path that has no fused backward.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _fsq_reference as ref
+from . import reference as ref
 
 _EXACT_FLOAT_INDEX = 2**24  # integer-valued float32 sums are exact below this
 

@@ -1,54 +1,27 @@
-"""vqbench's Finite Scalar Quantization (arXiv 2309.15505): a drop-in for ``vector_quantize_pytorch.FSQ``.
+"""vqbench's FSQ module, a drop-in for ``vector_quantize_pytorch.FSQ`` (the package docstring says how).
 
-``from vqbench import FSQ`` replaces ``from vector_quantize_pytorch import FSQ`` (1.32) with no other
-change: the same constructor, call ``(out, indices)``, layouts (input with 4 or more axes, or any
-input with ``channel_first=True``, is ``(b, d, ...)``), attributes, buffers, ``state_dict`` keys and
-methods, and the same codes, indices and gradients bit for bit. What differs is speed (fused paths,
-below), whole-graph use, and defects fixed: indices are summed in integers (upstream's float32 sum
-is off above 2^24 codes), and NaN/Inf input never becomes a valid index.
-
-Paths (``backend=``, ``FSQ.BACKENDS``): ``"reference"`` runs upstream's arithmetic as module methods
-(plain tensor operations, what ``torch.compile`` fuses); ``"torch"``, ``"cpu"`` (a C kernel) and
-``"triton"`` run inside the custom operator ``torch.ops.vqbench.fsq_quantize`` (``_fsq_ops``), so
-eager, compiled (``fullgraph=True``), exported and traced models run the fused kernels. ``"auto"``
-(default) lets the operator pick the fastest path that can run, per call. Eager calls skip the
-operators' dispatch: they call the same kernels through a lean ``torch.autograd.Function`` on the
-input's own shape, with the path and constants cached per device and dtype (the fixed cost of a
-call: 16 vectors, training step, about 70 us of CPU time where the operators took 160 us);
-graphs that torch.compile, export or ``make_fx`` record still see the operators. ``encode`` gives
-the indices alone, and its kernels write no codes.
-
-Non-finite input, without a host synchronization or a graph break: a row (token) with any NaN/Inf
-gets index -1, outside the codebook; its codes stay upstream's (NaN for NaN, the saturated level for
-+-Inf); ``indices_to_codes`` turns indices outside ``[0, codebook_size)`` into NaN codes, and
-``codes_to_indices`` turns codes off the grid into -1. Cost, measured on 2 CPU cores with 1M
-vectors, interleaved against the previous release (which raised on NaN/Inf after a sum check):
-none on the C kernel path (the kernel marks rows in its own pass); on the torch path the CPU
-proves all rows finite with one sum (as fast as before: 1.03x and 1.14x), and elsewhere marks
-rows with one matrix-vector product, in graph (``_fsq_ops.non_finite_rows``: 17-19% of the torch
-path's time). ``check_finite=True`` raises ``ValueError`` instead, in eager calls only (one host
-synchronization on CUDA); compiled and traced graphs keep the in-graph marking.
+Upstream's methods run the reference arithmetic as module methods; ``forward``, ``encode`` and the
+decoding methods run the paths of :mod:`.paths`: through the custom operators of :mod:`.ops` in
+recorded graphs, and directly (:class:`.ops.EagerRunner`) in eager calls.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from . import _fsq_ops
-from . import _fsq_reference as ref
-from ._adapters import FSQAdapter
+from . import ops, paths
+from .checks import MAX_CODEBOOK_SIZE, check_int, check_levels
 from .levels import recommended_levels
+from .upstream_methods import UpstreamMethods
 
 DEFAULT_CODEBOOK_SIZE = 2**10
-MAX_CODEBOOK_SIZE = 2**31  # indices are int32, as upstream's
 #: Codebooks up to this size keep ``implicit_codebook`` as a buffer, as upstream does for any size.
 IMPLICIT_CODEBOOK_LIMIT = 2**20
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -62,52 +35,12 @@ class FSQOutput(NamedTuple):
     indices: Tensor | None
 
 
-def _check_levels(levels: object, preserve_symmetry: bool) -> list[int]:
-    if isinstance(levels, torch.Tensor):
-        levels = levels.tolist()
-    if not isinstance(levels, (list, tuple)):
-        raise TypeError(f"levels must be a list or tuple of integers, got {type(levels).__name__}")
-    if len(levels) == 0:
-        raise ValueError("levels must be a non-empty list of integers (one per channel), got []")
-    out = []
-    for level in levels:
-        if isinstance(level, bool):
-            raise TypeError(f"each level must be an integer, got {level!r} in {list(levels)}")
-        try:
-            out.append(operator.index(level))
-        except TypeError:
-            raise TypeError(f"each level must be an integer, got {level!r} in {list(levels)}") from None
-    for level in out:
-        if level < 2:
-            raise ValueError(f"each level must be >= 2, got {level} in {out}")
-        if level == 2 and not preserve_symmetry:
-            raise ValueError(
-                f"a level of 2 needs preserve_symmetry=True (the plain bound's shift is extreme there), "
-                f"got levels {out}; use 3 or more levels per channel, or preserve_symmetry=True"
-            )
-    size = math.prod(out)
-    if size > MAX_CODEBOOK_SIZE:
-        raise ValueError(
-            f"levels {out} give a codebook of {size} codes; int32 indices hold at most "
-            f"{MAX_CODEBOOK_SIZE} (2^31): use fewer or smaller levels, or num_codebooks > 1"
-        )
-    return out
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return value
-
-
 def _eager() -> bool:
     """False while torch.compile/export or torch.jit.trace records the call."""
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
 
 
-class FSQ(nn.Module):
+class FSQ(UpstreamMethods):
     """Finite Scalar Quantization: each channel bounded and rounded to one of ``L_i`` levels.
 
     Call: ``out, indices = fsq(z)``. Input ``(b, n, dim)`` (any ``(..., dim)`` with fewer than 4
@@ -121,14 +54,14 @@ class FSQ(nn.Module):
     behaviour: ``codebook_size`` (an operating point: the FSQ paper's levels for 2^8 .. 2^16, used
     when ``levels`` is None), ``backend`` (``"auto"`` or one of :attr:`BACKENDS`) and
     ``check_finite`` (raise on NaN/Inf input, off-grid codes and out-of-range indices in eager
-    calls; see the module docstring for what happens without it).
+    calls; see the package docstring for what happens without it).
 
     ``implicit_codebook`` is a non-persistent buffer, as upstream's (it follows ``.to(dtype)``),
     for codebooks up to ``IMPLICIT_CODEBOOK_LIMIT`` codes; larger ones do not materialize it.
     ``last_backend`` names the path that the latest eager call ran.
     """
 
-    BACKENDS: tuple[str, ...] = _fsq_ops.PATHS
+    BACKENDS: tuple[str, ...] = paths.PATHS
 
     def __init__(
         self,
@@ -159,8 +92,8 @@ class FSQ(nn.Module):
                 f"pass either codebook_size (an operating point) or levels, not both "
                 f"(got codebook_size={codebook_size!r}, levels={levels!r})"
             )
-        levels = _check_levels(levels, bool(preserve_symmetry))
-        num_codebooks = _check_int("num_codebooks", num_codebooks, 1)
+        levels = check_levels(levels, bool(preserve_symmetry))
+        num_codebooks = check_int("num_codebooks", num_codebooks, 1)
         if keep_num_codebooks_dim is None:
             keep_num_codebooks_dim = num_codebooks > 1
         if num_codebooks > 1 and not keep_num_codebooks_dim:
@@ -194,7 +127,7 @@ class FSQ(nn.Module):
         self.num_codebooks = num_codebooks
         self.effective_codebook_dim = self.codebook_dim * num_codebooks
         self.keep_num_codebooks_dim = bool(keep_num_codebooks_dim)
-        self.dim = self.effective_codebook_dim if dim is None else _check_int("dim", dim, 1)
+        self.dim = self.effective_codebook_dim if dim is None else check_int("dim", dim, 1)
         self.channel_first = bool(channel_first)
         self.has_projections = self.dim != self.effective_codebook_dim
         if self.has_projections:
@@ -229,66 +162,7 @@ class FSQ(nn.Module):
         self.backend = backend
         self.check_finite = bool(check_finite)
         self.last_backend: str | None = None
-        self._runners: dict = {}  # eager calls' path and constants per (device, dtype): _fsq_ops.EagerRunner
-
-    # -- upstream's methods: the reference arithmetic ------------------------------------------
-
-    def bound(self, z: Tensor, eps: float = 1e-3, hard_clamp: bool = False) -> Tensor:
-        """Bound ``z`` (..., d) and round it (straight through) to normalized codes; upstream's ``bound``."""
-        half_l = (self._levels - 1) * (1 + eps) / 2
-        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
-        ratio = offset / half_l
-        if hard_clamp:
-            bounded = torch.clamp(z + ratio, min=-1.0, max=1.0) * half_l - offset
-        else:
-            bounded = torch.tanh(z + torch.atanh(ratio)) * half_l - offset
-        rounded = bounded + (bounded.round() - bounded).detach()
-        return rounded / (self._levels // 2)
-
-    def symmetry_preserving_bound(self, z: Tensor, hard_clamp: bool = False) -> Tensor:
-        """``2 / (L - 1) * floor((L - 1) (tanh(z) + 1) / 2 + 0.5) - 1`` (arXiv 2411.19842, section 3.2)."""
-        levels_minus_1 = self._levels - 1
-        scale = 2.0 / levels_minus_1
-        squashed = torch.clamp(z, min=-1.0, max=1.0) if hard_clamp else torch.tanh(z)
-        bracket = (levels_minus_1 * (squashed + 1) / 2.0) + 0.5
-        bracket = bracket + (bracket.floor() - bracket).detach()
-        return scale * bracket - 1.0
-
-    def quantize(self, z: Tensor) -> Tensor:
-        """Normalized codes of ``z`` (..., codebook_dim), same shape; upstream's ``quantize``."""
-        if self.preserve_symmetry:
-            return self.symmetry_preserving_bound(z, hard_clamp=self.bound_hard_clamp)
-        return self.bound(z, hard_clamp=self.bound_hard_clamp)
-
-    def maybe_apply_noise(self, bounded_z: Tensor) -> Tensor:
-        """Noise dropout of arXiv 2411.19842 in training: the same random draws as upstream."""
-        if not self.training or self.noise_dropout == 0.0:
-            return bounded_z
-        mask = torch.full_like(bounded_z, self.noise_dropout).bernoulli_().bool()
-        offset = torch.rand_like(bounded_z) - 0.5
-        return torch.where(mask, bounded_z + offset, bounded_z).clamp(-1.0, 1.0)
-
-    def _scale_and_shift(self, zhat_normalized: Tensor) -> Tensor:
-        """Normalized codes to per-channel level indices (as floats, not rounded)."""
-        if self.preserve_symmetry:
-            return (zhat_normalized + 1.0) / (2.0 / (self._levels - 1))
-        half_width = self._levels // 2
-        return (zhat_normalized * half_width) + half_width
-
-    def _scale_and_shift_inverse(self, zhat: Tensor) -> Tensor:
-        """Per-channel level indices to normalized codes."""
-        if self.preserve_symmetry:
-            return zhat * (2.0 / (self._levels - 1)) - 1.0
-        half_width = self._levels // 2
-        return (zhat - half_width) / half_width
-
-    def _indices_to_codes(self, indices: Tensor) -> Tensor:
-        """Normalized codes ``(..., codebook_dim)`` of indices ``(...)``: upstream's, unchecked."""
-        return self._scale_and_shift_inverse(self.indices_to_level_indices(indices))
-
-    def indices_to_level_indices(self, indices: Tensor) -> Tensor:
-        """Per-channel level indices ``(..., codebook_dim)`` (0 .. L-1) of indices ``(...)``."""
-        return (indices.unsqueeze(-1) // self._basis) % self._levels
+        self._runners: dict = {}  # eager calls' path and constants per (device, dtype): ops.EagerRunner
 
     # -- quantization ---------------------------------------------------------------------------
 
@@ -333,7 +207,7 @@ class FSQ(nn.Module):
             if self.return_indices:
                 level = self._scale_and_shift(codes.detach()).round()  # on the grid, or NaN
                 indices = self._level_indices_to_indices(level, checked=False)
-                indices = indices.masked_fill(_fsq_ops.non_finite_rows(z.detach()), -1)
+                indices = indices.masked_fill(paths.non_finite_rows(z.detach()), -1)
             if eager:
                 self.__dict__["last_backend"] = "reference"
             return codes, indices
@@ -347,15 +221,15 @@ class FSQ(nn.Module):
             self.check_finite and eager,
         )
         if eager:
-            self.__dict__["last_backend"] = _fsq_ops.last_path()
+            self.__dict__["last_backend"] = ops.last_path()
         return codes, (indices if self.return_indices else None)
 
-    def _runner(self, h: Tensor) -> _fsq_ops.EagerRunner:
+    def _runner(self, h: Tensor) -> ops.EagerRunner:
         """The eager path and constants for ``h``'s device and dtype (built on first use, then cached)."""
         key = (h.device, h.dtype)
         runner = self._runners.get(key)
         if runner is None:
-            runner = _fsq_ops.eager_runner(
+            runner = ops.eager_runner(
                 h,
                 self.levels,
                 self.preserve_symmetry,
@@ -378,7 +252,7 @@ class FSQ(nn.Module):
             and not self.orthogonal_rotation
             and not (self.training and self.noise_dropout > 0.0)
             and self.backend != "reference"
-            and _fsq_ops.direct_call_ok(x)
+            and ops.direct_call_ok(x)
         ):
             # an eager call: the kernels without the operator dispatcher, on x's own shape (no views
             # with backward nodes), path and constants cached per device and dtype
@@ -460,18 +334,18 @@ class FSQ(nn.Module):
             self._raise_if_non_finite(h)
             level = self._scale_and_shift(self.quantize(h)).round()
             indices = self._level_indices_to_indices(level, checked=False)
-            indices = indices.masked_fill(_fsq_ops.non_finite_rows(h), -1)
+            indices = indices.masked_fill(paths.non_finite_rows(h), -1)
             path = "reference"
-        elif eager and _fsq_ops.direct_call_ok(h):
+        elif eager and ops.direct_call_ok(h):
             runner = self._runner(h)
-            indices = _fsq_ops.run_encode(runner.path, runner.constants, h, self.check_finite)
+            indices = paths.run_encode(runner.path, runner.constants, h, self.check_finite)
             path = runner.path
         else:
             indices = torch.ops.vqbench.fsq_encode(
                 h, self.levels, self.preserve_symmetry, self.bound_hard_clamp, self.backend,
                 self.check_finite and eager,
             )  # fmt: skip
-            path = _fsq_ops.last_path()
+            path = ops.last_path()
         if eager:
             self.__dict__["last_backend"] = path
         if self.keep_num_codebooks_dim:
@@ -525,9 +399,9 @@ class FSQ(nn.Module):
         if self.backend == "reference":
             valid = (indices >= 0) & (indices < self.codebook_size)
             return torch.where(valid.unsqueeze(-1), self._indices_to_codes(indices), float("nan"))
-        if _eager() and _fsq_ops.direct_call_ok(indices):  # the kernels without the operator dispatcher
+        if _eager() and ops.direct_call_ok(indices):  # the kernels without the operator dispatcher
             c = self._constants(indices.device)
-            return _fsq_ops.run_decode(c, indices, self.codebook_size)
+            return paths.run_decode(c, indices, self.codebook_size)
         return torch.ops.vqbench.fsq_decode(indices, self.levels, self.preserve_symmetry)
 
     def indices_to_codes(self, indices: Tensor) -> Tensor:
@@ -568,26 +442,10 @@ class FSQ(nn.Module):
     @classmethod
     def available_backends(cls, device: torch.device | str = "cpu") -> list[str]:
         """The paths that can run float32 input on ``device`` here."""
-        return _fsq_ops.available_paths(device)
+        return paths.available_paths(device)
 
-    def _constants(self, device: torch.device) -> _fsq_ops.Constants:
-        return _fsq_ops.constants(self.levels, self.preserve_symmetry, self.bound_hard_clamp, device)
-
-    def _params(self, device: torch.device) -> ref.FSQParams:
-        """The reference's per-channel constants on ``device``."""
-        return self._constants(device).params
-
-    def _thresholds(self, device: torch.device) -> Tensor:
-        """The kernels' decision boundaries ``(d, max L - 1)`` on ``device``."""
-        return self._constants(device).thresholds()
-
-    def _code_table(self, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """Codes per channel and level ``(d, max L)`` in ``dtype``."""
-        return self._constants(device).code_table(dtype)
-
-    def _cpu_prepared(self):
-        """The C kernel's constants for this configuration."""
-        return self._constants(torch.device("cpu")).cpu_prepared()
+    def _constants(self, device: torch.device) -> paths.Constants:
+        return paths.constants(self.levels, self.preserve_symmetry, self.bound_hard_clamp, device)
 
     def extra_repr(self) -> str:
         return (
@@ -601,65 +459,21 @@ def _describe(t: object) -> str:
     return f"{t.dtype} tensor" if isinstance(t, Tensor) else type(t).__name__
 
 
-class VqbenchFSQAdapter(FSQAdapter):
-    """The protocol adapter of ``vqbench.FSQ``: upstream FSQ's, plus ``encode`` (indices only)."""
+def kernel_constants(fsq: FSQ, device: torch.device | str = "cpu") -> paths.Constants:
+    """The constants of ``fsq``'s configuration that its fast paths use on ``device``.
 
-    def encode(self, x: Tensor) -> Tensor:
-        """Indices ``x.shape[:-1]`` (plus the codebook axis) of channel-last ``x``, no codes written."""
-        self.check_input(x)
-        flat = x.reshape(-1, self.dim).to(self._dtype_probe.dtype)
-        indices = self.inner.encode(flat[None])[0]
-        return indices.reshape(*x.shape[:-1], *indices.shape[1:])
-
-
-def fsq_quantizer(
-    dim: int | None = None,
-    codebook_size: int | None = None,
-    *,
-    levels: Sequence[int] | None = None,
-    num_codebooks: int = 1,
-    **kwargs: Any,
-) -> VqbenchFSQAdapter:
-    """vqbench's FSQ on the suite's protocol: channel-last ``(..., dim)`` in, ``QuantizerOutput`` out.
-
-    The registry's ``fsq``. ``codebook_size`` is an operating point (the FSQ paper's levels), or
-    pass ``levels``; other keyword arguments go to :class:`FSQ` (``backend``, ``preserve_symmetry``,
-    ...). The wrapped module is ``.inner``. Layout options are fixed by the protocol.
+    ``.params`` (the reference's per-channel constants), ``.thresholds()`` (the kernels' decision
+    boundaries ``(d, max L - 1)``), ``.code_table(dtype)`` (codes per channel and level) and
+    ``.cpu_prepared()`` (the C kernel's layout); built on first use and shared.
     """
-    for name in ("channel_first", "return_indices"):
-        if name in kwargs:
-            raise ValueError(
-                f"{name}={kwargs[name]!r} is not configurable here: the protocol takes channel-last "
-                "input (..., dim) and always returns indices; use vqbench.FSQ directly for other layouts"
-            )
-    keep = num_codebooks > 1
-    given = kwargs.pop("keep_num_codebooks_dim", None)
-    if given is not None and bool(given) != keep:
-        raise ValueError(
-            f"keep_num_codebooks_dim={given!r} conflicts with the protocol: indices have a trailing "
-            f"codebook axis exactly when num_codebooks > 1 (num_codebooks={num_codebooks})"
-        )
-    inner = FSQ(levels, dim, num_codebooks, codebook_size=codebook_size, **kwargs)
-    config = dict(levels=inner.levels, dim=inner.dim, num_codebooks=inner.num_codebooks, **kwargs)
-    return VqbenchFSQAdapter(
-        inner,
-        dim=inner.dim,
-        codebook_size=inner.codebook_size,
-        num_codebooks=inner.num_codebooks,
-        config=config,
-    )
-
-
-#: The suite's backend axis offers FSQ's paths, each on the devices it runs on (read by
-#: ``vqbench.quantizers.offered_backends``, for planning and for building cells).
-fsq_quantizer.BACKENDS = dict(_fsq_ops.PATH_DEVICES)
+    return fsq._constants(torch.device(device))
 
 
 __all__ = [
     "DEFAULT_CODEBOOK_SIZE",
     "FSQ",
     "FSQOutput",
+    "IMPLICIT_CODEBOOK_LIMIT",
     "MAX_CODEBOOK_SIZE",
-    "VqbenchFSQAdapter",
-    "fsq_quantizer",
+    "kernel_constants",
 ]

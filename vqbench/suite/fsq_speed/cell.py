@@ -1,6 +1,6 @@
 """The FSQ speed benchmark (``vqbench.suite.fsq_speed``) as a suite engine: ``measure(cell)``.
 
-One cell runs ``fsq_speed.run`` on the cell's device and turns every figure into rows:
+One cell runs :func:`~vqbench.suite.fsq_speed.run` on the cell's device and turns every figure into rows:
 ``{section}.vectors_per_s``, ``{section}.ratio`` (against eager upstream FSQ, higher is better) and
 ``{section}.ratio_compiled`` (against upstream under ``torch.compile``) per contender, levels and
 size, ``{section}.compile_time`` of the compiled contenders, plus ``goal.*`` rows (1 = met) for
@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._common import figure, resolve_params
+from vqbench.results.vocabulary import metric_name
+
+from .._common import figure, resolve_params
 
 if TYPE_CHECKING:
-    from .cells import Cell
+    from ..cells import Cell
 
 PARAMS: dict[str, Any] = {
     "vectors": 1_000_000,
@@ -33,17 +35,18 @@ PARAMS: dict[str, Any] = {
 }
 
 
-def _name(f: Any) -> str:
+def _name(f: Any, figure_name: str) -> str:
+    """``{section}.{figure}.{contender}[{levels}]@{vectors}``: one contender, levels and size."""
     levels = "x".join(str(n) for n in f.levels)
-    return f"{f.contender}[{levels}]@{f.vectors}"
+    return metric_name(figure_name, operation=f.section, variant=f"{f.contender}[{levels}]", size=f.vectors)
 
 
 def measure(cell: Cell) -> list[dict]:
     """Run the FSQ speed benchmark on ``cell.device``; one figure per measured value."""
-    from . import fsq_speed
+    from .run import run
 
     p = resolve_params(cell, PARAMS)
-    result = fsq_speed.run(
+    result = run(
         device=cell.device.split(":")[0],
         threads=p["threads"],
         vectors=int(p["vectors"]),
@@ -63,11 +66,10 @@ def measure(cell: Cell) -> list[dict]:
             "median_s": f.median_s,
             **f.extra,
         }
-        name = _name(f)
         if f.vectors_per_s is not None:
             out.append(
                 figure(
-                    f"{f.section}.vectors_per_s.{name}",
+                    _name(f, "vectors_per_s"),
                     f.vectors_per_s,
                     "vectors/s",
                     True,
@@ -78,14 +80,12 @@ def measure(cell: Cell) -> list[dict]:
             )
         if f.ratio is not None:
             out.append(
-                figure(
-                    f"{f.section}.ratio.{name}", f.ratio, "x upstream", True, n=f.repeats or None, extra=extra
-                )
+                figure(_name(f, "ratio"), f.ratio, "x upstream", True, n=f.repeats or None, extra=extra)
             )
         if f.ratio_compiled is not None:
             out.append(
                 figure(
-                    f"{f.section}.ratio_compiled.{name}",
+                    _name(f, "ratio_compiled"),
                     f.ratio_compiled,
                     "x upstream compiled",
                     True,
@@ -94,11 +94,11 @@ def measure(cell: Cell) -> list[dict]:
                 )
             )
         if f.compile_s is not None:
-            out.append(figure(f"{f.section}.compile_time.{name}", f.compile_s, "s", False, n=1, extra=extra))
+            out.append(figure(_name(f, "compile_time"), f.compile_s, "s", False, n=1, extra=extra))
     for goal in result["goals"]:
         out.append(
             figure(
-                f"goal.{goal['goal']}",
+                metric_name(goal["goal"], operation="goal"),
                 1.0 if goal["met"] else 0.0,
                 "met",
                 True,
