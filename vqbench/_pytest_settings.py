@@ -60,11 +60,9 @@ class PytestSuite:
 
     def config_for(self, name: str) -> dict[str, Any]:
         """The suite's config for ``name``: glob tables, then its own table, at the suite's codebook size."""
-        config: dict[str, Any] = {}
-        for key, cfg in self.configs.items():
-            if key != name and fnmatch.fnmatchcase(name, key):
-                config.update(cfg)
-        config.update(self.configs.get(name, {}))
+        from vqbench.suite.expand import merged_config
+
+        config = merged_config(self.configs, name)
         if self.codebook_size is not None:
             config.setdefault("codebook_size", self.codebook_size)
         return config

@@ -12,6 +12,21 @@ from dataclasses import dataclass
 #: The columns that say which figure a row measures; two runs' rows with equal keys compare.
 KEY_COLUMNS = ("benchmark", "quantizer", "config_hash", "backend", "device", "dataset", "metric", "variant")
 
+#: The columns of a row that come from its cell and run, never from a figure.
+IDENTITY_COLUMNS = (
+    "run_id",
+    "suite",
+    "benchmark",
+    "quantizer",
+    "config",
+    "config_hash",
+    "backend",
+    "device",
+    "dataset",
+    "seed",
+    "cell_id",
+)
+
 #: The quantizer name of the reconstruction ceiling (the same autoencoder with no quantizer).
 #: Reserved: never registered.
 NO_QUANTIZER = "no-quantizer"

@@ -91,11 +91,16 @@ def quantizer_backends(name: str) -> dict[str, tuple[str, ...] | None]:
 
 def quantizer_config(profile: Profile, name: str) -> dict[str, Any]:
     """Merged ``[quantizers.KEY]`` config for ``name``: glob keys in file order, then the exact key."""
+    return merged_config(profile.quantizer_config, name)
+
+
+def merged_config(tables: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    """The config that ``[quantizers.KEY]`` tables give ``name``: glob keys in order, then its own."""
     config: dict[str, Any] = {}
-    for key, cfg in profile.quantizer_config.items():
+    for key, cfg in tables.items():
         if key != name and _GLOB & set(key) and fnmatch.fnmatchcase(name, key):
             config.update(cfg)
-    config.update(profile.quantizer_config.get(name, {}))
+    config.update(tables.get(name, {}))
     return config
 
 
@@ -391,6 +396,7 @@ __all__ = [
     "dataset_options",
     "expand_profile",
     "quantizer_backends",
+    "merged_config",
     "quantizer_config",
     "resolve_quantizers",
 ]

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from vqbench.results.vocabulary import IDENTITY_COLUMNS
+
 from .cells import Cell
 
-#: The columns that come from the cell and the run, never from a figure.
-_IDENTITY = (
-    "run_id",
-    "suite",
-    "benchmark",
-    "quantizer",
-    "config",
-    "config_hash",
-    "backend",
-    "device",
-    "dataset",
-    "seed",
-    "cell_id",
-)
 #: The keys of an engine's figure dict that become columns of its row (the rest goes to ``extra``).
 _FIGURE_KEYS = ("metric", "value", "unit", "higher_is_better", "spread", "n", "dataset_checksum", "time")
 
@@ -67,7 +55,7 @@ def rows_for(cell: Cell, run_id: str, outcome: dict[str, Any]) -> list[dict[str,
                 {
                     k: v
                     for k, v in fig.items()
-                    if k not in _FIGURE_KEYS and k != "extra" and k not in _IDENTITY
+                    if k not in _FIGURE_KEYS and k != "extra" and k not in IDENTITY_COLUMNS
                 }
             )
             row = {**base, **{k: fig[k] for k in _FIGURE_KEYS if k in fig}, "extra": extra, "status": "ok"}
