@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 
+from vqbench._cli_options import add_store_option
 from vqbench._commands import suite_options
-from vqbench._commands.suite_options import add_suite_options, suite_kwargs
-from vqbench.reports._cli_common import add_output, add_store, formats, out_dir, split_names
+from vqbench._commands.suite_options import suite_kwargs
+from vqbench.reports._cli_common import add_output, formats, out_dir, split_names
+from vqbench.suite._cli_options import add_suite_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="noise band: K x the mean of the two spreads (IQR) (default: 1)",
     )
     parser.add_argument("--fail-on-worse", action="store_true", help="exit 1 when any figure got worse")
-    add_suite_options(parser, "quick")
-    add_store(parser)
+    add_suite_options(parser, "quick", quantizers=False)
+    add_store_option(parser)
     add_output(parser, "comparison report")
 
 

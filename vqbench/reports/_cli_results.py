@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from vqbench.reports._cli_common import add_store
+from vqbench._cli_options import add_store_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=30, metavar="N", help="runs to list (default: 30, newest)"
     )
-    add_store(parser)
+    add_store_option(parser)
 
 
 def _list_runs(store, console, limit: int) -> None:
