@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 
+from vqbench.errors import UserError
 from vqbench.quantizers._plugins import add_plugins_option
 
 
@@ -124,10 +125,10 @@ def _sizes(text: str) -> list[int]:
         try:
             value = int(item)
         except ValueError:
-            raise ValueError(f"--codebook-size: expected integers such as 256,4096, got {item!r}") from None
+            raise UserError(f"--codebook-size: expected integers such as 256,4096, got {item!r}") from None
         if value < 2:
-            raise ValueError(f"--codebook-size: expected sizes >= 2, got {value}")
+            raise UserError(f"--codebook-size: expected sizes >= 2, got {value}")
         sizes.append(value)
     if not sizes:
-        raise ValueError("--codebook-size: expected at least one size, got none")
+        raise UserError("--codebook-size: expected at least one size, got none")
     return sizes

@@ -21,6 +21,7 @@ import argparse
 from vqbench._cli_options import add_store_option
 from vqbench._commands import suite_options
 from vqbench._commands.suite_options import suite_kwargs
+from vqbench.errors import UserError
 from vqbench.reports._cli_common import add_output, formats, out_dir, split_names
 from vqbench.suite._cli_options import add_suite_options
 
@@ -75,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
 
     fmts = formats(args.format)
     if args.noise_k < 0:
-        raise ValueError(f"--noise-k must be >= 0, got {args.noise_k}")
+        raise UserError(f"--noise-k must be >= 0, got {args.noise_k}")
     console = make_console()
     if args.candidate:
         if args.runs:
-            raise ValueError("give either two runs or --candidate, not both")
+            raise UserError("give either two runs or --candidate, not both")
         baselines = split_names(args.baselines)
         if not baselines:
-            raise ValueError("--baselines must name at least one quantizer, e.g. fsq,vq,lfq")
+            raise UserError("--baselines must name at least one quantizer, e.g. fsq,vq,lfq")
         with open_store(args.store) as store:
             if args.existing_run:
                 run_id = store.resolve_run(args.existing_run)
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         name = f"compare-{run_id}"
     else:
         if len(args.runs) != 2:
-            raise ValueError(f"compare needs two runs (A B) or --candidate NAME; got {len(args.runs)} run(s)")
+            raise UserError(f"compare needs two runs (A B) or --candidate NAME; got {len(args.runs)} run(s)")
         with open_store(args.store, readonly=True) as store:
             a, b = (store.resolve_run(r) for r in args.runs)
             doc, result = compare_runs_document(store, a, b, noise_k=args.noise_k)

@@ -28,6 +28,7 @@ import argparse
 from vqbench._cli_options import add_store_option
 from vqbench._commands import suite_options
 from vqbench._commands.suite_options import suite_kwargs
+from vqbench.errors import UserError
 from vqbench.reports._cli_common import add_baseline_option, add_out_option, baseline_name, out_dir
 from vqbench.reports.thresholds import gate_text, relative_time_threshold
 from vqbench.suite._cli_options import add_suite_options
@@ -111,11 +112,11 @@ def run(args: argparse.Namespace) -> int:
     config = load_gate_config(args.config)
     if args.window is not None:
         if args.window < 1:
-            raise ValueError(f"--window must be >= 1, got {args.window}")
+            raise UserError(f"--window must be >= 1, got {args.window}")
         config.window = args.window
     if args.threshold is not None:
         if not 0 <= args.threshold < 10:
-            raise ValueError(f"--threshold must be a fraction such as 0.1, got {args.threshold}")
+            raise UserError(f"--threshold must be a fraction such as 0.1, got {args.threshold}")
         config.threshold = args.threshold
     console = make_console()
     if args.accept:
@@ -186,11 +187,11 @@ def _accept(args, console) -> int:
 
     with open_store(args.store) as store:
         if not store.path.exists():
-            raise FileNotFoundError(f"no result store at {store.path}; pass --store PATH")
+            raise UserError(f"no result store at {store.path}; pass --store PATH")
         run_id = store.resolve_run(args.accept)
         info = store.run_info(run_id)
         if info["status"] != "finished":
-            raise ValueError(f"run {run_id} is {info['status']}: only a finished run can be accepted")
+            raise UserError(f"run {run_id} is {info['status']}: only a finished run can be accepted")
         block = _flagged_block(store, run_id, info)
         now = utc_now()
         for rid in block[:-1]:

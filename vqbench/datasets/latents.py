@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from vqbench.errors import MissingFileError
+
 from ._base import (
     Dataset,
     DatasetUnavailableError,
@@ -91,7 +93,7 @@ def _resolve(path: str | os.PathLike | None) -> Path:
     if file.suffix.lower() not in SUFFIXES:
         raise ValueError(f"latents: expected a {' / '.join(SUFFIXES)} file, got {str(file)!r}")
     if not file.is_file():  # a file the user named: an error, never a skip
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"latents: no such file: {file}. Expected a {' / '.join(SUFFIXES)} file of latents "
             "(numpy.save or torch.save)"
         )

@@ -21,19 +21,21 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from vqbench.errors import MissingFileError, UserError
+
 from ._protocol import is_quantizer
 
 ENTRY_POINT_GROUP = "vqbench.quantizers"
 
 
-class UnknownQuantizerError(KeyError):
+class UnknownQuantizerError(KeyError, UserError):
     """Raised for a name that is neither registered nor a loadable reference."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])
 
 
-class PluginLoadError(ImportError):
+class PluginLoadError(ImportError, UserError):
     """Raised when a quantizer's module or entry point cannot be imported."""
 
 
@@ -94,7 +96,7 @@ def _import_file(path: Path):
     so that the file can import a module beside it, in this process and in the suite's workers."""
     path = path.expanduser().resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingFileError(f"no such file: {path}")
     if str(path.parent) not in sys.path:
         sys.path.append(str(path.parent))
         importlib.invalidate_caches()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from vqbench._cli_options import add_store_option
+from vqbench.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         if args.quantizer:
             rows = rows[[fnmatch.fnmatchcase(q, args.quantizer) for q in rows["quantizer"]]]
         if rows.empty:
-            raise ValueError(
+            raise UserError(
                 f"run {data.run_id} has no rows for benchmark={args.benchmark!r} quantizer={args.quantizer!r}"
             )
         doc = Document(

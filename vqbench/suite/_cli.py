@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 
 from vqbench._cli_options import add_store_option
+from vqbench.errors import UserError
 
 from ._cli_options import add_suite_options
 from .executors._options import executor_overrides
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from .summary import print_summary
 
     if args.resume and args.suite:
-        raise ValueError("--resume continues a stored run with its own suite and settings; drop --suite")
+        raise UserError("--resume continues a stored run with its own suite and settings; drop --suite")
     console = make_console()
     if args.dry_run:
         return _dry_run(args, console)

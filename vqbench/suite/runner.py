@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vqbench.errors import UserError
+
 from .cells import Cell
 from .checks import check_cells, check_devices
 from .executors import Done, ExecutorSettings, Lost, StartFailed, make_executor, require_engine
@@ -325,7 +327,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _plan_from_run(info: dict[str, Any]) -> Plan:
     config = info.get("config") or {}
     if "cells" not in config:
-        raise ValueError(
+        raise UserError(
             f"run {info['run_id']!r} was not started by run_suite (its config lists no cells); "
             "it cannot be resumed"
         )
@@ -411,7 +413,7 @@ def prepare_run(
     from .preflight import Checking, finish_preflight, import_path, start_preflight
 
     if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        raise UserError(f"timeout must be a positive number of seconds, got {timeout!r}")
     extra_plugins = plugin_names(plugins)
     if resume is not None:
         given = _given(
@@ -424,7 +426,7 @@ def prepare_run(
             dtypes=dtypes,
         )
         if given:
-            raise ValueError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
+            raise UserError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
         run_id = st.resolve_run(resume)
         info = st.run_info(run_id)
         if info["status"] == "running":  # its writer is alive (run_info says "died" otherwise)
@@ -432,7 +434,7 @@ def prepare_run(
 
             raise RunBusyError(_busy_message(run_id, info["config"]))
         if (info.get("config") or {}).get("imported"):
-            raise ValueError(f"run {run_id} was imported from a file; only runs measured here can be resumed")
+            raise UserError(f"run {run_id} was imported from a file; only runs measured here can be resumed")
         plan = _plan_from_run(info)
         load_plugins(plan)
         if timeout is not None:
