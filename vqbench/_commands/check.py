@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     here = import_path([])
     add_import_path(here)
     import_plugins(plugins, here)
-    names = resolve_quantizers(args.quantizers, "vqbench check")
+    names = resolve_quantizers(args.quantizers, "NAME")
     if args.codebook_size is not None:
         sizes = _sizes(args.codebook_size)
         todo = [Target(n, {**quantizer_config(profile, n), "codebook_size": k}) for n in names for k in sizes]
