@@ -20,13 +20,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from vqbench.errors import UnknownNameError, UserError
+from vqbench.errors import MissingFileError, UnknownNameError, UserError
 
 #: Characters that a registered name must not hold (they mean lists, globs or references).
 RESERVED_CHARS = " :*?[],"
 
 
-class PluginLoadError(UserError, ImportError):
+class PluginLoadError(ImportError, UserError):
     """A plugin's module, file or entry point could not be imported."""
 
 
@@ -224,7 +224,7 @@ def import_file(path: Path) -> Any:
     so that the file can import a module beside it, in this process and in the suite's workers."""
     path = path.expanduser().resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingFileError(f"no such file: {path}")
     if str(path.parent) not in sys.path:
         sys.path.append(str(path.parent))
         importlib.invalidate_caches()

@@ -2,6 +2,9 @@
 
 Each sub-command lives in the room it belongs to, as a module with ``add_arguments(parser)`` and
 ``run(args) -> int``; modules import heavy packages (torch, pandas) inside ``run`` only.
+
+A ``vqbench.errors.UserError`` (bad input) is printed as one line and exits 2; any other exception
+is a bug and shows its traceback (exit 1).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from vqbench.errors import UserError
 
 # name: (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, KeyError, FileNotFoundError, RuntimeError, ImportError) as exc:
+    except UserError as exc:
         from vqbench._text import printable
 
         print(f"vqbench {args.command}: error: {printable(exc)}", file=sys.stderr)

@@ -17,3 +17,7 @@ class UnknownNameError(UserError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file the user named (a profile, a quantizer reference, a data or config file) is not there."""

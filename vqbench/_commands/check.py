@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 
+from vqbench.errors import UserError
 from vqbench.quantizers._plugins import add_plugins_option
 
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     here = import_path([])
     add_import_path(here)
     import_plugins(plugins, here)
-    names = resolve_quantizers(args.quantizers, "vqbench check")
+    names = resolve_quantizers(args.quantizers, "NAME")
     if args.codebook_size is not None:
         sizes = _sizes(args.codebook_size)
         todo = [Target(n, {**quantizer_config(profile, n), "codebook_size": k}) for n in names for k in sizes]
@@ -124,10 +125,10 @@ def _sizes(text: str) -> list[int]:
         try:
             value = int(item)
         except ValueError:
-            raise ValueError(f"--codebook-size: expected integers such as 256,4096, got {item!r}") from None
+            raise UserError(f"--codebook-size: expected integers such as 256,4096, got {item!r}") from None
         if value < 2:
-            raise ValueError(f"--codebook-size: expected sizes >= 2, got {value}")
+            raise UserError(f"--codebook-size: expected sizes >= 2, got {value}")
         sizes.append(value)
     if not sizes:
-        raise ValueError("--codebook-size: expected at least one size, got none")
+        raise UserError("--codebook-size: expected at least one size, got none")
     return sizes

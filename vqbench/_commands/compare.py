@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import argparse
 
+from vqbench._cli_options import add_store_option
 from vqbench._commands import suite_options
-from vqbench._commands.suite_options import add_suite_options, suite_kwargs
-from vqbench.reports._cli_common import add_output, add_store, formats, out_dir, split_names
+from vqbench._commands.suite_options import suite_kwargs
+from vqbench.errors import UserError
+from vqbench.reports._cli_common import add_output, formats, out_dir, split_names
+from vqbench.suite._cli_options import add_suite_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="noise band: K x the mean of the two spreads (IQR) (default: 1)",
     )
     parser.add_argument("--fail-on-worse", action="store_true", help="exit 1 when any figure got worse")
-    add_suite_options(parser, "quick")
-    add_store(parser)
+    add_suite_options(parser, "quick", quantizers=False)
+    add_store_option(parser)
     add_output(parser, "comparison report")
 
 
@@ -73,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
 
     fmts = formats(args.format)
     if args.noise_k < 0:
-        raise ValueError(f"--noise-k must be >= 0, got {args.noise_k}")
+        raise UserError(f"--noise-k must be >= 0, got {args.noise_k}")
     console = make_console()
     if args.candidate:
         if args.runs:
-            raise ValueError("give either two runs or --candidate, not both")
+            raise UserError("give either two runs or --candidate, not both")
         baselines = split_names(args.baselines)
         if not baselines:
-            raise ValueError("--baselines must name at least one quantizer, e.g. fsq,vq,lfq")
+            raise UserError("--baselines must name at least one quantizer, e.g. fsq,vq,lfq")
         with open_store(args.store) as store:
             if args.existing_run:
                 run_id = store.resolve_run(args.existing_run)
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         name = f"compare-{run_id}"
     else:
         if len(args.runs) != 2:
-            raise ValueError(f"compare needs two runs (A B) or --candidate NAME; got {len(args.runs)} run(s)")
+            raise UserError(f"compare needs two runs (A B) or --candidate NAME; got {len(args.runs)} run(s)")
         with open_store(args.store, readonly=True) as store:
             a, b = (store.resolve_run(r) for r in args.runs)
             doc, result = compare_runs_document(store, a, b, noise_k=args.noise_k)

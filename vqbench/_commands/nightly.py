@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import argparse
 
+from vqbench._cli_options import add_store_option
 from vqbench._commands import suite_options
-from vqbench._commands.suite_options import add_suite_options, suite_kwargs
-from vqbench.reports._cli_common import add_store
+from vqbench._commands.suite_options import suite_kwargs
+from vqbench.errors import UserError
+from vqbench.reports._cli_common import add_baseline_option, add_out_option, baseline_name, out_dir
 from vqbench.reports.thresholds import gate_text, relative_time_threshold
+from vqbench.suite._cli_options import add_suite_options
 
 
 def _help_text(doc: str) -> str:
@@ -49,9 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``vqbench nightly``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_suite_options(parser, "full")
-    parser.add_argument(
-        "--quantizers", default=None, metavar="PATTERNS", help="replace the profile's quantizers"
-    )
     parser.add_argument(
         "--run",
         dest="existing_run",
@@ -81,23 +81,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"file); relative times keep their rule's {relative_time_threshold() * 100:.0f}%% "
         "(a [[rule]] with metric = 'relative_time*' in --config sets it)",
     )
-    parser.add_argument(
-        "--baseline", default="fsq", metavar="NAME", help="ratios in the run tables (default fsq)"
-    )
-    parser.add_argument(
-        "--out", default=None, metavar="DIR", help="output folder (default: .vqbench/nightly/<run>)"
-    )
+    add_baseline_option(parser)
+    add_out_option(parser, "nightly report", folder="nightly")
     parser.add_argument(
         "--no-remeasure",
         action="store_true",
         help="report timing suspects without re-measuring their cells first",
     )
-    add_store(parser)
+    add_store_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run (or take) a run, gate it, write the outputs; 1 on regression, else 0."""
-    from pathlib import Path
 
     from rich.text import Text
 
@@ -117,11 +112,11 @@ def run(args: argparse.Namespace) -> int:
     config = load_gate_config(args.config)
     if args.window is not None:
         if args.window < 1:
-            raise ValueError(f"--window must be >= 1, got {args.window}")
+            raise UserError(f"--window must be >= 1, got {args.window}")
         config.window = args.window
     if args.threshold is not None:
         if not 0 <= args.threshold < 10:
-            raise ValueError(f"--threshold must be a fraction such as 0.1, got {args.threshold}")
+            raise UserError(f"--threshold must be a fraction such as 0.1, got {args.threshold}")
         config.threshold = args.threshold
     console = make_console()
     if args.accept:
@@ -152,13 +147,13 @@ def run(args: argparse.Namespace) -> int:
             outcome = gate_run(
                 store, run_id, config, confirm_run=confirm, include_imported=args.include_imported
             )
-        baseline = None if str(args.baseline).lower() in ("", "none") else args.baseline
+        baseline = baseline_name(args.baseline)
         doc = nightly_document(store, outcome, baseline=baseline)
         _record_verdict(store, run_id, outcome)
     finally:
         store.close_or_discard()
     summary = nightly_summary(outcome)
-    paths = write_nightly(doc, summary, Path(args.out) if args.out else Path(".vqbench") / "nightly" / run_id)
+    paths = write_nightly(doc, summary, out_dir(args.out, run_id, folder="nightly"))
     verdict = doc.sections[0].blocks[0]
     failed = summary["exit_code"] != 0
     console.print(Text(verdict.text, style="bold red" if failed else "green"))
@@ -192,11 +187,11 @@ def _accept(args, console) -> int:
 
     with open_store(args.store) as store:
         if not store.path.exists():
-            raise FileNotFoundError(f"no result store at {store.path}; pass --store PATH")
+            raise UserError(f"no result store at {store.path}; pass --store PATH")
         run_id = store.resolve_run(args.accept)
         info = store.run_info(run_id)
         if info["status"] != "finished":
-            raise ValueError(f"run {run_id} is {info['status']}: only a finished run can be accepted")
+            raise UserError(f"run {run_id} is {info['status']}: only a finished run can be accepted")
         block = _flagged_block(store, run_id, info)
         now = utc_now()
         for rid in block[:-1]:

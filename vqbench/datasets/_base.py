@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vqbench.errors import UserError
+
 if TYPE_CHECKING:
     import torch
 
@@ -19,11 +21,11 @@ _NDIM = {"vectors": 2, "images": 4, "audio": 2}
 _LAYOUT = {"vectors": "(N, D)", "images": "(N, C, H, W)", "audio": "(N, frame_len)"}
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(RuntimeError, UserError):
     """The data is not present here; the message says how to get it."""
 
 
-class UnknownDatasetError(KeyError):
+class UnknownDatasetError(KeyError, UserError):
     """A name that is neither registered nor a ``.npy`` / ``.pt`` path."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable

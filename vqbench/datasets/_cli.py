@@ -10,6 +10,8 @@ import argparse
 import ast
 from typing import Any
 
+from vqbench.errors import UserError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -38,7 +40,7 @@ def parse_options(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
+            raise UserError(f"--option expects KEY=VALUE, got {item!r}")
         try:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -61,7 +63,7 @@ def select(names: list[str]) -> list[str]:
         elif any(c in name for c in "*?["):
             matched = list_datasets(name)
             if not matched:
-                raise ValueError(f"no dataset matches {name!r}; registered: {', '.join(list_datasets())}")
+                raise UserError(f"no dataset matches {name!r}; registered: {', '.join(list_datasets())}")
         else:
             get_dataset_spec(name)  # raises for an unknown name
             matched = [name]
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             accepted[name] |= set(options)
     unused = [k for k in options if not any(k in opts for opts in accepted.values())]
     if unused:
-        raise ValueError(f"no selected dataset takes option(s) {', '.join(unused)}; check the names")
+        raise UserError(f"no selected dataset takes option(s) {', '.join(unused)}; check the names")
 
     table = Table(title="vqbench datasets", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("Name", no_wrap=True, min_width=max(map(len, names)))

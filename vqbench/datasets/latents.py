@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from vqbench.errors import MissingFileError, UnknownNameError
+
 from ._base import (
     Dataset,
     DatasetUnavailableError,
@@ -91,7 +93,7 @@ def _resolve(path: str | os.PathLike | None) -> Path:
     if file.suffix.lower() not in SUFFIXES:
         raise ValueError(f"latents: expected a {' / '.join(SUFFIXES)} file, got {str(file)!r}")
     if not file.is_file():  # a file the user named: an error, never a skip
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"latents: no such file: {file}. Expected a {' / '.join(SUFFIXES)} file of latents "
             "(numpy.save or torch.save)"
         )
@@ -138,7 +140,9 @@ def _pick(file: Path, obj: Any, key: str | None) -> torch.Tensor:
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if key is not None:
             if key not in obj:
-                raise KeyError(f"latents {file}: no key {key!r}; the file has keys {sorted(map(str, obj))}")
+                raise UnknownNameError(
+                    f"latents {file}: no key {key!r}; the file has keys {sorted(map(str, obj))}"
+                )
             if not isinstance(obj[key], torch.Tensor):
                 raise TypeError(
                     f"latents {file}: {key!r} holds a {type(obj[key]).__name__}, expected a tensor"

@@ -14,6 +14,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from vqbench.errors import UserError
+
 from ._registry import get_quantizer_spec
 
 #: The tiny input: ``(2, 4, dim)``, 8 vectors.
@@ -36,7 +38,7 @@ class Check:
         return asdict(self)
 
 
-class ProtocolError(TypeError):
+class ProtocolError(TypeError, UserError):
     """A quantizer's output that does not follow the protocol (the message says what came)."""
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from vqbench.errors import UserError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     infos = describe_quantizers(args.pattern, measure=not args.no_measure)
     if not infos:
-        raise ValueError(
+        raise UserError(
             f"no registered quantizer matches {args.pattern!r}; registered: {', '.join(list_quantizers())}"
         )
     if args.json:

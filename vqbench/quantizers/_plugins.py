@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from vqbench.errors import UserError
+
 from ._registry import PluginLoadError
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -39,7 +41,7 @@ def plugin_names(value: str | Iterable[str] | None, where: str = "--plugins") ->
                     f"{name.replace(chr(92), '/').rsplit('/', 1)[-1].removesuffix('.py')!r}), "
                     "or name one class as 'path/to/file.py:Name' in --quantizers/--candidate"
                 )
-            raise ValueError(
+            raise UserError(
                 f"{where}: expected a module name such as 'my_pkg.quantizers', got {name!r}{hint}"
             )
         if name not in out:

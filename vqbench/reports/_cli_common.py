@@ -1,29 +1,25 @@
-"""Options shared by the report commands."""
+"""Options shared by the report commands: where the report goes, its formats, the ratio baseline."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-
-def add_store(parser: argparse.ArgumentParser) -> None:
-    """``--store PATH``."""
-    parser.add_argument(
-        "--store",
-        default=None,
-        metavar="PATH",
-        help="SQLite result store (default: $VQBENCH_STORE or .vqbench/results.sqlite)",
-    )
+from vqbench.errors import UserError
 
 
-def add_output(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--out DIR`` and ``--format md,html``."""
+def add_out_option(parser: argparse.ArgumentParser, what: str, folder: str = "reports") -> None:
+    """``--out DIR`` (default ``.vqbench/<folder>/<run id>``)."""
     parser.add_argument(
         "--out",
         default=None,
         metavar="DIR",
-        help=f"folder for the {what} (default: .vqbench/reports/<run id>)",
+        help=f"folder for the {what} (default: .vqbench/{folder}/<run id>)",
     )
+
+
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    """``--format md,html``."""
     parser.add_argument(
         "--format",
         default="md,html",
@@ -32,18 +28,39 @@ def add_output(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def add_output(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--out DIR`` and ``--format md,html``."""
+    add_out_option(parser, what)
+    add_format_option(parser)
+
+
+def add_baseline_option(parser: argparse.ArgumentParser) -> None:
+    """``--baseline NAME``: the quantizer that ratios are taken to; read it with ``baseline_name``."""
+    parser.add_argument(
+        "--baseline",
+        default="fsq",
+        metavar="NAME",
+        help="quantizer that ratios are taken to (default: fsq; 'none' for no ratios)",
+    )
+
+
+def baseline_name(text: str | None) -> str | None:
+    """The ``--baseline`` value, or None for 'none' or an empty one."""
+    return None if str(text).lower() in ("", "none") else text
+
+
 def formats(text: str) -> tuple[str, ...]:
     """The ``--format`` list, checked."""
     items = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
     bad = [i for i in items if i not in ("md", "html")]
     if bad or not items:
-        raise ValueError(f"--format must list md and/or html, got {text!r}")
+        raise UserError(f"--format must list md and/or html, got {text!r}")
     return items
 
 
-def out_dir(arg: str | None, name: str) -> Path:
-    """``--out`` or ``.vqbench/reports/<name>`` in the working folder."""
-    return Path(arg) if arg else Path(".vqbench") / "reports" / name
+def out_dir(arg: str | None, name: str, folder: str = "reports") -> Path:
+    """``--out`` or ``.vqbench/<folder>/<name>`` in the working folder."""
+    return Path(arg) if arg else Path(".vqbench") / folder / name
 
 
 def split_names(text: str | None) -> list[str]:
@@ -53,4 +70,13 @@ def split_names(text: str | None) -> list[str]:
     return list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
 
 
-__all__ = ["add_output", "add_store", "formats", "out_dir", "split_names"]
+__all__ = [
+    "add_baseline_option",
+    "add_format_option",
+    "add_out_option",
+    "add_output",
+    "baseline_name",
+    "formats",
+    "out_dir",
+    "split_names",
+]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from vqbench.reports._cli_common import add_output, add_store, formats, out_dir
+from vqbench._cli_options import add_store_option
+from vqbench.reports._cli_common import add_baseline_option, add_output, baseline_name, formats, out_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,14 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN",
         help="run id, unique prefix, or 'latest' (default)",
     )
-    parser.add_argument(
-        "--baseline",
-        default="fsq",
-        metavar="NAME",
-        help="quantizer that ratios are taken to (default: fsq; 'none' for no ratios)",
-    )
+    add_baseline_option(parser)
     parser.add_argument("--no-figures", action="store_true", help="tables only")
-    add_store(parser)
+    add_store_option(parser)
     add_output(parser, "report")
 
 
@@ -42,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from vqbench.results import open_store
 
     fmts = formats(args.format)
-    baseline = None if str(args.baseline).lower() in ("", "none") else args.baseline
+    baseline = baseline_name(args.baseline)
     console = make_console()
     with open_store(args.store, readonly=True) as store:
         run_id = store.resolve_run(args.run_id)

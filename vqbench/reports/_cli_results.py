@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 
-from vqbench.reports._cli_common import add_store
+from vqbench._cli_options import add_store_option
+from vqbench.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=30, metavar="N", help="runs to list (default: 30, newest)"
     )
-    add_store(parser)
+    add_store_option(parser)
 
 
 def _list_runs(store, console, limit: int) -> None:
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         if args.quantizer:
             rows = rows[[fnmatch.fnmatchcase(q, args.quantizer) for q in rows["quantizer"]]]
         if rows.empty:
-            raise ValueError(
+            raise UserError(
                 f"run {data.run_id} has no rows for benchmark={args.benchmark!r} quantizer={args.quantizer!r}"
             )
         doc = Document(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vqbench.errors import UnknownNameError
 from vqbench.reports.timing_gate import GATED_BASE
 from vqbench.results.vocabulary import KEY_COLUMNS, parse_metric
 
@@ -273,7 +274,7 @@ def compare_candidate(
 
     known = set(rows["quantizer"])
     if candidate not in known:
-        raise KeyError(
+        raise UnknownNameError(
             f"candidate {candidate!r} has no rows in this run; quantizers present: {sorted(known)}"
         )
     flat = collapse(rows)
@@ -306,7 +307,7 @@ def compare_candidate(
         group = [k for k in MATCH_COLUMNS if k != "metric"] + ["config_hash_a", "config_hash_b"]
         parts.append(_delta_columns(merged, noise_k, min_rel, group))
     if not parts:
-        raise KeyError(
+        raise UnknownNameError(
             f"no figures of {candidate!r} match any baseline of {baselines} at the same setting "
             f"(benchmark, backend, device, dataset, metric, codebook size)"
         )

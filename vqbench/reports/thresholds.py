@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vqbench.errors import MissingFileError
 from vqbench.reports.timing_gate import ALPHA, GATED_BASE
 from vqbench.results.vocabulary import metric_name
 
@@ -218,7 +219,7 @@ def load_gate_config(path: str | Path | None = None) -> GateConfig:
         return GateConfig()
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no gate config file at {path}")
+        raise MissingFileError(f"no gate config file at {path}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

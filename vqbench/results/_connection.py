@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, TypeVar
 
+from vqbench.errors import MissingFileError
 from vqbench.results._errors import StoreError
 from vqbench.results._schema import ROW_COLUMNS, RUN_COLUMNS
 
@@ -54,9 +55,7 @@ def check_file(path: Path, readonly: bool) -> None:
         raise StoreError(f"result store {path} is not a file (expected an SQLite file path)")
     if not path.exists():
         if readonly:
-            raise FileNotFoundError(
-                f"no result store at {path}; run `vqbench run` first or pass --store PATH"
-            )
+            raise MissingFileError(f"no result store at {path}; run `vqbench run` first or pass --store PATH")
         _check_creatable(path)
         return
     with open(path, "rb") as fh:

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from vqbench.errors import MissingFileError
 from vqbench.results._frames import type_rows
 from vqbench.results._reading import StoreReading
 from vqbench.results._renames import current_names
@@ -92,7 +93,7 @@ def read_export(path: str | Path) -> Any:
     path = Path(path)
     suffix = _suffix(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no exported results file at {path}")
+        raise MissingFileError(f"no exported results file at {path}")
     if suffix == ".json":
         doc = read_json_export(path)
         records = [

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vqbench.engines import ENGINES
+from vqbench.errors import MissingFileError
 from vqbench.results._export import read_json_export
 from vqbench.results._schema import canonical_json, utc_now
 from vqbench.results._writing import StoreWriting
@@ -41,7 +42,7 @@ PYTEST_SUITE = "pytest-benchmark"
 
 def _load_json(path: Path) -> Any:
     if not path.is_file():
-        raise FileNotFoundError(f"no results file at {path}")
+        raise MissingFileError(f"no results file at {path}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from vqbench.errors import UnknownNameError
 from vqbench.results._connection import StoreConnection
 from vqbench.results._frames import rows_frame, runs_frame
 from vqbench.results._ownership import owner_alive
@@ -22,7 +23,7 @@ class StoreReading(StoreConnection):
     def _require_run(self, run_id: str) -> None:
         if not self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
             known = [r[0] for r in self._read("SELECT run_id FROM runs ORDER BY started DESC LIMIT 5")]
-            raise KeyError(f"no run {run_id!r} in {self.path}; recent runs: {known or 'none'}")
+            raise UnknownNameError(f"no run {run_id!r} in {self.path}; recent runs: {known or 'none'}")
 
     def resolve_run(self, run_id: str | None = "latest") -> str:
         """A run id as given, or the latest run's id for ``None``/"latest"; a unique prefix works too."""
@@ -32,7 +33,7 @@ class StoreReading(StoreConnection):
                 "ORDER BY started DESC, rowid DESC LIMIT 1"
             )
             if not found:
-                raise KeyError(f"result store {self.path} holds no runs yet; run `vqbench run` first")
+                raise UnknownNameError(f"result store {self.path} holds no runs yet; run `vqbench run` first")
             return found[0][0]
         if self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
             return run_id
@@ -40,7 +41,7 @@ class StoreReading(StoreConnection):
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise KeyError(f"run id prefix {run_id!r} is ambiguous: {matches[:5]}")
+            raise UnknownNameError(f"run id prefix {run_id!r} is ambiguous: {matches[:5]}")
         self._require_run(run_id)
         return run_id  # pragma: no cover - _require_run raised
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import argparse
 
-from vqbench.quantizers._plugins import add_plugins_option
+from vqbench._cli_options import add_store_option
+from vqbench.errors import UserError
 
-from ._precision_names import add_dtype_option
-from .executors._options import add_executor_options, executor_overrides
+from ._cli_options import add_suite_options
+from .executors._options import executor_overrides
 
 EXIT_CELLS_FAILED = 1
 EXIT_NOTHING_MEASURED = 3
@@ -33,41 +34,8 @@ EXIT_NOTHING_MEASURED = 3
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``vqbench run``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--suite",
-        default=None,
-        metavar="NAME|PATH",
-        help="built-in profile (quick, standard, full) or a TOML profile path (default: quick)",
-    )
-    parser.add_argument(
-        "--quantizers",
-        default=None,
-        metavar="PATTERNS",
-        help="comma-separated names or globs ('fsq*,vq'), 'default', or file.py:Name references",
-    )
-    parser.add_argument(
-        "--datasets",
-        default=None,
-        metavar="NAMES",
-        help="comma-separated datasets, replacing those of every benchmark that uses one",
-    )
-    parser.add_argument(
-        "--device", default=None, metavar="DEVICES", help="cpu, cuda, cuda:N (comma-separated)"
-    )
-    parser.add_argument(
-        "--backend",
-        default=None,
-        metavar="BACKENDS",
-        help="eager, compile, or a quantizer's own backend (comma-separated)",
-    )
-    parser.add_argument(
-        "--store",
-        default=None,
-        metavar="PATH",
-        help="SQLite result store (default: $VQBENCH_STORE or .vqbench/results.sqlite)",
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed for every cell, replacing the profile's")
-    add_dtype_option(parser)
+    add_suite_options(parser)
+    add_store_option(parser)
     parser.add_argument(
         "--resume",
         default=None,
@@ -75,20 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue a stored run: run only its cells that have no rows yet",
     )
     parser.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="per-cell time limit, replacing the profile's",
-    )
-    add_plugins_option(parser)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="print the cells, missing datasets, estimated cost and wall time; run nothing",
     )
-    add_executor_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from .summary import print_summary
 
     if args.resume and args.suite:
-        raise ValueError("--resume continues a stored run with its own suite and settings; drop --suite")
+        raise UserError("--resume continues a stored run with its own suite and settings; drop --suite")
     console = make_console()
     if args.dry_run:
         return _dry_run(args, console)

@@ -6,6 +6,8 @@ import argparse
 import difflib
 from typing import Any
 
+from vqbench.errors import UserError
+
 PRECISIONS = ("float32", "bfloat16", "float16", "autocast-bfloat16", "autocast-float16")
 
 
@@ -14,15 +16,15 @@ def check_precisions(values: Any, where: str) -> tuple[str, ...]:
     ``ValueError`` naming ``where``, what was expected and what came."""
     items = values.split(",") if isinstance(values, str) else values
     if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
-        raise ValueError(f"{where}: expected a list of precisions among {list(PRECISIONS)}, got {values!r}")
+        raise UserError(f"{where}: expected a list of precisions among {list(PRECISIONS)}, got {values!r}")
     out = tuple(dict.fromkeys(v.strip() for v in items if v.strip()))
     if not out:
-        raise ValueError(f"{where}: expected at least one precision among {list(PRECISIONS)}, got {values!r}")
+        raise UserError(f"{where}: expected at least one precision among {list(PRECISIONS)}, got {values!r}")
     bad = [v for v in out if v not in PRECISIONS]
     if bad:
         close = difflib.get_close_matches(bad[0], PRECISIONS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
+        raise UserError(
             f"{where}: unknown precision {bad[0]!r}{hint}; expected some of {', '.join(PRECISIONS)}"
         )
     return out

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vqbench.engines import get_engine
+from vqbench.errors import UserError
 
 from .cells import NO_QUANTIZER, Cell
 
@@ -31,13 +32,13 @@ def check_devices(cells: list[Cell]) -> None:
         if dev == "cpu":
             continue
         if not torch.cuda.is_available():
-            raise RuntimeError(
+            raise UserError(
                 f"device {dev!r} requested but CUDA is not available here (torch {torch.__version__}); "
                 "use --device cpu or a profile for the CPU"
             )
         index = int(dev.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise UserError(
                 f"device {dev!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
             )
 
@@ -73,7 +74,7 @@ def build_facts(cells: list[Cell], source: str = "profile") -> dict[tuple[str, s
         try:
             q = create_quantizer(cell.quantizer, **cell.config)
         except (TypeError, ValueError) as exc:
-            raise ValueError(
+            raise UserError(
                 f"{source}: quantizer {cell.quantizer!r} rejects config {cell.config} "
                 f"(set in [quantizers.{cell.quantizer}] or a codebook-size list): {exc}"
             ) from exc
@@ -151,7 +152,7 @@ def check_fits(
             capacity[cell.device] = device_memory(cell.device)
         have = capacity[cell.device]
         if have and need > have:
-            raise ValueError(
+            raise UserError(
                 f"{source}: {cell.label} needs about {need / 2**30:.1f} GiB but {cell.device} has "
                 f"{have / 2**30:.1f} GiB; lower its sizes or batch ({cell.params}) or its codebook size"
             )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vqbench.errors import MissingFileError, UnknownNameError, UserError
 from vqbench.quantizers._registry import BASE_BACKENDS
 
 from .cells import NO_QUANTIZER, Cell, dedupe
@@ -61,12 +62,12 @@ def resolve_quantizers(patterns: list[str] | tuple[str, ...], where: str) -> lis
         elif ":" in pattern:
             path = pattern.rpartition(":")[0]
             if (path.endswith(".py") or "/" in path) and not Path(path).expanduser().is_file():
-                raise FileNotFoundError(f"{where}: quantizer reference {pattern!r}: no such file {path!r}")
+                raise MissingFileError(f"{where}: quantizer reference {pattern!r}: no such file {path!r}")
             found = [pattern]
         elif _GLOB & set(pattern):
             found = list_quantizers(pattern)
             if not found:
-                raise KeyError(
+                raise UnknownNameError(
                     f"{where}: pattern {pattern!r} matches no registered quantizer; "
                     f"registered: {', '.join(list_quantizers())}"
                 )
@@ -127,9 +128,7 @@ def _check_datasets(
             continue
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ds.UnknownDatasetError(
-            f"{where}: unknown dataset {name!r}{hint} Registered: {', '.join(known)}"
-        )
+        raise UnknownNameError(f"{where}: unknown dataset {name!r}{hint} Registered: {', '.join(known)}")
     spec_of = getattr(ds, "get_dataset_spec", None)
     for name in names:
         opts = dataset_options(profile, bench, name)
@@ -199,11 +198,11 @@ def expand_profile(
     _check_quantizer_keys(profile)
     only = resolve_quantizers(_split(quantizers), "--quantizers") if quantizers is not None else None
     if only == []:
-        raise ValueError("--quantizers: expected at least one name or pattern, got none")
+        raise UserError("--quantizers: expected at least one name or pattern, got none")
     ds_override = _split(datasets)
     if ds_override is not None:
         if not ds_override:
-            raise ValueError("--datasets: expected at least one dataset name, got none")
+            raise UserError("--datasets: expected at least one dataset name, got none")
         for bench in profile.benchmarks.values():
             if bench.datasets:
                 _check_datasets(profile, ds_override, "--datasets", bench)
@@ -215,7 +214,7 @@ def expand_profile(
 
         dtype_override = check_precisions(dtypes, "--dtype")
     if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        raise UserError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
     def select(patterns: tuple[str, ...], where: str) -> list[str]:
         names = resolve_quantizers(patterns, f"{src}: key '{where}'")
@@ -316,7 +315,7 @@ def expand_profile(
         selected = {c.quantizer for c in cells if c.quantizer != NO_QUANTIZER} or set(base)
         for be in be_override:
             if not any(be in accepts(q) for q in selected):
-                raise ValueError(
+                raise UserError(
                     f"--backend: no selected quantizer accepts backend {be!r}; "
                     f"expected one of {sorted({b for q in selected for b in accepts(q)})}"
                 )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vqbench.engines import ENGINES, get_engine
+from vqbench.errors import MissingFileError, UserError
 
 from .cells import Cell
 from .convergence import lr_decay
@@ -142,17 +143,17 @@ def _optional(rule: Any) -> Any:
 def _choice(params: dict, name: str, choices: tuple) -> None:
     value = params[name]
     if not any(value is c or (isinstance(c, str) and value == c) for c in choices):
-        raise ValueError(f"param {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise UserError(f"param {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def _flag(params: dict, name: str) -> None:
     if not isinstance(params[name], bool):
-        raise ValueError(f"param {name!r} must be true or false, got {params[name]!r}")
+        raise UserError(f"param {name!r} must be true or false, got {params[name]!r}")
 
 
 def _text(params: dict, name: str) -> None:
     if not isinstance(params[name], str):
-        raise ValueError(f"param {name!r} must be a string, got {params[name]!r}")
+        raise UserError(f"param {name!r} must be a string, got {params[name]!r}")
 
 
 def _decay(params: dict, name: str) -> None:
@@ -164,15 +165,13 @@ def _power_of_two(params: dict, name: str) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value & (value - 1):
-        raise ValueError(f"param {name!r} must be a power of two (1, 2, 4, ...), got {value!r}")
+        raise UserError(f"param {name!r} must be a power of two (1, 2, 4, ...), got {value!r}")
 
 
 def _int_list(params: dict, name: str) -> None:
     values = params[name] if isinstance(params[name], list) else [params[name]]
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(
-            f"param {name!r} must be a non-empty list of positive integers, got {params[name]!r}"
-        )
+        raise UserError(f"param {name!r} must be a non-empty list of positive integers, got {params[name]!r}")
 
 
 def _sections(params: dict, name: str) -> None:
@@ -181,7 +180,7 @@ def _sections(params: dict, name: str) -> None:
     values = params[name] if isinstance(params[name], list) else [params[name]]
     bad = [v for v in values if v not in SECTIONS]
     if not values or bad:
-        raise ValueError(f"param {name!r} must be a non-empty list among {SECTIONS}, got {params[name]!r}")
+        raise UserError(f"param {name!r} must be a non-empty list among {SECTIONS}, got {params[name]!r}")
 
 
 _CONVERGENCE = {
@@ -337,7 +336,7 @@ def check_user_files(cells: list[Cell], source: str) -> None:
             if path.lower().endswith(_FILE_SUFFIXES) or path == cell.dataset_options.get("path"):
                 seen.add(path)
                 if not Path(path).expanduser().is_file():
-                    raise FileNotFoundError(
+                    raise MissingFileError(
                         f"{source}: dataset file {path!r} (used by {cell.label}) does not exist; "
                         "expected a .npy or .pt file of latents"
                     )

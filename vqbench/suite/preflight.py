@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vqbench.errors import UserError
+
 from .cells import NO_QUANTIZER, Cell, short_name
 
 #: Seconds the pre-flight process may take, start (importing torch) included.
 PREFLIGHT_TIMEOUT_S = 180.0
 
 
-class PreflightError(ValueError):
+class PreflightError(UserError):
     """A candidate or plugin quantizer failed its pre-flight check; nothing ran, nothing was stored."""
 
 

@@ -26,7 +26,7 @@ def plan_of_run(info: dict[str, Any]) -> Plan:
     """The plan that a stored run was started with (its cells, timeouts, workers, plugins)."""
     config = info.get("config") or {}
     if "cells" not in config:
-        raise ValueError(
+        raise UserError(
             f"run {info['run_id']!r} was not started by run_suite (its config lists no cells); "
             "it cannot be resumed"
         )
@@ -112,7 +112,7 @@ def prepare_run(
     from .preflight import Checking, finish_preflight, import_path, start_preflight
 
     if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        raise UserError(f"timeout must be a positive number of seconds, got {timeout!r}")
     extra_plugins = plugin_names(plugins)
     if resume is not None:
         given = _given(

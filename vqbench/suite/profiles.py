@@ -48,6 +48,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from vqbench.errors import MissingFileError, UserError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -78,7 +80,7 @@ _SWEEP_KEYS = {"quantizers", "benchmarks", "codebook_sizes"}
 _TOP_KEYS = {"suite", "quantizers", "datasets", "benchmarks", "sweep", "pytest", "executor"}
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError):
     """A profile that cannot be read or has a malformed key; the message names the file and the key."""
 
 
@@ -162,7 +164,7 @@ def load_profile(suite: str | Path | Profile = "quick") -> Profile:
     ):
         path = Path(text).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"suite profile not found: {path} (expected a TOML file)")
+            raise MissingFileError(f"suite profile not found: {path} (expected a TOML file)")
         default_name = path.stem
     else:
         import difflib

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vqbench.errors import UnknownNameError
+
 from .prepare import executor_settings, load_plugins, plan_of_run
 from .progress import ProgressBar
 from .run_loop import CellLoop, open_executor
@@ -22,7 +24,7 @@ def remeasure_cells(store: Any, run_id: str, cell_ids: list[str], *, progress: b
     cells = [c for c in plan.cells if c.cell_id in wanted]
     unknown = sorted(wanted - {c.cell_id for c in cells})
     if unknown:
-        raise KeyError(f"run {info['run_id']} has no cell(s) {unknown}")
+        raise UnknownNameError(f"run {info['run_id']} has no cell(s) {unknown}")
     config = {**info["config"], "remeasure_of": info["run_id"], "cells": [c.to_dict() for c in cells]}
     new_id = store.start_run(info["suite"], info["environment"], config=config)
     with ProgressBar(len(cells), progress, f"re-measure {plan.suite}") as bar:

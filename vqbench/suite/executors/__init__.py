@@ -111,20 +111,20 @@ class ExecutorSettings:
     def __post_init__(self) -> None:
         if self.kind not in EXECUTOR_REGISTRY:
             names = ", ".join(EXECUTOR_REGISTRY.specs())
-            raise ValueError(f"executor must be one of {names}, got {self.kind!r}")
+            raise UserError(f"executor must be one of {names}, got {self.kind!r}")
         for name in ("workers", "gpus_per_job", "cpus_per_job", "time_limit"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"executor {name} must be a positive integer, got {value!r}")
+                raise UserError(f"executor {name} must be a positive integer, got {value!r}")
         for name in ("num_cpus", "num_gpus"):
             value = getattr(self, name)
             bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
             if value is not None and bad:
-                raise ValueError(f"executor {name} must be a number >= 0, got {value!r}")
+                raise UserError(f"executor {name} must be a number >= 0, got {value!r}")
         if not isinstance(self.sbatch, dict):
-            raise ValueError(f"executor sbatch must be a table of sbatch options, got {self.sbatch!r}")
+            raise UserError(f"executor sbatch must be a table of sbatch options, got {self.sbatch!r}")
         if self.cluster not in (None, "slurm", "local", "debug"):
-            raise ValueError(f"executor cluster must be 'slurm' or 'local', got {self.cluster!r}")
+            raise UserError(f"executor cluster must be 'slurm' or 'local', got {self.cluster!r}")
 
     @classmethod
     def from_table(cls, table: dict[str, Any], where: str = "executor") -> ExecutorSettings:
@@ -136,11 +136,11 @@ class ExecutorSettings:
 
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"{where}.{key}: unknown key{hint}; expected one of {sorted(names)}")
+                raise UserError(f"{where}.{key}: unknown key{hint}; expected one of {sorted(names)}")
         try:
             return cls(**table)
         except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from exc
+            raise UserError(f"{where}: {exc}") from exc
 
     def merged(self, **overrides: Any) -> ExecutorSettings:
         """These settings with the options that were given (not None) replacing them."""
@@ -166,7 +166,7 @@ def parse_sbatch(options: list[str] | None) -> dict[str, str] | None:
         key, sep, value = item.partition("=")
         key = key.strip().lstrip("-")
         if not sep or not key:
-            raise ValueError(f"--sbatch expects KEY=VALUE (e.g. qos=high), got {item!r}")
+            raise UserError(f"--sbatch expects KEY=VALUE (e.g. qos=high), got {item!r}")
         out[key.replace("-", "_")] = value.strip()
     return out
 

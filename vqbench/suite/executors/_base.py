@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from vqbench.errors import UserError
+
 from ..cells import Cell
 
 #: How long a worker may take to start (import torch and the engines) before it counts as failed.
@@ -99,7 +101,7 @@ def death_message(code: int | None) -> str:
     return f"worker process exited with code {code} while running this cell"
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(ImportError, UserError):
     """An executor's engine is not installed; the message names the extra that installs it."""
 
     def __init__(self, kind: str, package: str, extra: str) -> None:
