@@ -12,6 +12,7 @@ import pytest
 from _runner_profile import PLUG, profile, rows_of
 
 from vqbench.cli import main
+from vqbench.errors import UserError
 from vqbench.results import ResultStore, StoreError
 from vqbench.suite import run_suite
 
@@ -93,7 +94,7 @@ def test_bad_input_fails_before_anything_runs_and_loses_nothing(tmp_path):
     import torch
 
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(UserError, match="CUDA is not available"):
             run_suite(path, devices="cuda", store=store)
     assert runs() == 1
     with sqlite3.connect(store) as conn:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vqbench.engines import with_view
+from vqbench.errors import UserError
 from vqbench.reports._data import prepare
 from vqbench.reports.document import Callout, Document, KeyValues, Paragraph, Section, Table, TableCell
 
@@ -56,7 +57,7 @@ def load_run(store: Any, run_id: str | None = "latest") -> RunData:
     info = store.run_info(run_id)
     rows = store.rows(run_id)
     if rows.empty:
-        raise ValueError(
+        raise UserError(
             f"run {run_id} ({info['status']}) holds no rows yet: nothing to report"
             + ("; it is still running" if info["status"] == "running" else "")
         )
@@ -279,7 +280,7 @@ def write_report(
 
     unknown = sorted(set(formats) - {"md", "html"})
     if unknown:
-        raise ValueError(f"report formats must be among 'md', 'html', got {unknown}")
+        raise UserError(f"report formats must be among 'md', 'html', got {unknown}")
     out = Path(out_dir)
     paths = {}
     if "md" in formats:

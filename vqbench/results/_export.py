@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from vqbench.errors import MissingFileError
+from vqbench.errors import MissingFileError, UserError
 from vqbench.results._frames import type_rows
 from vqbench.results._reading import StoreReading
 from vqbench.results._renames import current_names
@@ -23,7 +23,7 @@ _NOT_NULL_TEXT = ("message", "unit", "cell_id", "suite", "backend", "device", "c
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(f"export path must end in one of {SUFFIXES}, got {str(path)!r}")
+        raise UserError(f"export path must end in one of {SUFFIXES}, got {str(path)!r}")
     return suffix
 
 
@@ -121,13 +121,13 @@ def read_json_export(path: str | Path) -> dict:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+        raise UserError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
-        raise ValueError(f'{path} is not a vqbench results export (expected "format": "{EXPORT_FORMAT}")')
+        raise UserError(f'{path} is not a vqbench results export (expected "format": "{EXPORT_FORMAT}")')
     if doc.get("version", 0) > EXPORT_VERSION:
-        raise ValueError(f"{path} has export version {doc.get('version')}, newer than {EXPORT_VERSION}")
+        raise UserError(f"{path} has export version {doc.get('version')}, newer than {EXPORT_VERSION}")
     if not isinstance(doc.get("run"), dict) or not isinstance(doc.get("rows"), list):
-        raise ValueError(f'{path} must hold a "run" object and a "rows" list')
+        raise UserError(f'{path} must hold a "run" object and a "rows" list')
     return doc
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vqbench.engines import ENGINES
-from vqbench.errors import MissingFileError
+from vqbench.errors import MissingFileError, UserError
 from vqbench.results._export import read_json_export
 from vqbench.results._schema import canonical_json, utc_now
 from vqbench.results._writing import StoreWriting
@@ -46,7 +46,7 @@ def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not a JSON file: {exc}") from exc
+        raise UserError(f"{path} is not a JSON file: {exc}") from exc
 
 
 def import_file(store: StoreWriting, path: str | Path, *, new_id: bool = False) -> str:
@@ -57,7 +57,7 @@ def import_file(store: StoreWriting, path: str | Path, *, new_id: bool = False) 
         return _import_vqbench(store, path, new_id)
     if isinstance(doc, dict) and "benchmarks" in doc and "machine_info" in doc:
         return import_pytest_benchmark(store, path, doc)
-    raise ValueError(
+    raise UserError(
         f'{path} is neither a vqbench results export ("format": "vqbench-results") nor a '
         'pytest-benchmark JSON file (keys "machine_info" and "benchmarks")'
     )
@@ -81,19 +81,19 @@ def _import_vqbench(store: StoreWriting, path: Path, new_id: bool = False) -> st
     run = doc["run"]
     original = run.get("run_id")
     if not isinstance(original, str) or not original.strip():
-        raise ValueError(f"{path}: the run has no run_id")
+        raise UserError(f"{path}: the run has no run_id")
     suite = run.get("suite")
     if not isinstance(suite, str) or not suite:
-        raise ValueError(f"{path}: the run has no suite")
+        raise UserError(f"{path}: the run has no suite")
     if not all(isinstance(r, dict) for r in doc["rows"]):
-        raise ValueError(f"{path}: every row must be an object")
+        raise UserError(f"{path}: every row must be an object")
     digest = _digest({"run": run, "rows": doc["rows"]})
     run_id = original
     have = _existing(store, run_id)
     if have is not None and not new_id:
         if (have["config"].get("imported") or {}).get("digest") == digest:
             return run_id  # this very file, imported before
-        raise ValueError(
+        raise UserError(
             f"{path}: run {run_id} already exists in {store.path} (suite {have['suite']!r}, "
             f"{have['status']}); a file never merges into a stored run: pass --new-id to import it "
             "under a new run id"
@@ -167,7 +167,7 @@ def import_pytest_benchmark(store: StoreWriting, path: str | Path, doc: dict | N
     doc = _load_json(path) if doc is None else doc
     benches = doc.get("benchmarks")
     if not isinstance(benches, list):
-        raise ValueError(f'{path}: "benchmarks" must be a list, got {type(benches).__name__}')
+        raise UserError(f'{path}: "benchmarks" must be a list, got {type(benches).__name__}')
     digest = hashlib.sha256(
         canonical_json(
             {k: doc.get(k) for k in ("datetime", "machine_info", "commit_info", "benchmarks")}, "file"
@@ -181,15 +181,15 @@ def import_pytest_benchmark(store: StoreWriting, path: str | Path, doc: dict | N
     rows: list[dict] = []
     for i, bench in enumerate(benches):
         if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
-            raise ValueError(f'{path}: benchmark #{i} has no "stats" object')
+            raise UserError(f'{path}: benchmark #{i} has no "stats" object')
         stats = bench["stats"]
         extra_info = bench.get("extra_info") or {}
         params = bench.get("params") or {}
         if not isinstance(extra_info, dict) or not isinstance(params, dict):
-            raise ValueError(f"{path}: benchmark #{i} has non-object extra_info or params")
+            raise UserError(f"{path}: benchmark #{i} has non-object extra_info or params")
         median = stats.get("median")
         if not isinstance(median, (int, float)) or median <= 0:
-            raise ValueError(f"{path}: benchmark #{i} stats.median must be a positive number, got {median!r}")
+            raise UserError(f"{path}: benchmark #{i} stats.median must be a positive number, got {median!r}")
         fullname = str(bench.get("fullname") or bench.get("name") or i)
         config = extra_info.get("config")
         if not isinstance(config, dict):

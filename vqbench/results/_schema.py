@@ -8,6 +8,8 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
+from vqbench.errors import UserError
+
 # Row columns in order, with the SQLite type each is stored as.
 ROW_COLUMNS: dict[str, str] = {
     "run_id": "TEXT NOT NULL",
@@ -80,13 +82,13 @@ def canonical_json(value: Any, what: str) -> str:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{what} must be a dict or a JSON string, got invalid JSON {value!r}") from exc
+            raise UserError(f"{what} must be a dict or a JSON string, got invalid JSON {value!r}") from exc
     try:
         return json.dumps(
             value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default
         )
     except ValueError as exc:
-        raise ValueError(f"{what} must be JSON-serializable without NaN/inf, got {value!r}") from exc
+        raise UserError(f"{what} must be JSON-serializable without NaN/inf, got {value!r}") from exc
 
 
 def _json_default(obj: Any) -> Any:
@@ -139,7 +141,7 @@ def _as_time(value: Any) -> str:
         try:
             datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise ValueError(f"row time must be an ISO 8601 string, got {value!r}") from exc
+            raise UserError(f"row time must be an ISO 8601 string, got {value!r}") from exc
         return value
     raise TypeError(f"row time must be an ISO 8601 string or a datetime, got {type(value).__name__}")
 
@@ -150,14 +152,14 @@ def normalize_row(row: dict, *, run_id: str | None, suite: str | None) -> tuple:
         raise TypeError(f"each row must be a dict, got {type(row).__name__}")
     unknown = sorted(set(row) - set(ROW_COLUMNS))
     if unknown:
-        raise ValueError(f"row has unknown keys {unknown}; expected keys among {list(ROW_COLUMNS)}")
+        raise UserError(f"row has unknown keys {unknown}; expected keys among {list(ROW_COLUMNS)}")
     missing = [k for k in REQUIRED_ROW_KEYS if not row.get(k)]
     if missing:
-        raise ValueError(f"row is missing required keys {missing} (got {row!r})")
+        raise UserError(f"row is missing required keys {missing} (got {row!r})")
     out = dict(row)
     out["run_id"] = row.get("run_id") or run_id
     if not out["run_id"]:
-        raise ValueError("row has no run_id and the store has no started run; call start_run() first")
+        raise UserError("row has no run_id and the store has no started run; call start_run() first")
     out["suite"] = row.get("suite") or suite or ""
     out["time"] = _as_time(row.get("time"))
     out["config"] = canonical_json(row.get("config") or {}, "row config")
@@ -170,7 +172,7 @@ def normalize_row(row: dict, *, run_id: str | None, suite: str | None) -> tuple:
     out["cell_id"] = row.get("cell_id") or ""
     status = row.get("status") or "ok"
     if status not in ROW_STATUSES:
-        raise ValueError(f"row status must be one of {ROW_STATUSES}, got {status!r}")
+        raise UserError(f"row status must be one of {ROW_STATUSES}, got {status!r}")
     out["status"] = status
     out["value"] = _as_float(row.get("value"), "value")
     out["spread"] = _as_float(row.get("spread"), "spread")

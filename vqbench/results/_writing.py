@@ -6,6 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
+from vqbench.errors import UserError
 from vqbench.results._environment import environment_hash
 from vqbench.results._errors import RunBusyError
 from vqbench.results._ownership import busy_message, new_run_id, owner, owner_alive
@@ -41,14 +42,14 @@ class StoreWriting(StoreReading):
         that resume one run, one wins.
         """
         if not isinstance(suite, str) or not suite:
-            raise ValueError(f"suite must be a non-empty string, got {suite!r}")
+            raise UserError(f"suite must be a non-empty string, got {suite!r}")
         if not isinstance(environment, dict):
             raise TypeError(f"environment must be a dict, got {type(environment).__name__}")
         env_json = canonical_json(environment, "run environment")
         config = {**(config or {}), "owner": owner()}
         config_json = canonical_json(config, "run config")
         if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
-            raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+            raise UserError(f"run_id must be a non-empty string, got {run_id!r}")
 
         def claim(conn: sqlite3.Connection) -> bool:
             """Reopen the existing run (checked and taken in one transaction), or False."""
@@ -58,7 +59,7 @@ class StoreWriting(StoreReading):
                 return False
             old_suite, status, old_config = found[0]
             if old_suite != suite:
-                raise ValueError(f"run {run_id!r} exists with suite {old_suite!r}, not {suite!r}")
+                raise UserError(f"run {run_id!r} exists with suite {old_suite!r}, not {suite!r}")
             old = json.loads(old_config)
             if status == "running" and owner_alive(old):
                 raise RunBusyError(busy_message(run_id, old))
@@ -94,16 +95,16 @@ class StoreWriting(StoreReading):
         existing run id is refused."""
         run_id = run.get("run_id")
         if not isinstance(run_id, str) or not run_id.strip():
-            raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+            raise UserError(f"run_id must be a non-empty string, got {run_id!r}")
         suite = run.get("suite")
         if not isinstance(suite, str) or not suite:
-            raise ValueError(f"suite must be a non-empty string, got {suite!r}")
+            raise UserError(f"suite must be a non-empty string, got {suite!r}")
         environment = run.get("environment") or {}
         if not isinstance(environment, dict):
             raise TypeError(f"environment must be a dict, got {type(environment).__name__}")
         status = run.get("status", "finished")
         if status not in ("finished", "interrupted"):
-            raise ValueError(f"an added run's status must be finished or interrupted, got {status!r}")
+            raise UserError(f"an added run's status must be finished or interrupted, got {status!r}")
         values = (
             run_id,
             str(run.get("started") or utc_now()),
@@ -118,7 +119,7 @@ class StoreWriting(StoreReading):
 
         def work(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchall():
-                raise ValueError(f"run {run_id} already exists in {self.path}")
+                raise UserError(f"run {run_id} already exists in {self.path}")
             conn.execute(_INSERT_RUN, values)
             conn.executemany(_INSERT_ROW, normalized)
 
@@ -140,7 +141,7 @@ class StoreWriting(StoreReading):
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         """Mark a run "finished" (or "interrupted") and stamp its end time."""
         if status not in RUN_STATUSES:
-            raise ValueError(f"run status must be one of {RUN_STATUSES}, got {status!r}")
+            raise UserError(f"run status must be one of {RUN_STATUSES}, got {status!r}")
         self._require_run(run_id)
         finished = None if status == "running" else utc_now()
         self._write(

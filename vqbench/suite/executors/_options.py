@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import EXECUTORS, parse_sbatch
+from . import EXECUTOR_REGISTRY, parse_sbatch
 
 
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--executor",
-        choices=EXECUTORS,
+        choices=list(EXECUTOR_REGISTRY.specs()),
         default=None,
         help="local worker processes (default), Slurm jobs through submitit, or Ray actors",
     )
