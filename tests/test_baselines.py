@@ -110,9 +110,30 @@ def test_paper_defaults_are_applied_and_overridable():
 @pytest.mark.parametrize("name", ["vq", "vq-cosine", "residual-vq"])
 def test_vq_family_replaces_dead_codes_by_default(name):
     quantizer = create_quantizer(name)
-    books = [m for m in quantizer.modules() if hasattr(m, "threshold_ema_dead_code")]
+    books = [m for m in quantizer.modules() if hasattr(m, "has_dead_code_replacement")]
     assert quantizer.config["threshold_ema_dead_code"] == 2
-    assert books and all(b.threshold_ema_dead_code == 2 for b in books)
+    assert books and all(b.has_dead_code_replacement for b in books)
+    plain = create_quantizer("vq-plain")
+    assert not any(getattr(m, "has_dead_code_replacement", False) for m in plain.modules())
+
+
+@pytest.mark.parametrize("name", ["vq", "residual-vq"])
+def test_the_declared_dead_code_count_is_what_upstream_applies(name):
+    """1.32 reads the count; 1.34 a ratio of the mean EMA count: either way a code restarts below 2."""
+    torch.manual_seed(0)
+    quantizer = create_quantizer(name, codebook_size=16).train()
+    with torch.no_grad():
+        quantizer(torch.randn(4096, quantizer.dim))  # seeds the codebook, as upstream's first batch
+        books = [m for m in quantizer.modules() if hasattr(m, "has_dead_code_replacement")]
+        means = [b.cluster_size.mean() for b in books]
+        quantizer(torch.randn(4096, quantizer.dim))
+    for book, before in zip(books, means, strict=True):
+        if hasattr(book, "dead_code_threshold_ratio"):  # the count, as a ratio of the updated mean
+            expected_mean = book.decay * before + (1 - book.decay) * 4096 / 16
+            applied = float(expected_mean * book.dead_code_threshold_ratio)
+        else:
+            applied = float(book.threshold_ema_dead_code)
+        assert applied == pytest.approx(2.0, rel=1e-5)
 
 
 def test_bsq_uses_the_authors_settings():
@@ -323,7 +344,12 @@ def test_lookup_free_needs_a_power_of_two(name):
         ("vq", {"codebook_size": 2.5}, ValueError, "codebook_size must be an integer"),
         ("vq", {"dim": 0}, ValueError, "dim must be an integer >= 1"),
         ("fsq-upstream", {"levels": [1, 5]}, ValueError, "each level must be an integer >= 2"),
-        ("fsq-upstream", {"levels": [2, 5]}, ValueError, "FSQ rejected config .*preserve_symmetry"),
+        (
+            "fsq-upstream",
+            {"levels": [2, 5]},
+            ValueError,
+            "FSQ of vector-quantize-pytorch .* rejected config .*preserve_symmetry",
+        ),
         ("lfq", {"channel_first": True}, ValueError, "channel_first=True is not configurable"),
         ("vq", {"accept_image_fmap": True}, ValueError, "channel-last"),
         ("fsq-upstream", {"return_indices": False}, ValueError, "always return indices"),
@@ -333,7 +359,7 @@ def test_lookup_free_needs_a_power_of_two(name):
             "vq",
             {"no_such_option": 1},
             TypeError,
-            "VectorQuantize does not accept .* it takes: dim, codebook_size",
+            "VectorQuantize of vector-quantize-pytorch .* does not accept .* it takes: dim, codebook_size",
         ),
     ],
 )

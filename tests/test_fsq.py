@@ -405,7 +405,7 @@ def test_drop_in_attributes():
         (dict(levels=[8, 1]), ValueError, r">= 2, got 1"),
         (dict(levels=[8, 0]), ValueError, r">= 2, got 0"),
         (dict(levels=[8, 2]), ValueError, r"preserve_symmetry"),
-        (dict(levels=[2**16, 2**16]), ValueError, r"int32.*2\^31"),
+        (dict(levels=[2**32, 2**32]), ValueError, r"int64.*2\^63"),
         (dict(levels=[8, 5], codebook_size=40), ValueError, r"either codebook_size"),
         (dict(codebook_size=1000), ValueError, r"2\^10"),
         (dict(levels=[8, 5], dim=0), ValueError, r"dim must be.*>= 1, got 0"),

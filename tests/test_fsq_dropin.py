@@ -141,14 +141,26 @@ def test_exported_where_users_import_it():
     assert "vqbench.quantizers.fsq" in sys.modules
 
 
+#: The newest upstream release's FSQ signature (1.34): 1.32 lacks its last argument.
+NEWEST_UPSTREAM_ARGUMENTS = [
+    "self", "levels", "dim", "num_codebooks", "keep_num_codebooks_dim", "scale", "allowed_dtypes",
+    "channel_first", "projection_has_bias", "return_indices", "force_quantization_f32",
+    "preserve_symmetry", "noise_dropout", "bound_hard_clamp", "orthogonal_rotation",
+    "materialize_codebook",
+]  # fmt: skip
+UPSTREAM_MATERIALIZES = "materialize_codebook" in inspect.signature(UpstreamFSQ.__init__).parameters
+
+
 def test_constructor_takes_upstreams_arguments_in_order_with_its_defaults():
     ours = inspect.signature(FSQ.__init__).parameters
     theirs = inspect.signature(UpstreamFSQ.__init__).parameters
-    assert list(ours)[: len(theirs)] == list(theirs)
+    assert list(theirs) == NEWEST_UPSTREAM_ARGUMENTS[: len(theirs)]
+    assert list(ours)[: len(NEWEST_UPSTREAM_ARGUMENTS)] == NEWEST_UPSTREAM_ARGUMENTS
     for name, param in theirs.items():
         if name not in ("self", "levels"):
             assert ours[name].default == param.default, name
-    extra = [p for p in list(ours)[len(theirs) :]]
+    assert ours["materialize_codebook"].default is True
+    extra = list(ours)[len(NEWEST_UPSTREAM_ARGUMENTS) :]
     assert extra == ["codebook_size", "backend", "check_finite"]
     assert all(ours[name].kind is inspect.Parameter.KEYWORD_ONLY for name in extra)
 
@@ -296,15 +308,40 @@ def test_decoding_channel_first_follows_the_indices_rank():
     assert several.indices_to_codes(indices).shape == (2, 8, 6, 5)
 
 
-def test_codebook_sizes_beyond_float32_are_exact_where_upstream_is_not():
-    """Documented difference: upstream sums float32 indices; above 2^24 codes they are off."""
+def test_codebook_sizes_beyond_float32_are_exact():
+    """Upstream 1.32 sums float32 indices (off above 2^24 codes); 1.34 sums integers, as vqbench."""
     levels = [17] * 7
     ours, upstream = FSQ(levels), UpstreamFSQ(levels, return_indices=False)
     picks = torch.tensor([2**24 + 1, 2**27 + 12345])
     codes = ours.indices_to_codes(picks)
     assert torch.equal(ours.codes_to_indices(codes), picks.to(torch.int32))
-    assert not torch.equal(upstream.codes_to_indices(codes), picks.to(torch.int32))
-    assert not hasattr(ours, "implicit_codebook")  # over 2^20 codes: not materialized
+    assert torch.equal(upstream.codes_to_indices(codes), picks.to(torch.int32)) is UPSTREAM_MATERIALIZES
+    assert ours.implicit_codebook is None  # over 2^20 codes: not materialized
+
+
+@pytest.mark.skipif(not UPSTREAM_MATERIALIZES, reason="upstream 1.34's materialize_codebook, int64 indices")
+@pytest.mark.parametrize(
+    "levels", [[8, 5, 5, 5], [16] * 8 + [4], [4] * 16 + [3]], ids=["2^10", "2^34", "3*2^32"]
+)
+def test_unmaterialized_and_int64_codebooks_match_upstream(levels):
+    ours, upstream = _pair(levels, materialize_codebook=False)
+    assert ours.implicit_codebook is None and upstream.implicit_codebook is None
+    assert ours.codebook_size == upstream.codebook_size
+    z = torch.randn(4, 300, len(levels), generator=_gen(7)) * 3
+    assert_same(tuple(ours(z)), tuple(upstream(z)))
+    out, indices = ours(z)
+    assert indices.dtype == (torch.int64 if ours.codebook_size > 2**31 else torch.int32)
+    assert_same(ours.codes_to_indices(out), upstream.codes_to_indices(out))
+    assert_same(ours.indices_to_codes(indices), upstream.indices_to_codes(indices))
+    assert_same(ours.encode(z), indices)
+    top = torch.tensor([0, ours.codebook_size - 1])
+    assert_same(ours.indices_to_codes(top), upstream.indices_to_codes(top))
+
+
+def test_int64_codebooks_refuse_the_int32_kernels():
+    with pytest.raises(ValueError, match="over 2\\^31"):
+        FSQ([16] * 8 + [4], backend="cpu")
+    FSQ([16] * 8 + [4], backend="reference")  # the reference arithmetic indexes in int64
 
 
 def test_readme_python_examples_run():

@@ -11,6 +11,7 @@ converted); codes come back in the input's dtype. In eval mode the loss is detac
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -138,6 +139,29 @@ def _init_on_training_batches(module: nn.Module, training: bool) -> Iterator[Non
             flag.fill_(False)
 
 
+def upstream_reads_dead_code_ratio() -> bool:
+    """Whether the installed vector-quantize-pytorch (1.34 on) states dead codes as a ratio."""
+    from vector_quantize_pytorch import VectorQuantize
+
+    return "dead_code_threshold_ratio" in inspect.signature(VectorQuantize.__init__).parameters
+
+
+def set_dead_code_threshold(module: nn.Module, threshold: float, tokens: int) -> None:
+    """Restart the codes of every VQ codebook in ``module`` whose EMA count per batch is below ``threshold``.
+
+    vector-quantize-pytorch 1.32 reads that count (``threshold_ema_dead_code``; a restarted code gets
+    it as its count). 1.34 reads a ratio of the mean EMA count, which after this batch's update is
+    ``decay * mean + (1 - decay) * tokens / codebook_size``: the ratio is set from it, as a tensor
+    (no host synchronization), so that both releases apply the same count and restart to it.
+    """
+    for book in module.modules():
+        if hasattr(book, "dead_code_threshold_ratio") and hasattr(book, "cluster_size"):
+            expected = book.decay * book.cluster_size.mean() + (1 - book.decay) * tokens / book.codebook_size
+            book.dead_code_threshold_ratio = book.reset_cluster_size_ratio = threshold / expected
+        elif hasattr(book, "threshold_ema_dead_code") and hasattr(book, "cluster_size"):
+            book.threshold_ema_dead_code = threshold
+
+
 def _batched(x: Tensor) -> Tensor:
     """(N, ...) -> (1, N, ...): the sequence layout every upstream class accepts."""
     return x.unsqueeze(0)
@@ -165,10 +189,17 @@ class VectorQuantizeAdapter(UpstreamQuantizer):
     codebook is fitted to the first *training* batch (see ``_init_on_training_batches``).
     """
 
-    def __init__(self, inner: nn.Module, *, dead_code_share: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        inner: nn.Module,
+        *,
+        dead_code_count: float = 0.0,
+        dead_code_share: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(inner, **kwargs)
         self.dead_code_share = dead_code_share
-        self._dead_code_count = float(getattr(inner._codebook, "threshold_ema_dead_code", 0) or 0)
+        self._dead_code_count = float(dead_code_count or 0)
         self._seeded = False
 
     def _scale_dead_code_threshold(self, tokens: int) -> None:
@@ -180,14 +211,13 @@ class VectorQuantizeAdapter(UpstreamQuantizer):
         The first training batch keeps the full count: every code starts with a count of 1, so that
         batch re-seeds the codebook from data, as upstream does.
         """
-        if not self.dead_code_share or not self._dead_code_count:
+        if not self._dead_code_count:
             return
-        book = self.inner._codebook
-        if not self._seeded:
-            book.threshold_ema_dead_code, self._seeded = self._dead_code_count, True
-            return
-        uniform = tokens / self.codebook_size
-        book.threshold_ema_dead_code = min(self._dead_code_count, self.dead_code_share * uniform)
+        threshold = self._dead_code_count
+        if self._seeded and self.dead_code_share:
+            threshold = min(threshold, self.dead_code_share * tokens / self.codebook_size)
+        self._seeded = True
+        set_dead_code_threshold(self.inner, threshold, tokens)
 
     def _quantize(self, x):
         if self.training and torch.is_grad_enabled() and not x.requires_grad and self.inner.has_projections:
@@ -237,7 +267,13 @@ class ResidualAdapter(UpstreamQuantizer):
     ``kmeans_init=True`` fits each level to the first *training* batch, as ``VectorQuantizeAdapter``.
     """
 
+    def __init__(self, inner: nn.Module, *, dead_code_count: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(inner, **kwargs)
+        self._dead_code_count = float(dead_code_count or 0)
+
     def _quantize(self, x):
+        if self.training and self._dead_code_count:
+            set_dead_code_threshold(self.inner, self._dead_code_count, x.shape[0])
         with _init_on_training_batches(self.inner, self.training):
             out = self.inner(_batched(x))
         codes, indices = out[0][0], out[1][0]

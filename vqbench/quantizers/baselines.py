@@ -1,4 +1,4 @@
-"""Baselines from vector-quantize-pytorch (1.32), adapted to the vqbench protocol, and their settings.
+"""Baselines from vector-quantize-pytorch (1.32, 1.34), adapted to the vqbench protocol, with settings.
 
 Every factory takes ``dim=None`` (the input dim; projections where it differs from the codebook
 dim) and ``codebook_size=None`` (the operating point, default 2^10, per codebook or residual
@@ -28,10 +28,20 @@ from ._adapters import (
     SimVQAdapter,
     UpstreamQuantizer,
     VectorQuantizeAdapter,
+    upstream_reads_dead_code_ratio,
 )
 from .fsq.levels import recommended_levels
 
 DEFAULT_CODEBOOK_SIZE = 2**10
+
+
+def _upstream_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vector-quantize-pytorch")
+    except PackageNotFoundError:
+        return "(version unknown)"
 
 
 def _pick(settings: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -205,16 +215,34 @@ def _keep_codebook_axis(kwargs: dict[str, Any], num_codebooks: int) -> bool:
     return keep
 
 
+def _dead_code_args(config: dict[str, Any]) -> dict[str, Any]:
+    """The VQ config in the installed release's terms: the dead-code rule is declared as a count per
+    batch (``threshold_ema_dead_code``, as the papers state it); 1.34 reads a ratio instead, which the
+    adapter sets per batch to the same count (``set_dead_code_threshold``), so here it only turns
+    restarts on or off."""
+    if not upstream_reads_dead_code_ratio() or "threshold_ema_dead_code" not in config:
+        return config
+    args = {k: v for k, v in config.items() if k != "threshold_ema_dead_code"}
+    args["dead_code_threshold_ratio"] = 0.1 if config["threshold_ema_dead_code"] else 0.0
+    return args
+
+
 def _build(cls: type[nn.Module], **config: Any) -> nn.Module:
     """Instantiate an upstream class; its assertions become ValueErrors that name the config."""
     try:
         return cls(**config)
     except TypeError as exc:
         params = ", ".join(p for p in inspect.signature(cls.__init__).parameters if p != "self")
-        raise TypeError(f"{cls.__name__} does not accept this config ({exc}); it takes: {params}") from exc
+        raise TypeError(
+            f"{cls.__name__} of vector-quantize-pytorch {_upstream_version()} does not accept this "
+            f"config ({exc}); it takes: {params}"
+        ) from exc
     except AssertionError as exc:
         shown = {k: v for k, v in config.items() if not isinstance(v, nn.Module)}
-        raise ValueError(f"{cls.__name__} rejected config {shown}: {exc or 'invalid combination'}") from exc
+        raise ValueError(
+            f"{cls.__name__} of vector-quantize-pytorch {_upstream_version()} rejected config {shown}: "
+            f"{exc or 'invalid combination'}"
+        ) from exc
 
 
 # -- FSQ-like ---------------------------------------------------------------------------------
@@ -312,13 +340,14 @@ def vector_quantize(
     if dead_code_share is not None and not (share_ok and dead_code_share >= 0):
         raise ValueError(f"dead_code_share must be a number >= 0 or None, got {dead_code_share!r}")
     config = dict(VQ_DEFAULTS, dim=dim, codebook_size=size, codebook_dim=codebook_dim, heads=heads, **kwargs)
-    inner = _build(VectorQuantize, **config)
+    inner = _build(VectorQuantize, **_dead_code_args(config))
     return VectorQuantizeAdapter(
         inner,
         dim=dim,
         codebook_size=size,
         num_codebooks=heads,
         config={**config, "dead_code_share": dead_code_share},
+        dead_code_count=config.get("threshold_ema_dead_code", 0),
         dead_code_share=dead_code_share,
     )
 
@@ -454,8 +483,15 @@ def residual_vq(
     dim = codebook_dim if dim is None else _positive_int("dim", dim)
     config = dict(VQ_DEFAULTS, dim=dim, codebook_size=size, codebook_dim=codebook_dim, **kwargs)
     config["num_quantizers"] = num_quantizers
-    inner = _build(ResidualVQ, **config)
-    return ResidualAdapter(inner, dim=dim, codebook_size=size, num_codebooks=num_quantizers, config=config)
+    inner = _build(ResidualVQ, **_dead_code_args(config))
+    return ResidualAdapter(
+        inner,
+        dim=dim,
+        codebook_size=size,
+        num_codebooks=num_quantizers,
+        config=config,
+        dead_code_count=config.get("threshold_ema_dead_code", 0),
+    )
 
 
 def residual_fsq(

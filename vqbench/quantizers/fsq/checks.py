@@ -7,7 +7,7 @@ import operator
 
 import torch
 
-MAX_CODEBOOK_SIZE = 2**31  # indices are int32, as upstream's
+MAX_CODEBOOK_SIZE = 2**63  # int64 indices, as upstream's
 
 
 def check_levels(levels: object, preserve_symmetry: bool) -> list[int]:
@@ -36,8 +36,8 @@ def check_levels(levels: object, preserve_symmetry: bool) -> list[int]:
     size = math.prod(out)
     if size > MAX_CODEBOOK_SIZE:
         raise ValueError(
-            f"levels {out} give a codebook of {size} codes; int32 indices hold at most "
-            f"{MAX_CODEBOOK_SIZE} (2^31): use fewer or smaller levels, or num_codebooks > 1"
+            f"levels {out} give a codebook of {size} codes; int64 indices hold at most "
+            f"{MAX_CODEBOOK_SIZE} (2^63): use fewer or smaller levels, or num_codebooks > 1"
         )
     return out
 

@@ -24,6 +24,8 @@ from .upstream_methods import UpstreamMethods
 DEFAULT_CODEBOOK_SIZE = 2**10
 #: Codebooks up to this size keep ``implicit_codebook`` as a buffer, as upstream does for any size.
 IMPLICIT_CODEBOOK_LIMIT = 2**20
+#: Codebooks above this size index in int64 (upstream's rule); the fused kernels write int32.
+INT32_CODEBOOK_LIMIT = 2**31
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _OP_DTYPES = (torch.float32, torch.float64)
 
@@ -46,8 +48,9 @@ class FSQ(UpstreamMethods):
     Call: ``out, indices = fsq(z)``. Input ``(b, n, dim)`` (any ``(..., dim)`` with fewer than 4
     axes), or channel-first ``(b, dim, ...)`` when it has 4 or more axes or ``channel_first=True``
     (upstream's rule). ``out`` has the input's shape, layout and dtype (straight-through gradient);
-    ``indices`` are int32 of the input's shape without the channel axis, with a trailing
-    ``num_codebooks`` axis when ``keep_num_codebooks_dim``; None when ``return_indices=False``.
+    ``indices`` are int32 (int64 above 2^31 codes) of the input's shape without the channel axis,
+    with a trailing ``num_codebooks`` axis when ``keep_num_codebooks_dim``; None when
+    ``return_indices=False``.
 
     Arguments shared with ``vector_quantize_pytorch.FSQ`` mean what they mean there (``scale`` is
     accepted and unused, as upstream). vqbench's own, keyword only, defaults keeping upstream's
@@ -57,7 +60,9 @@ class FSQ(UpstreamMethods):
     calls; see the package docstring for what happens without it).
 
     ``implicit_codebook`` is a non-persistent buffer, as upstream's (it follows ``.to(dtype)``),
-    for codebooks up to ``IMPLICIT_CODEBOOK_LIMIT`` codes; larger ones do not materialize it.
+    for codebooks up to ``IMPLICIT_CODEBOOK_LIMIT`` codes; it is None for larger ones and with
+    ``materialize_codebook=False`` (upstream 1.34's argument). Codebooks above 2^31 codes give
+    int64 indices, computed in torch (the fused kernels write int32).
     ``last_backend`` names the path that the latest eager call ran.
     """
 
@@ -79,6 +84,7 @@ class FSQ(UpstreamMethods):
         noise_dropout: float = 0.0,
         bound_hard_clamp: bool = False,
         orthogonal_rotation: bool = False,
+        materialize_codebook: bool = True,
         *,
         codebook_size: int | None = None,
         backend: str = "auto",
@@ -118,7 +124,15 @@ class FSQ(UpstreamMethods):
 
         self.levels = list(levels)
         self.register_buffer("_levels", torch.tensor(levels, dtype=torch.int32), persistent=False)
-        basis = torch.cumprod(torch.tensor([1, *levels[:-1]]), dim=0, dtype=torch.int32)
+        self.codebook_size = math.prod(levels)
+        self.index_dtype = torch.int64 if self.codebook_size > INT32_CODEBOOK_LIMIT else torch.int32
+        if self.index_dtype == torch.int64 and backend not in ("auto", "reference"):
+            raise ValueError(
+                f"backend {backend!r} writes int32 indices; levels {list(levels)} give "
+                f"{self.codebook_size} codes (over 2^31), which index in int64: use backend='auto' "
+                "or 'reference'"
+            )
+        basis = torch.cumprod(torch.tensor([1, *levels[:-1]]), dim=0, dtype=self.index_dtype)
         self.register_buffer("_basis", basis, persistent=False)
         self.scale = scale
         self.preserve_symmetry = bool(preserve_symmetry)
@@ -141,9 +155,10 @@ class FSQ(UpstreamMethods):
             self.project_in = nn.Identity()
             self.project_out = nn.Identity()
         self.return_indices = bool(return_indices)
-        self.codebook_size = math.prod(levels)
-        if self.return_indices and self.codebook_size <= IMPLICIT_CODEBOOK_LIMIT:
-            codebook = self._indices_to_codes(torch.arange(self.codebook_size))
+        if self.return_indices:
+            codebook = None
+            if materialize_codebook and self.codebook_size <= IMPLICIT_CODEBOOK_LIMIT:
+                codebook = self._indices_to_codes(torch.arange(self.codebook_size))
             self.register_buffer("implicit_codebook", codebook, persistent=False)
         self.allowed_dtypes = tuple(allowed_dtypes)
         self.force_quantization_f32 = bool(force_quantization_f32)
@@ -199,8 +214,7 @@ class FSQ(UpstreamMethods):
 
     def _quantize_rows(self, z: Tensor, eager: bool) -> tuple[Tensor, Tensor | None]:
         """Codes ``(R, d)`` in the compute dtype and int32 indices ``(R,)`` of rows ``z``."""
-        reference = self.backend == "reference" or (self.backend == "auto" and z.dtype not in _OP_DTYPES)
-        if reference:
+        if self._reference(z):
             self._raise_if_non_finite(z)
             codes = self.quantize(z)
             indices = None
@@ -223,6 +237,12 @@ class FSQ(UpstreamMethods):
         if eager:
             self.__dict__["last_backend"] = ops.last_path()
         return codes, (indices if self.return_indices else None)
+
+    def _reference(self, h: Tensor) -> bool:
+        """Whether ``h`` is quantized by the reference arithmetic rather than a fused path."""
+        if self.backend == "reference" or self.index_dtype == torch.int64:
+            return True
+        return self.backend == "auto" and h.dtype not in _OP_DTYPES
 
     def _runner(self, h: Tensor) -> ops.EagerRunner:
         """The eager path and constants for ``h``'s device and dtype (built on first use, then cached)."""
@@ -252,6 +272,7 @@ class FSQ(UpstreamMethods):
             and not self.orthogonal_rotation
             and not (self.training and self.noise_dropout > 0.0)
             and self.backend != "reference"
+            and self.index_dtype == torch.int32
             and ops.direct_call_ok(x)
         ):
             # an eager call: the kernels without the operator dispatcher, on x's own shape (no views
@@ -330,7 +351,7 @@ class FSQ(UpstreamMethods):
         if self.force_quantization_f32 and h.dtype not in self.allowed_dtypes:
             h = h.float()
         h = h.detach()
-        if self.backend == "reference" or (self.backend == "auto" and h.dtype not in _OP_DTYPES):
+        if self._reference(h):
             self._raise_if_non_finite(h)
             level = self._scale_and_shift(self.quantize(h)).round()
             indices = self._level_indices_to_indices(level, checked=False)
@@ -355,7 +376,7 @@ class FSQ(UpstreamMethods):
     # -- codes and indices ----------------------------------------------------------------------
 
     def _level_indices_to_indices(self, level: Tensor, checked: bool = True) -> Tensor:
-        """int32 index of rounded level indices ``(..., d)``.
+        """Index (``index_dtype``) of rounded level indices ``(..., d)``.
 
         ``checked``: -1 where a channel is off the grid or NaN; else the caller marks such rows.
         """
@@ -363,15 +384,15 @@ class FSQ(UpstreamMethods):
             in_range = (level >= 0) & (level <= self._levels - 1)
             level = torch.where(in_range, level, 0.0)
         exact = 2**24 if level.dtype == torch.float32 else 2**53
-        if self.codebook_size <= exact:  # upstream's float sum, exact here
-            total = (level * self._basis.to(level.dtype)).sum(dim=-1).to(torch.int32)
+        if self.codebook_size <= exact:  # a float sum, exact here
+            total = (level * self._basis.to(level.dtype)).sum(dim=-1).to(self.index_dtype)
         else:
             wide = level.nan_to_num(0.0).to(torch.int64)
-            total = (wide * self._basis.to(torch.int64)).sum(dim=-1).to(torch.int32)
+            total = (wide * self._basis.to(torch.int64)).sum(dim=-1).to(self.index_dtype)
         return torch.where(in_range.all(dim=-1), total, -1) if checked else total
 
     def codes_to_indices(self, zhat: Tensor) -> Tensor:
-        """int32 indices ``(...)`` of codes ``(..., codebook_dim)``; -1 for codes off the grid or NaN."""
+        """Indices ``(...)`` of codes ``(..., codebook_dim)``; -1 for codes off the grid or NaN."""
         if not isinstance(zhat, Tensor) or not zhat.is_floating_point():
             raise TypeError(f"expected floating-point codes as a torch.Tensor, got {_describe(zhat)}")
         if not torch.jit.is_tracing() and (zhat.ndim < 1 or zhat.shape[-1] != self.codebook_dim):
@@ -396,7 +417,7 @@ class FSQ(UpstreamMethods):
                 raise ValueError(
                     f"expected indices in [0, {self.codebook_size}), got values in [{low}, {high}]"
                 )
-        if self.backend == "reference":
+        if self.backend == "reference" or self.index_dtype == torch.int64:
             valid = (indices >= 0) & (indices < self.codebook_size)
             return torch.where(valid.unsqueeze(-1), self._indices_to_codes(indices), float("nan"))
         if _eager() and ops.direct_call_ok(indices):  # the kernels without the operator dispatcher
