@@ -289,21 +289,20 @@ def test_vq_plain_is_vq_without_restarts_or_kmeans():
 def test_vq_dead_code_threshold_scales_with_tokens_per_code():
     vq = create_quantizer("vq", dim=8, codebook_size=4096)
     vq.train()
-    book = vq.inner._codebook
     vq(torch.randn(1568, 8))
-    assert book.threshold_ema_dead_code == 2  # the first batch re-seeds every code from data
+    assert vq.dead_code_threshold == 2  # the first batch re-seeds every code from data
     vq(torch.randn(1568, 8))
-    assert book.threshold_ema_dead_code == pytest.approx(0.25 * 1568 / 4096)
+    assert vq.dead_code_threshold == pytest.approx(0.25 * 1568 / 4096)
     small = create_quantizer("vq", dim=8, codebook_size=256)
     small.train()
     for _ in range(2):
         small(torch.randn(4096, 8))
-    assert small.inner._codebook.threshold_ema_dead_code == 2  # capped at the configured count
+    assert small.dead_code_threshold == 2  # capped at the configured count
     fixed = create_quantizer("vq", dim=8, codebook_size=4096, dead_code_share=None)
     fixed.train()
     for _ in range(2):
         fixed(torch.randn(1568, 8))
-    assert fixed.inner._codebook.threshold_ema_dead_code == 2
+    assert fixed.dead_code_threshold == 2
     with pytest.raises(ValueError, match="dead_code_share"):
         create_quantizer("vq", dead_code_share=-1)
 

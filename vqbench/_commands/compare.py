@@ -8,8 +8,13 @@ seed is "within noise (1 seed)" unless it moved beyond an absolute tolerance
 (vqbench.reports.compare.SINGLE_SEED_TOLERANCES). Exit 1 when a candidate's cell failed (the failed
 cells are printed as a table), or with --fail-on-worse when an effect got worse.
 
+With --env twice, the suite runs under two dependency sets (pip requirements; each environment is
+built once and cached beside the store), every cell alternating between them on local workers side
+by side, and the second is compared with the first: what an upgrade moved.
+
 Examples:
   vqbench compare RUN_A RUN_B                       # B against A (B is the new one)
+  vqbench compare --env 'vector-quantize-pytorch==1.32.0' --env 'vector-quantize-pytorch==1.34.1'
   vqbench compare --candidate my_fsq.py:MyFSQ --baselines fsq,vq,lfq --suite quick
   vqbench compare --candidate fsq-upstream --baselines fsq --run RUN   # no new run: use a stored one
 """
@@ -45,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated baselines for --candidate (default: fsq,vq,lfq)",
     )
     parser.add_argument(
+        "--env",
+        action="append",
+        default=None,
+        metavar="REQUIREMENTS",
+        help="pip requirements of a dependency environment; twice: run the suite under both and "
+        "compare the second with the first",
+    )
+    parser.add_argument(
         "--run",
         dest="existing_run",
         default=None,
@@ -59,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="noise band: K x the mean of the two spreads (IQR) (default: 1)",
     )
     parser.add_argument("--fail-on-worse", action="store_true", help="exit 1 when any figure got worse")
-    add_suite_options(parser, "quick", quantizers=False)
+    add_suite_options(parser, "quick")
     add_store_option(parser)
     add_output(parser, "comparison report")
 
@@ -78,7 +91,21 @@ def run(args: argparse.Namespace) -> int:
     if args.noise_k < 0:
         raise UserError(f"--noise-k must be >= 0, got {args.noise_k}")
     console = make_console()
-    if args.candidate:
+    if args.quantizers and not args.env:
+        raise UserError("--quantizers selects the quantizers of an --env comparison; use --baselines")
+    if args.env:
+        if args.candidate or args.runs or args.existing_run:
+            raise UserError("--env compares two dependency sets; give no runs, --candidate or --run")
+        if len(args.env) != 2:
+            raise UserError(f"--env must be given twice (old, then new), got {len(args.env)}")
+        names = split_names(args.quantizers) if args.quantizers else None
+        with open_store(args.store) as store:
+            a, b = suite_options.run_suite_for(
+                store, args.suite, names, environments=args.env, **suite_kwargs(args)
+            )
+            doc, result = compare_runs_document(store, a, b, noise_k=args.noise_k)
+        name = f"compare-{a}-{b}"
+    elif args.candidate:
         if args.runs:
             raise UserError("give either two runs or --candidate, not both")
         baselines = split_names(args.baselines)

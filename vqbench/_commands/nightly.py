@@ -1,6 +1,9 @@
 """Run a suite, store it, compare it with the history of comparable runs, and gate on regressions.
 
-History: the last --window finished runs of the same suite with the same environment fingerprint.
+History: the last --window finished runs of the same suite with the same environment fingerprint;
+a run whose fingerprint differs from the last runs' in package versions alone (torch,
+vector-quantize-pytorch, python, CUDA) is judged against the runs before that upgrade, and the
+report says which figures the upgrade moved.
 {gate_text}; a figure that measured before and fails now regresses. These are the built-in
 settings; thresholds per metric and per quantizer pattern come from a TOML file (--config; see
 vqbench.reports.thresholds), and --threshold sets the one for other timing figures.
@@ -157,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     verdict = doc.sections[0].blocks[0]
     failed = summary["exit_code"] != 0
     console.print(Text(verdict.text, style="bold red" if failed else "green"))
+    if outcome.upgrade:
+        console.print(Text(outcome.gate.notes[0]))
     for title in ("Regressions", "Improvements"):
         for section in doc.sections:
             if section.title == title:

@@ -201,6 +201,7 @@ class VectorQuantizeAdapter(UpstreamQuantizer):
         self.dead_code_share = dead_code_share
         self._dead_code_count = float(dead_code_count or 0)
         self._seeded = False
+        self.dead_code_threshold: float | None = None  # the count applied at the last training batch
 
     def _scale_dead_code_threshold(self, tokens: int) -> None:
         """With ``dead_code_share``: a code is dead below that share of a uniform code's count per batch.
@@ -217,6 +218,7 @@ class VectorQuantizeAdapter(UpstreamQuantizer):
         if self._seeded and self.dead_code_share:
             threshold = min(threshold, self.dead_code_share * tokens / self.codebook_size)
         self._seeded = True
+        self.dead_code_threshold = threshold
         set_dead_code_threshold(self.inner, threshold, tokens)
 
     def _quantize(self, x):

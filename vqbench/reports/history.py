@@ -73,4 +73,47 @@ def history_run_ids(
     return same["run_id"].tolist()[-window:]
 
 
-__all__ = ["accepted_runs", "history_run_ids", "run_marks"]
+#: Fingerprint fields that are package versions: a run whose fingerprint differs from its history's
+#: in these alone is compared with the runs before the change (an upgrade), not started afresh.
+PACKAGE_FIELDS = ("python", "torch", "cuda", "cudnn", "vector_quantize_pytorch")
+
+
+def _environment(value: Any) -> dict:
+    import json
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def upgrade_history(
+    runs: Any, run_id: str, suite: str, environment: dict, window: int, include_imported: bool = False
+) -> tuple[list[str], dict[str, list]]:
+    """For a run with no history of its own environment: the history of the latest earlier
+    environment that differs from it in package versions alone, and those changes
+    (``{field: [before, after]}``); ``([], {})`` when there is none."""
+    from vqbench.results._environment import HASHED_FIELDS
+
+    runs = runs.sort_values("started")
+    current = runs[runs["run_id"] == run_id]
+    if not current.empty:
+        runs = runs[runs["started"] <= current["started"].iloc[0]]
+    earlier = runs[(runs["suite"] == suite) & (runs["status"] == "finished") & (runs["run_id"] != run_id)]
+    for rec in reversed(earlier[["env_hash", "environment"]].to_dict("records")):
+        before = _environment(rec["environment"])
+        changed = {
+            f: [before.get(f), environment.get(f)]
+            for f in HASHED_FIELDS
+            if before.get(f) != environment.get(f)
+        }
+        if changed and set(changed) <= set(PACKAGE_FIELDS):
+            ids = history_run_ids(runs, run_id, suite, rec["env_hash"], window, include_imported)
+            if ids:
+                return ids, changed
+    return [], {}
+
+
+__all__ = ["PACKAGE_FIELDS", "accepted_runs", "history_run_ids", "run_marks", "upgrade_history"]

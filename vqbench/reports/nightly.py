@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from vqbench.reports._format import fmt_delta, fmt_value
 from vqbench.reports.compare import collapse
 from vqbench.reports.document import Callout, Document, Paragraph, Plot, Section, Table, TableCell
 from vqbench.reports.gate import GateResult, evaluate_gate
-from vqbench.reports.history import accepted_runs, history_run_ids
+from vqbench.reports.history import accepted_runs, history_run_ids, upgrade_history
 from vqbench.reports.report import RunData, build_report, load_run
 from vqbench.reports.steps import step_changes
 from vqbench.reports.thresholds import GateConfig, gate_text, relative_time_threshold
@@ -37,6 +37,7 @@ class NightlyOutcome:
     run: RunData
     gate: GateResult
     series: Any  # DataFrame: KEY_COLUMNS + run_id, started, value, spread, status
+    upgrade: dict = field(default_factory=dict)  # package -> [before, after] when judged across an upgrade
 
 
 def gate_run(
@@ -57,6 +58,11 @@ def gate_run(
     run = load_run(store, run_id)
     runs = store.runs()
     hist_ids = history_run_ids(runs, run.run_id, run.suite, run.env_hash, cfg.window, include_imported)
+    upgrade: dict = {}
+    if not hist_ids:  # a new environment: an upgrade of packages is judged against the runs before it
+        hist_ids, upgrade = upgrade_history(
+            runs, run.run_id, run.suite, run.environment, cfg.window, include_imported
+        )
     started = dict(zip(runs["run_id"], runs["started"], strict=True))
     frames, series = [], []
     for rid in hist_ids:
@@ -85,7 +91,26 @@ def gate_run(
             f"{len(missing)} figure(s) that the history measured are missing from this run "
             f"(e.g. {missing.iloc[0]['quantizer']} {missing.iloc[0]['metric']})"
         )
-    return NightlyOutcome(run=run, gate=gate, series=pd.concat(series, ignore_index=True))
+    if upgrade:
+        gate.notes.insert(0, f"Judged across a package upgrade ({upgrade_text(upgrade)}): {_moved(gate)}")
+    return NightlyOutcome(run, gate, pd.concat(series, ignore_index=True), upgrade)
+
+
+def upgrade_text(upgrade: dict) -> str:
+    """``vector_quantize_pytorch 1.32.0 -> 1.34.1, ...``"""
+    return ", ".join(f"{name} {old} -> {new}" for name, (old, new) in upgrade.items())
+
+
+def _moved(gate: GateResult) -> str:
+    """Which figures the upgrade moved, as the gate's checks say."""
+    checks = gate.checks
+    if checks.empty:
+        return "no figure to compare."
+    moved = checks[checks["status"].isin(["regression", "new error", "improvement"])]
+    if moved.empty:
+        return f"no figure moved beyond the gate's limits ({len(checks)} checked)."
+    names = [f"{r['quantizer']} {r['metric']} ({r['status']})" for r in moved.to_dict("records")]
+    return f"{len(moved)} of {len(checks)} figures moved: " + "; ".join(names) + "."
 
 
 def exit_code(gate: GateResult) -> int:
@@ -161,6 +186,7 @@ def nightly_summary(outcome: NightlyOutcome) -> dict:
         "env_hash": run.env_hash,
         "environment": run.environment,
         "history_runs": gate.history_runs,
+        "upgrade": outcome.upgrade,  # package -> [before, after] when the history is the runs before it
         "settings": {
             "window": gate.config.window,
             "min_history": gate.config.min_history,
@@ -396,9 +422,14 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
             )
         )
     cfg = gate.config
+    where = (
+        "of the environment before the package upgrade"
+        if outcome.upgrade
+        else f"with environment {run.env_hash}"
+    )
     blocks.append(
         Paragraph(
-            f"History: finished runs of suite {run.suite!r} with environment {run.env_hash}, "
+            f"History: finished runs of suite {run.suite!r} {where}, "
             f"the last {cfg.window}, without runs a nightly flagged (until accepted) and imported runs. "
             f"{gate_text(cfg)}. Settings: {cfg.source}."
         )

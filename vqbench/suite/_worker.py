@@ -52,6 +52,7 @@ class WorkerSetup:
     shared_cpus: tuple[int, ...] | None = None  # cores another run on this machine holds too
     plugins: tuple[str, ...] = ()  # modules imported before the first cell (their registrations)
     import_path: tuple[str, ...] = ()  # folders appended to sys.path first (cwd, candidates' folders)
+    interpreters: dict[str, str] = field(default_factory=dict)  # environment spec -> its python (local)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -74,13 +75,15 @@ def _engines(names: dict[str, str]) -> dict[str, Any]:
 
 
 def worker_fingerprint(setup: WorkerSetup | None = None) -> dict[str, Any]:
-    """Where this worker runs: host, GPU and driver, CPUs it is pinned to, threads, job ids."""
+    """Where this worker runs: host, GPU and driver, CPUs it is pinned to, threads, job ids, and the
+    vector-quantize-pytorch release it imports."""
     import torch
 
-    from vqbench.results._environment import _cpu_model, driver_version
+    from vqbench.results._environment import _cpu_model, _version, driver_version
 
     info: dict[str, Any] = {
         "host": socket.gethostname(),
+        "vector_quantize_pytorch": _version("vector-quantize-pytorch"),  # what built the baselines
         "pid": os.getpid(),
         "executor": setup.executor if setup else "local",
         "threads": torch.get_num_threads(),

@@ -25,6 +25,7 @@ class Cell:
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
     params: dict = field(default_factory=dict)  # benchmark parameters from the profile
     seed: int = 0
+    environment: str | None = None  # the pip requirements of a dependency environment (None: this one)
 
     def __post_init__(self) -> None:
         if self.benchmark not in ENGINES:
@@ -37,8 +38,12 @@ class Cell:
             raise TypeError(f"cell quantizer must be a non-empty string, got {self.quantizer!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (JSON-friendly when the configs are)."""
-        return asdict(self)
+        """The fields as a plain dict (JSON-friendly when the configs are); ``environment`` only when set,
+        so that a cell of this environment keeps its id."""
+        data = asdict(self)
+        if data["environment"] is None:
+            del data["environment"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cell:

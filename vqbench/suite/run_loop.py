@@ -35,9 +35,17 @@ class CellLoop:
     """
 
     def __init__(
-        self, plan: Plan, store: Any, run_id: str, todo: list[Cell], progress: ProgressBar, executor: Any
+        self,
+        plan: Plan,
+        store: Any,
+        run_id: str,
+        todo: list[Cell],
+        progress: ProgressBar,
+        executor: Any,
+        environment_runs: dict[str, str] | None = None,
     ):
         self.plan, self.store, self.run_id = plan, store, run_id
+        self.environment_runs = environment_runs or {}  # a dependency environment's cells: its own run
         self.todo = todo
         self.progress = progress
         self.executor = executor
@@ -52,7 +60,8 @@ class CellLoop:
             outcome["worker"] = worker
         if self.attempts.get(index, 1) > 1:
             outcome["attempts"] = self.attempts[index]
-        self.store.write_rows(rows_for(cell, self.run_id, outcome))
+        run_id = self.environment_runs.get(cell.environment, self.run_id)
+        self.store.write_rows(rows_for(cell, run_id, outcome))
         self.done += 1
         self.progress.advance(cell, outcome.get("status"))
 
@@ -131,8 +140,11 @@ class CellLoop:
                 )
 
 
-def open_executor(plan: Plan, todo: list[Cell], settings: ExecutorSettings) -> Any:
-    """The executor for ``todo``, its workers set to the plan's thread count (nothing started yet)."""
+def open_executor(
+    plan: Plan, todo: list[Cell], settings: ExecutorSettings, interpreters: dict[str, str] | None = None
+) -> Any:
+    """The executor for ``todo``, its workers set to the plan's thread count (nothing started yet);
+    ``interpreters``: the python of each dependency environment that cells name."""
     require_engine(settings.kind)
     env = {"OMP_NUM_THREADS": str(plan.threads), "MKL_NUM_THREADS": str(plan.threads)} if plan.threads else {}
     return make_executor(
@@ -143,6 +155,7 @@ def open_executor(plan: Plan, todo: list[Cell], settings: ExecutorSettings) -> A
         env=env,
         plugins=plan.plugins,
         import_path=plan.import_path,
+        interpreters=interpreters,
     )
 
 

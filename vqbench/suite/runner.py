@@ -16,6 +16,7 @@ SIGTERM) keeps every finished cell, cancels the engine's outstanding work and ma
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,9 @@ def run_suite(
     plugins: str | list[str] | None = None,
     preflight: bool = True,
     dtypes: str | list[str] | None = None,
-) -> str:
-    """Run a suite and store its rows; return the run id.
+    environments: list[str] | None = None,
+) -> Any:
+    """Run a suite and store its rows; return the run id (with ``environments``, one per environment).
 
     suite:      a built-in profile (``"quick"``, ``"standard"``, ``"full"``), a TOML path, or a Profile.
     quantizers: patterns (``"fsq*,vq"``, a list, ``"default"``, ``"path/file.py:Name"``) that replace
@@ -85,6 +87,10 @@ def run_suite(
                 raises :class:`~vqbench.suite.preflight.PreflightError` before anything is stored.
     dtypes:     precisions (``"float32,bfloat16"``, ``vqbench.suite.precision``) that replace the
                 profile's precision axis everywhere.
+    environments: pip requirements, one string per dependency environment
+                (``["vector-quantize-pytorch==1.32.0", "vector-quantize-pytorch==1.34.1"]``): each is
+                built once (``vqbench.suite.environments``), every cell runs in each, alternating, on
+                local workers side by side, and each environment's rows form a run of their own.
 
     Bad input (unknown names, a malformed profile, a corrupt or unwritable store, a missing device,
     sizes that do not fit, a missing engine) raises before anything runs. Ctrl-C or SIGTERM keeps every
@@ -111,6 +117,8 @@ def run_suite(
             preflight=preflight,
             dtypes=dtypes,
         )
+        if environments:
+            return _run_environments(st, prepared, progress, environments)
         return _run(st, prepared, progress)
     finally:
         if st is not store:
@@ -134,19 +142,68 @@ def _run(st: Any, prepared: PreparedRun, progress: bool) -> str:
     except BaseException:
         pool.close(cancel=True)  # nothing started; its cores are free again
         raise
-    with ProgressBar(len(todo), progress, plan.suite) as bar:
-        loop = CellLoop(plan, st, run_id, todo, bar, pool)
+    _loop(st, prepared, progress, pool, run_id, {})
+    return run_id
+
+
+def _run_environments(st: Any, prepared: PreparedRun, progress: bool, specs: list[str]) -> list[str]:
+    """Every cell in each dependency environment, alternating; one run per environment."""
+    from vqbench.errors import UserError
+
+    from .environments import build_environment, fingerprint, requirements
+
+    if prepared.run_id is not None:
+        raise UserError("a run in dependency environments cannot be resumed; start it again")
+    if prepared.settings.kind != "local":
+        raise UserError(
+            f"dependency environments run on the local executor, got --executor {prepared.settings.kind}"
+        )
+    for spec in specs:
+        requirements(spec)
+    if len(set(specs)) != len(specs):
+        raise UserError(f"each environment must differ from the others, got {specs}")
+    assert prepared.profile is not None
+    root = Path(st.path).parent / "envs"
+    envs = [build_environment(spec, root) for spec in specs]
+    todo = [dataclasses.replace(c, environment=e.spec) for c in prepared.todo for e in envs]
+    run = dataclasses.replace(prepared, todo=todo)
+    pool = open_executor(run.plan, todo, run.settings, {e.spec: e.python for e in envs})
+    try:
+        runs = {
+            e.spec: st.start_run(
+                prepared.profile.name,
+                fingerprint(e, run.plan.threads),
+                config={**prepared.config, "environment": e.spec},
+            )
+            for e in envs
+        }
+    except BaseException:
+        pool.close(cancel=True)
+        raise
+    first = runs[envs[0].spec]
+    _loop(st, run, progress, pool, first, runs)
+    return list(runs.values())
+
+
+def _loop(st: Any, prepared: PreparedRun, progress: bool, pool: Any, run_id: str, runs: dict) -> None:
+    """Run the cells; every run this writes is marked finished, or interrupted on any exception."""
+    todo = prepared.todo
+    ids = list(runs.values()) or [run_id]
+    with ProgressBar(len(todo), progress, prepared.plan.suite) as bar:
+        loop = CellLoop(prepared.plan, st, run_id, todo, bar, pool, runs)
         try:
             with sigterm_as_interrupt():
                 loop.run()
         except KeyboardInterrupt as exc:
-            st.finish_run(run_id, "interrupted")
+            for rid in ids:
+                st.finish_run(rid, "interrupted")
             raise RunInterrupted(run_id, loop.done, len(todo)) from exc
         except BaseException:
-            st.finish_run(run_id, "interrupted")
+            for rid in ids:
+                st.finish_run(rid, "interrupted")
             raise
-    st.finish_run(run_id, "finished")
-    return run_id
+    for rid in ids:
+        st.finish_run(rid, "finished")
 
 
 __all__ = ["RunInterrupted", "run_suite"]

@@ -186,6 +186,7 @@ def make_executor(
     engines: dict[str, str] | None = None,
     plugins: tuple[str, ...] = (),
     import_path: tuple[str, ...] = (),
+    interpreters: dict[str, str] | None = None,
 ) -> Executor:
     """The executor for ``settings``, sized for ``cells`` (never more workers than cells).
 
@@ -199,6 +200,7 @@ def make_executor(
         threads=threads,
         plugins=tuple(plugins),
         import_path=tuple(import_path),
+        interpreters=dict(interpreters or {}),
     )
     return get_executor(settings.kind).load().build(settings, setup, cells, workers=workers, threads=threads)
 

@@ -33,9 +33,13 @@ class Slot:
     gpu: str | None = None  # the physical GPU a local worker is pinned to
     checked: float = 0.0  # when the engine was last asked about this worker's state
     number: int = 0  # which of the pool's workers this is (its replacements keep the number)
+    environment: str | None = None  # the dependency environment whose interpreter runs this worker
 
     def accepts(self, cell: Cell) -> bool:
-        """A worker pinned to GPU N takes ``cuda:N`` cells; ``cpu`` and ``cuda`` cells go anywhere."""
+        """A worker pinned to GPU N takes ``cuda:N`` cells; ``cpu`` and ``cuda`` cells go anywhere;
+        a cell of a dependency environment goes to that environment's workers only."""
+        if cell.environment != self.environment:
+            return False
         head, _, index = cell.device.partition(":")
         return not (head == "cuda" and index and self.gpu is not None and index != self.gpu)
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,9 +192,12 @@ class LocalExecutor(ConnectionPool):
         setup: _worker.WorkerSetup,
         claims: CoreClaims | None = None,
         shared: list[int] | None = None,
+        environments: list[str | None] | None = None,
     ) -> None:
         super().__init__(len(pins))
         self.pins = pins
+        self.environments = environments or [None] * len(pins)
+        self._paths: dict[str, list[str]] = {}
         self.setup = setup
         self.ctx = mp.get_context("spawn")
         self.claims = claims
@@ -216,16 +222,29 @@ class LocalExecutor(ConnectionPool):
         )
 
     def _spawn(self, number: int) -> Slot:
-        pin = self.pins[number]
+        pin, environment = self.pins[number], self.environments[number]
         parent, child = self.ctx.Pipe()
         proc = self.ctx.Process(
             target=_worker.main,
             args=(child, os.getpid(), self._setup_for(pin)),
             name=f"vqbench-worker-{number}",
         )
-        proc.start()
+        if environment is None:
+            proc.start()
+        else:  # the environment's interpreter and import path (spawn sends this one's), for this start
+            python = self.setup.interpreters[environment]
+            if python not in self._paths:
+                self._paths[python] = interpreter_path(python)
+            saved = list(sys.path)
+            self.ctx.set_executable(python)
+            sys.path[:] = self._paths[python]
+            try:
+                proc.start()
+            finally:
+                self.ctx.set_executable(sys.executable)
+                sys.path[:] = saved
         child.close()
-        return Slot(handle=proc, conn=parent, gpu=pin.gpu)
+        return Slot(handle=proc, conn=parent, gpu=pin.gpu, environment=environment)
 
     def _terminate(self, slot: Slot) -> None:
         with contextlib.suppress(Exception):
@@ -272,6 +291,13 @@ class LocalExecutor(ConnectionPool):
         return text
 
 
+def interpreter_path(python: str) -> list[str]:
+    """``sys.path`` as another interpreter (a dependency environment's) starts with it."""
+    code = "import json, sys; print(json.dumps(sys.path))"
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(done.stdout)
+
+
 START_FAILURE_HINT = (
     "Workers are started with multiprocessing's 'spawn' method, which imports your main script "
     'again: a script that calls run_suite() must do so under `if __name__ == "__main__":`'
@@ -282,11 +308,16 @@ def build(settings: Any, setup: Any, cells: list[Cell], *, workers: int | None, 
     """The local executor for ``cells``: pinned worker processes on this machine's claimed cores."""
     uses_cuda = any(c.device.startswith("cuda") for c in cells)
     gpus = visible_gpus() if uses_cuda else []
+    environments = list(dict.fromkeys(c.environment for c in cells))
+    if environments != [None]:  # each environment gets the same number of workers, side by side
+        workers = len(environments) * max(1, (workers or 1) // len(environments))
     pins, claims, shared = claim_and_plan(cells, workers, threads, available_cpus(), gpus)
-    pins = pins[: max(1, len(cells))]
+    if environments == [None]:
+        pins = pins[: max(1, len(cells))]
     claims.keep({c for pin in pins for c in (pin.cpus or ())})
     used = {c for pin in pins for c in (pin.cpus or ())}
-    return LocalExecutor(pins, setup, claims, [c for c in shared if c in used])
+    on = [environments[i % len(environments)] for i in range(len(pins))]
+    return LocalExecutor(pins, setup, claims, [c for c in shared if c in used], on)
 
 
 def planned(settings: Any, cells: list[Cell], threads: int | None) -> int:
