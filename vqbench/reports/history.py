@@ -116,4 +116,22 @@ def upgrade_history(
     return [], {}
 
 
-__all__ = ["PACKAGE_FIELDS", "accepted_runs", "history_run_ids", "run_marks", "upgrade_history"]
+def upgrade_note(upgrade: dict, checks: Any) -> str:
+    """What a package upgrade moved, from the gate's checks against the runs before it."""
+    text = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in upgrade.items())
+    moved = checks[checks["status"].isin(["regression", "new error", "improvement"])] if len(checks) else []
+    names = "; ".join(f"{r['quantizer']} {r['metric']} ({r['status']})" for r in moved.to_dict("records"))
+    return (
+        f"Judged across a package upgrade ({text}): {len(moved)} of {len(checks)} figures moved "
+        f"beyond the gate's limits{': ' + names if names else ''}."
+    )
+
+
+__all__ = [
+    "PACKAGE_FIELDS",
+    "accepted_runs",
+    "history_run_ids",
+    "run_marks",
+    "upgrade_history",
+    "upgrade_note",
+]

@@ -18,7 +18,7 @@ from vqbench.reports._format import fmt_delta, fmt_value
 from vqbench.reports.compare import collapse
 from vqbench.reports.document import Callout, Document, Paragraph, Plot, Section, Table, TableCell
 from vqbench.reports.gate import GateResult, evaluate_gate
-from vqbench.reports.history import accepted_runs, history_run_ids, upgrade_history
+from vqbench.reports.history import accepted_runs, history_run_ids, upgrade_history, upgrade_note
 from vqbench.reports.report import RunData, build_report, load_run
 from vqbench.reports.steps import step_changes
 from vqbench.reports.thresholds import GateConfig, gate_text, relative_time_threshold
@@ -92,25 +92,8 @@ def gate_run(
             f"(e.g. {missing.iloc[0]['quantizer']} {missing.iloc[0]['metric']})"
         )
     if upgrade:
-        gate.notes.insert(0, f"Judged across a package upgrade ({upgrade_text(upgrade)}): {_moved(gate)}")
+        gate.notes.insert(0, upgrade_note(upgrade, gate.checks))
     return NightlyOutcome(run, gate, pd.concat(series, ignore_index=True), upgrade)
-
-
-def upgrade_text(upgrade: dict) -> str:
-    """``vector_quantize_pytorch 1.32.0 -> 1.34.1, ...``"""
-    return ", ".join(f"{name} {old} -> {new}" for name, (old, new) in upgrade.items())
-
-
-def _moved(gate: GateResult) -> str:
-    """Which figures the upgrade moved, as the gate's checks say."""
-    checks = gate.checks
-    if checks.empty:
-        return "no figure to compare."
-    moved = checks[checks["status"].isin(["regression", "new error", "improvement"])]
-    if moved.empty:
-        return f"no figure moved beyond the gate's limits ({len(checks)} checked)."
-    names = [f"{r['quantizer']} {r['metric']} ({r['status']})" for r in moved.to_dict("records")]
-    return f"{len(moved)} of {len(checks)} figures moved: " + "; ".join(names) + "."
 
 
 def exit_code(gate: GateResult) -> int:
