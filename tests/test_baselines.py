@@ -117,23 +117,29 @@ def test_vq_family_replaces_dead_codes_by_default(name):
     assert not any(getattr(m, "has_dead_code_replacement", False) for m in plain.modules())
 
 
-@pytest.mark.parametrize("name", ["vq", "residual-vq"])
-def test_the_declared_dead_code_count_is_what_upstream_applies(name):
-    """1.32 reads the count; 1.34 a ratio of the mean EMA count: either way a code restarts below 2."""
+@pytest.mark.parametrize(
+    ("name", "size", "tokens", "threshold"),
+    [("vq", 16, 4096, 2.0), ("residual-vq", 16, 4096, 2.0), ("vq", 1024, 256, 0.25 * 256 / 1024)],
+)
+def test_the_declared_dead_code_counts_are_what_upstream_applies(name, size, tokens, threshold):
+    """1.32 reads counts; 1.34 ratios of the mean EMA count: either way a code restarts below the
+    declared count (capped at dead_code_share of a uniform code's) and restarts with the count 2."""
     torch.manual_seed(0)
-    quantizer = create_quantizer(name, codebook_size=16).train()
+    quantizer = create_quantizer(name, codebook_size=size).train()
     with torch.no_grad():
-        quantizer(torch.randn(4096, quantizer.dim))  # seeds the codebook, as upstream's first batch
+        quantizer(torch.randn(tokens, quantizer.dim))  # seeds the codebook, as upstream's first batch
         books = [m for m in quantizer.modules() if hasattr(m, "has_dead_code_replacement")]
         means = [b.cluster_size.mean() for b in books]
-        quantizer(torch.randn(4096, quantizer.dim))
+        quantizer(torch.randn(tokens, quantizer.dim))
     for book, before in zip(books, means, strict=True):
-        if hasattr(book, "dead_code_threshold_ratio"):  # the count, as a ratio of the updated mean
-            expected_mean = book.decay * before + (1 - book.decay) * 4096 / 16
+        if hasattr(book, "dead_code_threshold_ratio"):  # counts, as ratios of the updated mean
+            expected_mean = book.decay * before + (1 - book.decay) * tokens / size
             applied = float(expected_mean * book.dead_code_threshold_ratio)
+            reset = float(expected_mean * book.reset_cluster_size_ratio)
         else:
-            applied = float(book.threshold_ema_dead_code)
-        assert applied == pytest.approx(2.0, rel=1e-5)
+            applied, reset = float(book.threshold_ema_dead_code), float(book.reset_cluster_size)
+        assert applied == pytest.approx(threshold, rel=1e-5)
+        assert reset == pytest.approx(2.0, rel=1e-5)
 
 
 def test_bsq_uses_the_authors_settings():

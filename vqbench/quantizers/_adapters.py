@@ -146,18 +146,20 @@ def upstream_reads_dead_code_ratio() -> bool:
     return "dead_code_threshold_ratio" in inspect.signature(VectorQuantize.__init__).parameters
 
 
-def set_dead_code_threshold(module: nn.Module, threshold: float, tokens: int) -> None:
-    """Restart the codes of every VQ codebook in ``module`` whose EMA count per batch is below ``threshold``.
+def set_dead_code_threshold(module: nn.Module, threshold: float, tokens: int, reset: float) -> None:
+    """Restart the codes of every VQ codebook in ``module`` whose EMA count per batch is below
+    ``threshold``, with ``reset`` (the configured count) as a restarted code's count.
 
-    vector-quantize-pytorch 1.32 reads that count (``threshold_ema_dead_code``; a restarted code gets
-    it as its count). 1.34 reads a ratio of the mean EMA count, which after this batch's update is
-    ``decay * mean + (1 - decay) * tokens / codebook_size``: the ratio is set from it, as a tensor
-    (no host synchronization), so that both releases apply the same count and restart to it.
+    vector-quantize-pytorch 1.32 reads both as counts (``threshold_ema_dead_code``; the reset count
+    is fixed when it is built). 1.34 reads ratios of the mean EMA count, which after this batch's
+    update is ``decay * mean + (1 - decay) * tokens / codebook_size``: the ratios are set from it, as
+    tensors (no host synchronization), so that both releases apply the same counts.
     """
     for book in module.modules():
         if hasattr(book, "dead_code_threshold_ratio") and hasattr(book, "cluster_size"):
             expected = book.decay * book.cluster_size.mean() + (1 - book.decay) * tokens / book.codebook_size
-            book.dead_code_threshold_ratio = book.reset_cluster_size_ratio = threshold / expected
+            book.dead_code_threshold_ratio = threshold / expected
+            book.reset_cluster_size_ratio = reset / expected
         elif hasattr(book, "threshold_ema_dead_code") and hasattr(book, "cluster_size"):
             book.threshold_ema_dead_code = threshold
 
@@ -219,7 +221,7 @@ class VectorQuantizeAdapter(UpstreamQuantizer):
             threshold = min(threshold, self.dead_code_share * tokens / self.codebook_size)
         self._seeded = True
         self.dead_code_threshold = threshold
-        set_dead_code_threshold(self.inner, threshold, tokens)
+        set_dead_code_threshold(self.inner, threshold, tokens, self._dead_code_count)
 
     def _quantize(self, x):
         if self.training and torch.is_grad_enabled() and not x.requires_grad and self.inner.has_projections:
@@ -275,7 +277,7 @@ class ResidualAdapter(UpstreamQuantizer):
 
     def _quantize(self, x):
         if self.training and self._dead_code_count:
-            set_dead_code_threshold(self.inner, self._dead_code_count, x.shape[0])
+            set_dead_code_threshold(self.inner, self._dead_code_count, x.shape[0], self._dead_code_count)
         with _init_on_training_batches(self.inner, self.training):
             out = self.inner(_batched(x))
         codes, indices = out[0][0], out[1][0]
