@@ -54,3 +54,83 @@ def test_two_overlapping_resumes_store_each_missing_cell_once(tmp_path):
         assert st.run_info(run_id)["status"] == "finished"
     assert len(rows) == len(first)
     assert rows.groupby("cell_id").size().nunique() == 1  # no cell measured twice
+
+
+# -- imports: duplicates, repeated files, ids that are paths, dates, marks -----------------------
+def _export(tmp_path: Path, rows: int = 3, **run_fields) -> Path:
+    """A finished run exported to JSON, with ``run_fields`` written over its run record."""
+    src = tmp_path / "src.sqlite"
+    with ResultStore(src) as st:
+        run = st.start_run("quick", ENV, {"argv": ["run"]})
+        st.write_rows([_row(cell_id=f"c{i}", value=0.1 * i) for i in range(rows)])
+        st.finish_run(run)
+        out = st.export(run, tmp_path / f"{run}.json")
+    doc = json.loads(out.read_text())
+    doc["run"].update(run_fields)
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def _runs(store: Path):
+    with ResultStore(store, readonly=True) as st:
+        return st.runs()
+
+
+def test_an_import_with_repeated_rows_is_refused_whole(tmp_path, capsys):
+    path = _export(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["rows"] = doc["rows"] + [{k: v for k, v in doc["rows"][0].items() if k != "row_id"}]
+    path.write_text(json.dumps(doc))
+    store = tmp_path / "s.sqlite"
+    assert main(["results", "--import", str(path), "--store", str(store)]) == 2
+    assert "repeats row #0" in capsys.readouterr().err
+    assert not store.exists() or _runs(store).empty
+
+
+def test_the_same_file_imported_with_new_id_again_is_stored_once(tmp_path):
+    path = _export(tmp_path)
+    store = tmp_path / "s.sqlite"
+    for _ in range(3):
+        assert main(["results", "--import", str(path), "--store", str(store), "--new-id"]) == 0
+    assert len(_runs(store)) == 1
+
+
+@pytest.mark.parametrize("bad_id", ["/tmp/escape", "../../escape", "a" * 300, ".hidden", "a b"])
+def test_an_imported_run_id_that_is_not_a_plain_name_is_refused(tmp_path, capsys, bad_id):
+    path = _export(tmp_path, run_id=bad_id)
+    store = tmp_path / "s.sqlite"
+    assert main(["results", "--import", str(path), "--store", str(store)]) == 2
+    assert "letters, digits" in capsys.readouterr().err
+    assert not store.exists() or _runs(store).empty
+
+
+@pytest.mark.parametrize(
+    ("started", "said"), [("yesterday", "ISO 8601"), ("2999-01-01T00:00:00+00:00", "future")]
+)
+def test_an_import_with_a_bad_or_future_start_is_refused(tmp_path, capsys, started, said):
+    path = _export(tmp_path, started=started)
+    store = tmp_path / "s.sqlite"
+    assert main(["results", "--import", str(path), "--store", str(store)]) == 2
+    assert said in capsys.readouterr().err
+    assert not store.exists() or _runs(store).empty
+
+
+def test_an_imported_run_brings_no_gate_marks_into_the_history(tmp_path):
+    path = _export(tmp_path, config={"accepted": {"time": "x", "from": "y"}, "gate": {"status": "ok"}})
+    store = tmp_path / "s.sqlite"
+    assert main(["results", "--import", str(path), "--store", str(store)]) == 0
+    with ResultStore(store, readonly=True) as st:
+        config = st.run_info(st.resolve_run("latest"))["config"]
+    assert "accepted" not in config and "gate" not in config and config["imported"]
+
+
+def test_a_stored_run_with_an_unreadable_time_does_not_break_listing(tmp_path, capsys):
+    store = tmp_path / "s.sqlite"
+    with ResultStore(store) as st:
+        run = st.start_run("quick", ENV)
+        st.write_rows([_row()])
+        st.finish_run(run)
+    with sqlite3.connect(store) as conn:  # as an older vqbench stored an import
+        conn.execute("UPDATE runs SET started = 'last tuesday' WHERE run_id = ?", (run,))
+    assert main(["results", "--store", str(store)]) == 0
+    assert run in capsys.readouterr().out

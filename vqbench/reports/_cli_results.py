@@ -82,7 +82,9 @@ def _list_runs(store, console, limit: int) -> None:
             table.add_column(col, justify=justify, overflow="fold")
     for rec in shown.to_dict("records"):
         duration = ""
-        if rec["finished"] is not None and rec["finished"] == rec["finished"]:
+        started = rec["started"]
+        started = "?" if started != started else started.strftime("%Y-%m-%d %H:%M:%S")  # NaT: unreadable
+        if started != "?" and rec["finished"] is not None and rec["finished"] == rec["finished"]:
             duration = f"{(rec['finished'] - rec['started']).total_seconds():.0f} s"
         styles = {"finished": "green", "interrupted": "yellow", "died": "red", "running": "cyan"}
         style = styles.get(rec["status"], "")
@@ -90,7 +92,7 @@ def _list_runs(store, console, limit: int) -> None:
             Text(rec["run_id"]),
             Text(rec["suite"]),
             Text(rec["status"], style=style),
-            Text(rec["started"].strftime("%Y-%m-%d %H:%M:%S")),
+            Text(started),
             duration,
             str(rec["n_rows"]),
             Text(str(rec["n_errors"]), style="red" if rec["n_errors"] else ""),

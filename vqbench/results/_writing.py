@@ -9,7 +9,7 @@ from typing import Any
 from vqbench.errors import UserError
 from vqbench.results._environment import environment_hash
 from vqbench.results._errors import RunBusyError
-from vqbench.results._ownership import busy_message, new_run_id, owner, owner_alive
+from vqbench.results._ownership import busy_message, check_run_id, new_run_id, owner, owner_alive
 from vqbench.results._reading import StoreReading
 from vqbench.results._schema import (
     ROW_COLUMNS,
@@ -17,6 +17,7 @@ from vqbench.results._schema import (
     RUN_STATUSES,
     canonical_json,
     normalize_row,
+    run_time,
     utc_now,
 )
 
@@ -93,9 +94,7 @@ class StoreWriting(StoreReading):
         a file that fails half-way leaves nothing. ``run`` holds ``run_id``, ``suite``,
         ``environment``, ``config``, ``status`` and optionally ``started``/``finished``. An
         existing run id is refused."""
-        run_id = run.get("run_id")
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise UserError(f"run_id must be a non-empty string, got {run_id!r}")
+        run_id = check_run_id(run.get("run_id"))
         suite = run.get("suite")
         if not isinstance(suite, str) or not suite:
             raise UserError(f"suite must be a non-empty string, got {suite!r}")
@@ -105,10 +104,11 @@ class StoreWriting(StoreReading):
         status = run.get("status", "finished")
         if status not in ("finished", "interrupted"):
             raise UserError(f"an added run's status must be finished or interrupted, got {status!r}")
+        started = run_time(run.get("started"), "started")
         values = (
             run_id,
-            str(run.get("started") or utc_now()),
-            str(run.get("finished") or utc_now()),
+            started,
+            max(run_time(run.get("finished"), "finished"), started),
             suite,
             status,
             canonical_json(environment, "run environment"),
