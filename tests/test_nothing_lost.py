@@ -134,3 +134,60 @@ def test_a_stored_run_with_an_unreadable_time_does_not_break_listing(tmp_path, c
         conn.execute("UPDATE runs SET started = 'last tuesday' WHERE run_id = ?", (run,))
     assert main(["results", "--store", str(store)]) == 0
     assert run in capsys.readouterr().out
+
+
+# -- a run that died on another host, and removing a run ----------------------------------------
+def _running_elsewhere(store: Path) -> str:
+    with ResultStore(store) as st:
+        run = st.start_run("quick", ENV)
+        st.write_rows([_row()])
+    with sqlite3.connect(store) as conn:  # its process ran in a container that is gone
+        owner = {"pid": 1, "host": "ci-container-4f2a"}
+        conn.execute("UPDATE runs SET config = ? WHERE run_id = ?", (json.dumps({"owner": owner}), run))
+    return run
+
+
+def test_a_run_that_died_on_another_host_can_be_declared_died_and_resumed(tmp_path, capsys):
+    store = tmp_path / "s.sqlite"
+    run = _running_elsewhere(store)
+    with ResultStore(store) as st:
+        assert st.run_info(run)["status"] == "running"
+    assert main(["results", run, "--declare-died", "--store", str(store)]) == 0
+    assert f"vqbench run --resume {run}" in capsys.readouterr().out
+    with ResultStore(store) as st:
+        assert st.run_info(run)["status"] == "interrupted"
+        assert len(st.rows(run)) == 1  # nothing it measured is lost
+    assert main(["results", run, "--declare-died", "--store", str(store)]) == 2  # once is enough
+    assert "not running" in capsys.readouterr().err
+    with ResultStore(store) as st:
+        assert st.start_run("quick", ENV, run_id=run) == run  # a resume may take it now
+
+
+def test_a_live_run_of_this_host_is_neither_declared_died_nor_removed(tmp_path, capsys):
+    store = tmp_path / "s.sqlite"
+    with ResultStore(store) as st:
+        run = st.start_run("quick", ENV)  # this process writes it
+    for option in ("--declare-died", "--remove"):
+        assert main(["results", run, option, "--store", str(store)]) == 2
+        assert "still being written" in capsys.readouterr().err
+    with ResultStore(store) as st:
+        assert st.run_info(run)["status"] == "running"
+
+
+def test_remove_takes_one_whole_run_and_its_rows(tmp_path, capsys):
+    store = tmp_path / "s.sqlite"
+    with ResultStore(store) as st:
+        keep = st.start_run("quick", ENV)
+        st.write_rows([_row()])
+        st.finish_run(keep)
+        gone = st.start_run("quick", ENV)
+        st.write_rows([_row(cell_id=f"c{i}") for i in range(4)])
+        st.finish_run(gone)
+    assert main(["results", gone[:10], "--remove", "--store", str(store)]) == 2  # a prefix is not enough
+    assert "whole id" in capsys.readouterr().err
+    assert main(["results", gone, "--remove", "--store", str(store)]) == 0
+    assert "4 rows" in capsys.readouterr().out
+    with ResultStore(store) as st:
+        assert st.runs()["run_id"].tolist() == [keep]
+        assert len(st.rows()) == 1
+    assert main(["results", "--remove", "--store", str(store)]) == 2  # which run?

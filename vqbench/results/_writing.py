@@ -148,6 +148,51 @@ class StoreWriting(StoreReading):
             [("UPDATE runs SET status = ?, finished = ? WHERE run_id = ?", (status, finished, run_id))]
         )
 
+    def declare_died(self, run_id: str) -> None:
+        """Mark a "running" run whose process is gone but cannot be seen from here (it ran under
+        another host name, a container) as "interrupted", so that it can be resumed or gated.
+        A run whose process is known to live on this host is refused (:class:`RunBusyError`)."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            status, config = self._run_record(conn, run_id)
+            if status != "running":
+                raise UserError(f"run {run_id} is {status}, not running: there is nothing to declare")
+            old = json.loads(config)
+            if owner_alive(old) and (old.get("owner") or {}).get("host") == owner()["host"]:
+                raise RunBusyError(busy_message(run_id, old))
+            conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished = ? WHERE run_id = ?", (utc_now(), run_id)
+            )
+
+        self._transaction(work)
+
+    def remove_run(self, run_id: str) -> int:
+        """Remove a run and all its rows in one transaction; returns the number of rows removed.
+        A run still being written by a live process is refused (:class:`RunBusyError`)."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            status, config = self._run_record(conn, run_id)
+            old = json.loads(config)
+            if status == "running" and owner_alive(old):
+                raise RunBusyError(
+                    busy_message(run_id, old) + "; if its process is gone (another host), "
+                    f"`vqbench results {run_id} --declare-died` first"
+                )
+            removed = conn.execute("DELETE FROM results WHERE run_id = ?", (run_id,)).rowcount
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            return removed
+
+        return self._transaction(work)
+
+    def _run_record(self, conn: sqlite3.Connection, run_id: str) -> tuple[str, str]:
+        """The status and config of ``run_id`` (its exact id), read inside a transaction."""
+        found = conn.execute("SELECT status, config FROM runs WHERE run_id = ?", (run_id,)).fetchall()
+        if not found:
+            from vqbench.errors import UnknownNameError
+
+            raise UnknownNameError(f"no run {run_id!r} in {self.path} (give its whole id)")
+        return found[0]
+
     def write_rows(self, rows: list[dict]) -> None:
         """Write rows in one transaction (all or none).
 
