@@ -191,3 +191,62 @@ def test_remove_takes_one_whole_run_and_its_rows(tmp_path, capsys):
         assert st.runs()["run_id"].tolist() == [keep]
         assert len(st.rows()) == 1
     assert main(["results", "--remove", "--store", str(store)]) == 2  # which run?
+
+
+# -- the gate passes only what ran ---------------------------------------------------------------
+def _night(st: ResultStore, statuses: list[str]) -> str:
+    """A finished run of one usage figure over three seeds, each seed's row of ``statuses``."""
+    run = st.start_run("full", ENV)
+    rows = []
+    for seed, status in enumerate(statuses):
+        row = _row(cell_id=f"c{seed}", seed=seed, value=0.9 + 0.001 * seed, status=status)
+        if status != "ok":
+            row.update(value=None, message="dataset absent" if status == "skipped" else "boom")
+        rows.append(row)
+    st.write_rows(rows)
+    st.finish_run(run)
+    return run
+
+
+@pytest.mark.parametrize(
+    ("tonight", "said"),
+    [(["skipped"] * 3, "measured nothing"), (["ok", "error", "error"], "2 cell(s)")],
+)
+def test_a_night_that_did_not_run_everything_never_passes(tmp_path, tonight, said):
+    from vqbench.reports.nightly import gate_run, nightly_summary
+
+    with ResultStore(tmp_path / "h.sqlite") as st:
+        for _ in range(3):
+            _night(st, ["ok"] * 3)
+        run = _night(st, tonight)
+        summary = nightly_summary(gate_run(st, run))
+    assert summary["exit_code"] == 4
+    assert any(said in why for why in summary["incomplete"])
+
+
+def test_a_whole_night_passes(tmp_path):
+    from vqbench.reports.nightly import gate_run, nightly_summary
+
+    with ResultStore(tmp_path / "h.sqlite") as st:
+        for _ in range(3):
+            _night(st, ["ok"] * 3)
+        run = _night(st, ["ok"] * 3)
+        summary = nightly_summary(gate_run(st, run))
+    assert summary["exit_code"] == 0 and not summary["incomplete"]
+
+
+# -- a plugin that calls exit() while being imported --------------------------------------------
+@pytest.mark.parametrize("how", ["file", "module"])
+def test_a_plugin_that_exits_on_import_fails_the_run(tmp_path, monkeypatch, capsys, how):
+    (tmp_path / "quitter.py").write_text("import sys\nsys.exit(0)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    store = tmp_path / "s.sqlite"
+    args = ["run", "--store", str(store), "--no-progress", "--suite", str(profile(tmp_path, ["fsq"]))]
+    if how == "file":
+        args += ["--quantizers", f"{tmp_path / 'quitter.py'}:Q"]
+    else:
+        args += ["--plugins", "quitter"]
+    assert main(args) == 2
+    assert "exit(0) while being imported" in capsys.readouterr().err
+    assert not store.exists()

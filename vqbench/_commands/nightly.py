@@ -6,8 +6,8 @@ settings; thresholds per metric and per quantizer pattern come from a TOML file 
 vqbench.reports.thresholds), and --threshold sets the one for other timing figures.
 
 Writes nightly.html, nightly.md (+ figures) and summary.json. Exit codes: 0 pass; 1 a regression;
-4 the run cannot be judged whole (it is not finished, or figures that its history measured are
-missing); 2 bad input.
+4 the run cannot be judged whole (it is not finished, figures that its history measured are
+missing, some of its cells or seeds failed, or it measured nothing); 2 bad input.
 
 A run with a regression stays out of the history, so a lasting slowdown is flagged every night
 (never silently the new baseline) until it is accepted: `vqbench nightly --accept RUN` records
