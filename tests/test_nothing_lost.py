@@ -250,3 +250,30 @@ def test_a_plugin_that_exits_on_import_fails_the_run(tmp_path, monkeypatch, caps
     assert main(args) == 2
     assert "exit(0) while being imported" in capsys.readouterr().err
     assert not store.exists()
+
+
+# -- a plugin under a built-in's name is checked like any plugin --------------------------------
+def test_a_plugin_in_a_built_in_s_place_is_not_taken_for_the_built_in():
+    import torch
+
+    from vqbench.quantizers import register_quantizer
+    from vqbench.quantizers._registry import REGISTRY
+    from vqbench.suite.preflight import is_builtin
+
+    class Fast(torch.nn.Module):
+        """Claims to be vqbench's FSQ."""
+
+    assert is_builtin("fsq") and is_builtin("vq")
+    state = REGISTRY.snapshot()
+    try:
+        REGISTRY.remove("fsq")
+        register_quantizer(
+            "fsq", Fast, family="fsq", memory="linear", settings={}, description="x", builtin=True
+        )
+        register_quantizer(
+            "fsq-fast", Fast, family="fsq", memory="linear", settings={}, description="x", builtin=True
+        )
+        assert not is_builtin("fsq") and not is_builtin("fsq-fast")
+    finally:
+        REGISTRY.restore(state)
+    assert is_builtin("fsq")
