@@ -277,3 +277,14 @@ def test_a_plugin_in_a_built_in_s_place_is_not_taken_for_the_built_in():
     finally:
         REGISTRY.restore(state)
     assert is_builtin("fsq")
+
+
+# -- listing a large store reads little ----------------------------------------------------------
+def test_listing_runs_reads_only_the_marks_of_each_config(tmp_path):
+    with ResultStore(tmp_path / "s.sqlite") as st:
+        cells = [{"quantizer": "fsq", "seed": i} for i in range(1000)]
+        run = st.start_run("quick", ENV, config={"cells": cells, "imported": {"file": "f.json"}})
+        listed = json.loads(st.runs()["config"].iloc[0])
+        assert "cells" not in listed and listed["imported"] == {"file": "f.json"}
+        assert listed["owner"]["pid"] > 0 and st.runs()["status"].iloc[0] == "running"
+        assert len(st.run_info(run)["config"]["cells"]) == 1000  # the whole config is still there
