@@ -288,3 +288,30 @@ def test_listing_runs_reads_only_the_marks_of_each_config(tmp_path):
         assert "cells" not in listed and listed["imported"] == {"file": "f.json"}
         assert listed["owner"]["pid"] > 0 and st.runs()["status"].iloc[0] == "running"
         assert len(st.run_info(run)["config"]["cells"]) == 1000  # the whole config is still there
+
+
+# -- a store whose newest rows are in its write-ahead log, in a read-only folder -----------------
+def test_rows_in_the_write_ahead_log_never_vanish_in_a_read_only_folder(tmp_path, monkeypatch, capsys):
+    import os
+    import shutil
+
+    import vqbench.results._connection as store_module
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    store = folder / "results.sqlite"
+    with ResultStore(store) as st:
+        run = st.start_run("quick", ENV)
+        st.write_rows([_row()])
+        st.finish_run(run)
+        # a copy taken while the writer holds the store open: the rows are still in the -wal file
+        shutil.copy(store, tmp_path / "copy.sqlite")
+        shutil.copy(f"{store}-wal", tmp_path / "copy.sqlite-wal")
+    copy = tmp_path / "copy.sqlite"
+    assert Path(f"{copy}-wal").stat().st_size > 0 and not Path(f"{copy}-shm").exists()
+    real = os.access  # the folder is read-only as far as vqbench asks (permissions do not bind root)
+    monkeypatch.setattr(
+        store_module.os, "access", lambda p, mode: False if Path(p).resolve() == tmp_path else real(p, mode)
+    )
+    assert main(["results", "--store", str(copy)]) == 2
+    assert "write-ahead log" in capsys.readouterr().err
