@@ -315,3 +315,35 @@ def test_rows_in_the_write_ahead_log_never_vanish_in_a_read_only_folder(tmp_path
     )
     assert main(["results", "--store", str(copy)]) == 2
     assert "write-ahead log" in capsys.readouterr().err
+
+
+# -- a core-lock folder that someone else planted -----------------------------------------------
+@pytest.mark.parametrize("planted", ["other user", "world-writable", "link"])
+def test_a_planted_core_lock_folder_is_not_trusted(tmp_path, planted):
+    import os
+
+    from vqbench.suite.executors.local import CoreClaims
+
+    folder = tmp_path / "vqbench-cores-1000"
+    if planted == "link":
+        target = tmp_path / "elsewhere"
+        target.mkdir(mode=0o700)
+        folder.symlink_to(target)
+    else:
+        folder.mkdir()
+        folder.chmod(0o777 if planted == "world-writable" else 0o700)
+        if planted == "other user":
+            if os.geteuid() != 0:
+                pytest.skip("only root can give a folder to another user")
+            os.chown(folder, 65534, 65534)
+    claims = CoreClaims(folder)
+    try:
+        assert claims.grab_free([0]) == [0]
+        own = tmp_path / "vqbench-cores-1000-1"
+        assert (own / "core-0.lock").is_file()
+        assert not (folder / "core-0.lock").exists()
+        assert os.stat(own).st_uid == os.getuid() and not os.stat(own).st_mode & 0o077
+        other = CoreClaims(folder)  # this user's next run finds the same locks
+        assert other.grab_free([0]) == []
+    finally:
+        claims.release()
