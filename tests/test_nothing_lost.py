@@ -347,3 +347,26 @@ def test_a_planted_core_lock_folder_is_not_trusted(tmp_path, planted):
         assert other.grab_free([0]) == []
     finally:
         claims.release()
+
+
+# -- a figure with a badly typed field is one error row, not a failed run -----------------------
+@pytest.mark.parametrize(
+    "bad", [{"unit": 5}, {"extra": "x"}, {"n": "many"}, {"higher_is_better": "yes"}, {"time": []}]
+)
+def test_a_badly_typed_figure_is_an_error_row_and_the_run_goes_on(tmp_path, bad):
+    from vqbench.suite.cells import Cell
+    from vqbench.suite.progress import ProgressBar
+    from vqbench.suite.run_loop import CellLoop
+
+    cells = [Cell(suite="t", benchmark="usage", quantizer=q, dataset="gaussian") for q in ("fsq", "vq")]
+    good = {"metric": "utilization", "value": 0.5, "unit": "", "higher_is_better": True}
+    with ResultStore(tmp_path / "s.sqlite") as st:
+        run = st.start_run("t", ENV)
+        with ProgressBar(2, False, "t") as bar:
+            loop = CellLoop(None, st, run, cells, bar, None)
+            loop._record(cells[0], {"status": "ok", "figures": [{**good, **bad}]}, 0)
+            loop._record(cells[1], {"status": "ok", "figures": [good]}, 1)
+        rows = st.rows(run).set_index("quantizer")
+    assert rows.loc["fsq", "status"] == "error"
+    assert "could not be stored" in rows.loc["fsq", "message"]
+    assert rows.loc["vq", "status"] == "ok" and loop.done == 2
