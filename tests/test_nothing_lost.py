@@ -370,3 +370,25 @@ def test_a_badly_typed_figure_is_an_error_row_and_the_run_goes_on(tmp_path, bad)
     assert rows.loc["fsq", "status"] == "error"
     assert "could not be stored" in rows.loc["fsq", "message"]
     assert rows.loc["vq", "status"] == "ok" and loop.done == 2
+
+
+def test_nightly_gates_a_stored_run_in_a_read_only_folder(tmp_path, monkeypatch):
+    import os
+
+    import vqbench.results._connection as store_module
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    store = folder / "results.sqlite"
+    with ResultStore(store) as st:
+        for _ in range(3):
+            _night(st, ["ok"] * 3)
+    before = sorted(p.name for p in folder.iterdir())
+    real = os.access  # the folder is read-only as far as vqbench asks (permissions do not bind root)
+    monkeypatch.setattr(
+        store_module.os, "access", lambda p, mode: False if Path(p).resolve() == folder else real(p, mode)
+    )
+    out = tmp_path / "n"
+    assert main(["nightly", "--run", "latest", "--store", str(store), "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["exit_code"] == 0
+    assert sorted(p.name for p in folder.iterdir()) == before
