@@ -392,3 +392,36 @@ def test_nightly_gates_a_stored_run_in_a_read_only_folder(tmp_path, monkeypatch)
     assert main(["nightly", "--run", "latest", "--store", str(store), "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["exit_code"] == 0
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+# -- a peer that sends a byte now and then cannot hold a handshake slot -------------------------
+def test_the_handshake_time_limit_covers_the_whole_handshake():
+    import socket
+    import threading
+    import time
+
+    from vqbench.suite import _wire
+
+    here, peer = socket.socketpair()
+    stop = threading.Event()
+
+    def drip() -> None:  # one byte every 0.2 s: each read is quick, the handshake never ends
+        peer.recv(1024)  # the challenge
+        for byte in b"\x00\x00\x00\x30" + b"\x01" * 0x30:  # a whole answer frame, slowly
+            if stop.wait(0.2):
+                return
+            try:
+                peer.send(bytes([byte]))
+            except OSError:
+                return
+
+    threading.Thread(target=drip, daemon=True).start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            _wire.serve_handshake(here, b"k" * 32, timeout=1.0)
+        assert time.monotonic() - start < 3.0
+    finally:
+        stop.set()
+        here.close()
+        peer.close()
