@@ -425,3 +425,14 @@ def test_the_handshake_time_limit_covers_the_whole_handshake():
         stop.set()
         here.close()
         peer.close()
+
+
+# -- a failure in float32 is not a precision refusal ---------------------------------------------
+def test_a_failure_in_float32_says_what_failed_not_that_float32_is_refused():
+    from vqbench.suite.precision import refusal_named
+
+    with pytest.raises(ZeroDivisionError), refusal_named("mine", "float32"):
+        raise ZeroDivisionError("division by zero")
+    with pytest.raises(RuntimeError, match="refuses precision 'float16': ZeroDivisionError"):
+        with refusal_named("mine", "float16"):
+            raise ZeroDivisionError("division by zero")
