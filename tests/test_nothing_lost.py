@@ -436,3 +436,15 @@ def test_a_failure_in_float32_says_what_failed_not_that_float32_is_refused():
     with pytest.raises(RuntimeError, match="refuses precision 'float16': ZeroDivisionError"):
         with refusal_named("mine", "float16"):
             raise ZeroDivisionError("division by zero")
+
+
+def test_an_import_with_a_badly_typed_value_is_refused_in_one_line(tmp_path, capsys):
+    path = _export(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["rows"][1]["higher_is_better"] = "yes"
+    path.write_text(json.dumps(doc))
+    store = tmp_path / "s.sqlite"
+    assert main(["results", "--import", str(path), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "row #1" in err and "higher_is_better" in err and "Traceback" not in err
+    assert not store.exists() or _runs(store).empty

@@ -115,7 +115,12 @@ class StoreWriting(StoreReading):
             environment_hash(environment),
             canonical_json(run.get("config") or {}, "run config"),
         )
-        normalized = [normalize_row({**r, "run_id": run_id}, run_id=run_id, suite=suite) for r in rows]
+        normalized = []
+        for i, row in enumerate(rows):
+            try:
+                normalized.append(normalize_row({**row, "run_id": run_id}, run_id=run_id, suite=suite))
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"row #{i} of run {run_id} cannot be stored: {exc}") from exc
 
         def work(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchall():
