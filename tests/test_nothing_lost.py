@@ -448,3 +448,13 @@ def test_an_import_with_a_badly_typed_value_is_refused_in_one_line(tmp_path, cap
     err = capsys.readouterr().err
     assert "row #1" in err and "higher_is_better" in err and "Traceback" not in err
     assert not store.exists() or _runs(store).empty
+
+
+def test_a_dataset_larger_than_memory_is_refused_before_the_run(tmp_path, capsys):
+    path = profile(tmp_path, ["fsq"])
+    path.write_text(path.read_text().replace("n_train = 256", "n_train = 100000000000"))
+    store = tmp_path / "s.sqlite"
+    assert main(["run", "--suite", str(path), "--store", str(store), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "datasets.gaussian.n_train" in err and "GiB" in err
+    assert not store.exists()
