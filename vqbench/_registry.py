@@ -198,8 +198,10 @@ def load_reference(ref: str, what: str = "reference", *, callable_only: bool = T
             module = import_file(Path(module_name))
         else:
             module = importlib.import_module(module_name)
-    except Exception as exc:  # a plugin may fail in any way; report it by name
+    except (Exception, SystemExit) as exc:  # a plugin may fail in any way; report it by name
         detail = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):  # exit() while being imported: not a success
+            detail = f"it called exit({exc.code!r}) while being imported"
         raise PluginLoadError(f"{what}: could not import {module_name!r}: {detail}") from exc
     obj: Any = module
     for part in attr.split("."):

@@ -9,8 +9,8 @@ settings; thresholds per metric and per quantizer pattern come from a TOML file 
 vqbench.reports.thresholds), and --threshold sets the one for other timing figures.
 
 Writes nightly.html, nightly.md (+ figures) and summary.json. Exit codes: 0 pass; 1 a regression;
-4 the run cannot be judged whole (it is not finished, or figures that its history measured are
-missing); 2 bad input.
+4 the run cannot be judged whole (it is not finished, figures that its history measured are
+missing, some of its cells or seeds failed, or it measured nothing); 2 bad input.
 
 A run with a regression stays out of the history, so a lasting slowdown is flagged every night
 (never silently the new baseline) until it is accepted: `vqbench nightly --accept RUN` records
@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
     )
     from vqbench.reports.render_terminal import rich_table
     from vqbench.reports.thresholds import load_gate_config
-    from vqbench.results import open_store
 
     config = load_gate_config(args.config)
     if args.window is not None:
@@ -124,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     if args.accept:
         return _accept(args, console)
-    store = open_store(args.store)
+    store = _open_for_gate(args.store, args.existing_run)
     try:
         if args.existing_run:
             run_id = store.resolve_run(args.existing_run)
@@ -169,6 +168,19 @@ def run(args: argparse.Namespace) -> int:
     for kind, path in paths.items():
         console.print(f"{kind}: {path}", highlight=False)
     return summary["exit_code"]
+
+
+def _open_for_gate(path, existing_run: str | None):
+    """The store, writable; a stored run (``--run``) in a store this user cannot write is gated
+    read-only (its verdict is then in summary.json only)."""
+    from vqbench.results import StoreError, open_store
+
+    try:
+        return open_store(path)
+    except StoreError:
+        if not existing_run:
+            raise
+        return open_store(path, readonly=True)
 
 
 def _record_verdict(store, run_id: str, outcome) -> None:

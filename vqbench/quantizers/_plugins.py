@@ -78,8 +78,10 @@ def import_plugins(modules: Sequence[str], paths: Sequence[str] = ()) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
-        except Exception as exc:  # a plugin may fail in any way; name it
+        except (Exception, SystemExit) as exc:  # a plugin may fail in any way; name it
             detail = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, SystemExit):  # exit() while being imported: not a success
+                detail = f"it called exit({exc.code!r}) while being imported"
             where = ""
             if isinstance(exc, ModuleNotFoundError) and exc.name and name.startswith(exc.name):
                 where = f" (searched the installed packages and {', '.join(paths) or 'sys.path'})"

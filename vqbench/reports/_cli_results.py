@@ -7,6 +7,8 @@ Examples:
   vqbench results RUN --export run.parquet # also .json, .csv
   vqbench results --import .benchmarks/Linux-CPython-3.11-64bit/0001_bench.json
   vqbench results --import run.json --new-id  # the run id is taken: import it under a new one
+  vqbench results RUN --declare-died       # it shows as running, but its host or container is gone
+  vqbench results RUN --remove             # the run and its rows leave the store
 
 A file never merges into a stored run. Imported runs enter the nightly history only with
 `vqbench nightly --include-imported`.
@@ -55,6 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(its origin is recorded); without it such a file is refused",
     )
     parser.add_argument(
+        "--declare-died",
+        action="store_true",
+        help="mark RUN, shown as running though its process is gone (it ran on another host or "
+        "in a container), as interrupted, so that it can be resumed or gated",
+    )
+    parser.add_argument(
+        "--remove",
+        action="store_true",
+        help="remove RUN (its whole id) and all its rows from the store",
+    )
+    parser.add_argument(
         "--limit", type=int, default=30, metavar="N", help="runs to list (default: 30, newest)"
     )
     add_store_option(parser)
@@ -82,7 +95,9 @@ def _list_runs(store, console, limit: int) -> None:
             table.add_column(col, justify=justify, overflow="fold")
     for rec in shown.to_dict("records"):
         duration = ""
-        if rec["finished"] is not None and rec["finished"] == rec["finished"]:
+        started = rec["started"]
+        started = "?" if started != started else started.strftime("%Y-%m-%d %H:%M:%S")  # NaT: unreadable
+        if started != "?" and rec["finished"] is not None and rec["finished"] == rec["finished"]:
             duration = f"{(rec['finished'] - rec['started']).total_seconds():.0f} s"
         styles = {"finished": "green", "interrupted": "yellow", "died": "red", "running": "cyan"}
         style = styles.get(rec["status"], "")
@@ -90,7 +105,7 @@ def _list_runs(store, console, limit: int) -> None:
             Text(rec["run_id"]),
             Text(rec["suite"]),
             Text(rec["status"], style=style),
-            Text(rec["started"].strftime("%Y-%m-%d %H:%M:%S")),
+            Text(started),
             duration,
             str(rec["n_rows"]),
             Text(str(rec["n_errors"]), style="red" if rec["n_errors"] else ""),
@@ -118,7 +133,21 @@ def run(args: argparse.Namespace) -> int:
     from vqbench.results import open_store
 
     console = make_console()
-    with open_store(args.store, readonly=not args.import_files) as store:
+    changes = args.declare_died or args.remove
+    if changes and (args.run_id is None or args.import_files or args.export):
+        raise UserError("--declare-died and --remove take one RUN (its whole id) and no --import or --export")
+    with open_store(args.store, readonly=not (args.import_files or changes)) as store:
+        if args.declare_died:
+            store.declare_died(args.run_id)
+            console.print(
+                f"run {args.run_id} marked interrupted; resume it with `vqbench run --resume {args.run_id}`",
+                highlight=False,
+            )
+        if args.remove:
+            removed = store.remove_run(args.run_id)
+            console.print(f"run {args.run_id} removed with its {removed} rows", highlight=False)
+        if changes:
+            return 0
         if args.import_files:
             for path in args.import_files:
                 run_id = store.import_file(path, new_id=args.new_id)

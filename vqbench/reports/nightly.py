@@ -85,6 +85,19 @@ def gate_run(
                 else ""
             )
         )
+    ran = run.rows["status"].value_counts()
+    if not ran.get("ok", 0):
+        gate.incomplete.append(
+            f"run {run.run_id} measured nothing ({ran.get('skipped', 0)} skipped and "
+            f"{ran.get('error', 0)} failed row(s)): a night that ran nothing never passes"
+        )
+    elif ran.get("error", 0):
+        failed = run.rows[run.rows["status"] == "error"]
+        gate.incomplete.append(
+            f"{failed['cell_id'].nunique()} cell(s) of run {run.run_id} failed (e.g. "
+            f"{failed.iloc[0]['quantizer']} {failed.iloc[0]['benchmark']}): a figure with failed "
+            "cells or seeds is not judged on the rest"
+        )
     missing = gate.checks[gate.checks["status"] == "missing"] if not gate.checks.empty else gate.checks
     if len(missing):
         gate.incomplete.append(

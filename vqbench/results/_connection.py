@@ -124,6 +124,14 @@ def readonly_uri(path: Path) -> str:
     uri = f"{path.resolve().as_uri()}?mode=ro"
     parent = path.resolve().parent
     if not os.access(parent, os.W_OK) and not Path(f"{path}-shm").exists():
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:  # read as immutable, its rows would vanish
+            raise StoreError(
+                f"result store {path} has rows in its write-ahead log {wal} that SQLite can read "
+                f"only where it can create {path}-shm, and the folder {parent} is not writable: "
+                "copy the store and its -wal file to a writable folder (or open it once where "
+                "its folder is writable) and pass that --store path"
+            )
         uri += "&immutable=1"
     return uri
 

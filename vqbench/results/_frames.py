@@ -32,7 +32,7 @@ def type_rows(frame: Any) -> Any:
     frame = frame[list(ROW_COLUMNS)].copy()
     for col in TEXT_COLUMNS:
         frame[col] = _text(frame[col])
-    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
+    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601", errors="coerce")
     for col in ("value", "spread"):
         frame[col] = pd.to_numeric(frame[col], errors="raise").astype("float64")
     for col in ("n", "seed"):
@@ -50,7 +50,7 @@ def runs_frame(records: list[Any], extra_columns: tuple[str, ...] = ()) -> Any:
     for col in RUN_TEXT_COLUMNS:
         frame[col] = _text(frame[col])
     for col in ("started", "finished"):
-        frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+        frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601", errors="coerce")
     for col in extra_columns:
         frame[col] = pd.to_numeric(frame[col]).astype("Int64")
     return frame

@@ -87,20 +87,34 @@ def _import_vqbench(store: StoreWriting, path: Path, new_id: bool = False) -> st
         raise UserError(f"{path}: the run has no suite")
     if not all(isinstance(r, dict) for r in doc["rows"]):
         raise UserError(f"{path}: every row must be an object")
+    rows = [{k: v for k, v in row.items() if k != "row_id"} for row in doc["rows"]]
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        key = canonical_json(row, f"{path}: row #{i}")
+        if key in seen:
+            raise UserError(
+                f"{path}: row #{i} repeats row #{seen[key]} exactly; an export holds each figure "
+                "once, so this file was edited or joined: nothing was imported"
+            )
+        seen[key] = i
     digest = _digest({"run": run, "rows": doc["rows"]})
+    before = store._read(
+        "SELECT run_id FROM runs WHERE json_extract(config, '$.imported.digest') = ?", (digest,)
+    )
+    if before:
+        return before[0][0]  # this very file, imported before (under its own or a new id)
     run_id = original
     have = _existing(store, run_id)
     if have is not None and not new_id:
-        if (have["config"].get("imported") or {}).get("digest") == digest:
-            return run_id  # this very file, imported before
         raise UserError(
             f"{path}: run {run_id} already exists in {store.path} (suite {have['suite']!r}, "
             f"{have['status']}); a file never merges into a stored run: pass --new-id to import it "
             "under a new run id"
         )
     if new_id:
-        run_id = f"{original}-import-{secrets.token_hex(3)}"
-    config = {k: v for k, v in (run.get("config") or {}).items() if k != "owner"}
+        run_id = f"{original[:80]}-import-{secrets.token_hex(3)}"
+    # the marks a gate left in another store (its verdict, an acceptance) do not hold here
+    config = {k: v for k, v in (run.get("config") or {}).items() if k not in ("owner", "gate", "accepted")}
     config["imported"] = {"file": path.name, "run_id": original, "digest": digest, "time": utc_now()}
     status = run.get("status") if run.get("status") in ("finished", "interrupted") else "interrupted"
     store.add_run(
@@ -113,7 +127,7 @@ def _import_vqbench(store: StoreWriting, path: Path, new_id: bool = False) -> st
             "started": run.get("started"),
             "finished": run.get("finished"),
         },
-        [{k: v for k, v in row.items() if k != "row_id"} for row in doc["rows"]],
+        rows,
     )
     return run_id
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from datetime import datetime, timezone
@@ -64,10 +65,26 @@ def busy_message(run_id: str, config: dict) -> str:
     )
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_id(run_id: object, where: str = "run_id") -> str:
+    """``run_id`` when it can name a run (and the report folder made from it): 1-100 letters,
+    digits, ``.``, ``_`` or ``-``, starting with a letter or digit; else a ``UserError``."""
+    from vqbench.errors import UserError
+
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        raise UserError(
+            f"{where} must be 1-100 letters, digits, '.', '_' or '-' starting with a letter or "
+            f"digit (it names a report folder), got {run_id!r}"
+        )
+    return run_id
+
+
 def new_run_id() -> str:
     """A fresh run id: the UTC start time and a random suffix."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-__all__ = ["busy_message", "new_run_id", "owner", "owner_alive"]
+__all__ = ["busy_message", "check_run_id", "new_run_id", "owner", "owner_alive"]

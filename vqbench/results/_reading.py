@@ -16,6 +16,8 @@ from vqbench.results._ownership import owner_alive
 from vqbench.results._renames import current_names
 from vqbench.results._schema import ROW_COLUMNS, RUN_COLUMNS
 
+_RUN_MARKS = ("owner", "imported", "gate", "accepted")
+
 
 class StoreReading(StoreConnection):
     """The read side of a store: runs and their rows."""
@@ -57,8 +59,13 @@ class StoreReading(StoreConnection):
         return info
 
     def runs(self) -> Any:
-        """All runs, oldest first, with row counts (``n_rows``, ``n_errors``)."""
-        cols = ", ".join(f"r.{c}" for c in RUN_COLUMNS)
+        """All runs, oldest first, with row counts (``n_rows``, ``n_errors``).
+
+        ``config`` holds only what places a run among the others (``owner``, ``imported``,
+        ``gate``, ``accepted``), so that listing a large store reads little; :meth:`run_info` has
+        a run's whole config."""
+        marks = ", ".join(f"'{k}', json(json_extract(r.config, '$.{k}'))" for k in _RUN_MARKS)
+        cols = ", ".join(f"json_object({marks})" if c == "config" else f"r.{c}" for c in RUN_COLUMNS)
         records = self._read(
             f"SELECT {cols}, COUNT(x.row_id), COALESCE(SUM(x.status = 'error'), 0) "
             "FROM runs r LEFT JOIN results x ON x.run_id = r.run_id "

@@ -76,6 +76,28 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def run_time(value: Any, what: str) -> str:
+    """A run's start or end time as stored (ISO 8601 UTC with microseconds, so that text order is
+    time order); ``None`` is now. A time that is not ISO 8601, or more than a day in the future
+    (it would stay the latest run for ever), is a ``UserError``."""
+    from datetime import timedelta
+
+    from vqbench.errors import UserError
+
+    if value is None or value == "":
+        return utc_now()
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise UserError(f"a run's {what} time must be an ISO 8601 date and time, got {value!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    when = when.astimezone(timezone.utc)
+    if when > datetime.now(timezone.utc) + timedelta(days=1):
+        raise UserError(f"a run's {what} time lies in the future: {value!r}")
+    return when.isoformat(timespec="microseconds")
+
+
 def canonical_json(value: Any, what: str) -> str:
     """``value`` as JSON with sorted keys; a string is taken as JSON already and checked."""
     if isinstance(value, str):
@@ -213,5 +235,6 @@ __all__ = [
     "canonical_json",
     "config_hash",
     "normalize_row",
+    "run_time",
     "utc_now",
 ]

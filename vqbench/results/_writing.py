@@ -9,7 +9,7 @@ from typing import Any
 from vqbench.errors import UserError
 from vqbench.results._environment import environment_hash
 from vqbench.results._errors import RunBusyError
-from vqbench.results._ownership import busy_message, new_run_id, owner, owner_alive
+from vqbench.results._ownership import busy_message, check_run_id, new_run_id, owner, owner_alive
 from vqbench.results._reading import StoreReading
 from vqbench.results._schema import (
     ROW_COLUMNS,
@@ -17,6 +17,7 @@ from vqbench.results._schema import (
     RUN_STATUSES,
     canonical_json,
     normalize_row,
+    run_time,
     utc_now,
 )
 
@@ -93,9 +94,7 @@ class StoreWriting(StoreReading):
         a file that fails half-way leaves nothing. ``run`` holds ``run_id``, ``suite``,
         ``environment``, ``config``, ``status`` and optionally ``started``/``finished``. An
         existing run id is refused."""
-        run_id = run.get("run_id")
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise UserError(f"run_id must be a non-empty string, got {run_id!r}")
+        run_id = check_run_id(run.get("run_id"))
         suite = run.get("suite")
         if not isinstance(suite, str) or not suite:
             raise UserError(f"suite must be a non-empty string, got {suite!r}")
@@ -105,17 +104,23 @@ class StoreWriting(StoreReading):
         status = run.get("status", "finished")
         if status not in ("finished", "interrupted"):
             raise UserError(f"an added run's status must be finished or interrupted, got {status!r}")
+        started = run_time(run.get("started"), "started")
         values = (
             run_id,
-            str(run.get("started") or utc_now()),
-            str(run.get("finished") or utc_now()),
+            started,
+            max(run_time(run.get("finished"), "finished"), started),
             suite,
             status,
             canonical_json(environment, "run environment"),
             environment_hash(environment),
             canonical_json(run.get("config") or {}, "run config"),
         )
-        normalized = [normalize_row({**r, "run_id": run_id}, run_id=run_id, suite=suite) for r in rows]
+        normalized = []
+        for i, row in enumerate(rows):
+            try:
+                normalized.append(normalize_row({**row, "run_id": run_id}, run_id=run_id, suite=suite))
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"row #{i} of run {run_id} cannot be stored: {exc}") from exc
 
         def work(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchall():
@@ -147,6 +152,51 @@ class StoreWriting(StoreReading):
         self._write(
             [("UPDATE runs SET status = ?, finished = ? WHERE run_id = ?", (status, finished, run_id))]
         )
+
+    def declare_died(self, run_id: str) -> None:
+        """Mark a "running" run whose process is gone but cannot be seen from here (it ran under
+        another host name, a container) as "interrupted", so that it can be resumed or gated.
+        A run whose process is known to live on this host is refused (:class:`RunBusyError`)."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            status, config = self._run_record(conn, run_id)
+            if status != "running":
+                raise UserError(f"run {run_id} is {status}, not running: there is nothing to declare")
+            old = json.loads(config)
+            if owner_alive(old) and (old.get("owner") or {}).get("host") == owner()["host"]:
+                raise RunBusyError(busy_message(run_id, old))
+            conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished = ? WHERE run_id = ?", (utc_now(), run_id)
+            )
+
+        self._transaction(work)
+
+    def remove_run(self, run_id: str) -> int:
+        """Remove a run and all its rows in one transaction; returns the number of rows removed.
+        A run still being written by a live process is refused (:class:`RunBusyError`)."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            status, config = self._run_record(conn, run_id)
+            old = json.loads(config)
+            if status == "running" and owner_alive(old):
+                raise RunBusyError(
+                    busy_message(run_id, old) + "; if its process is gone (another host), "
+                    f"`vqbench results {run_id} --declare-died` first"
+                )
+            removed = conn.execute("DELETE FROM results WHERE run_id = ?", (run_id,)).rowcount
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            return removed
+
+        return self._transaction(work)
+
+    def _run_record(self, conn: sqlite3.Connection, run_id: str) -> tuple[str, str]:
+        """The status and config of ``run_id`` (its exact id), read inside a transaction."""
+        found = conn.execute("SELECT status, config FROM runs WHERE run_id = ?", (run_id,)).fetchall()
+        if not found:
+            from vqbench.errors import UnknownNameError
+
+            raise UnknownNameError(f"no run {run_id!r} in {self.path} (give its whole id)")
+        return found[0]
 
     def write_rows(self, rows: list[dict]) -> None:
         """Write rows in one transaction (all or none).

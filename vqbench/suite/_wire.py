@@ -26,6 +26,7 @@ import os
 import secrets
 import socket
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +173,16 @@ def _send_frame(sock: socket.socket, data: bytes) -> None:
     sock.sendall(struct.pack("!i", len(data)) + data)
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
+    """``n`` bytes; with a ``deadline`` (``time.monotonic()``) for all of them, not for each read,
+    so that a peer sending a byte now and then cannot hold the handshake open."""
     chunks, got = [], 0
     while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the handshake did not finish in time")
+            sock.settimeout(left)
         chunk = sock.recv(n - got)
         if not chunk:
             raise ProtocolError("the connection closed during the handshake")
@@ -183,11 +191,11 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _recv_frame(sock: socket.socket) -> bytes:
-    (size,) = struct.unpack("!i", _recv_exact(sock, 4))
+def _recv_frame(sock: socket.socket, deadline: float | None = None) -> bytes:
+    (size,) = struct.unpack("!i", _recv_exact(sock, 4, deadline))
     if not 0 <= size <= MAX_HANDSHAKE_BYTES:
         raise ProtocolError(f"a handshake frame of {size} bytes (at most {MAX_HANDSHAKE_BYTES})")
-    return _recv_exact(sock, size)
+    return _recv_exact(sock, size, deadline)
 
 
 def _mac(key: bytes, role: bytes, nonce: bytes) -> bytes:
@@ -198,15 +206,17 @@ def serve_handshake(sock: socket.socket, key: bytes, timeout: float = HANDSHAKE_
     """The coordinator's side: check that the peer holds ``key``, prove that we do, return its token.
 
     Nothing the peer sends is deserialized before its key is checked; the ``hello`` after it is
-    JSON. Raises :class:`ProtocolError` (or ``OSError``, ``TimeoutError``) otherwise."""
+    JSON. ``timeout`` bounds the whole handshake. Raises :class:`ProtocolError` (or ``OSError``,
+    ``TimeoutError``) otherwise."""
+    deadline = time.monotonic() + timeout
     sock.settimeout(timeout)
     challenge = secrets.token_bytes(_NONCE)
     _send_frame(sock, challenge)
-    answer = _recv_frame(sock)
+    answer = _recv_frame(sock, deadline)
     if len(answer) != 32 + _NONCE or not hmac.compare_digest(answer[:32], _mac(key, b"worker", challenge)):
         raise ProtocolError("the peer does not hold the run's key")
     _send_frame(sock, _mac(key, b"coordinator", answer[32:]))
-    hello = json.loads(_recv_frame(sock).decode("utf-8"))
+    hello = json.loads(_recv_frame(sock, deadline).decode("utf-8"))
     if not isinstance(hello, dict) or hello.get("type") != "hello" or not isinstance(hello.get("token"), str):
         raise ProtocolError("the first message after the handshake must be a hello with a token")
     sock.settimeout(None)

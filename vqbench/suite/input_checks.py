@@ -321,6 +321,30 @@ def check_dataset_options(profile: Profile) -> None:
             default = None if p.default is inspect.Parameter.empty else p.default
             annotation = p.annotation if isinstance(p.annotation, str) else None
             check_value(value, default, f"{where}.{key}", profile, annotation)
+        _check_sample_counts(where, options, params, profile)
+
+
+def _check_sample_counts(where: str, options: dict, params: Any, profile: Profile) -> None:
+    """Sample counts that a dataset would draw and hold in memory must fit this machine's RAM
+    (float64 draws of ``n_train + n_eval`` vectors of ``dim`` channels)."""
+    from .checks import device_memory
+
+    def given(key: str) -> Any:
+        value = options.get(key, params[key].default if key in params else None)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    counts = [n for n in (given("n_train"), given("n_eval")) if n is not None]
+    dim = given("dim") or 1
+    if not counts:
+        return
+    need, have = sum(counts) * dim * 8, device_memory("cpu")
+    if have and need > have:
+        key = "n_train" if "n_train" in options else "n_eval"
+        raise profile.error(
+            f"{where}.{key}",
+            f"{sum(counts)} vectors of {dim} channels need about {need / 2**30:.1f} GiB to draw, "
+            f"more than the {have / 2**30:.1f} GiB of memory available here",
+        )
 
 
 def check_user_files(cells: list[Cell], source: str) -> None:

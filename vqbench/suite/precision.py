@@ -144,10 +144,13 @@ def ran_dtype(fn: Callable[[], Any]) -> tuple[str | None, dict[str, float]]:
 
 @contextlib.contextmanager
 def refusal_named(quantizer: str, precision: str) -> Iterator[None]:
-    """Re-raise a quantizer's failure in ``precision`` as one that says so (an error row)."""
+    """Re-raise a quantizer's failure in ``precision`` as one that says so (an error row); in the
+    reference precision (float32) a failure is not about precision and is raised as it came."""
     try:
         yield
     except Exception as exc:
+        if precision == REFERENCE:
+            raise
         raise RuntimeError(
             f"quantizer {quantizer!r} refuses precision {precision!r}: {type(exc).__name__}: {exc}"
         ) from exc

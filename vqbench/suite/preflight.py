@@ -61,10 +61,18 @@ class Outcome:
 
 
 def is_builtin(name: str) -> bool:
-    """One of vqbench's own registrations (its FSQ and the upstream baselines)."""
+    """One of vqbench's own registrations (its FSQ and the upstream baselines), as registered by
+    vqbench: a plugin that took a built-in's name, or calls itself built-in, is checked like any
+    other plugin."""
     from vqbench.quantizers import BUILTIN_NAMES
+    from vqbench.quantizers._registry import REGISTRY
 
-    return name in BUILTIN_NAMES
+    spec = REGISTRY.specs().get(name)
+    if name not in BUILTIN_NAMES or spec is None or not spec.builtin:
+        return False
+    target = spec.target
+    module = target.partition(":")[0] if isinstance(target, str) else getattr(target, "__module__", "")
+    return str(module).split(".")[0] == "vqbench"
 
 
 def targets(cells: list[Cell], *, builtins: bool = False) -> list[Target]:

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from vqbench.results._errors import StoreError
+
 from .cells import Cell
 from .executors import Done, ExecutorSettings, Lost, StartFailed, make_executor, require_engine
 from .executors.local import START_FAILURE_HINT
@@ -61,7 +63,17 @@ class CellLoop:
         if self.attempts.get(index, 1) > 1:
             outcome["attempts"] = self.attempts[index]
         run_id = self.environment_runs.get(cell.environment, self.run_id)
-        self.store.write_rows(rows_for(cell, run_id, outcome))
+        try:
+            self.store.write_rows(rows_for(cell, run_id, outcome))
+        except StoreError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a malformed figure
+            outcome = {
+                **{k: v for k, v in outcome.items() if k not in ("figures", "message")},
+                "status": "error",
+                "message": f"the cell's figures could not be stored: {exc}",
+            }
+            self.store.write_rows(rows_for(cell, run_id, outcome))
         self.done += 1
         self.progress.advance(cell, outcome.get("status"))
 

@@ -129,20 +129,29 @@ def _run(st: Any, prepared: PreparedRun, progress: bool) -> str:
     from vqbench.results import environment_fingerprint
 
     plan, todo, settings = prepared.plan, prepared.todo, prepared.settings
-    pool = open_executor(plan, todo, settings)
-    try:
-        if prepared.run_id is not None:
-            run_id = prepared.run_id
-            info = st.run_info(run_id)
-            st.start_run(info["suite"], info["environment"], run_id=run_id)
-        else:
-            assert prepared.profile is not None
+    if prepared.run_id is not None:
+        # claim the run first, then take the cells still missing: another resume may have
+        # stored some of them since this one was prepared
+        run_id = prepared.run_id
+        info = st.run_info(run_id)
+        st.start_run(info["suite"], info["environment"], run_id=run_id)
+        done = st.done_cells(run_id)
+        todo = [c for c in todo if c.cell_id not in done]
+        try:
+            pool = open_executor(plan, todo, settings)
+        except BaseException:
+            st.finish_run(run_id, "interrupted")
+            raise
+    else:
+        assert prepared.profile is not None
+        pool = open_executor(plan, todo, settings)
+        try:
             environment = environment_fingerprint(threads=plan.threads)
             run_id = st.start_run(prepared.profile.name, environment, config=prepared.config)
-    except BaseException:
-        pool.close(cancel=True)  # nothing started; its cores are free again
-        raise
-    _loop(st, prepared, progress, pool, run_id, {})
+        except BaseException:
+            pool.close(cancel=True)  # nothing started; its cores are free again
+            raise
+    _loop(st, dataclasses.replace(prepared, todo=todo), progress, pool, run_id, {})
     return run_id
 
 

@@ -7,7 +7,9 @@ timing cells never share cores either; each worker records its cores and threads
 
 Runs at once on one machine take disjoint cores too: a run claims its workers' cores with an
 advisory lock per core (``flock`` on files in ``$TMPDIR/vqbench-cores-<uid>``, released when the
-run ends or dies), and takes cores no other run holds first. Where too few are free, it shares,
+run ends or dies; a folder there that this user does not own alone is not trusted, and the next
+of ``vqbench-cores-<uid>-1``, ``-2``, ... that it owns is used), and takes cores no other run holds
+first. Where too few are free, it shares,
 and says so: the executor's description names the shared cores and the rows record them
 (``shared_cpus`` in the worker's fingerprint).
 """
@@ -121,15 +123,14 @@ class CoreClaims:
         """Lock every core of ``cpus`` that no other run holds; returns those."""
         import fcntl
 
-        try:
-            self.folder.mkdir(mode=0o700, exist_ok=True)
-        except OSError:
+        folder = self._own_folder()
+        if folder is None:
             return []
         for cpu in cpus:
             if cpu in self.held:
                 continue
             try:
-                fd = os.open(self.folder / f"core-{cpu}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                fd = os.open(folder / f"core-{cpu}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             except OSError:
                 continue
             try:
@@ -139,6 +140,23 @@ class CoreClaims:
                 continue
             self.held[cpu] = fd
         return [c for c in cpus if c in self.held]
+
+    def _own_folder(self) -> Path | None:
+        """The lock folder, made if missing; one that another user made or can write (or a link)
+        is not trusted, and the first of ``<folder>-1``, ``<folder>-2``, ... that this user owns
+        alone is used instead, so that this user's runs still find each other's locks."""
+        import stat
+
+        for i in range(8):
+            folder = self.folder if i == 0 else self.folder.with_name(f"{self.folder.name}-{i}")
+            try:
+                folder.mkdir(mode=0o700, exist_ok=True)
+                info = os.lstat(folder)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022:
+                return folder
+        return None
 
     def keep(self, cpus: set[int]) -> None:
         """Release every held core not in ``cpus``."""
