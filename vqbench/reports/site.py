@@ -10,7 +10,6 @@ system without a network. States, bands and steps come from the nightly gate its
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import math
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from vqbench.reports.gate import STATES
+from vqbench.reports.history import figure_page
+from vqbench.reports.nightly import gate_run
 from vqbench.reports.steps import lasting_steps
 from vqbench.reports.thresholds import GateConfig
 from vqbench.results.vocabulary import KEY_COLUMNS
@@ -42,12 +43,6 @@ def machine_of(environment: dict) -> str:
     return f"{device} · {threads} threads" if threads else str(device)
 
 
-def figure_page(key: tuple) -> str:
-    """The path of a figure's page inside the site, from its key (``vocabulary.KEY_COLUMNS``)."""
-    text = json.dumps(["" if k is None else str(k) for k in key])
-    return f"figures/{hashlib.sha1(text.encode()).hexdigest()[:16]}.html"
-
-
 def _version_marks(runs: list[dict]) -> list[dict]:
     """Where a marked environment field changed between successive runs of one machine."""
     marks = []
@@ -70,7 +65,6 @@ def collect(store: Any, suite: str | None = None, config: GateConfig | None = No
     from vqbench.errors import UserError
     from vqbench.reports._data import prepare
     from vqbench.reports.compare import collapse
-    from vqbench.reports.nightly import gate_run
 
     cfg = config or GateConfig()
     runs = store.runs()
