@@ -92,8 +92,11 @@ def collect(store: Any, suite: str | None = None, config: GateConfig | None = No
         mine = [r for r in info if r["machine"] == machine]
         marks += [m for m in _version_marks(mine) if (m["x"][:10], m["text"]) not in seen]
         seen |= {(m["x"][:10], m["text"]) for m in marks}
-        checks = gate_run(store, mine[-1]["run_id"], cfg).gate.checks
-        for rec in checks.to_dict("records"):
+        gate = gate_run(store, mine[-1]["run_id"], cfg).gate
+        starts = {r["run_id"]: r["started"] for r in mine}
+        since = starts[gate.history_runs[0]] if gate.history_runs else mine[-1]["started"]
+        for rec in gate.checks.to_dict("records"):
+            rec["since"] = since  # the band covers the runs the gate compared with, and tonight
             verdicts.setdefault(tuple(rec[k] for k in KEY_COLUMNS), {})[machine] = rec
     return {
         "suite": suite,
@@ -192,7 +195,7 @@ def _figure_html(data: dict, key: tuple, hist: Any, ref: dict) -> str:
                     "type": "scatter",
                     "mode": "lines",
                     "name": f"gate band · {machine}",
-                    "x": [xs[0], xs[-1], xs[-1], xs[0]],
+                    "x": [verdict["since"], xs[-1], xs[-1], verdict["since"]],
                     "y": [base - band, base - band, base + band, base + band],
                     "fill": "toself",
                     "fillcolor": colour + "22",
@@ -275,7 +278,9 @@ def _figure_html(data: dict, key: tuple, hist: Any, ref: dict) -> str:
             }
         ],
     }
-    spec = json.dumps({"data": traces, "layout": layout}, allow_nan=False).replace("</", "<\\/")
+    spec = json.dumps({"data": traces, "layout": layout}, allow_nan=False, ensure_ascii=False).replace(
+        "</", "<\\/"
+    )
     config_label, setting, metric = _figure_label(ref)
     title = f"{ref['benchmark']} · {ref['quantizer']} {config_label} · {setting} · {metric}"
     rows = []
@@ -292,12 +297,14 @@ def _figure_html(data: dict, key: tuple, hist: Any, ref: dict) -> str:
     steps = "".join(
         f"<li>{html.escape(m)}: step at run {html.escape(r)} ({html.escape(x)})</li>" for m, x, r in step_runs
     )
+    versions = "".join(f"<li>{html.escape(m['x'])}: {html.escape(m['text'])}</li>" for m in data["marks"])
     body = (
         f'<p><a href="../index.html">all figures</a></p><h1>{html.escape(title)}</h1>'
         f'<div id="chart" data-steps="{html.escape(json.dumps([x for _, x, _ in step_runs]))}"></div>'
         f"<h2>Latest verdict per machine</h2><table><tr><th>machine</th><th>state</th><th>status</th>"
         f"<th>why</th></tr>{''.join(rows)}</table>"
         f'<h2>Step changes</h2><ul id="steps">{steps or "<li>none</li>"}</ul>'
+        f'<h2>Version changes</h2><ul id="versions">{versions or "<li>none</li>"}</ul>'
         f"<script>Plotly.newPlot('chart', {spec}.data, {spec}.layout, {{responsive: true}});</script>"
     )
     return _page(title, body, depth=1)
