@@ -64,6 +64,29 @@ def test_the_step_and_the_upgrade_are_on_the_slowed_figures_page(site):
     assert '<script src="../plotly.min.js">' in page and "https://" not in page
 
 
+def test_nightly_links_every_figure_to_its_page_and_gives_its_state(site):
+    from vqbench.reports.document import Document, Section
+    from vqbench.reports.nightly import _checks_table, gate_run, nightly_summary
+    from vqbench.reports.render_html import _table
+    from vqbench.reports.render_markdown import render_markdown
+
+    with ResultStore(site["out"].parent / "s.sqlite", readonly=True) as st:
+        outcome = gate_run(st, "n059-0")
+    summary = nightly_summary(outcome, site="../site")
+    assert summary["site"] == "../site" and sum(summary["states"].values()) == len(summary["checks"])
+    for check in summary["checks"]:
+        key = tuple(check[k] or "" for k in KEY_COLUMNS)
+        assert check["state"] in STATES
+        assert check["page"] == "../site/" + figure_page(key)
+        assert (site["out"] / figure_page(key)).is_file()  # the page it links to was published
+    assert summary["states"]["regression"] == len(summary["regressions"]) == 8
+    table = _checks_table(outcome.gate.checks, "", "", "../site")
+    page = "../site/" + figure_page(tuple(outcome.gate.checks.iloc[0][k] for k in KEY_COLUMNS))
+    assert f'<a href="{page}">' in _table(table)
+    markdown, _ = render_markdown(Document("t", sections=[Section("s", [table])]))
+    assert f"](<{page}>)" in markdown and "| status | state | why |" in markdown
+
+
 @needs_chromium
 def test_the_site_in_chromium_at_1280px(site, tmp_path):
     from PIL import Image
