@@ -56,6 +56,26 @@ def test_every_figure_has_a_page_and_a_state_from_the_gate(site):
     assert (site["out"] / "plotly.min.js").stat().st_size > 1_000_000  # no CDN: the script is here
 
 
+def test_publish_refuses_a_folder_of_other_files(site, tmp_path):
+    from vqbench.errors import UserError
+
+    (tmp_path / "index.html").write_text("mine")
+    with pytest.raises(UserError, match="new or empty folder"):
+        write_site(site["data"], tmp_path)
+    assert (tmp_path / "index.html").read_text() == "mine"
+    write_site(site["data"], site["out"])  # a site written before is rewritten in place
+
+
+def test_vqbench_publish_command(site, tmp_path, capsys):
+    from vqbench.cli import main
+
+    store = site["out"].parent / "s.sqlite"
+    assert main(["publish", "--store", str(store), "--out", str(tmp_path / "cli")]) == 0
+    assert f"{len(site['keys'])} figures (8 regression" in capsys.readouterr().out
+    assert main(["publish", "--store", str(store), "--suite", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "no finished runs of suite 'nope'" in capsys.readouterr().err
+
+
 def test_the_step_and_the_upgrade_are_on_the_slowed_figures_page(site):
     page = (site["out"] / figure_page(_slowed_key(site))).read_text()
     steps = json.loads(re.search(r'data-steps="([^"]*)"', page).group(1).replace("&quot;", '"'))

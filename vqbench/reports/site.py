@@ -314,7 +314,14 @@ def write_site(data: dict, out_dir: str | Path) -> dict:
     """Write the site for ``data`` (from ``collect``) into ``out_dir``; returns counts and paths."""
     from plotly.offline import get_plotlyjs
 
+    from vqbench.errors import UserError
+
     out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "plotly.min.js").is_file())):
+        raise UserError(
+            f"{out} must be a new or empty folder, or a site written before (with plotly.min.js); "
+            "it holds other files, which publishing could overwrite"
+        )
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
     series = data["series"]
