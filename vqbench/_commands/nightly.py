@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     verdict = doc.sections[0].blocks[0]
     failed = summary["exit_code"] != 0
     console.print(Text(verdict.text, style="bold red" if failed else "green"))
+    console.print("States: " + ", ".join(f"{n} {s}" for s, n in summary["states"].items()), highlight=False)
     for title in ("Regressions", "Improvements"):
         for section in doc.sections:
             if section.title == title:
