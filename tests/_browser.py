@@ -100,6 +100,12 @@ class WebDriver:
         """The window's outer size (in headless Chromium the page gets all of it)."""
         self._call("POST", f"/session/{self.session}/window/rect", {"width": width, "height": height})
 
+    def screenshot(self) -> bytes:
+        """The viewport as PNG bytes."""
+        import base64
+
+        return base64.b64decode(self._call("GET", f"/session/{self.session}/screenshot"))
+
     def close(self) -> None:
         try:
             self._call("DELETE", f"/session/{self.session}")

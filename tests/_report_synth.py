@@ -180,3 +180,36 @@ def add_run(store: ResultStore, suite: str = "full", env: dict | None = None, **
     store.write_rows(run_rows(**kwargs))
     store.finish_run(run)
     return run
+
+
+def add_nights(
+    store: ResultStore,
+    nights: int = 60,
+    machines: tuple[str, ...] = ("Synthetic CPU A", "Synthetic CPU B"),
+    slow_from: int | None = None,
+    upgrade_at: int | None = None,
+    **kwargs,
+) -> list[str]:
+    """``nights`` nightly runs per machine, one a day from 2026-01-01: ``vq`` is 1.6x slower on the
+    first machine from night ``slow_from`` on; vector-quantize-pytorch goes from 1.32.0 to 1.33.0
+    at night ``upgrade_at`` on every machine. Returns the run ids."""
+    import datetime as dt
+
+    ids = []
+    day0 = dt.datetime(2026, 1, 1, 2, tzinfo=dt.timezone.utc)
+    for night in range(nights):
+        for m, cpu in enumerate(machines):
+            vqp = "1.33.0" if upgrade_at is not None and night >= upgrade_at else "1.32.0"
+            env = {**ENV, "cpu": cpu, "vector_quantize_pytorch": vqp}
+            slow = {"vq": 1.6} if m == 0 and slow_from is not None and night >= slow_from else None
+            started = day0 + dt.timedelta(days=night, minutes=m)
+            run = {
+                "run_id": f"n{night:03d}-{m}",
+                "suite": "full",
+                "environment": env,
+                "config": {},
+                "started": started.isoformat(),
+                "finished": (started + dt.timedelta(minutes=30)).isoformat(),
+            }
+            ids.append(store.add_run(run, run_rows(seed=night * 7 + m, slow=slow, samples=False, **kwargs)))
+    return ids

@@ -26,6 +26,7 @@ FORBIDDEN = {
 LONG_ONE_CONCEPT = {
     "vqbench/quantizers/baselines.py": "each baseline's factory beside its settings, one per paper",
     "vqbench/quantizers/fsq/triton.py": "the Triton kernels of FSQ's forward, backward, encode and decode",
+    "vqbench/reports/nightly.py": "one gated night: its history, verdict, summary, report and links",
 }
 MAX_LINES = 500
 

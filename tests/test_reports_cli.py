@@ -148,8 +148,10 @@ def test_nightly_gate_exit_codes_in_both_directions(store_path, tmp_path, monkey
     assert third["status"] == "regression" and {r["quantizer"] for r in third["regressions"]} == {"vq"}
     assert {r["metric"] for r in third["regressions"]} >= {"utilization"}
     assert (tmp_path / "n3" / "nightly.html").is_file() and (tmp_path / "n3" / "nightly.md").is_file()
+    assert all(r["state"] == "regression" for r in third["regressions"])
+    assert third["states"]["regression"] == len(third["regressions"])
     out = capsys.readouterr().out
-    assert "REGRESSION" in out
+    assert "REGRESSION" in out and f"States: {len(third['regressions'])} regression, " in out
     # gating a stored run again, with a looser tolerance from a config file, passes
     cfg = tmp_path / "gate.toml"
     cfg.write_text('[[rule]]\nmetric = "*"\nabs_tolerance = 1e9\n')

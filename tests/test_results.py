@@ -324,6 +324,32 @@ def test_export_round_trips(store, tmp_path, suffix):
     pd.testing.assert_frame_equal(read_export(out), store.rows(run))
 
 
+def test_bmf_export_has_bencher_metric_format_shape(store, tmp_path):
+    """Bencher Metric Format: {benchmark: {measure: {"value", "lower_value", "upper_value"}}},
+    numbers only, lower <= value <= upper; errors and non-finite values left out."""
+    run = store.start_run("quick", ENV)
+    rows = _tricky_rows()
+    store.write_rows(rows)
+    store.finish_run(run)
+    out = store.export(run, tmp_path / "run.bmf.json")
+    doc = json.loads(out.read_text())
+    assert isinstance(doc, dict) and doc
+    measured = store.rows(run)
+    measured = measured[(measured["status"] == "ok") & measured["value"].notna()]
+    assert sum(len(m) for m in doc.values()) == len(
+        measured[["quantizer", "config", "metric"]].drop_duplicates()
+    )
+    for name, measures in doc.items():
+        assert isinstance(name, str) and name and isinstance(measures, dict) and measures
+        for measure, metric in measures.items():
+            assert isinstance(measure, str) and measure
+            assert set(metric) == {"value", "lower_value", "upper_value"}
+            assert all(isinstance(v, float) for v in metric.values())
+            assert metric["lower_value"] <= metric["value"] <= metric["upper_value"]
+    with pytest.raises(ValueError, match="not a vqbench results export"):
+        read_export(out)
+
+
 def test_export_rejects_unknown_suffix(store, tmp_path):
     run = store.start_run("quick", ENV)
     with pytest.raises(ValueError, match="must end in one of"):

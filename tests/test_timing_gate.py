@@ -147,6 +147,20 @@ def test_a_real_slowdown_is_a_suspect_then_confirmed_or_cleared(tmp_path):
     assert "not confirmed" in line["reason"].iloc[0]
 
 
+def test_four_states_come_from_the_gate_verdicts(tmp_path):
+    slow = _rows(seed=99, slow={"vq": 1.5})
+    fwd = lambda c, q: c[(c["quantizer"] == q) & (c["metric"] == "forward.relative_time@4096")]  # noqa: E731
+    confirmed = _gate(tmp_path / "a", slow, confirm=_rows(seed=7, slow={"vq": 1.5}))
+    assert fwd(confirmed, "vq")["state"].item() == "regression"
+    assert fwd(confirmed, "fsq")["state"].item() == "no regression"
+    cleared = _gate(tmp_path / "b", slow, confirm=_rows(seed=7))
+    assert fwd(cleared, "vq")["state"].item() == "suspicious"
+    views = cleared[cleared["status"] == "not gated"]
+    assert len(views) and set(views["state"]) == {"insufficient data"}
+    young = _gate(tmp_path / "c", _rows(seed=99), history=1)
+    assert set(young["state"]) == {"insufficient data"}
+
+
 def test_judge_needs_all_three_tests_and_uses_the_history_after_a_step():
     past = [(f"r{i}", 1.0 * (1.3 if i >= 4 else 1.0), [1.0 * (1.3 if i >= 4 else 1.0)] * 5) for i in range(8)]
     # a step to slower stays flagged until a run at or after it is accepted

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("vqbench.reports._cli_report", "write a report of a run (Markdown and HTML)"),
     "compare": ("vqbench._commands.compare", "compare two runs, or a candidate with baselines"),
     "nightly": ("vqbench._commands.nightly", "run a suite, compare with history, exit 1 on regression"),
+    "bisect": ("vqbench._commands.bisect", "find the commit that slowed a figure between two revisions"),
+    "publish": ("vqbench.reports.site", "write a static history site of every figure over the nights"),
 }
 
 

@@ -87,6 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_baseline_option(parser)
     add_out_option(parser, "nightly report", folder="nightly")
     parser.add_argument(
+        "--site",
+        default=None,
+        metavar="URL",
+        help="where the history site (`vqbench publish`) is served or lies, e.g. "
+        "https://ci.example.org/vqbench or ../site: the report links each figure to its page there",
+    )
+    parser.add_argument(
         "--no-remeasure",
         action="store_true",
         help="report timing suspects without re-measuring their cells first",
@@ -150,17 +157,18 @@ def run(args: argparse.Namespace) -> int:
                 store, run_id, config, confirm_run=confirm, include_imported=args.include_imported
             )
         baseline = baseline_name(args.baseline)
-        doc = nightly_document(store, outcome, baseline=baseline)
+        doc = nightly_document(store, outcome, baseline=baseline, site=args.site)
         _record_verdict(store, run_id, outcome)
     finally:
         store.close_or_discard()
-    summary = nightly_summary(outcome)
+    summary = nightly_summary(outcome, site=args.site)
     paths = write_nightly(doc, summary, out_dir(args.out, run_id, folder="nightly"))
     verdict = doc.sections[0].blocks[0]
     failed = summary["exit_code"] != 0
     console.print(Text(verdict.text, style="bold red" if failed else "green"))
     if outcome.upgrade:
         console.print(Text(outcome.gate.notes[0]))
+    console.print("States: " + ", ".join(f"{n} {s}" for s, n in summary["states"].items()), highlight=False)
     for title in ("Regressions", "Improvements"):
         for section in doc.sections:
             if section.title == title:

@@ -5,6 +5,7 @@ Examples:
   vqbench results latest                   # the figures of the latest run, per benchmark
   vqbench results RUN --quantizer 'fsq*' --benchmark usage
   vqbench results RUN --export run.parquet # also .json, .csv
+  vqbench results RUN --export run.bmf.json  # Bencher Metric Format, for `bencher run --file`
   vqbench results --import .benchmarks/Linux-CPython-3.11-64bit/0001_bench.json
   vqbench results --import run.json --new-id  # the run id is taken: import it under a new one
   vqbench results RUN --declare-died       # it shows as running, but its host or container is gone
@@ -40,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--export",
         default=None,
         metavar="PATH",
-        help="write the run (default: latest) to PATH: .json, .csv or .parquet",
+        help="write the run (default: latest) to PATH: .json, .csv, .parquet or .bmf.json "
+        "(Bencher Metric Format)",
     )
     parser.add_argument(
         "--import",

@@ -20,6 +20,7 @@ class TableCell:
     note: str = ""  # secondary text shown beside the value (a ratio to the baseline)
     title: str = ""  # tooltip / footnote (spread, full error message)
     verdict: str = ""  # "better" | "worse" | "within noise" | "" (colours the cell)
+    link: str = ""  # a URL the text links to (HTML and Markdown)
 
 
 @dataclass

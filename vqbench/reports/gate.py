@@ -13,6 +13,11 @@ Per figure (see ``vocabulary.KEY_COLUMNS``):
   of the baseline), in the metric's own direction;
 - a figure that measured in the history but errors now is a regression ("new error").
 
+Each line also carries its ``state``, one of ``STATES``: ``regression`` (confirmed, or a new
+error), ``suspicious`` (a suspect that its re-measurement did not confirm), ``no regression``
+(judged: ok or improvement) and ``insufficient data`` (not judged: too little history, an error,
+skipped, missing, ignored or no direction), so that nothing unjudged reads as a pass.
+
 Timing figures are gated once ``min_timing_history`` comparable past runs (default 3) tell the
 run-to-run noise; before that they are reported as "not gated". Quality figures and new errors
 are gated from the first comparable past run on.
@@ -43,6 +48,18 @@ STATUSES = (
     "no direction",
     "ignored",
 )
+STATES = ("regression", "suspicious", "no regression", "insufficient data")
+
+
+def state_of(verdict: dict) -> str:
+    """The four-state label of one verdict (see the module docstring)."""
+    if verdict.get("state"):
+        return verdict["state"]
+    if verdict["status"] in ("regression", "new error"):
+        return "regression"
+    if verdict["status"] in ("ok", "improvement"):
+        return "no regression"
+    return "insufficient data"
 
 
 @dataclass
@@ -243,7 +260,7 @@ def evaluate_gate(
         verdict = rel.check(key, now, settings)
         if verdict is None:
             verdict = _check(now, past_values.get(key, []), past_errors.get(key, 0), settings, cfg, pooled)
-        line.update(verdict)
+        line.update(verdict, state=state_of(verdict))
         lines.append(line)
     checks = pd.DataFrame.from_records(lines)
     notes = []
@@ -269,7 +286,9 @@ def evaluate_gate(
 
 __all__ = [
     "GateResult",
+    "STATES",
     "STATUSES",
     "evaluate_gate",
+    "state_of",
     "pooled_relative_sigma",
 ]

@@ -1,4 +1,5 @@
-"""The history of a run: the window of comparable past runs that the gate compares it with.
+"""The history of a run: the window of comparable past runs that the gate compares it with, and
+the path of a figure's page in the history site.
 
 Comparable runs: finished runs of the same suite with the same environment fingerprint
 (``env_hash``), the most recent ``window`` of them. A run that a nightly flagged as regressed stays
@@ -7,14 +8,14 @@ out until it is accepted, and an accepted run that set a new level starts the hi
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 
 def run_marks(config: Any) -> dict[str, bool]:
     """What a run's stored config says about its place in the history: ``imported`` (from a file),
     ``flagged`` (a nightly found a regression in it), ``accepted`` (``vqbench nightly --accept``)."""
-    import json
-
     if isinstance(config, str):
         try:
             config = json.loads(config)
@@ -127,9 +128,17 @@ def upgrade_note(upgrade: dict, checks: Any) -> str:
     )
 
 
+def figure_page(key: tuple) -> str:
+    """The path of a figure's page in the history site (``vqbench publish``), from its key
+    (``vocabulary.KEY_COLUMNS``): the same for every night, so a report can link to it."""
+    text = json.dumps(["" if k is None else str(k) for k in key])
+    return f"figures/{hashlib.sha1(text.encode()).hexdigest()[:16]}.html"
+
+
 __all__ = [
     "PACKAGE_FIELDS",
     "accepted_runs",
+    "figure_page",
     "history_run_ids",
     "run_marks",
     "upgrade_history",

@@ -17,8 +17,14 @@ from vqbench.reports._data import metric_label
 from vqbench.reports._format import fmt_delta, fmt_value
 from vqbench.reports.compare import collapse
 from vqbench.reports.document import Callout, Document, Paragraph, Plot, Section, Table, TableCell
-from vqbench.reports.gate import GateResult, evaluate_gate
-from vqbench.reports.history import accepted_runs, history_run_ids, upgrade_history, upgrade_note
+from vqbench.reports.gate import STATES, GateResult, evaluate_gate
+from vqbench.reports.history import (
+    accepted_runs,
+    figure_page,
+    history_run_ids,
+    upgrade_history,
+    upgrade_note,
+)
 from vqbench.reports.report import RunData, build_report, load_run
 from vqbench.reports.steps import step_changes
 from vqbench.reports.thresholds import GateConfig, gate_text, relative_time_threshold
@@ -131,7 +137,11 @@ def suspect_cells(outcome: NightlyOutcome) -> list[str]:
     return ids
 
 
-def _record(line: dict) -> dict:
+def _page_url(site: str | None, line: dict) -> str:
+    return f"{site.rstrip('/')}/{figure_page(tuple(line[k] for k in KEY_COLUMNS))}" if site else ""
+
+
+def _record(line: dict, site: str | None = None) -> dict:
     def num(v: Any) -> float | None:
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
@@ -142,6 +152,7 @@ def _record(line: dict) -> dict:
         kind="timing" if line.get("timing") else "quality",
         higher_is_better=line.get("direction"),
         status=line["status"],
+        state=line["state"],
         value=num(line.get("value")),
         baseline=num(line.get("baseline")),
         change=num(line.get("change")),
@@ -151,18 +162,22 @@ def _record(line: dict) -> dict:
         history_n=int(line.get("history_n") or 0),
         reason=line.get("reason") or "",
     )
+    if site:
+        out["page"] = _page_url(site, line)
     return out
 
 
-def nightly_summary(outcome: NightlyOutcome) -> dict:
-    """The JSON summary: verdict, history, regressions, improvements, errors and missing figures.
+def nightly_summary(outcome: NightlyOutcome, site: str | None = None) -> dict:
+    """The JSON summary: verdict, history, regressions, improvements, errors and missing figures;
+    each figure with its four-state ``state`` and, given the ``site``'s URL, its ``page`` there.
 
     ``status``: ``regression``, ``incomplete``, ``no-history`` (the first run), ``timing-not-gated``
     (fewer history runs than timing needs: quality and errors were checked) or ``ok``.
     """
     gate, run = outcome.gate, outcome.run
     checks = gate.checks
-    pick = lambda *states: [_record(r) for r in checks[checks["status"].isin(states)].to_dict("records")]  # noqa: E731
+    picked = lambda *states: checks[checks["status"].isin(states)].to_dict("records")  # noqa: E731
+    pick = lambda *states: [_record(r, site) for r in picked(*states)]  # noqa: E731
     if gate.regressed:
         status = "regression"
     elif gate.incomplete:
@@ -193,16 +208,18 @@ def nightly_summary(outcome: NightlyOutcome) -> dict:
             "source": gate.config.source,
         },
         "counts": {k: int(v) for k, v in checks["status"].value_counts().items()} if not checks.empty else {},
+        "states": {s: int((checks["state"] == s).sum()) if not checks.empty else 0 for s in STATES},
+        "site": site,
         "regressions": pick("regression", "new error"),
         "improvements": pick("improvement"),
         "errors": pick("error"),
         "missing": pick("missing"),
-        "checks": [_record(r) for r in checks.to_dict("records")],  # every figure and why
+        "checks": [_record(r, site) for r in checks.to_dict("records")],  # every figure and why
         "notes": gate.notes,
     }
 
 
-def _checks_table(lines: Any, title: str, caption: str) -> Table:
+def _checks_table(lines: Any, title: str, caption: str, site: str | None = None) -> Table:
     rows = []
     for rec in lines.to_dict("records"):
         unit = rec["unit"] or ""
@@ -215,7 +232,7 @@ def _checks_table(lines: Any, title: str, caption: str) -> Table:
                 TableCell(str(rec["config_label"] or ""), kind="label"),
                 TableCell(setting, kind="label"),
                 TableCell(" ".join(x for x in (rec["dataset"], rec["variant"]) if x), kind="label"),
-                TableCell(metric_label(rec["metric"], unit), kind="label"),
+                TableCell(metric_label(rec["metric"], unit), kind="label", link=_page_url(site, rec)),
                 TableCell(fmt_value(rec["baseline"], unit)),
                 TableCell(
                     fmt_value(rec["value"], unit) if rec["status"] != "new error" else "error",
@@ -223,6 +240,7 @@ def _checks_table(lines: Any, title: str, caption: str) -> Table:
                 ),
                 TableCell(fmt_delta(rec["rel_change"], rec["change"], unit)),
                 TableCell(rec["status"], kind="verdict", verdict="worse" if bad else "better"),
+                TableCell(rec["state"], kind="label"),
                 TableCell(str(rec["reason"]), kind="label"),
             ]
         )
@@ -237,6 +255,7 @@ def _checks_table(lines: Any, title: str, caption: str) -> Table:
         "tonight",
         "change",
         "status",
+        "state",
         "why",
     ]
     return Table(title, columns, rows, caption=caption)
@@ -372,8 +391,11 @@ def overview_plot(outcome: NightlyOutcome, stamp: str) -> Plot | None:
     )
 
 
-def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None = None) -> Document:
-    """The nightly report: the verdict, what regressed or improved, history plots, then the run report."""
+def nightly_document(
+    store: Any, outcome: NightlyOutcome, baseline: str | None = None, site: str | None = None
+) -> Document:
+    """The nightly report: the verdict, what regressed or improved, history plots, then the run
+    report; each figure's metric links to its page on the history ``site`` (a URL) if given."""
     gate, run = outcome.gate, outcome.run
     checks = gate.checks
     stamp = run.stamp
@@ -434,12 +456,16 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
         blocks.append(Paragraph(note))
     counts = checks["status"].value_counts().to_dict() if not checks.empty else {}
     blocks.append(Paragraph("Checks: " + ", ".join(f"{n} {s}" for s, n in counts.items())))
+    states = checks["state"].value_counts().to_dict() if not checks.empty else {}
+    blocks.append(Paragraph("States: " + ", ".join(f"{states.get(s, 0)} {s}" for s in STATES)))
+    if site:
+        blocks.append(Paragraph(f"History of every figure: {site.rstrip('/')}/index.html"))
     doc = Document(title=f"vqbench nightly · {run.suite}", subtitle=stamp)
     doc.sections.append(Section("Verdict", blocks))
     if not regress.empty:
-        doc.sections.append(Section("Regressions", [_checks_table(regress, "", stamp)]))
+        doc.sections.append(Section("Regressions", [_checks_table(regress, "", stamp, site)]))
     if not improve.empty:
-        doc.sections.append(Section("Improvements", [_checks_table(improve, "", stamp)]))
+        doc.sections.append(Section("Improvements", [_checks_table(improve, "", stamp, site)]))
     figs = [
         f
         for f in (
@@ -465,6 +491,7 @@ def nightly_document(store: Any, outcome: NightlyOutcome, baseline: str | None =
                         "Every figure of tonight's run with the gate's verdict and why: which test decided "
                         "(threshold, noise band, Mann-Whitney p-value, re-measurement) or why it is not "
                         f"gated. {stamp}",
+                        site,
                     )
                 ],
             )

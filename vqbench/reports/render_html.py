@@ -102,6 +102,8 @@ def _table(table: Table) -> str:
             text = (_e(cell.text) if cell.kind == "value" else _breakable(cell.text)) + (
                 " ★" if cell.best else ""
             )
+            if cell.link:
+                text = f'<a href="{_e(cell.link)}">{text}</a>'
             note = f'<span class="note">{_e(cell.note)}</span>' if cell.note else ""
             out.append(f'<td class="{" ".join(classes)}"{title}>{text}{note}</td>')
         out.append("</tr>")

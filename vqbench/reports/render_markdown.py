@@ -43,6 +43,8 @@ def _table(table: Table) -> list[str]:
                 text = f"**{text}** ★"
             elif cell.verdict == "worse":
                 text = f"**{text}**"
+            if cell.link:
+                text = f"[{text}](<{cell.link.replace('<', '%3C').replace('>', '%3E')}>)"
             if cell.note:
                 text += f" ({md_escape(cell.note)})"
             cells.append(text)

@@ -60,4 +60,14 @@ def step_changes(
     return sorted(found)
 
 
-__all__ = ["step_changes"]
+def lasting_steps(values: list[float], threshold: float, noise_k: float, min_history: int) -> list[int]:
+    """The step changes the gate counts: those with ``min_history`` points on each side (a lone
+    point is not a step)."""
+    return [
+        i
+        for i in step_changes(values, threshold, noise_k, min_size=min_history)
+        if len(values) - i >= min_history
+    ]
+
+
+__all__ = ["lasting_steps", "step_changes"]

@@ -22,7 +22,7 @@ import math
 from typing import Any
 
 from vqbench.reports.statistics import log_mad_sigma, median, slower_p_value
-from vqbench.reports.steps import step_changes
+from vqbench.reports.steps import lasting_steps
 from vqbench.results.vocabulary import KEY_COLUMNS, metric_name, parse_metric
 
 GATED_BASE = "relative_time"
@@ -80,11 +80,7 @@ def judge(
     """
     values = [v for _, v, _ in past]
     # a step counts once enough runs after it tell the new level (a lone point is not a step)
-    steps = [
-        i
-        for i in step_changes(values, threshold, noise_k, min_size=min_history)
-        if len(values) - i >= min_history
-    ]
+    steps = lasting_steps(values, threshold, noise_k, min_history)
     since, until, held = 0, len(past), None
     for i, step in enumerate(steps):
         end = steps[i + 1] if i + 1 < len(steps) else len(past)

@@ -159,6 +159,7 @@ class RelativeJudge:
         return {
             **out,
             "status": "ok",
+            "state": "suspicious",
             "reason": f"suspect on first measurement ({verdict['rel_change'] * 100:+.1f}%) "
             "but not confirmed "
             f"when re-measured: {second['reason']}",

@@ -1,9 +1,11 @@
-"""Export of one run to JSON, CSV or Parquet, and reading those files back as typed rows."""
+"""Export of one run to JSON, CSV, Parquet or Bencher's metric format (BMF), and reading the first
+three back as typed rows."""
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from vqbench.results._schema import ROW_COLUMNS
 EXPORT_FORMAT = "vqbench-results"
 EXPORT_VERSION = 1
 SUFFIXES = (".json", ".csv", ".parquet")
+BMF_SUFFIX = ".bmf.json"
 # Text columns that are never null: an empty CSV cell there means "".
 _NOT_NULL_TEXT = ("message", "unit", "cell_id", "suite", "backend", "device", "config_hash")
 
@@ -51,6 +54,36 @@ def rows_to_records(frame: Any) -> list[dict]:
     return records
 
 
+def bencher_metrics(frame: Any) -> dict:
+    """Measured rows as Bencher Metric Format: ``{benchmark: {measure: {"value", "lower_value",
+    "upper_value"}}}``. A benchmark is ``benchmark/quantizer {config}/backend/device/dataset`` (empty
+    parts left out), a measure is the metric's name; the value is the median over the run's rows
+    of that figure, the bounds their minimum and maximum, or value -/+ half its stored IQR for a
+    figure measured once."""
+    out: dict[str, dict] = {}
+    ok = frame[(frame["status"] == "ok") & frame["value"].notna()]
+    for rec in ok.to_dict(orient="records"):
+        config = json.dumps(json.loads(rec["config"]), sort_keys=True, separators=(",", ":"))
+        parts = [
+            rec["benchmark"],
+            f"{rec['quantizer']} {config}",
+            rec["backend"],
+            rec["device"],
+            rec["dataset"],
+        ]
+        name = "/".join(str(p) for p in parts if p is not None and p == p and p != "")
+        out.setdefault(name, {}).setdefault(rec["metric"], []).append((float(rec["value"]), rec["spread"]))
+    bmf: dict[str, dict] = {}
+    for name, measures in out.items():
+        for measure, found in measures.items():
+            values = sorted(v for v, _ in found)
+            value = float(statistics.median(values))
+            half = float(found[0][1]) / 2 if len(found) == 1 and not _missing(found[0][1]) else 0.0
+            lower, upper = (value - half, value + half) if len(found) == 1 else (values[0], values[-1])
+            bmf.setdefault(name, {})[measure] = {"value": value, "lower_value": lower, "upper_value": upper}
+    return bmf
+
+
 def _missing(value: Any) -> bool:
     try:
         return bool(value != value) or (isinstance(value, float) and math.isnan(value))
@@ -65,7 +98,11 @@ def export_run(store: StoreReading, run_id: str, path: str | Path) -> Path:
     run_id = store.resolve_run(run_id)
     frame = store.rows(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".json":
+    if path.name.lower().endswith(BMF_SUFFIX):
+        path.write_text(
+            json.dumps(bencher_metrics(frame), indent=1, allow_nan=False) + "\n", encoding="utf-8"
+        )
+    elif suffix == ".json":
         doc = {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
@@ -131,4 +168,4 @@ def read_json_export(path: str | Path) -> dict:
     return doc
 
 
-__all__ = ["export_run", "read_export", "read_json_export", "rows_to_records"]
+__all__ = ["bencher_metrics", "export_run", "read_export", "read_json_export", "rows_to_records"]

@@ -326,7 +326,7 @@ def build(settings: Any, setup: Any, cells: list[Cell], *, workers: int | None, 
     """The local executor for ``cells``: pinned worker processes on this machine's claimed cores."""
     uses_cuda = any(c.device.startswith("cuda") for c in cells)
     gpus = visible_gpus() if uses_cuda else []
-    environments = list(dict.fromkeys(c.environment for c in cells))
+    environments = list(dict.fromkeys(c.environment for c in cells)) or [None]
     if environments != [None]:  # each environment gets the same number of workers, side by side
         workers = len(environments) * max(1, (workers or 1) // len(environments))
     pins, claims, shared = claim_and_plan(cells, workers, threads, available_cpus(), gpus)
