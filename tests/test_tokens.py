@@ -14,7 +14,7 @@ from vqbench.datasets._base import make_dataset
 from vqbench.suite import reconstruction
 from vqbench.suite.autoencoders import mlp_autoencoder
 from vqbench.suite.cells import Cell
-from vqbench.suite.tokens import conditional_entropies, joint_ids, robustness
+from vqbench.suite.tokens import conditional_entropies, joint_ids, prior_bits, robustness
 
 TOYS = str(Path(__file__).with_name("_engine_toys.py"))
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,6 +58,24 @@ def test_joint_ids_of_several_codebooks():
 def test_bad_grid_is_refused():
     with pytest.raises(ValueError, match="expected 2x2 tokens per sample, got 3"):
         conditional_entropies(np.zeros((2, 3), int), np.zeros((2, 3), int), 4, (2, 2))
+
+
+def test_prior_recovers_the_entropy_rate_of_a_markov_chain():
+    k, stay, rng = 8, 0.7, np.random.default_rng(0)
+
+    def chain(n, length=16):
+        x = np.zeros((n, length), np.int64)
+        x[:, 0] = rng.integers(0, k, n)
+        for t in range(1, length):
+            other = (x[:, t - 1] + rng.integers(1, k, n)) % k
+            x[:, t] = np.where(rng.random(n) < stay, x[:, t - 1], other)
+        return x
+
+    step = -(stay * math.log2(stay) + (1 - stay) * math.log2((1 - stay) / (k - 1)))
+    rate = (math.log2(k) + 15 * step) / 16  # the first token is uniform
+    bits, record = prior_bits(chain(2000), chain(500), k, steps=120, seed=0)
+    assert rate - 0.05 < bits < rate + 0.1  # within 0.1 bits of the entropy rate, far below log2 K = 3
+    assert record["curve"][-1][1] == bits and len(record["curve"]) == 8
 
 
 class _Ignoring(nn.Module):
@@ -121,6 +139,16 @@ def test_reconstruction_cell_stores_token_figures():
     assert rows["bitflip_psnr_drop"]["unit"] == "dB"
 
 
+def test_prior_figures_when_asked():
+    rows = {
+        r["metric"]: r
+        for r in reconstruction.measure(_cell({"token_figures": "prior", "prior_steps": 24}), data=_blobs())
+    }
+    prior = rows["token_bits_prior"]
+    assert 0 < prior["value"] < math.log2(125) and "converged" in prior["extra"]
+    assert rows["prior_bits_per_sample"]["value"] == pytest.approx(16 * prior["value"])
+
+
 def test_no_token_figures_unless_asked():
     rows = reconstruction.measure(_cell({"token_figures": "none", "train_steps": 5}), data=_blobs(32, 16))
     assert not any(r["metric"].startswith(("token_", "corrupt_")) for r in rows)
@@ -129,9 +157,10 @@ def test_no_token_figures_unless_asked():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"token_figures": "prior"}, r"'token_figures' must be one of \['none', 'counts'\], got 'prior'"),
+        ({"token_figures": "ar"}, r"'token_figures' must be one of \['none', 'counts', 'prior'\], got 'ar'"),
         ({"corrupt_share": 1.5}, r"'corrupt_share' must be a share in \(0, 1\], got 1.5"),
         ({"noise_scale": 0}, "'noise_scale' must be a finite number > 0"),
+        ({"prior_steps": 0}, "'prior_steps' must be an integer >= 1"),
     ],
 )
 def test_bad_token_params(params, match):

@@ -272,6 +272,8 @@ for _spec in (
             ("token_bits_previous", "bits", False),
             ("token_bits_neighbours", "bits", False),
             ("token_bits_per_sample", "bits", False),
+            ("token_bits_prior", "bits", False),
+            ("prior_bits_per_sample", "bits", False),
             ("corrupt_psnr_drop", "dB", False),
             ("bitflip_psnr_drop", "dB", False),
             ("noise_psnr_drop", "dB", False),

@@ -47,7 +47,9 @@ Defaults (``PARAMS``), each overridable from ``cell.params``:
   tokens (``vqbench.suite.tokens``): held-out count-based bits per token (unigram, given the raster
   predecessor, given the left and upper neighbours), the PSNR drop when ``corrupt_share`` = 0.05 of
   the tokens are random codes or have one bit flipped, and the share of indices that change (and the
-  PSNR drop) under input noise of ``noise_scale`` = 0.1 of its standard deviation;
+  PSNR drop) under input noise of ``noise_scale`` = 0.1 of its standard deviation; "prior" also fits
+  a small causal transformer prior to the train tokens for ``prior_steps`` = 200 Adam steps (held-out
+  bits per token and per sample);
 - diagnostics over the eval tokens (``vqbench.suite.diagnostics``): the participation ratio and
   effective rank of the quantizer's input (also for the ceiling), levels used per channel (FSQ),
   live bits and balance (LFQ/BSQ), and the share of codes those leave reachable.
@@ -115,10 +117,11 @@ PARAMS: dict[str, Any] = {
     "token_figures": "none",
     "corrupt_share": 0.05,
     "noise_scale": 0.1,
+    "prior_steps": 200,
     **CONVERGENCE_PARAMS,
 }
-#: What ``token_figures`` may ask for: nothing, or the count-based tier and robustness.
-TOKEN_FIGURES = ("none", "counts")
+#: What ``token_figures`` may ask for: nothing, the count-based tier and robustness, or also the prior.
+TOKEN_FIGURES = ("none", "counts", "prior")
 #: The types of parameters whose default is None (checked before a run).
 PARAM_TYPES = {
     "downsample": "int | None",
@@ -140,6 +143,7 @@ def check(params: dict[str, Any]) -> None:
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
         raise ValueError(f"param 'corrupt_share' must be a share in (0, 1], got {share!r}")
     positive_float(params, "noise_scale")
+    positive_int(params, "prior_steps")
 
 
 #: The ceiling's width when no sweep gave it one (a lone no-quantizer cell).
@@ -410,7 +414,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     rows += probe.rows(ctx)
     if ceiling:
         return rows
-    if params["token_figures"] == "counts":
+    if params["token_figures"] != "none":
         grid = tuple(shape["token_grid"]) if "token_grid" in shape else (1, tokens)
         keep_ctx = {k: ctx[k] for k in ("steps", "converged", "tokens_per_sample", "dtype") if k in ctx}
         rows += token_rows(
@@ -424,6 +428,7 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
             keep_ctx,
             float(params["corrupt_share"]),
             positive_float(params, "noise_scale"),
+            positive_int(params, "prior_steps") if params["token_figures"] == "prior" else 0,
         )
     bits = float(quantizer.bits_per_token)
     rows += [

@@ -1,15 +1,19 @@
 """What a generator sees in a trained autoencoder's tokens: modelability and robustness.
 
 Measured by the reconstruction engine on the autoencoder a cell has just trained (never a second
-training), when its ``token_figures`` parameter asks (``"counts"``):
+training), when its ``token_figures`` parameter asks (``"counts"``, or ``"prior"`` for all):
 
 - modelability, count-based: tokens of the train split fit add-one-style smoothed counts, the eval
   split's tokens are scored by them (held-out cross-entropy, bits per token): the unigram, a token
   given its raster predecessor, and a token given its left and upper neighbours (images; for
   vectors and audio frames the tokens of a sample form one row, so there is no upper neighbour).
   Each context's distribution is smoothed towards the train unigram (a Dirichlet prior of weight
-  ``SMOOTHING``), so an unseen context scores as the unigram. A quantizer with several codebooks or
-  residual levels is modelled on its joint index per position.
+  ``SMOOTHING``), so an unseen context scores as the unigram.
+- modelability, a prior (``"prior"``): a small causal transformer (2 layers, width 32, a fixed budget
+  of ``prior_steps`` Adam steps of 64 sequences, cosine schedule; the same for every quantizer) fit
+  on the train split's token sequences in raster order, scored on up to 2,048 eval sequences; its
+  held-out curve and whether the last quarter of it was flat are in the rows.
+- a quantizer with several codebooks or residual levels is modelled on its joint index per position.
 - robustness: the PSNR drop when a share of the eval tokens is replaced by random codes, or gets one
   random bit of its index flipped (a channel error), and the share of indices that change, with the
   PSNR drop it causes, when the quantizer's input gets Gaussian noise of a scale relative to its
@@ -23,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ._common import figure
 
@@ -179,6 +184,7 @@ def token_rows(
     ctx: dict[str, Any],
     share: float,
     scale: float,
+    prior_steps: int = 0,
 ) -> list[dict]:
     """The token figures of a trained autoencoder (module docstring); ``share`` and ``scale`` pick the
     headline share of corrupted tokens and relative noise scale (every point is in the extra)."""
@@ -222,6 +228,15 @@ def token_rows(
             extra={**extra, "context": "left and upper neighbours"},
         )
     )
+    if prior_steps:
+        value, record = prior_bits(train_ids, eval_ids, alphabet, steps=prior_steps, seed=seed)
+        info = {**extra, **record, "fraction_of_log2_codebook": value / log_k}
+        rows.append(
+            figure(
+                "token_bits_prior", value, "bits", False, n=record["eval_sequences"] * per_sample, extra=info
+            )
+        )
+        rows.append(figure("prior_bits_per_sample", value * per_sample, "bits", False, extra=info))
     curves = robustness(
         model, eval, peak, batch, seed, tuple(sorted({*SHARES, share})), tuple(sorted({*NOISE_SCALES, scale}))
     )
@@ -237,3 +252,73 @@ def token_rows(
         info["curve"] = {str(k): v for k, v in points.items()}
         rows.append(figure(name, points[at], unit, False, n=eval.shape[0], extra=info))
     return rows
+
+
+class _Prior(nn.Module):
+    """A small causal transformer over token sequences (start symbol first)."""
+
+    def __init__(self, alphabet: int, length: int, width: int, layers: int):
+        super().__init__()
+        self.embed = nn.Embedding(alphabet + 1, width)
+        self.position = nn.Parameter(torch.zeros(length, width))
+        layer = nn.TransformerEncoderLayer(
+            width, 4, 4 * width, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(width, alphabet)
+        self.mask = nn.Transformer.generate_square_subsequent_mask(length)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        start = torch.full_like(ids[:, :1], self.embed.num_embeddings - 1)
+        x = self.embed(torch.cat([start, ids[:, :-1]], 1)) + self.position
+        return self.head(self.body(x, mask=self.mask, is_causal=True))
+
+
+def prior_bits(
+    train: np.ndarray,
+    eval: np.ndarray,
+    alphabet: int,
+    steps: int = 200,
+    batch: int = 64,
+    width: int = 32,
+    layers: int = 2,
+    seed: int = 0,
+) -> tuple[float, dict[str, Any]]:
+    """Held-out bits per token of eval ids ``(N, T)`` under a causal transformer fit on train ids for
+    ``steps`` Adam steps (a fixed budget); also its record: the held-out curve and whether the last
+    quarter of it was flat (within 1%)."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = _Prior(alphabet, train.shape[1], width, layers)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    train_t, eval_t = torch.from_numpy(train), torch.from_numpy(eval[:2048])
+    every = max(1, steps // 8)
+
+    def held_out() -> float:
+        model.eval()
+        with torch.no_grad():
+            logits = torch.cat([model(eval_t[i : i + 512]) for i in range(0, eval_t.shape[0], 512)])
+        model.train()
+        return float(nn.functional.cross_entropy(logits.flatten(0, 1), eval_t.flatten()) / math.log(2))
+
+    curve = []
+    for step in range(steps):
+        ids = train_t[torch.randint(0, train_t.shape[0], (batch,), generator=gen)]
+        loss = nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % every == 0:
+            curve.append([step + 1, held_out()])
+    bits = curve[-1][1]
+    tail = [v for s, v in curve if s >= 0.75 * steps]
+    flat = max(tail) - min(tail) <= 0.01 * max(tail)
+    record = {
+        "prior": f"causal transformer, {layers} layers, width {width}, {steps} Adam steps of {batch}",
+        "curve": curve,
+        "converged": flat,
+        "eval_sequences": int(eval_t.shape[0]),
+    }
+    return bits, record
