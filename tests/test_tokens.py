@@ -166,3 +166,55 @@ def test_no_token_figures_unless_asked():
 def test_bad_token_params(params, match):
     with pytest.raises(ValueError, match=match):
         reconstruction.measure(_cell(params), data=_blobs(8, 4))
+
+
+def _report_rows(fsq_bits, vq_bits, vq_usage=(0.4, 0.42, 0.41)):
+    import pandas as pd
+
+    rows = []
+    for quantizer, bits, usage in (("fsq", fsq_bits, (0.9, 0.91, 0.92)), ("vq", vq_bits, vq_usage)):
+        for seed, (b, u) in enumerate(zip(bits, usage, strict=False)):
+            for metric, value, ext in (
+                ("token_bits_prior", b, {}),
+                ("token_bits_neighbours", b + 0.3, {}),
+                ("utilization", u, {}),
+                ("psnr", 20.0 + seed, {}),
+                ("train_steps", 100, {"converged": True}),
+            ):
+                rows.append(
+                    dict(
+                        benchmark="reconstruction",
+                        dataset="digits",
+                        codebook_size=256.0,
+                        quantizer=quantizer,
+                        seed=seed,
+                        metric=metric,
+                        value=value,
+                        status="ok",
+                        ext=ext,
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def test_report_section_judges_prior_bits_beyond_the_seeds_spread():
+    from vqbench.reports.tokens import tokens_section
+
+    section = tokens_section(_report_rows([5.0, 5.1, 5.05], [4.0, 4.1, 4.05]), "stamp", figures=False)
+    text = " ".join(b.text for b in section.blocks if hasattr(b, "text"))
+    assert "vq's tokens cost fewer bits than fsq's (4.05 vs 5.05)" in text
+    assert "Converged cells: 6/6." in text
+    table = next(b for b in section.blocks if hasattr(b, "rows"))
+    assert table.title == "reconstruction · digits · 2^8"
+    assert table.rows[0][3].text == "5.05 ± 0.05 [5.00-5.10] (n=3)"
+    close = tokens_section(_report_rows([5.0, 5.1, 5.05], [5.02, 5.12, 4.98]), "stamp", figures=False)
+    assert "vq and fsq within the seeds' spread" in " ".join(getattr(b, "text", "") for b in close.blocks)
+
+
+def test_report_section_only_with_token_figures():
+    from vqbench.reports.tokens import tokens_section
+
+    rows = _report_rows([5.0], [4.0])
+    assert tokens_section(rows[~rows["metric"].str.startswith("token_")], "stamp") is None
+    one_seed = tokens_section(rows, "stamp", figures=False)
+    assert "fewer than 2 seeds, no verdict" in " ".join(getattr(b, "text", "") for b in one_seed.blocks)
