@@ -23,6 +23,7 @@ training), when its ``token_figures`` parameter asks (``"counts"``, or ``"prior"
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -200,8 +201,10 @@ def token_rows(
                 parts.append(quantizer(model.project_in(tokens)).indices.cpu())
         return torch.cat(parts)
 
+    clock = time.perf_counter()
     train_ids, eval_ids, alphabet = joint_ids(indices_of(train), indices_of(eval))
     bits = conditional_entropies(train_ids, eval_ids, alphabet, grid)
+    counts_s = time.perf_counter() - clock
     codes = int(quantizer.codebook_size) ** int(quantizer.num_codebooks)
     log_k = math.log2(codes)
     per_sample = grid[0] * grid[1]
@@ -213,6 +216,7 @@ def token_rows(
         "smoothing": SMOOTHING,
         "train_tokens": int(train_ids.size),
         "log2_codebook": log_k,
+        "counts_s": counts_s,
     }
     rows = []
     for name, value in bits.items():
@@ -229,7 +233,9 @@ def token_rows(
         )
     )
     if prior_steps:
+        clock = time.perf_counter()
         value, record = prior_bits(train_ids, eval_ids, alphabet, steps=prior_steps, seed=seed)
+        record["prior_s"] = time.perf_counter() - clock
         info = {**extra, **record, "fraction_of_log2_codebook": value / log_k}
         rows.append(
             figure(
@@ -237,9 +243,11 @@ def token_rows(
             )
         )
         rows.append(figure("prior_bits_per_sample", value * per_sample, "bits", False, extra=info))
+    clock = time.perf_counter()
     curves = robustness(
         model, eval, peak, batch, seed, tuple(sorted({*SHARES, share})), tuple(sorted({*NOISE_SCALES, scale}))
     )
+    extra["robustness_s"] = time.perf_counter() - clock
     for name, kind, at in (
         ("corrupt_psnr_drop", "random_codes", share),
         ("bitflip_psnr_drop", "bit_flips", share),
