@@ -217,4 +217,16 @@ def test_report_section_only_with_token_figures():
     rows = _report_rows([5.0], [4.0])
     assert tokens_section(rows[~rows["metric"].str.startswith("token_")], "stamp") is None
     one_seed = tokens_section(rows, "stamp", figures=False)
-    assert "fewer than 2 seeds, no verdict" in " ".join(getattr(b, "text", "") for b in one_seed.blocks)
+    assert "fsq 5.00 against vq 4.00 (fewer than 2 seeds: no verdict)" in " ".join(
+        getattr(b, "text", "") for b in one_seed.blocks
+    )
+
+
+def test_report_table_leaves_out_a_figure_no_cell_measured():
+    from vqbench.reports.tokens import tokens_section
+
+    rows = _report_rows([5.0, 5.1], [4.0, 4.1])
+    section = tokens_section(rows[rows["metric"].ne("token_bits_prior")], "stamp", figures=False)
+    table = next(b for b in section.blocks if hasattr(b, "rows"))
+    assert "prior bits/tok" not in table.columns and "count bits/tok" in table.columns
+    assert all(len(row) == len(table.columns) for row in table.rows)
