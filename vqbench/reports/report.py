@@ -242,6 +242,11 @@ def build_report(
     if run.rows["benchmark"].isin(with_view("training")).any():
         doc.sections.append(Section("Findings", findings_blocks(run.rows, run.suite, run.stamp)))
     add_precision_section(doc, every_row, run.stamp)
+    from vqbench.reports.tokens import tokens_section
+
+    tokens = tokens_section(run.rows, run.stamp, figures)
+    if tokens is not None:
+        doc.sections.append(tokens)
     sections: dict[str, Section] = {}
     for table in benchmark_tables(run.rows, run.stamp, baseline):
         bench = table.title.split(" · ", 1)[0]

@@ -43,6 +43,13 @@ Defaults (``PARAMS``), each overridable from ``cell.params``:
   with ``lr_cuts`` > 0 each of the first plateaus instead multiplies the rate by ``lr_decay``.
   ``eval_every`` = 0 trains exactly ``train_steps``. The ``train_steps`` row holds the steps taken,
   ``converged`` (never at the cap) and the curve.
+- ``token_figures`` = "none": "counts" also measures what a generator sees in the trained model's
+  tokens (``vqbench.suite.tokens``): held-out count-based bits per token (unigram, given the raster
+  predecessor, given the left and upper neighbours), the PSNR drop when ``corrupt_share`` = 0.05 of
+  the tokens are random codes or have one bit flipped, and the share of indices that change (and the
+  PSNR drop) under input noise of ``noise_scale`` = 0.1 of its standard deviation; "prior" also fits
+  a small causal transformer prior to the train tokens for ``prior_steps`` = 200 Adam steps (held-out
+  bits per token and per sample);
 - diagnostics over the eval tokens (``vqbench.suite.diagnostics``): the participation ratio and
   effective rank of the quantizer's input (also for the ceiling), levels used per channel (FSQ),
   live bits and balance (LFQ/BSQ), and the share of codes those leave reachable.
@@ -80,6 +87,7 @@ from .convergence import CONVERGENCE_PARAMS
 from .diagnostics import Diagnostics
 from .precision import autocast_context, precision_extra
 from .timing import fix_threads, iqr
+from .tokens import token_rows
 from .training import TrainingLoop, check_training_precision, plateau_and_monitor
 from .usage import TOKEN_TOL, UsageCounter, usage_figures
 
@@ -106,8 +114,14 @@ PARAMS: dict[str, Any] = {
     "threads": None,
     "ceiling_steps": None,
     "dtype": "float32",
+    "token_figures": "none",
+    "corrupt_share": 0.05,
+    "noise_scale": 0.1,
+    "prior_steps": 200,
     **CONVERGENCE_PARAMS,
 }
+#: What ``token_figures`` may ask for: nothing, the count-based tier and robustness, or also the prior.
+TOKEN_FIGURES = ("none", "counts", "prior")
 #: The types of parameters whose default is None (checked before a run).
 PARAM_TYPES = {
     "downsample": "int | None",
@@ -117,6 +131,21 @@ PARAM_TYPES = {
     "ceiling_width_note": "str | None",
     "perplexity_tol": "float | None",
 }
+
+
+def check(params: dict[str, Any]) -> None:
+    """Refuse token-figure settings the engine cannot measure (run before any cell)."""
+    if params["token_figures"] not in TOKEN_FIGURES:
+        raise ValueError(
+            f"param 'token_figures' must be one of {list(TOKEN_FIGURES)}, got {params['token_figures']!r}"
+        )
+    share = params["corrupt_share"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ValueError(f"param 'corrupt_share' must be a share in (0, 1], got {share!r}")
+    positive_float(params, "noise_scale")
+    positive_int(params, "prior_steps")
+
+
 #: The ceiling's width when no sweep gave it one (a lone no-quantizer cell).
 CEILING_WIDTH = 8
 
@@ -385,6 +414,22 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
     rows += probe.rows(ctx)
     if ceiling:
         return rows
+    if params["token_figures"] != "none":
+        grid = tuple(shape["token_grid"]) if "token_grid" in shape else (1, tokens)
+        keep_ctx = {k: ctx[k] for k in ("steps", "converged", "tokens_per_sample", "dtype") if k in ctx}
+        rows += token_rows(
+            model,
+            train,
+            eval,
+            peak,
+            eval_batch,
+            cell.seed,
+            grid,
+            keep_ctx,
+            float(params["corrupt_share"]),
+            positive_float(params, "noise_scale"),
+            positive_int(params, "prior_steps") if params["token_figures"] == "prior" else 0,
+        )
     bits = float(quantizer.bits_per_token)
     rows += [
         figure("bits_per_token", bits, "bits", None, extra=ctx),
@@ -415,8 +460,9 @@ def train_and_evaluate(cell: Cell, data: Dataset, params: dict[str, Any]) -> lis
 def measure(cell: Cell, data: Dataset | None = None) -> list[dict]:
     """Reconstruction figures of the cell's quantizer as an autoencoder bottleneck (module docstring)."""
     params = resolve_params(cell, PARAMS)
+    check(params)
     data = load_cell_dataset(cell) if data is None else data
     return train_and_evaluate(cell, data, params)
 
 
-__all__ = ["PARAMS", "NoQuantizer", "eval_tokens", "measure", "native_width"]
+__all__ = ["PARAMS", "NoQuantizer", "check", "eval_tokens", "measure", "native_width"]
