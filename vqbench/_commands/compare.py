@@ -9,8 +9,8 @@ seed is "within noise (1 seed)" unless it moved beyond an absolute tolerance
 cells are printed as a table), or with --fail-on-worse when an effect got worse.
 
 With --env twice, the suite runs under two dependency sets (pip requirements; each environment is
-built once and cached beside the store), every cell alternating between them on local workers side
-by side, and the second is compared with the first: what an upgrade moved.
+built once and cached beside the store), every cell alternating between them on the same cores,
+and the second is compared with the first: what an upgrade moved.
 
 Examples:
   vqbench compare RUN_A RUN_B                       # B against A (B is the new one)

@@ -89,8 +89,9 @@ def run_suite(
                 profile's precision axis everywhere.
     environments: pip requirements, one string per dependency environment
                 (``["vector-quantize-pytorch==1.32.0", "vector-quantize-pytorch==1.34.1"]``): each is
-                built once (``vqbench.suite.environments``), every cell runs in each, alternating, on
-                local workers side by side, and each environment's rows form a run of their own.
+                built once (``vqbench.suite.environments``), every cell runs in each, alternating on
+                one local worker per environment over the same cores, and each environment's rows
+                form a run of their own.
 
     Bad input (unknown names, a malformed profile, a corrupt or unwritable store, a missing device,
     sizes that do not fit, a missing engine) raises before anything runs. Ctrl-C or SIGTERM keeps every

@@ -216,10 +216,14 @@ class LocalExecutor(ConnectionPool):
         self.pins = pins
         self.environments = environments or [None] * len(pins)
         self._paths: dict[str, list[str]] = {}
+        self.alternate = False  # dependency environments: one cell at a time, over the same cores
         self.setup = setup
         self.ctx = mp.get_context("spawn")
         self.claims = claims
         self.shared = list(shared or [])
+
+    def has_idle(self) -> bool:
+        return super().has_idle() and not (self.alternate and any(s.task for s in self.slots))
 
     def _setup_for(self, pin: WorkerPin) -> _worker.WorkerSetup:
         env = dict(self.setup.env)
@@ -327,15 +331,17 @@ def build(settings: Any, setup: Any, cells: list[Cell], *, workers: int | None, 
     uses_cuda = any(c.device.startswith("cuda") for c in cells)
     gpus = visible_gpus() if uses_cuda else []
     environments = list(dict.fromkeys(c.environment for c in cells)) or [None]
-    if environments != [None]:  # each environment gets the same number of workers, side by side
-        workers = len(environments) * max(1, (workers or 1) // len(environments))
-    pins, claims, shared = claim_and_plan(cells, workers, threads, available_cpus(), gpus)
-    if environments == [None]:
-        pins = pins[: max(1, len(cells))]
+    alternate = environments != [None]
+    pins, claims, shared = claim_and_plan(cells, 1 if alternate else workers, threads, available_cpus(), gpus)
+    pins = pins[: max(1, len(cells))]
     claims.keep({c for pin in pins for c in (pin.cpus or ())})
     used = {c for pin in pins for c in (pin.cpus or ())}
-    on = [environments[i % len(environments)] for i in range(len(pins))]
-    return LocalExecutor(pins, setup, claims, [c for c in shared if c in used], on)
+    if alternate:  # a worker per environment on the same cores, one cell at a time: A, B, A, B, ...
+        pins = [pins[0]] * len(environments)
+    on = environments if alternate else [None] * len(pins)
+    executor = LocalExecutor(pins, setup, claims, [c for c in shared if c in used], on)
+    executor.alternate = alternate
+    return executor
 
 
 def planned(settings: Any, cells: list[Cell], threads: int | None) -> int:
