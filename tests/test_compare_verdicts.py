@@ -216,3 +216,48 @@ def test_codebooks_built_at_other_sizes_than_asked_are_named():
     assert codebook_mismatches(rows, "mine", "fsq") == [(256, [125], [240])]
     assert codebook_mismatches(rows, "mine", "vq") == [(256, [125], [256])]  # 1024 matches: not named
     assert codebook_mismatches(rows, "vq", "vq") == []
+
+
+def test_the_candidate_joins_every_benchmark_and_sweep_that_measures_a_baseline():
+    from vqbench.suite.expand import expand_profile
+    from vqbench.suite.profiles import load_profile
+
+    standard = load_profile("standard")
+    plain = expand_profile(standard, quantizers="vq-cosine,fsq,vq,lfq").cells
+    added = expand_profile(standard, quantizers="vq-cosine,fsq,vq,lfq", candidates=["vq-cosine"]).cells
+
+    def swept(cells):
+        return {
+            c.config.get("codebook_size")
+            for c in cells
+            if c.quantizer == "vq-cosine" and c.benchmark == "reconstruction" and c.dataset == "fashion-mnist"
+        }
+
+    assert swept(plain) == set()  # the sweep names its own quantizers: without candidates, left out
+    assert {256, 1024, 4096} <= swept(added)
+    rd_seeds = {c.seed for c in added if c.quantizer == "vq-cosine" and c.dataset == "fashion-mnist"}
+    assert rd_seeds == {0, 1, 2}
+    # the baselines' cells are unchanged
+    assert {c.cell_id for c in plain} <= {c.cell_id for c in added}
+    # quick's usage sweep gets it too
+    quick = expand_profile(load_profile("quick"), quantizers="vq-cosine,fsq", candidates=["vq-cosine"])
+    usage = {
+        c.config.get("codebook_size")
+        for c in quick.cells
+        if c.benchmark == "usage" and c.quantizer == "vq-cosine"
+    }
+    assert 4096 in usage  # a size only the sweep asks for
+
+
+def test_compare_dry_run_lists_the_candidate_in_the_rate_distortion_sweep(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    store = tmp_path / "s.sqlite"
+    args = ["compare", "--candidate", "vq-cosine", "--suite", "standard", "--store", str(store), "--dry-run"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for size in (256, 1024, 4096):
+        assert f"reconstruction vq-cosine K={size} fashion-mnist" in out
+    assert "estimated wall time" in out
+    assert not store.exists()  # nothing ran, nothing stored
+    assert main(["compare", "a", "b", "--dry-run", "--store", str(store)]) == 2
+    assert "--candidate" in capsys.readouterr().err

@@ -59,6 +59,7 @@ def run_suite(
     plugins: str | list[str] | None = None,
     preflight: bool = True,
     dtypes: str | list[str] | None = None,
+    candidates: str | list[str] | None = None,
 ) -> str:
     """Run a suite and store its rows; return the run id.
 
@@ -85,6 +86,8 @@ def run_suite(
                 raises :class:`~vqbench.suite.preflight.PreflightError` before anything is stored.
     dtypes:     precisions (``"float32,bfloat16"``, ``vqbench.suite.precision``) that replace the
                 profile's precision axis everywhere.
+    candidates: quantizers that join the selection and are measured wherever a selected one is,
+                also in benchmarks and sweeps with their own quantizer list (``vqbench compare``).
 
     Bad input (unknown names, a malformed profile, a corrupt or unwritable store, a missing device,
     sizes that do not fit, a missing engine) raises before anything runs. Ctrl-C or SIGTERM keeps every
@@ -110,6 +113,7 @@ def run_suite(
             plugins=plugins,
             preflight=preflight,
             dtypes=dtypes,
+            candidates=candidates,
         )
         return _run(st, prepared, progress)
     finally:
