@@ -261,3 +261,71 @@ def test_compare_dry_run_lists_the_candidate_in_the_rate_distortion_sweep(tmp_pa
     assert not store.exists()  # nothing ran, nothing stored
     assert main(["compare", "a", "b", "--dry-run", "--store", str(store)]) == 2
     assert "--candidate" in capsys.readouterr().err
+
+
+def _sleepy_toy(seconds: float):
+    """The toy FSQ of the engine tests, sleeping ``seconds`` in every forward call."""
+    import time
+    from pathlib import Path
+
+    from vqbench.quantizers._registry import load_reference
+
+    base = load_reference(f"{Path(__file__).with_name('_engine_toys.py')}:ToyFSQ")
+
+    class Sleepy(base):
+        def forward(self, x):
+            time.sleep(seconds)
+            return super().forward(x)
+
+    return Sleepy
+
+
+def test_a_candidate_that_sleeps_is_judged_slower(tmp_path):
+    """Timing verdicts rest on elapsed time: a candidate that waits (sleeps) 0.2 s per call, which
+    its thread's CPU clock does not see, is slower than the baseline that computes the same."""
+    from vqbench.quantizers import register_quantizer
+    from vqbench.suite import throughput
+    from vqbench.suite.cells import Cell
+    from vqbench.suite.rows import rows_for
+
+    register_quantizer("test-toy-sleeps", lambda **kw: _sleepy_toy(0.2)(**kw))
+    register_quantizer("test-toy-awake", lambda **kw: _sleepy_toy(0.0)(**kw))
+    params = {
+        "sizes": [256],
+        "operations": ["forward"],
+        "min_run_time": 0.5,
+        "rounds": 9,
+        "memory": False,
+        "threads": 1,
+    }
+    with ResultStore(tmp_path / "s.sqlite") as st:
+        run = st.start_run("test", {"threads": 1})
+        for name in ("test-toy-sleeps", "test-toy-awake"):
+            cell = Cell(
+                "test",
+                "throughput",
+                name,
+                {"dim": 8, "codebook_size": 125},
+                None,
+                {},
+                "eager",
+                "cpu",
+                params,
+                0,
+            )
+            outcome = {"status": "ok", "seconds": 1.0, "figures": throughput.measure(cell)}
+            st.write_rows(rows_for(cell, run, outcome))
+        st.finish_run(run)
+        rows = prepare(st.rows(run))
+    result = compare_candidate(rows, "test-toy-sleeps", ["test-toy-awake"])
+    line = result[result["metric"] == "forward.relative_time@256"].iloc[0]
+    assert line["verdict"] == "worse" and line["counted"], (
+        line["value_a"],
+        line["value_b"],
+        line["samples_a"],
+        line["samples_b"],
+    )
+    assert line["value_b"] > 2 * line["value_a"]
+    cpu = result[result["metric"] == "forward.cpu_relative_time@256"].iloc[0]
+    assert cpu["verdict"] == "view" and not cpu["counted"]  # the diagnostic: it computes no more
+    assert cpu["value_b"] < 0.5 * line["value_b"]

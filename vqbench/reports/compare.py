@@ -6,8 +6,10 @@ only when it leaves the noise band: ``noise_k`` times the mean of the two figure
 without a spread count any change beyond a tiny relative tolerance (``min_rel``).
 
 One verdict per effect:
-- Timing: each operation's gated figure, its ``relative_time`` (operation / interleaved control,
-  see ``timing_gate``), gets the verdict; its other views (vectors/s, time, effective GB/s, copy
+- Timing: each operation's gated figure, its ``relative_time`` (operation / interleaved control
+  on elapsed time, see ``timing_gate``), gets the verdict, from the two sides' per-round ratios
+  where both have them (``judge_rounds``: a one-sided Mann-Whitney test and a change beyond
+  ``MIN_TIMING_CHANGE``); its other views (vectors/s, time, effective GB/s, copy
   fraction) and wall-clock times without a control (compile, training) are shown with the
   verdict "view" and not counted. Where an operation has no relative time (older runs), its
   vectors/s is the counted figure.
@@ -23,7 +25,8 @@ import math
 from typing import Any
 
 from vqbench.errors import UnknownNameError
-from vqbench.reports.timing_gate import GATED_BASE
+from vqbench.reports.statistics import slower_p_value
+from vqbench.reports.timing_gate import ALPHA, GATED_BASE, samples_of
 from vqbench.results.vocabulary import KEY_COLUMNS, parse_metric
 
 SINGLE_SEED = "within noise (1 seed)"
@@ -32,9 +35,11 @@ VERDICTS = ("better", "worse", "within noise", SINGLE_SEED, "no direction", "vie
 NOT_COMPARED = ("copy_bandwidth", "control_time")
 #: The views of one timed operation, in the order that picks the counted one where no relative
 #: time exists; the relative time itself always comes first.
-TIMING_VIEWS = ("vectors_per_s", "time", "effective_gbps", "copy_fraction")
+TIMING_VIEWS = ("vectors_per_s", "time", "effective_gbps", "copy_fraction", "cpu_relative_time")
 #: Wall-clock times with no interleaved control: shown, never counted.
 WALL_CLOCK = ("compile_time", "train_time")
+#: The smallest relative change of a relative time that counts, however significant its test.
+MIN_TIMING_CHANGE = 0.05
 #: Absolute changes beyond which a one-seed quality figure counts (base metric -> tolerance, in
 #: the figure's unit). About twice the seed-to-seed spread seen on the quick and standard suites;
 #: figures not listed here are never judged on one seed.
@@ -113,7 +118,7 @@ def collapse(frame: Any, keys: tuple[str, ...] = KEY_COLUMNS) -> Any:
     keys = list(keys)
     columns = [*keys, *_CARRIED, "value", "spread", "n"]
     if frame.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=[*columns, "samples"])
     work = frame[[*keys, *_CARRIED, "value", "spread"]].copy()
     for key in keys:
         work[key] = work[key].astype(object).where(work[key].notna(), "")
@@ -146,7 +151,9 @@ def collapse(frame: Any, keys: tuple[str, ...] = KEY_COLUMNS) -> Any:
     out["timing"] = out["timing"].astype(bool)
     out["direction"] = [None if (d is None or d != d) else bool(d) for d in out["direction"]]
     out["codebook_size"] = [None if (c is None or c != c) else float(c) for c in out["codebook_size"]]
-    return out[columns].reset_index(drop=True)
+    samples = samples_of(frame) if "ext" in frame and tuple(keys) == KEY_COLUMNS else {}
+    out["samples"] = [tuple(samples.get(tuple(rec), ())) for rec in out[keys].itertuples(index=False)]
+    return out[[*columns, "samples"]].reset_index(drop=True)
 
 
 def judge(
@@ -170,6 +177,17 @@ def judge(
         return "within noise"
     improved = delta > 0 if direction else delta < 0
     return "better" if improved else "worse"
+
+
+def judge_rounds(a: float, b: float, rounds_a: tuple[float, ...], rounds_b: tuple[float, ...]) -> str:
+    """The verdict on a relative time (lower is better) from A's and B's per-round ratios: "worse"
+    when B's rounds are slower by a one-sided Mann-Whitney test (p < ``ALPHA``) and B's estimate
+    is above A's by more than ``MIN_TIMING_CHANGE``; "better" the other way; else "within noise"."""
+    if b > a * (1 + MIN_TIMING_CHANGE) and slower_p_value(list(rounds_b), list(rounds_a)) < ALPHA:
+        return "worse"
+    if a > b * (1 + MIN_TIMING_CHANGE) and slower_p_value(list(rounds_a), list(rounds_b)) < ALPHA:
+        return "better"
+    return "within noise"
 
 
 def _missing_spread(value: Any) -> bool:
@@ -222,6 +240,9 @@ def _delta_columns(out: Any, noise_k: float, min_rel: float, group_columns: list
             verdicts.append("view")
             continue
         verdict = judge(a, b, rec.spread_a, rec.spread_b, rec.direction, noise_k, min_rel)
+        paired = (getattr(rec, "samples_a", ()), getattr(rec, "samples_b", ()))
+        if rec.base_metric == GATED_BASE and all(isinstance(p, tuple) and len(p) >= 3 for p in paired):
+            verdict = judge_rounds(a, b, *paired)
         one_seed = _missing_spread(rec.spread_a) and _missing_spread(rec.spread_b)
         if verdict in ("better", "worse") and one_seed and not rec.timing:
             tolerance = single_seed_tolerance(str(rec.base_metric), rec.codebook_size)

@@ -26,7 +26,7 @@ from vqbench.reports.steps import step_changes
 from vqbench.results.vocabulary import KEY_COLUMNS, metric_name, parse_metric
 
 GATED_BASE = "relative_time"
-VIEW_BASES = ("vectors_per_s", "time", "effective_gbps", "copy_fraction", "control_time")
+VIEW_BASES = ("vectors_per_s", "time", "effective_gbps", "copy_fraction", "control_time", "cpu_relative_time")
 ALPHA = 0.01
 
 
