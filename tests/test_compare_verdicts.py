@@ -329,3 +329,39 @@ def test_a_candidate_that_sleeps_is_judged_slower(tmp_path):
     cpu = result[result["metric"] == "forward.cpu_relative_time@256"].iloc[0]
     assert cpu["verdict"] == "view" and not cpu["counted"]  # the diagnostic: it computes no more
     assert cpu["value_b"] < 0.5 * line["value_b"]
+
+
+def _usage(util: float, dead: float, memory: float):
+    """A usage effect in every figure that shows it, and a throughput benchmark's peak memories."""
+    figures = [
+        ("usage", "utilization", util, 0.01, "ratio", True),
+        ("usage", "perplexity", 1000 * util, 5.0, "codes", True),
+        ("usage", "perplexity_ratio", util, 0.01, "ratio", True),
+        ("usage", "entropy_bits", 10 * util, 0.05, "bits", True),
+        ("usage", "dead_codes", dead, 2.0, "codes", False),
+        ("usage", "quantization_mse", 0.1 / util, 0.001, "mse", False),
+    ]
+    for op in ("forward", "train", "encode", "decode"):
+        for size in (1024, 4096):
+            figures.append(("throughput", f"{op}.peak_memory@{size}", memory * size, 0.0, "MiB", False))
+    return figures
+
+
+def test_a_usage_change_and_peak_memory_count_once():
+    result = compare_rows(_rows(_usage(0.5, 500, 1.0)), _rows(_usage(0.9, 100, 2.0)))
+    counted = result[result["counted"]]
+    assert sorted(counted["metric"]) == ["train.peak_memory@4096", "utilization"]
+    assert verdict_counts(result) == {"better": 1, "worse": 1}
+    views = result[~result["counted"]]
+    assert set(views["verdict"]) == {"view"} and len(views) == len(result) - 2
+
+
+@pytest.mark.parametrize(
+    ("better", "worse", "level"),
+    [(11, 7, "warning"), (2, 7, "error"), (3, 0, "ok"), (0, 0, "info")],
+)
+def test_the_summary_colour_follows_the_verdicts(better, worse, level):
+    from vqbench.reports.compare_report import _summary
+
+    frame = pd.DataFrame({"verdict": ["better"] * better + ["worse"] * worse + ["within noise"]})
+    assert _summary(frame, "B against A").level == level

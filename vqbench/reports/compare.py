@@ -15,6 +15,9 @@ One verdict per effect:
   vectors/s is the counted figure.
 - Machine probes (``copy_bandwidth``) and the control workload (``control_time``) describe the
   machine, not the quantizer: they are never compared (``NOT_COMPARED``).
+- Usage: utilization's verdict counts; perplexity, its ratio, entropy, dead codes and the
+  quantization MSE of the same setting are its views (``EFFECTS``); PSNR counts, MSE is its view.
+- Peak memory counts once per benchmark and setting (``MEMORY_OPERATIONS``).
 - A quality figure without a spread on either side (one seed) is "within noise (1 seed)" unless
   the change is beyond its absolute tolerance in ``SINGLE_SEED_TOLERANCES``.
 """
@@ -38,6 +41,21 @@ NOT_COMPARED = ("copy_bandwidth", "control_time")
 TIMING_VIEWS = ("vectors_per_s", "time", "effective_gbps", "copy_fraction", "cpu_relative_time")
 #: Wall-clock times with no interleaved control: shown, never counted.
 WALL_CLOCK = ("compile_time", "train_time")
+#: Figures that measure one effect: the key's verdict counts, the others are views of it (where
+#: the key figure is compared at the same setting).
+EFFECTS = {
+    "utilization": (
+        "perplexity",
+        "perplexity_ratio",
+        "entropy_bits",
+        "dead_codes",
+        "dead_code_fraction",
+        "quantization_mse",
+    ),
+    "psnr": ("mse",),
+}
+#: The order in which one peak memory per benchmark and setting is picked (at the largest size).
+MEMORY_OPERATIONS = ("train", "forward", "encode", "decode")
 #: The smallest relative change of a relative time that counts, however significant its test.
 MIN_TIMING_CHANGE = 0.05
 #: Absolute changes beyond which a one-seed quality figure counts (base metric -> tolerance, in
@@ -204,7 +222,8 @@ def counted_mask(frame: Any, group_columns: list[str]) -> list[bool]:
     """Per line: whether its verdict counts (one per effect; see the module docstring).
 
     ``group_columns`` name one setting (everything but the metric); lines of one setting and
-    operation share an effect."""
+    operation share an effect, so do a usage figure and its views (``EFFECTS``), and the peak
+    memories of one setting (one counts: the largest size, ``MEMORY_OPERATIONS`` order)."""
     bases = list(frame["base_metric"])
     timing = list(frame["timing"].astype(bool))
     groups: dict[tuple, list[int]] = {}
@@ -216,6 +235,32 @@ def counted_mask(frame: Any, group_columns: list[str]) -> list[bool]:
     order = (GATED_BASE, *TIMING_VIEWS)
     for members in groups.values():
         primary = min(members, key=lambda i: order.index(bases[i]))
+        for i in members:
+            counted[i] = i == primary
+    settings = [tuple(rec) for rec in frame[group_columns].itertuples(index=False)]
+    metrics = list(frame["metric"])
+    for key, views in EFFECTS.items():
+        keyed = {settings[i] for i, b in enumerate(bases) if b == key}
+        for i, b in enumerate(bases):
+            if b in views and settings[i] in keyed:
+                counted[i] = False
+    memory: dict[tuple, list[int]] = {}
+    where = group_columns.index("variant") if "variant" in group_columns else None
+    for i, b in enumerate(bases):
+        if b == "peak_memory":
+            setting = list(settings[i])
+            if where is not None:  # the operation and size are what the one memory is picked from
+                words = str(setting[where]).split()
+                setting[where] = " ".join(w for w in words if not w.startswith(("operation=", "size=")))
+            memory.setdefault(tuple(setting), []).append(i)
+    for members in memory.values():
+
+        def rank(i: int) -> tuple:
+            op, size = _operation_of(metrics[i])
+            known = MEMORY_OPERATIONS.index(op) if op in MEMORY_OPERATIONS else len(MEMORY_OPERATIONS)
+            return (-int(size[1:] or 0), known, metrics[i])
+
+        primary = min(members, key=rank)
         for i in members:
             counted[i] = i == primary
     return counted

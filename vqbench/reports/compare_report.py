@@ -148,9 +148,13 @@ def _summary(result: Any, what: str) -> Callout:
         if counts
         else f"{what}: nothing to compare"
     )
-    level = (
-        "error" if counts.get("worse") or counts.get("error") else ("ok" if counts.get("better") else "info")
-    )
+    worse, better = counts.get("worse", 0), counts.get("better", 0)
+    if counts.get("error") or worse > better:
+        level = "error"
+    elif worse:
+        level = "warning"  # mixed: as many or more effects improved as got worse
+    else:
+        level = "ok" if better else "info"
     return Callout(text, level)
 
 
