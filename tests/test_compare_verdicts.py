@@ -365,3 +365,34 @@ def test_the_summary_colour_follows_the_verdicts(better, worse, level):
 
     frame = pd.DataFrame({"verdict": ["better"] * better + ["worse"] * worse + ["within noise"]})
     assert _summary(frame, "B against A").level == level
+
+
+def test_a_candidate_at_another_rate_is_kept_out_of_the_counts():
+    """A 2-codebook candidate (2 x 8 = 16 bits per token) against an 8-bit baseline."""
+    import json
+
+    figures = [
+        ("usage", "utilization", 0.9, 0.01, "ratio", True),
+        ("usage", "dead_codes", 10.0, 1.0, "codes", False),
+        ("reconstruction", "psnr", 30.0, 0.1, "dB", True),
+    ]
+    worse = [
+        ("usage", "utilization", 0.5, 0.01, "ratio", True),
+        ("usage", "dead_codes", 100.0, 1.0, "codes", False),
+    ]
+    worse.append(("reconstruction", "psnr", 20.0, 0.1, "dB", True))
+    cand = _rows(figures, quantizer="two-books")
+    base = _rows(worse, quantizer="vq")
+    for frame, books in ((cand, 2), (base, 1)):
+        frame["extra"] = json.dumps({"codebook_size": 256, "num_codebooks": books})
+    rows = pd.concat([cand, base], ignore_index=True)
+    result = compare_candidate(rows, "two-books", ["vq"])
+    assert set(result["verdict"]) == {"unequal rate"}
+    assert not result["counted"].any() and verdict_counts(result) == {}
+    from vqbench.reports.compare import rate_mismatches
+
+    assert rate_mismatches(rows, "two-books", "vq") == {256.0: ([16.0], [8.0])}
+    # at equal rates the same figures count
+    cand["extra"] = json.dumps({"codebook_size": 256, "num_codebooks": 1})
+    equal = compare_candidate(pd.concat([cand, base], ignore_index=True), "two-books", ["vq"])
+    assert verdict_counts(equal) == {"better": 2}

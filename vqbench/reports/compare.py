@@ -33,7 +33,19 @@ from vqbench.reports.timing_gate import ALPHA, GATED_BASE, samples_of
 from vqbench.results.vocabulary import KEY_COLUMNS, parse_metric
 
 SINGLE_SEED = "within noise (1 seed)"
-VERDICTS = ("better", "worse", "within noise", SINGLE_SEED, "no direction", "view", "error", "missing")
+#: A candidate's line against a baseline that codes at another rate (bits per token): not counted.
+UNEQUAL_RATE = "unequal rate"
+VERDICTS = (
+    "better",
+    "worse",
+    "within noise",
+    SINGLE_SEED,
+    UNEQUAL_RATE,
+    "no direction",
+    "view",
+    "error",
+    "missing",
+)
 #: Figures of the machine, not of the quantizer: left out of every comparison.
 NOT_COMPARED = ("copy_bandwidth", "control_time")
 #: The views of one timed operation, in the order that picks the counted one where no relative
@@ -371,7 +383,15 @@ def compare_candidate(
         merged["base_metric"] = merged["base_metric_b"]
         merged["config_label_baseline"] = merged["config_label_a"]
         group = [k for k in MATCH_COLUMNS if k != "metric"] + ["config_hash_a", "config_hash_b"]
-        parts.append(_delta_columns(merged, noise_k, min_rel, group))
+        judged = _delta_columns(merged, noise_k, min_rel, group)
+        unequal = rate_mismatches(rows, candidate, base)
+        if unequal:
+            at = judged["codebook_size"].isin(list(unequal)) & judged["verdict"].isin(
+                ["better", "worse", "within noise", SINGLE_SEED, "view"]
+            )
+            judged.loc[at, "verdict"] = UNEQUAL_RATE
+            judged.loc[at, "counted"] = False
+        parts.append(judged)
     if not parts:
         raise UnknownNameError(
             f"no figures of {candidate!r} match any baseline of {baselines} at the same setting "
@@ -413,6 +433,39 @@ def codebook_mismatches(rows: Any, candidate: str, baseline: str) -> list[tuple[
     ]
 
 
+def bits_per_token(rows: Any, quantizer: str) -> dict[float, set[float]]:
+    """Per codebook size asked for, the bits per token that ``quantizer`` coded at in prepared
+    ``rows``: its ``bits_per_token`` figures, else ``num_codebooks x log2(codebook_size)`` of the
+    codebooks it built (its rows' ``extra``)."""
+    import json
+
+    out: dict[float, set[float]] = {}
+    sub = rows[(rows["quantizer"] == quantizer) & rows["codebook_size"].notna() & (rows["status"] == "ok")]
+    for asked, metric, value, extra in zip(
+        sub["codebook_size"], sub["metric"], sub["value"], sub["extra"], strict=True
+    ):
+        if metric == "bits_per_token":
+            out.setdefault(float(asked), set()).add(round(float(value), 3))
+            continue
+        ext = json.loads(extra) if isinstance(extra, str) and extra else extra or {}
+        size, books = ext.get("codebook_size"), ext.get("num_codebooks")
+        if isinstance(size, int) and isinstance(books, int) and size > 1 and books > 0:
+            out.setdefault(float(asked), set()).add(round(books * math.log2(size), 3))
+    return out
+
+
+def rate_mismatches(rows: Any, candidate: str, baseline: str) -> dict[float, tuple[list[float], list[float]]]:
+    """Codebook sizes asked where the candidate and the baseline coded at different bits per
+    token: size -> (candidate's bits, baseline's). There, quality and usage figures are not
+    comparable as equals."""
+    cand, base = bits_per_token(rows, candidate), bits_per_token(rows, baseline)
+    return {
+        asked: (sorted(cand[asked]), sorted(base[asked]))
+        for asked in sorted(set(cand) & set(base))
+        if cand[asked] != base[asked]
+    }
+
+
 def candidate_failures(rows: Any, candidate: str) -> Any:
     """The candidate's failed cells in prepared ``rows``: one line per cell with its quantizer,
     benchmark, a readable cell label (config, backend, device, dataset, cell id) and the error."""
@@ -445,7 +498,10 @@ __all__ = [
     "SINGLE_SEED_TOLERANCES",
     "TIMING_VIEWS",
     "WALL_CLOCK",
+    "UNEQUAL_RATE",
+    "bits_per_token",
     "built_codebook_sizes",
+    "rate_mismatches",
     "candidate_failures",
     "codebook_mismatches",
     "counted_mask",
