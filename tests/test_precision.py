@@ -405,3 +405,16 @@ def test_speed_ratio_has_a_spread_and_a_verdict():
     ratio, low, high, verdict = speed_ratio(loaded, half)
     assert verdict == "faster" and ratio == pytest.approx(2.0, rel=0.3) and low <= ratio <= high
     assert speed_ratio(half, loaded)[3] == "slower"
+
+
+def test_an_error_row_names_its_precision():
+    from vqbench.suite.rows import rows_for
+
+    cell = Cell(
+        "s", "throughput", "fsq", {"codebook_size": 125}, None, {}, "eager", "cpu", {"dtype": "bfloat16"}, 0
+    )
+    (row,) = rows_for(cell, "r", {"status": "error", "message": "timed out after 60 s"})
+    assert row["message"] == "bfloat16: timed out after 60 s" and row["extra"]["precision"] == "bfloat16"
+    plain = Cell("s", "throughput", "fsq", {"codebook_size": 125}, None, {}, "eager", "cpu", {}, 0)
+    (row,) = rows_for(plain, "r", {"status": "error", "message": "boom"})
+    assert row["message"] == "boom" and "precision" not in row["extra"]
