@@ -156,6 +156,26 @@ def low_quantile(values: list[float] | tuple[float, ...], q: float = LOW_QUANTIL
     return float(np.quantile(np.asarray(values, dtype=float), q))
 
 
+#: The most that ``load_factor`` stretches a limit by.
+MAX_LOAD_FACTOR = 8.0
+
+
+def load_factor(seconds: float = 0.25) -> float:
+    """How much slower than on an idle core work runs here now: the control workload's wall time
+    over its thread CPU time for ``seconds`` (the share of a core this process gets), 1 to
+    ``MAX_LOAD_FACTOR``. Time limits are multiplied by it so that a loaded machine does not
+    time out cells that an idle one finishes."""
+    work = control_workload("cpu")
+    with torch.inference_mode():
+        w0, c0 = clock(), thread_clock()
+        while clock() - w0 < seconds:
+            work()
+        wall, cpu = clock() - w0, thread_clock() - c0
+    if cpu <= 0:
+        return 1.0
+    return min(MAX_LOAD_FACTOR, max(1.0, wall / cpu))
+
+
 @dataclass(frozen=True)
 class Interleaved:
     """An operation and the control timed in alternating blocks; ``ratios`` pairs one of each
