@@ -216,3 +216,183 @@ def test_codebooks_built_at_other_sizes_than_asked_are_named():
     assert codebook_mismatches(rows, "mine", "fsq") == [(256, [125], [240])]
     assert codebook_mismatches(rows, "mine", "vq") == [(256, [125], [256])]  # 1024 matches: not named
     assert codebook_mismatches(rows, "vq", "vq") == []
+
+
+def test_the_candidate_joins_every_benchmark_and_sweep_that_measures_a_baseline():
+    from vqbench.suite.expand import expand_profile
+    from vqbench.suite.profiles import load_profile
+
+    standard = load_profile("standard")
+    plain = expand_profile(standard, quantizers="vq-cosine,fsq,vq,lfq").cells
+    added = expand_profile(standard, quantizers="vq-cosine,fsq,vq,lfq", candidates=["vq-cosine"]).cells
+
+    def swept(cells):
+        return {
+            c.config.get("codebook_size")
+            for c in cells
+            if c.quantizer == "vq-cosine" and c.benchmark == "reconstruction" and c.dataset == "fashion-mnist"
+        }
+
+    assert swept(plain) == set()  # the sweep names its own quantizers: without candidates, left out
+    assert {256, 1024, 4096} <= swept(added)
+    rd_seeds = {c.seed for c in added if c.quantizer == "vq-cosine" and c.dataset == "fashion-mnist"}
+    assert rd_seeds == {0, 1, 2}
+    # the baselines' cells are unchanged
+    assert {c.cell_id for c in plain} <= {c.cell_id for c in added}
+    # quick's usage sweep gets it too
+    quick = expand_profile(load_profile("quick"), quantizers="vq-cosine,fsq", candidates=["vq-cosine"])
+    usage = {
+        c.config.get("codebook_size")
+        for c in quick.cells
+        if c.benchmark == "usage" and c.quantizer == "vq-cosine"
+    }
+    assert 4096 in usage  # a size only the sweep asks for
+
+
+def test_compare_dry_run_lists_the_candidate_in_the_rate_distortion_sweep(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    store = tmp_path / "s.sqlite"
+    args = ["compare", "--candidate", "vq-cosine", "--suite", "standard", "--store", str(store), "--dry-run"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for size in (256, 1024, 4096):
+        assert f"reconstruction vq-cosine K={size} fashion-mnist" in out
+    assert "estimated wall time" in out
+    assert not store.exists()  # nothing ran, nothing stored
+    assert main(["compare", "a", "b", "--dry-run", "--store", str(store)]) == 2
+    assert "--candidate" in capsys.readouterr().err
+
+
+def _sleepy_toy(seconds: float):
+    """The toy FSQ of the engine tests, sleeping ``seconds`` in every forward call."""
+    import time
+    from pathlib import Path
+
+    from vqbench.quantizers._registry import load_reference
+
+    base = load_reference(f"{Path(__file__).with_name('_engine_toys.py')}:ToyFSQ")
+
+    class Sleepy(base):
+        def forward(self, x):
+            time.sleep(seconds)
+            return super().forward(x)
+
+    return Sleepy
+
+
+def test_a_candidate_that_sleeps_is_judged_slower(tmp_path):
+    """Timing verdicts rest on elapsed time: a candidate that waits (sleeps) 0.2 s per call, which
+    its thread's CPU clock does not see, is slower than the baseline that computes the same."""
+    from vqbench.quantizers import register_quantizer
+    from vqbench.suite import throughput
+    from vqbench.suite.cells import Cell
+    from vqbench.suite.rows import rows_for
+
+    register_quantizer("test-toy-sleeps", lambda **kw: _sleepy_toy(0.2)(**kw))
+    register_quantizer("test-toy-awake", lambda **kw: _sleepy_toy(0.0)(**kw))
+    params = {
+        "sizes": [256],
+        "operations": ["forward"],
+        "min_run_time": 0.5,
+        "rounds": 9,
+        "memory": False,
+        "threads": 1,
+    }
+    with ResultStore(tmp_path / "s.sqlite") as st:
+        run = st.start_run("test", {"threads": 1})
+        for name in ("test-toy-sleeps", "test-toy-awake"):
+            cell = Cell(
+                "test",
+                "throughput",
+                name,
+                {"dim": 8, "codebook_size": 125},
+                None,
+                {},
+                "eager",
+                "cpu",
+                params,
+                0,
+            )
+            outcome = {"status": "ok", "seconds": 1.0, "figures": throughput.measure(cell)}
+            st.write_rows(rows_for(cell, run, outcome))
+        st.finish_run(run)
+        rows = prepare(st.rows(run))
+    result = compare_candidate(rows, "test-toy-sleeps", ["test-toy-awake"])
+    line = result[result["metric"] == "forward.relative_time@256"].iloc[0]
+    assert line["verdict"] == "worse" and line["counted"], (
+        line["value_a"],
+        line["value_b"],
+        line["samples_a"],
+        line["samples_b"],
+    )
+    assert line["value_b"] > 2 * line["value_a"]
+    cpu = result[result["metric"] == "forward.cpu_relative_time@256"].iloc[0]
+    assert cpu["verdict"] == "view" and not cpu["counted"]  # the diagnostic: it computes no more
+    assert cpu["value_b"] < 0.5 * line["value_b"]
+
+
+def _usage(util: float, dead: float, memory: float):
+    """A usage effect in every figure that shows it, and a throughput benchmark's peak memories."""
+    figures = [
+        ("usage", "utilization", util, 0.01, "ratio", True),
+        ("usage", "perplexity", 1000 * util, 5.0, "codes", True),
+        ("usage", "perplexity_ratio", util, 0.01, "ratio", True),
+        ("usage", "entropy_bits", 10 * util, 0.05, "bits", True),
+        ("usage", "dead_codes", dead, 2.0, "codes", False),
+        ("usage", "quantization_mse", 0.1 / util, 0.001, "mse", False),
+    ]
+    for op in ("forward", "train", "encode", "decode"):
+        for size in (1024, 4096):
+            figures.append(("throughput", f"{op}.peak_memory@{size}", memory * size, 0.0, "MiB", False))
+    return figures
+
+
+def test_a_usage_change_and_peak_memory_count_once():
+    result = compare_rows(_rows(_usage(0.5, 500, 1.0)), _rows(_usage(0.9, 100, 2.0)))
+    counted = result[result["counted"]]
+    assert sorted(counted["metric"]) == ["train.peak_memory@4096", "utilization"]
+    assert verdict_counts(result) == {"better": 1, "worse": 1}
+    views = result[~result["counted"]]
+    assert set(views["verdict"]) == {"view"} and len(views) == len(result) - 2
+
+
+@pytest.mark.parametrize(
+    ("better", "worse", "level"),
+    [(11, 7, "warning"), (2, 7, "error"), (3, 0, "ok"), (0, 0, "info")],
+)
+def test_the_summary_colour_follows_the_verdicts(better, worse, level):
+    from vqbench.reports.compare_report import _summary
+
+    frame = pd.DataFrame({"verdict": ["better"] * better + ["worse"] * worse + ["within noise"]})
+    assert _summary(frame, "B against A").level == level
+
+
+def test_a_candidate_at_another_rate_is_kept_out_of_the_counts():
+    """A 2-codebook candidate (2 x 8 = 16 bits per token) against an 8-bit baseline."""
+    import json
+
+    figures = [
+        ("usage", "utilization", 0.9, 0.01, "ratio", True),
+        ("usage", "dead_codes", 10.0, 1.0, "codes", False),
+        ("reconstruction", "psnr", 30.0, 0.1, "dB", True),
+    ]
+    worse = [
+        ("usage", "utilization", 0.5, 0.01, "ratio", True),
+        ("usage", "dead_codes", 100.0, 1.0, "codes", False),
+    ]
+    worse.append(("reconstruction", "psnr", 20.0, 0.1, "dB", True))
+    cand = _rows(figures, quantizer="two-books")
+    base = _rows(worse, quantizer="vq")
+    for frame, books in ((cand, 2), (base, 1)):
+        frame["extra"] = json.dumps({"codebook_size": 256, "num_codebooks": books})
+    rows = pd.concat([cand, base], ignore_index=True)
+    result = compare_candidate(rows, "two-books", ["vq"])
+    assert set(result["verdict"]) == {"unequal rate"}
+    assert not result["counted"].any() and verdict_counts(result) == {}
+    from vqbench.reports.compare import rate_mismatches
+
+    assert rate_mismatches(rows, "two-books", "vq") == {256.0: ([16.0], [8.0])}
+    # at equal rates the same figures count
+    cand["extra"] = json.dumps({"codebook_size": 256, "num_codebooks": 1})
+    equal = compare_candidate(pd.concat([cand, base], ignore_index=True), "two-books", ["vq"])
+    assert verdict_counts(equal) == {"better": 2}

@@ -392,3 +392,29 @@ def test_run_summary_headlines_come_from_float32_cells(tmp_path):
         console.print(renderable)
     text = console.export_text()
     assert " 1M" in text and "800k" not in text
+
+
+def test_speed_ratio_has_a_spread_and_a_verdict():
+    from vqbench.reports.precision import speed_ratio
+
+    loaded = [1.0, 1.6, 0.9, 2.4, 1.1, 1.3, 0.95, 3.0, 1.2]  # per-round ratios of a loaded machine
+    same = [1.05, 1.2, 2.8, 0.92, 1.0, 1.9, 1.15, 0.97, 1.4]
+    ratio, low, high, verdict = speed_ratio(loaded, same)
+    assert verdict == "within noise" and low < 1 < high
+    half = [v / 2 for v in loaded[::-1]]
+    ratio, low, high, verdict = speed_ratio(loaded, half)
+    assert verdict == "faster" and ratio == pytest.approx(2.0, rel=0.3) and low <= ratio <= high
+    assert speed_ratio(half, loaded)[3] == "slower"
+
+
+def test_an_error_row_names_its_precision():
+    from vqbench.suite.rows import rows_for
+
+    cell = Cell(
+        "s", "throughput", "fsq", {"codebook_size": 125}, None, {}, "eager", "cpu", {"dtype": "bfloat16"}, 0
+    )
+    (row,) = rows_for(cell, "r", {"status": "error", "message": "timed out after 60 s"})
+    assert row["message"] == "bfloat16: timed out after 60 s" and row["extra"]["precision"] == "bfloat16"
+    plain = Cell("s", "throughput", "fsq", {"codebook_size": 125}, None, {}, "eager", "cpu", {}, 0)
+    (row,) = rows_for(plain, "r", {"status": "error", "message": "boom"})
+    assert row["message"] == "boom" and "precision" not in row["extra"]

@@ -122,3 +122,23 @@ def test_cuda_timer_and_memory():
     assert result.extra["l2_flushed"] is True
     assert timing.peak_memory(lambda: torch.empty(2**20, device="cuda"), "cuda") >= 2**20
     assert timing.copy_bandwidth("cuda") > 0
+
+
+def test_load_factor_is_the_wall_time_over_the_cpu_time(monkeypatch):
+    from vqbench.suite import timing
+
+    class Clocks:
+        wall = cpu = 0.0
+
+    def work():  # each call: 1 ms of CPU in 3 ms of wall, as on a core shared three ways
+        Clocks.wall += 3e-3
+        Clocks.cpu += 1e-3
+
+    monkeypatch.setattr(timing, "control_workload", lambda device: work)
+    monkeypatch.setattr(timing, "clock", lambda: Clocks.wall)
+    monkeypatch.setattr(timing, "thread_clock", lambda: Clocks.cpu)
+    assert timing.load_factor(0.1) == pytest.approx(3.0)
+    monkeypatch.setattr(timing, "thread_clock", lambda: Clocks.wall / 100)
+    assert timing.load_factor(0.1) == timing.MAX_LOAD_FACTOR
+    monkeypatch.setattr(timing, "thread_clock", lambda: Clocks.wall)
+    assert timing.load_factor(0.1) == 1.0

@@ -179,3 +179,18 @@ def test_judge_needs_all_three_tests_and_uses_the_history_after_a_step():
     small = judge(1.08, [1.08] * 9, past[:4], threshold=0.1, noise_k=3.5, pooled_sigma=0.0, min_history=3)
     assert small["status"] == "ok" and "within the threshold" in small["reason"]
     assert slower_p_value([2.0] * 9, [1.0] * 9) < 0.01 and slower_p_value([1.0] * 9, [1.0] * 9) > 0.5
+
+
+def test_a_noisy_history_cannot_hide_a_significant_2x_slowdown():
+    # five clean nights whose values scatter widely (load): a band of hundreds of percent
+    values = [0.8, 1.4, 0.9, 1.3, 1.0]
+    past = [(f"r{i}", v, [v * f for f in (0.95, 1.0, 1.05, 0.9, 1.1)]) for i, v in enumerate(values)]
+    kwargs = {"threshold": 0.25, "noise_k": 3.5, "pooled_sigma": 0.4, "min_history": 3}
+    slow = judge(2.1, [2.0, 2.1, 2.2, 2.05, 2.15, 1.95, 2.3, 2.1, 2.0], past, **kwargs)
+    assert slow["status"] == "suspect"
+    assert slow["band"] == slow["baseline"] * 0.25 and slow["resolution"] == 0.25
+    assert "cannot see changes below 25%" in slow["reason"]
+    # without a significant per-round test the wide band stands, and says what it hides
+    same = judge(1.2, [0.8, 1.4, 0.9, 1.3, 1.0, 1.2, 1.1, 0.95, 1.05], past, **kwargs)
+    assert same["status"] == "ok" and same["resolution"] > 1.0
+    assert f"cannot see changes below {same['resolution'] * 100:.0f}%" in same["reason"]

@@ -220,6 +220,7 @@ for _spec in (
             ("time", "s", False),
             ("effective_gbps", "GB/s", True),
             ("relative_time", "x control", False),
+            ("cpu_relative_time", "x control", False),
             ("control_time", "s", False),
             ("copy_bandwidth", "GB/s", None),
             ("copy_fraction", "ratio", True),

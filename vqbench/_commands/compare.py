@@ -17,6 +17,10 @@ Examples:
   vqbench compare --env 'vector-quantize-pytorch==1.32.0' --env 'vector-quantize-pytorch==1.34.1'
   vqbench compare --candidate my_fsq.py:MyFSQ --baselines fsq,vq,lfq --suite quick
   vqbench compare --candidate fsq-upstream --baselines fsq --run RUN   # no new run: use a stored one
+  vqbench compare --candidate my_fsq.py:MyFSQ --suite standard --dry-run  # the cells; runs nothing
+
+The candidate is measured wherever a baseline is: a benchmark or sweep with its own quantizer list
+(standard's rate_distortion sweep, quick's usage sweep) gets the candidate added.
 """
 
 from __future__ import annotations
@@ -73,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fail-on-worse", action="store_true", help="exit 1 when any figure got worse")
     add_suite_options(parser, "quick")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --candidate: print the cells the suite would run (the candidate in every benchmark "
+        "and sweep that measures a baseline), cost and wall time; run nothing",
+    )
     add_store_option(parser)
     add_output(parser, "comparison report")
 
@@ -111,15 +121,30 @@ def run(args: argparse.Namespace) -> int:
         baselines = split_names(args.baselines)
         if not baselines:
             raise UserError("--baselines must name at least one quantizer, e.g. fsq,vq,lfq")
+        if args.dry_run:
+            if args.existing_run:
+                raise UserError("--dry-run plans a new run; drop --run")
+            suite_options.print_dry_run(
+                args.store,
+                args.suite,
+                [args.candidate, *baselines],
+                candidates=[args.candidate],
+                **suite_kwargs(args),
+            )
+            return 0
         with open_store(args.store) as store:
             if args.existing_run:
                 run_id = store.resolve_run(args.existing_run)
             else:
                 names = [args.candidate, *baselines]
-                run_id = suite_options.run_suite_for(store, args.suite, names, **suite_kwargs(args))
+                run_id = suite_options.run_suite_for(
+                    store, args.suite, names, candidates=[args.candidate], **suite_kwargs(args)
+                )
             doc, result = candidate_document(store, run_id, args.candidate, baselines, noise_k=args.noise_k)
         name = f"compare-{run_id}"
     else:
+        if args.dry_run:
+            raise UserError("--dry-run plans a candidate's run; give --candidate NAME")
         if len(args.runs) != 2:
             raise UserError(f"compare needs two runs (A B) or --candidate NAME; got {len(args.runs)} run(s)")
         with open_store(args.store, readonly=True) as store:

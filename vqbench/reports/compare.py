@@ -6,13 +6,18 @@ only when it leaves the noise band: ``noise_k`` times the mean of the two figure
 without a spread count any change beyond a tiny relative tolerance (``min_rel``).
 
 One verdict per effect:
-- Timing: each operation's gated figure, its ``relative_time`` (operation / interleaved control,
-  see ``timing_gate``), gets the verdict; its other views (vectors/s, time, effective GB/s, copy
+- Timing: each operation's gated figure, its ``relative_time`` (operation / interleaved control
+  on elapsed time, see ``timing_gate``), gets the verdict, from the two sides' per-round ratios
+  where both have them (``judge_rounds``: a one-sided Mann-Whitney test and a change beyond
+  ``MIN_TIMING_CHANGE``); its other views (vectors/s, time, effective GB/s, copy
   fraction) and wall-clock times without a control (compile, training) are shown with the
   verdict "view" and not counted. Where an operation has no relative time (older runs), its
   vectors/s is the counted figure.
 - Machine probes (``copy_bandwidth``) and the control workload (``control_time``) describe the
   machine, not the quantizer: they are never compared (``NOT_COMPARED``).
+- Usage: utilization's verdict counts; perplexity, its ratio, entropy, dead codes and the
+  quantization MSE of the same setting are its views (``EFFECTS``); PSNR counts, MSE is its view.
+- Peak memory counts once per benchmark and setting (``MEMORY_OPERATIONS``).
 - A quality figure without a spread on either side (one seed) is "within noise (1 seed)" unless
   the change is beyond its absolute tolerance in ``SINGLE_SEED_TOLERANCES``.
 """
@@ -23,18 +28,48 @@ import math
 from typing import Any
 
 from vqbench.errors import UnknownNameError
-from vqbench.reports.timing_gate import GATED_BASE
+from vqbench.reports.statistics import slower_p_value
+from vqbench.reports.timing_gate import ALPHA, GATED_BASE, samples_of
 from vqbench.results.vocabulary import KEY_COLUMNS, parse_metric
 
 SINGLE_SEED = "within noise (1 seed)"
-VERDICTS = ("better", "worse", "within noise", SINGLE_SEED, "no direction", "view", "error", "missing")
+#: A candidate's line against a baseline that codes at another rate (bits per token): not counted.
+UNEQUAL_RATE = "unequal rate"
+VERDICTS = (
+    "better",
+    "worse",
+    "within noise",
+    SINGLE_SEED,
+    UNEQUAL_RATE,
+    "no direction",
+    "view",
+    "error",
+    "missing",
+)
 #: Figures of the machine, not of the quantizer: left out of every comparison.
 NOT_COMPARED = ("copy_bandwidth", "control_time")
 #: The views of one timed operation, in the order that picks the counted one where no relative
 #: time exists; the relative time itself always comes first.
-TIMING_VIEWS = ("vectors_per_s", "time", "effective_gbps", "copy_fraction")
+TIMING_VIEWS = ("vectors_per_s", "time", "effective_gbps", "copy_fraction", "cpu_relative_time")
 #: Wall-clock times with no interleaved control: shown, never counted.
 WALL_CLOCK = ("compile_time", "train_time")
+#: Figures that measure one effect: the key's verdict counts, the others are views of it (where
+#: the key figure is compared at the same setting).
+EFFECTS = {
+    "utilization": (
+        "perplexity",
+        "perplexity_ratio",
+        "entropy_bits",
+        "dead_codes",
+        "dead_code_fraction",
+        "quantization_mse",
+    ),
+    "psnr": ("mse",),
+}
+#: The order in which one peak memory per benchmark and setting is picked (at the largest size).
+MEMORY_OPERATIONS = ("train", "forward", "encode", "decode")
+#: The smallest relative change of a relative time that counts, however significant its test.
+MIN_TIMING_CHANGE = 0.05
 #: Absolute changes beyond which a one-seed quality figure counts (base metric -> tolerance, in
 #: the figure's unit). About twice the seed-to-seed spread seen on the quick and standard suites;
 #: figures not listed here are never judged on one seed.
@@ -113,7 +148,7 @@ def collapse(frame: Any, keys: tuple[str, ...] = KEY_COLUMNS) -> Any:
     keys = list(keys)
     columns = [*keys, *_CARRIED, "value", "spread", "n"]
     if frame.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=[*columns, "samples"])
     work = frame[[*keys, *_CARRIED, "value", "spread"]].copy()
     for key in keys:
         work[key] = work[key].astype(object).where(work[key].notna(), "")
@@ -146,7 +181,9 @@ def collapse(frame: Any, keys: tuple[str, ...] = KEY_COLUMNS) -> Any:
     out["timing"] = out["timing"].astype(bool)
     out["direction"] = [None if (d is None or d != d) else bool(d) for d in out["direction"]]
     out["codebook_size"] = [None if (c is None or c != c) else float(c) for c in out["codebook_size"]]
-    return out[columns].reset_index(drop=True)
+    samples = samples_of(frame) if "ext" in frame and tuple(keys) == KEY_COLUMNS else {}
+    out["samples"] = [tuple(samples.get(tuple(rec), ())) for rec in out[keys].itertuples(index=False)]
+    return out[[*columns, "samples"]].reset_index(drop=True)
 
 
 def judge(
@@ -172,6 +209,17 @@ def judge(
     return "better" if improved else "worse"
 
 
+def judge_rounds(a: float, b: float, rounds_a: tuple[float, ...], rounds_b: tuple[float, ...]) -> str:
+    """The verdict on a relative time (lower is better) from A's and B's per-round ratios: "worse"
+    when B's rounds are slower by a one-sided Mann-Whitney test (p < ``ALPHA``) and B's estimate
+    is above A's by more than ``MIN_TIMING_CHANGE``; "better" the other way; else "within noise"."""
+    if b > a * (1 + MIN_TIMING_CHANGE) and slower_p_value(list(rounds_b), list(rounds_a)) < ALPHA:
+        return "worse"
+    if a > b * (1 + MIN_TIMING_CHANGE) and slower_p_value(list(rounds_a), list(rounds_b)) < ALPHA:
+        return "better"
+    return "within noise"
+
+
 def _missing_spread(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -186,7 +234,8 @@ def counted_mask(frame: Any, group_columns: list[str]) -> list[bool]:
     """Per line: whether its verdict counts (one per effect; see the module docstring).
 
     ``group_columns`` name one setting (everything but the metric); lines of one setting and
-    operation share an effect."""
+    operation share an effect, so do a usage figure and its views (``EFFECTS``), and the peak
+    memories of one setting (one counts: the largest size, ``MEMORY_OPERATIONS`` order)."""
     bases = list(frame["base_metric"])
     timing = list(frame["timing"].astype(bool))
     groups: dict[tuple, list[int]] = {}
@@ -198,6 +247,32 @@ def counted_mask(frame: Any, group_columns: list[str]) -> list[bool]:
     order = (GATED_BASE, *TIMING_VIEWS)
     for members in groups.values():
         primary = min(members, key=lambda i: order.index(bases[i]))
+        for i in members:
+            counted[i] = i == primary
+    settings = [tuple(rec) for rec in frame[group_columns].itertuples(index=False)]
+    metrics = list(frame["metric"])
+    for key, views in EFFECTS.items():
+        keyed = {settings[i] for i, b in enumerate(bases) if b == key}
+        for i, b in enumerate(bases):
+            if b in views and settings[i] in keyed:
+                counted[i] = False
+    memory: dict[tuple, list[int]] = {}
+    where = group_columns.index("variant") if "variant" in group_columns else None
+    for i, b in enumerate(bases):
+        if b == "peak_memory":
+            setting = list(settings[i])
+            if where is not None:  # the operation and size are what the one memory is picked from
+                words = str(setting[where]).split()
+                setting[where] = " ".join(w for w in words if not w.startswith(("operation=", "size=")))
+            memory.setdefault(tuple(setting), []).append(i)
+    for members in memory.values():
+
+        def rank(i: int) -> tuple:
+            op, size = _operation_of(metrics[i])
+            known = MEMORY_OPERATIONS.index(op) if op in MEMORY_OPERATIONS else len(MEMORY_OPERATIONS)
+            return (-int(size[1:] or 0), known, metrics[i])
+
+        primary = min(members, key=rank)
         for i in members:
             counted[i] = i == primary
     return counted
@@ -222,6 +297,9 @@ def _delta_columns(out: Any, noise_k: float, min_rel: float, group_columns: list
             verdicts.append("view")
             continue
         verdict = judge(a, b, rec.spread_a, rec.spread_b, rec.direction, noise_k, min_rel)
+        paired = (getattr(rec, "samples_a", ()), getattr(rec, "samples_b", ()))
+        if rec.base_metric == GATED_BASE and all(isinstance(p, tuple) and len(p) >= 3 for p in paired):
+            verdict = judge_rounds(a, b, *paired)
         one_seed = _missing_spread(rec.spread_a) and _missing_spread(rec.spread_b)
         if verdict in ("better", "worse") and one_seed and not rec.timing:
             tolerance = single_seed_tolerance(str(rec.base_metric), rec.codebook_size)
@@ -305,7 +383,15 @@ def compare_candidate(
         merged["base_metric"] = merged["base_metric_b"]
         merged["config_label_baseline"] = merged["config_label_a"]
         group = [k for k in MATCH_COLUMNS if k != "metric"] + ["config_hash_a", "config_hash_b"]
-        parts.append(_delta_columns(merged, noise_k, min_rel, group))
+        judged = _delta_columns(merged, noise_k, min_rel, group)
+        unequal = rate_mismatches(rows, candidate, base)
+        if unequal:
+            at = judged["codebook_size"].isin(list(unequal)) & judged["verdict"].isin(
+                ["better", "worse", "within noise", SINGLE_SEED, "view"]
+            )
+            judged.loc[at, "verdict"] = UNEQUAL_RATE
+            judged.loc[at, "counted"] = False
+        parts.append(judged)
     if not parts:
         raise UnknownNameError(
             f"no figures of {candidate!r} match any baseline of {baselines} at the same setting "
@@ -347,6 +433,39 @@ def codebook_mismatches(rows: Any, candidate: str, baseline: str) -> list[tuple[
     ]
 
 
+def bits_per_token(rows: Any, quantizer: str) -> dict[float, set[float]]:
+    """Per codebook size asked for, the bits per token that ``quantizer`` coded at in prepared
+    ``rows``: its ``bits_per_token`` figures, else ``num_codebooks x log2(codebook_size)`` of the
+    codebooks it built (its rows' ``extra``)."""
+    import json
+
+    out: dict[float, set[float]] = {}
+    sub = rows[(rows["quantizer"] == quantizer) & rows["codebook_size"].notna() & (rows["status"] == "ok")]
+    for asked, metric, value, extra in zip(
+        sub["codebook_size"], sub["metric"], sub["value"], sub["extra"], strict=True
+    ):
+        if metric == "bits_per_token":
+            out.setdefault(float(asked), set()).add(round(float(value), 3))
+            continue
+        ext = json.loads(extra) if isinstance(extra, str) and extra else extra or {}
+        size, books = ext.get("codebook_size"), ext.get("num_codebooks")
+        if isinstance(size, int) and isinstance(books, int) and size > 1 and books > 0:
+            out.setdefault(float(asked), set()).add(round(books * math.log2(size), 3))
+    return out
+
+
+def rate_mismatches(rows: Any, candidate: str, baseline: str) -> dict[float, tuple[list[float], list[float]]]:
+    """Codebook sizes asked where the candidate and the baseline coded at different bits per
+    token: size -> (candidate's bits, baseline's). There, quality and usage figures are not
+    comparable as equals."""
+    cand, base = bits_per_token(rows, candidate), bits_per_token(rows, baseline)
+    return {
+        asked: (sorted(cand[asked]), sorted(base[asked]))
+        for asked in sorted(set(cand) & set(base))
+        if cand[asked] != base[asked]
+    }
+
+
 def candidate_failures(rows: Any, candidate: str) -> Any:
     """The candidate's failed cells in prepared ``rows``: one line per cell with its quantizer,
     benchmark, a readable cell label (config, backend, device, dataset, cell id) and the error."""
@@ -379,7 +498,10 @@ __all__ = [
     "SINGLE_SEED_TOLERANCES",
     "TIMING_VIEWS",
     "WALL_CLOCK",
+    "UNEQUAL_RATE",
+    "bits_per_token",
     "built_codebook_sizes",
+    "rate_mismatches",
     "candidate_failures",
     "codebook_mismatches",
     "counted_mask",

@@ -12,10 +12,12 @@ from vqbench.reports.compare import (
     SINGLE_SEED,
     SINGLE_SEED_CODEBOOK_FRACTIONS,
     SINGLE_SEED_TOLERANCES,
+    UNEQUAL_RATE,
     candidate_failures,
     codebook_mismatches,
     compare_candidate,
     compare_rows,
+    rate_mismatches,
     verdict_counts,
 )
 from vqbench.reports.document import Callout, Document, Paragraph, Section, Table, TableCell
@@ -30,7 +32,7 @@ _ORDER = {
     "no direction": 6,
     "view": 7,
 }
-_SHOWN = {"view": "view (not counted)"}
+_SHOWN = {"view": "view (not counted)", UNEQUAL_RATE: f"{UNEQUAL_RATE} (not counted)"}
 
 
 def verdict_notes() -> list[str]:
@@ -148,9 +150,13 @@ def _summary(result: Any, what: str) -> Callout:
         if counts
         else f"{what}: nothing to compare"
     )
-    level = (
-        "error" if counts.get("worse") or counts.get("error") else ("ok" if counts.get("better") else "info")
-    )
+    worse, better = counts.get("worse", 0), counts.get("better", 0)
+    if counts.get("error") or worse > better:
+        level = "error"
+    elif worse:
+        level = "warning"  # mixed: as many or more effects improved as got worse
+    else:
+        level = "ok" if better else "info"
     return Callout(text, level)
 
 
@@ -222,6 +228,16 @@ def candidate_document(
             blocks.append(Callout(f"{candidate} against {base}: no figures at the same settings.", "warning"))
         else:
             blocks.append(_summary(part, f"{candidate} against {base}"))
+        for asked, (bits_c, bits_b) in rate_mismatches(run.rows, candidate, base).items():
+            blocks.append(
+                Callout(
+                    f"At codebook size {int(asked)}, {candidate} codes "
+                    f"{' / '.join(f'{b:g}' for b in bits_c)} bits per token and {base} "
+                    f"{' / '.join(f'{b:g}' for b in bits_b)}: its figures there "
+                    f"are marked '{UNEQUAL_RATE}' and not counted (compare at matched bits per token).",
+                    "warning",
+                )
+            )
         for asked, built_c, built_b in codebook_mismatches(run.rows, candidate, base):
             blocks.append(
                 Callout(

@@ -4,8 +4,9 @@ Rows of any precision but float32 (``extra["precision"]``, or a cell's ``params[
 the agreement benchmark's rows are kept out of the run report's other tables, findings and
 figures (they compare float32 cells); this section reads them beside their float32 counterparts:
 
-- speed per dtype: vectors/s of each throughput operation per precision, the ratio to float32, and
-  the dtype that the forward computed in (measured by the engine, ``ran_dtype``);
+- speed per dtype: vectors/s of each throughput operation per precision, the speed ratio to float32
+  with its spread and a verdict (``speed_ratio``: from the relative times' per-round ratios where
+  both cells have them), and the dtype that the forward computed in (measured, ``ran_dtype``);
 - index agreement: per quantizer and precision, the share of tokens whose index changes against
   float32 on the same inputs, the code error (max, mean) and the dtype that ran; a quantizer that
   refused a precision shows its error;
@@ -87,17 +88,46 @@ def _order(precisions: set[str]) -> list[str]:
     return [p for p in from_engine if p in precisions] + sorted(precisions - set(from_engine))
 
 
+def speed_ratio(reference: list[float], other: list[float]) -> tuple[float, float, float, str]:
+    """Speed of a precision against float32 from the two cells' per-round relative times (each
+    operation / its interleaved control): ``(ratio, low, high, verdict)``, ratio > 1 when faster.
+    The ratio is float32's lower quartile over the other's; the interval pairs their quartiles
+    (float32's first over the other's third, and the reverse); the verdict is "faster" or
+    "slower" by ``compare.judge_rounds`` (a one-sided Mann-Whitney test and a change beyond
+    ``compare.MIN_TIMING_CHANGE``), else "within noise"."""
+    from vqbench.reports.compare import judge_rounds
+    from vqbench.suite.timing import low_quantile
+
+    ref, oth = low_quantile(reference), low_quantile(other)
+    low = low_quantile(reference) / low_quantile(other, 0.75)
+    high = low_quantile(reference, 0.75) / low_quantile(other)
+    verdict = judge_rounds(ref, oth, tuple(reference), tuple(other))
+    shown = {"better": "faster", "worse": "slower"}.get(verdict, verdict)
+    return ref / oth, low, high, shown
+
+
+def _rounds(rows: Any, metric: str) -> list[float]:
+    """The per-round relative times stored with the relative time of a vectors/s ``metric``."""
+    from vqbench.reports.timing_gate import relative_metric
+
+    name = relative_metric(metric)
+    out: list[float] = []
+    for ext in rows.loc[rows["metric"] == name, "ext"]:
+        out += [float(v) for v in ext.get("samples") or [] if v is not None and v > 0]
+    return out
+
+
 def speed_table(rows: Any, stamp: str) -> Table | None:
     """vectors/s per operation and precision, with the ratio to float32 and the dtype that ran."""
-    ok = rows[
-        rows["benchmark"].eq("throughput") & rows["status"].eq("ok") & rows["base_metric"].eq("vectors_per_s")
-    ]
+    timed = rows[rows["benchmark"].eq("throughput") & rows["status"].eq("ok")]
+    ok = timed[timed["base_metric"].eq("vectors_per_s")]
     if ok.empty:
         return None
     prec = _precisions(ok)
     if set(prec) == {REFERENCE}:
         return None
     ok = ok.assign(precision=prec)
+    timed = timed.assign(precision=_precisions(timed))
     order = _order(set(prec))
     body = []
     keys = ["quantizer", "config_label", "backend", "device", "metric"]
@@ -117,7 +147,18 @@ def speed_table(rows: Any, stamp: str) -> Table | None:
                 cells.append(TableCell("—", kind="missing"))
                 continue
             value = float(by[p]["value"].mean())
-            ratio = f"{value / ref:.2f}x" if ref and p != REFERENCE else ""
+            ratio = f"{value / ref:.2f}x (no spread)" if ref and p != REFERENCE else ""
+            same = timed[
+                timed["quantizer"].eq(quantizer)
+                & timed["config_label"].eq(label)
+                & timed["backend"].eq(backend)
+                & timed["device"].eq(device)
+            ]
+            ref_rounds = _rounds(same[same["precision"] == REFERENCE], metric)
+            rounds = _rounds(same[same["precision"] == p], metric)
+            if p != REFERENCE and len(ref_rounds) >= 3 and len(rounds) >= 3:
+                r, low, high, verdict = speed_ratio(ref_rounds, rounds)
+                ratio = f"{r:.2f}x ({low:.2f}-{high:.2f}), {verdict}"
             cells.append(
                 TableCell(_fmt_rate(value), note=ratio, title=f"ran in {_ran_text(by[p]['ext'].iloc[0])}")
             )
@@ -127,14 +168,18 @@ def speed_table(rows: Any, stamp: str) -> Table | None:
     if not body:
         return None
     return Table(
-        "Speed per precision (vectors/s; ratio to float32)",
+        "Speed per precision (vectors/s; speed ratio to float32 with its spread and verdict)",
         ["quantizer", "config · backend · device", "operation@size", *order, "computed in (measured)"],
         body,
         caption=stamp,
         notes=[
             "Input in the dtype named (autocast-*: float32 input under torch.autocast). "
             "'computed in': the dtype of most floating-point elements that the forward's ops "
-            "wrote, measured, with the others' shares."
+            "wrote, measured, with the others' shares.",
+            "Speed ratio: float32's relative time (operation / interleaved control, lower "
+            "quartile over rounds) over this precision's; in brackets the ratio of their "
+            "quartiles; 'faster'/'slower' only where the per-round times differ by a one-sided "
+            "Mann-Whitney test (p < 0.01) and by more than 5%, else 'within noise'.",
         ],
     )
 

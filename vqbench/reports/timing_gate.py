@@ -26,7 +26,7 @@ from vqbench.reports.steps import lasting_steps
 from vqbench.results.vocabulary import KEY_COLUMNS, metric_name, parse_metric
 
 GATED_BASE = "relative_time"
-VIEW_BASES = ("vectors_per_s", "time", "effective_gbps", "copy_fraction", "control_time")
+VIEW_BASES = ("vectors_per_s", "time", "effective_gbps", "copy_fraction", "control_time", "cpu_relative_time")
 ALPHA = 0.01
 
 
@@ -71,7 +71,10 @@ def judge(
     accepted: frozenset[str] | set[str] = frozenset(),
 ) -> dict:
     """The verdict on one relative time: ``status`` (ok / suspect / improvement / not gated),
-    ``baseline``, ``rel_change``, ``band`` and a ``reason`` that says which test decided.
+    ``baseline``, ``rel_change``, ``band``, ``resolution`` (the smallest slowdown the gate can see
+    in this history) and a ``reason`` that says which test decided. Where tonight's per-round
+    samples are significantly slower than the history's (Mann-Whitney, ``alpha``), the noise band
+    is capped at the threshold: a history made noisy by load cannot hide a significant slowdown.
 
     ``past`` holds (run id, value, samples) of the comparable history, oldest first. A step
     change to a faster level becomes the baseline once enough runs tell the new level; a step to
@@ -123,12 +126,18 @@ def judge(
             "reason": f"{-rel * 100:.1f}% faster relative to the control{note}",
         }
     beyond_threshold = rel > threshold
-    beyond_band = log_change > noise_k * sigma
     p = slower_p_value(samples, hist_samples)
     out["p_value"] = p
+    if p < alpha and band > threshold:
+        # the per-round samples are significantly slower: a noisy history's band may not hide it
+        band = threshold
+        out["band"] = base * band
+    beyond_band = log_change > math.log1p(band)
+    out["resolution"] = max(threshold, band)  # the smallest slowdown this history lets the gate see
     tests = (
         f"change {rel * 100:+.1f}% vs threshold {threshold * 100:.0f}%, "
-        f"noise band ±{band * 100:.1f}%, Mann-Whitney p={p:.2g} vs {alpha:g}"
+        f"noise band ±{band * 100:.1f}%, Mann-Whitney p={p:.2g} vs {alpha:g}; "
+        f"cannot see changes below {out['resolution'] * 100:.0f}%"
     )
     if beyond_threshold and beyond_band and p < alpha:
         return {**out, "status": "suspect", "reason": f"slower relative to the control: {tests}{note}"}

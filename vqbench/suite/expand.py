@@ -181,6 +181,7 @@ def expand_profile(
     seed: int | None = None,
     timeout: float | None = None,
     dtypes: str | list[str] | None = None,
+    candidates: str | list[str] | None = None,
 ) -> Plan:
     """The cells of ``profile``, with the overrides of ``vqbench run`` applied.
 
@@ -193,12 +194,18 @@ def expand_profile(
     is left out for that quantizer. Every
     reconstruction benchmark swept over codebook sizes also gets ``NO_QUANTIZER`` cells (eager):
     the same autoencoder with an identity bottleneck, the ceiling of its rate-distortion figure.
+    ``candidates`` (patterns, ``vqbench compare --candidate``) join the selection and are measured
+    wherever a selected quantizer is: a benchmark or sweep with its own quantizer list gets them
+    added when it keeps any name of ``quantizers``.
     """
     src = profile.source
     _check_quantizer_keys(profile)
     only = resolve_quantizers(_split(quantizers), "--quantizers") if quantizers is not None else None
     if only == []:
         raise UserError("--quantizers: expected at least one name or pattern, got none")
+    extra = resolve_quantizers(_split(candidates), "--candidate") if candidates is not None else []
+    if extra and only is not None:
+        only = [*only, *(n for n in extra if n not in only)]
     ds_override = _split(datasets)
     if ds_override is not None:
         if not ds_override:
@@ -218,7 +225,10 @@ def expand_profile(
 
     def select(patterns: tuple[str, ...], where: str) -> list[str]:
         names = resolve_quantizers(patterns, f"{src}: key '{where}'")
-        return [n for n in names if n in only] if only is not None else names
+        kept = [n for n in names if n in only] if only is not None else names
+        if extra and any(n not in extra for n in kept):
+            kept += [n for n in extra if n not in kept]
+        return kept
 
     base = only if only is not None else select(profile.quantizers, "suite.quantizers")
     backend_cache: dict[str, dict[str, tuple[str, ...] | None]] = {}

@@ -99,6 +99,7 @@ def prepare_run(
     plugins: Any = None,
     preflight: bool = True,
     dtypes: Any = None,
+    candidates: Any = None,
 ) -> PreparedRun:
     """Expand and check a run (or a stored run to resume) without running anything.
 
@@ -106,6 +107,7 @@ def prepare_run(
     ``plugins``: module names (``"pkg.mod,other"`` or a list) imported here and in every worker, over
     the profile's ``[suite] plugins``. ``preflight``: check every candidate and plugin quantizer in a
     worker-like process first (``vqbench.suite.preflight``); a failure raises ``PreflightError``.
+    ``candidates``: quantizers measured wherever a selected one is (``expand_profile``).
     """
     from vqbench.quantizers._plugins import add_import_path, plugin_names
 
@@ -123,6 +125,7 @@ def prepare_run(
             seed=seed,
             plugins=extra_plugins or None,
             dtypes=dtypes,
+            candidates=candidates,
         )
         if given:
             raise UserError(f"resume runs the stored run's own cells; drop {', '.join(sorted(given))}")
@@ -162,6 +165,7 @@ def prepare_run(
         seed=seed,
         timeout=timeout,
         dtypes=dtypes,
+        candidates=candidates,
     )
     plan.plugins, plan.import_path = chosen, import_path(plan.cells)
     add_import_path(plan.import_path)
@@ -181,6 +185,7 @@ def prepare_run(
             workers,
             check_devices_here,
             dtypes,
+            candidates,
         )
         finish_preflight(checking)
     return prepared
@@ -199,6 +204,7 @@ def _prepare_new(
     workers: int | None,
     check_devices_here: bool,
     dtypes: Any = None,
+    candidates: Any = None,
 ) -> PreparedRun:
     """The settings, checks and stored config of a new run of ``plan``."""
     if "workers" not in (profile.raw.get("suite") or {}):
@@ -218,6 +224,7 @@ def _prepare_new(
             seed=seed,
             timeout=timeout,
             dtypes=dtypes,
+            candidates=candidates,
         ),
         "argv": list(sys.argv),
         "workers": settings.workers,

@@ -65,6 +65,12 @@ def rows_for(cell: Cell, run_id: str, outcome: dict[str, Any]) -> list[dict[str,
     if outcome.get("traceback"):
         extra["traceback"] = outcome["traceback"][-4000:]
     status = "skipped" if status == "skipped" else "error"
+    message = str(outcome.get("message", ""))
+    precision = cell.params.get("dtype")
+    if precision:  # a precision's cell (float32 cells carry no dtype): say which one failed
+        extra["precision"] = str(precision)
+        if not message.startswith(f"{precision}: "):
+            message = f"{precision}: {message}"
     return [
         {
             **base,
@@ -72,7 +78,7 @@ def rows_for(cell: Cell, run_id: str, outcome: dict[str, Any]) -> list[dict[str,
             "value": None,
             "unit": "",
             "status": status,
-            "message": str(outcome.get("message", ""))[:2000],
+            "message": message[:2000],
             "extra": extra,
         }
     ]

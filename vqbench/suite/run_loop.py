@@ -55,6 +55,11 @@ class CellLoop:
         self.start_failures = 0
         self.running: dict[int, tuple[Cell, float]] = {}
         self.attempts: dict[int, int] = {}
+        self.load = 1.0  # timeouts scale with the machine's load (``timing.load_factor``, at start)
+
+    def limit(self, cell: Cell) -> float:
+        """The cell's timeout in seconds, stretched by the load measured when the run started."""
+        return self.plan.timeout(cell) * self.load
 
     def _record(self, cell: Cell, outcome: dict[str, Any], index: int, worker: dict | None = None) -> None:
         outcome = dict(outcome)
@@ -83,6 +88,9 @@ class CellLoop:
         executor = self.executor
         interrupted = True
         try:
+            from .timing import load_factor
+
+            self.load = load_factor() if getattr(executor, "kind", "local") == "local" else 1.0
             executor.start()
             self.progress.note(f"{len(self.todo)} cells on the {executor.describe()}")
             while pending or self.running:
@@ -131,13 +139,13 @@ class CellLoop:
         now = time.monotonic()
         limits = [0.5]
         for cell, started in self.running.values():
-            limits.append(started + self.plan.timeout(cell) - now)
+            limits.append(started + self.limit(cell) - now)
         return max(0.0, min(limits))
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
         for index, (cell, started) in list(self.running.items()):
-            limit = self.plan.timeout(cell)
+            limit = self.limit(cell)
             if now - started > limit:
                 self.executor.kill(index)
                 del self.running[index]
@@ -145,8 +153,9 @@ class CellLoop:
                     cell,
                     {
                         "status": "error",
-                        "message": f"timed out: the cell ran past its {limit:g} s limit and its "
-                        "worker was killed",
+                        "message": f"timed out: the cell ran past its {limit:.4g} s limit "
+                        f"({self.plan.timeout(cell):g} s x {self.load:.2f}, the machine's load factor) "
+                        "and its worker was killed",
                     },
                     index,
                 )

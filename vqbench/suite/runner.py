@@ -60,6 +60,7 @@ def run_suite(
     plugins: str | list[str] | None = None,
     preflight: bool = True,
     dtypes: str | list[str] | None = None,
+    candidates: str | list[str] | None = None,
     environments: list[str] | None = None,
 ) -> Any:
     """Run a suite and store its rows; return the run id (with ``environments``, one per environment).
@@ -87,6 +88,8 @@ def run_suite(
                 raises :class:`~vqbench.suite.preflight.PreflightError` before anything is stored.
     dtypes:     precisions (``"float32,bfloat16"``, ``vqbench.suite.precision``) that replace the
                 profile's precision axis everywhere.
+    candidates: quantizers that join the selection and are measured wherever a selected one is,
+                also in benchmarks and sweeps with their own quantizer list (``vqbench compare``).
     environments: pip requirements, one string per dependency environment
                 (``["vector-quantize-pytorch==1.32.0", "vector-quantize-pytorch==1.34.1"]``): each is
                 built once (``vqbench.suite.environments``), every cell runs in each, alternating on
@@ -117,6 +120,7 @@ def run_suite(
             plugins=plugins,
             preflight=preflight,
             dtypes=dtypes,
+            candidates=candidates,
         )
         if environments:
             return _run_environments(st, prepared, progress, environments)
