@@ -27,6 +27,7 @@ LONG_ONE_CONCEPT = {
     "vqbench/quantizers/baselines.py": "each baseline's factory beside its settings, one per paper",
     "vqbench/quantizers/fsq/triton.py": "the Triton kernels of FSQ's forward, backward, encode and decode",
     "vqbench/reports/nightly.py": "one gated night: its history, verdict, summary, report and links",
+    "vqbench/reports/compare.py": "one verdict per effect: figures matched, collapsed and judged",
 }
 MAX_LINES = 500
 
