@@ -93,6 +93,10 @@ def test_escape_sequences_in_an_imported_file_are_shown_escaped(tmp_path):
     }
     path = tmp_path / "hostile.json"
     path.write_text(json.dumps(doc))
+    refused = _cli("results", "--store", str(store), "--import", str(path), cwd=tmp_path)
+    assert refused.returncode == 2 and _clean(refused.stderr) and "\\x1b]0;title" in refused.stderr
+    doc["run"]["run_id"] = "imp-1"  # a run id must be a plain name; the other fields stay hostile
+    path.write_text(json.dumps(doc))
     imported = _cli("results", "--store", str(store), "--import", str(path), cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     listed = _cli("results", "--store", str(store), cwd=tmp_path)

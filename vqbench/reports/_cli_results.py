@@ -83,6 +83,7 @@ def _list_runs(store, console, limit: int) -> None:
     if runs.empty:
         console.print(f"no runs in {store.path}; `vqbench run` makes one")
         return
+    from vqbench._text import printable
     from vqbench.reports.render_terminal import whole_width
 
     shown = runs.tail(limit)
@@ -105,7 +106,7 @@ def _list_runs(store, console, limit: int) -> None:
         style = styles.get(rec["status"], "")
         table.add_row(
             Text(rec["run_id"]),
-            Text(rec["suite"]),
+            Text(printable(rec["suite"])),  # escaped before layout, so its column fits it whole
             Text(rec["status"], style=style),
             Text(started),
             duration,

@@ -95,15 +95,17 @@ def speed_ratio(reference: list[float], other: list[float]) -> tuple[float, floa
     (float32's first over the other's third, and the reverse); the verdict is "faster" or
     "slower" by ``compare.judge_rounds`` (a one-sided Mann-Whitney test and a change beyond
     ``compare.MIN_TIMING_CHANGE``), else "within noise"."""
-    from vqbench.reports.compare import judge_rounds
-    from vqbench.suite.timing import low_quantile
+    import numpy as np
 
-    ref, oth = low_quantile(reference), low_quantile(other)
-    low = low_quantile(reference) / low_quantile(other, 0.75)
-    high = low_quantile(reference, 0.75) / low_quantile(other)
+    from vqbench.reports.compare import judge_rounds
+
+    (ref, ref_q3), (oth, oth_q3) = (
+        np.quantile(np.asarray(v, dtype=float), [0.25, 0.75]) for v in (reference, other)
+    )
+    low, high = ref / oth_q3, ref_q3 / oth
     verdict = judge_rounds(ref, oth, tuple(reference), tuple(other))
     shown = {"better": "faster", "worse": "slower"}.get(verdict, verdict)
-    return ref / oth, low, high, shown
+    return float(ref / oth), float(low), float(high), shown
 
 
 def _rounds(rows: Any, metric: str) -> list[float]:
