@@ -21,6 +21,23 @@ ENV = {
     "cuda": None,
     "gpu": None,
 }
+
+
+def store_row(**kw) -> dict:
+    """One minimal stored row (a usage utilization of fsq), with ``kw`` over its fields."""
+    row = {
+        "benchmark": "usage",
+        "quantizer": "fsq",
+        "metric": "utilization",
+        "value": 0.5,
+        "unit": "",
+        "higher_is_better": True,
+        "cell_id": "c0",
+    }
+    row.update(kw)
+    return row
+
+
 QUANTIZERS = ("fsq", "vq", "lfq", "residual-vq")
 SPEED = {"fsq": 12e6, "vq": 3e6, "lfq": 5e6, "residual-vq": 1.5e6}
 OPS = ("forward", "train", "encode", "decode")

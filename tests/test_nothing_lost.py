@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from _report_synth import store_row
 from _runner_profile import profile
 
 from vqbench.cli import main
@@ -21,18 +22,7 @@ from vqbench.suite.runner import _run
 ENV = {"torch": "2.13.0", "cpu": "test cpu", "threads": 2, "git_sha": "abc"}
 
 
-def _row(**kw):
-    row = {
-        "benchmark": "usage",
-        "quantizer": "fsq",
-        "metric": "utilization",
-        "value": 0.5,
-        "unit": "",
-        "higher_is_better": True,
-        "cell_id": "c0",
-    }
-    row.update(kw)
-    return row
+_row = store_row
 
 
 def test_two_overlapping_resumes_store_each_missing_cell_once(tmp_path):

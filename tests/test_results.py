@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _report_synth import store_row
 
 from vqbench.results import (
     ROW_COLUMNS,
@@ -29,18 +30,7 @@ from vqbench.results import (
 ENV = {"torch": "2.13.0", "cpu": "test cpu", "threads": 2, "git_sha": "abc"}
 
 
-def _row(**kw):
-    row = {
-        "benchmark": "usage",
-        "quantizer": "fsq",
-        "metric": "utilization",
-        "value": 0.5,
-        "unit": "",
-        "higher_is_better": True,
-        "cell_id": "c0",
-    }
-    row.update(kw)
-    return row
+_row = store_row
 
 
 @pytest.fixture

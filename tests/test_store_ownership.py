@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _report_synth import store_row
 
 from vqbench.cli import main
 from vqbench.results import ResultStore, StoreError
@@ -39,18 +40,7 @@ def _wait_for(path: Path, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def _row(**kw):
-    row = {
-        "benchmark": "usage",
-        "quantizer": "fsq",
-        "metric": "utilization",
-        "value": 0.5,
-        "unit": "",
-        "higher_is_better": True,
-        "cell_id": "c0",
-    }
-    row.update(kw)
-    return row
+_row = store_row
 
 
 # -- defect 1: a refused run deletes the store that another run writes ---------------------------
